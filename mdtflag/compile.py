@@ -1,0 +1,467 @@
+"""Rule model + threshold profile → engine atoms and an evaluation plan.
+
+Every leaf condition becomes one or more *atoms* (fact kind + one single-field test) that the
+durable-rules engine evaluates; the boolean structure above atoms becomes a plan that
+:mod:`mdtflag.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
+engine would otherwise get wrong: unknown fact fields, constants of the wrong type, ordering
+comparisons on text, the engine's static limits.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any, Mapping, Optional, Union
+
+from .diagnostics import Diagnostics, Pos, RuleSetError
+from .engine import Atom, Engine, EngineError, EngineLimitError, Test
+from .facts import FACT_SCHEMA
+from . import rulemodel as rm
+
+EPOCH = dt.date(1970, 1, 1)
+#: The date field used by ``latest`` and the age field used by ``max_age_days``, per fact kind.
+DATE_FIELD = {"diagnosis": "onset", "medication": "start"}
+AGE_FIELD = {"diagnosis": "onset_days_ago", "medication": "start_days_ago"}
+CLOSED_STATE = "closed"
+
+
+# ----------------------------------------------------------------- plan nodes (immutable)
+
+@dataclass(frozen=True)
+class TField:
+    """A field test: OR over ``atoms`` (``in`` lists become one atom per value), negated for not_in."""
+
+    field: str
+    op: str
+    atoms: tuple[int, ...]
+    negate: bool
+    shown: str  # human form, e.g. "value ≤ 2"
+
+
+@dataclass(frozen=True)
+class TBool:
+    op: str  # all | any | not
+    items: tuple["TNode", ...]
+
+
+TNode = Union[TField, TBool]
+
+
+@dataclass(frozen=True)
+class PFact:
+    node: rm.FactLeaf
+    kind: str
+    where: tuple[TField, ...]
+    window: Optional[TField]
+    window_days: Optional[int]
+    test: Optional[TNode]
+    date_field: Optional[str]
+
+
+@dataclass(frozen=True)
+class PBool:
+    node: Union[rm.AllNode, rm.AnyNode, rm.NotNode]
+    op: str
+    items: tuple["PNode", ...]
+
+
+@dataclass(frozen=True)
+class PRuleRef:
+    node: rm.RuleRefLeaf
+
+
+@dataclass(frozen=True)
+class PConst:
+    node: rm.ParamLeaf
+    outcome: str
+    shown: str
+
+
+PNode = Union[PFact, PBool, PRuleRef, PConst]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One evaluation of a rule's criteria: the whole rule, or one table row (e.g. one cohort)."""
+
+    row: Optional[Mapping[str, Any]]
+    plan: PNode
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: rm.Rule
+    applies: Optional[PNode]
+    instances: tuple[Instance, ...]
+    skipped_rows: tuple[Mapping[str, Any], ...]  # e.g. closed cohorts
+
+
+@dataclass(frozen=True)
+class CompiledRuleSet:
+    ruleset: rm.RuleSet
+    profile: str
+    params: Mapping[str, Any]
+    engine: Engine
+    rules: tuple[CompiledRule, ...]  # in dependency order (referenced rules first)
+    sent_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def atoms(self) -> tuple[Atom, ...]:
+        return self.engine.atoms
+
+
+# ----------------------------------------------------------------- compiler
+
+class _Compiler:
+    def __init__(self, rs: rm.RuleSet, profile: str, diags: Diagnostics):
+        self.rs = rs
+        self.profile = profile
+        self.params: dict[str, Any] = dict(rs.profiles.profiles.get(profile, {}))
+        self.diags = diags
+        self.atoms: dict[Atom, int] = {}
+        self.atom_list: list[Atom] = []
+        self.used_valuesets: set[str] = set()
+
+    # ---- atoms
+    def atom(self, a: Atom) -> int:
+        idx = self.atoms.get(a)
+        if idx is None:
+            idx = self.atoms[a] = len(self.atom_list)
+            self.atom_list.append(a)
+        return idx
+
+    # ---- values
+    def param(self, name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
+        if name.startswith("row."):
+            col = name[4:]
+            if row is None:
+                self.diags.add("C005", f"parameter '{name}' refers to a table row, but the rule has no for_each", pos)
+                return None
+            if col not in row:
+                self.diags.add("C005", f"table row '{row.get('key')}' has no column '{col}'", pos)
+                return None
+            return row[col]
+        if name not in self.params:
+            self.diags.add("C005", f"unknown parameter '{name}' in profile '{self.profile}'", pos,
+                           help="parameters: " + ", ".join(sorted(self.params)))
+            return None
+        return self.params[name]
+
+    def resolve(self, v: Any, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
+        if isinstance(v, rm.ParamRef):
+            return self.param(v.param, row, pos)
+        return v
+
+    def resolve_set(self, v: Any, field_name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
+        if isinstance(v, rm.ParamRef):
+            val = self.param(v.param, row, pos)
+            if val is None:
+                return None
+            return list(val) if isinstance(val, (list, tuple)) else [val]
+        if isinstance(v, rm.ValueSetRef):
+            return self.valueset_values([v.valueset], field_name, pos)
+        if isinstance(v, rm.ValueSetsRef):
+            ids = v.valuesets
+            if isinstance(ids, rm.ParamRef):
+                got = self.param(ids.param, row, pos)
+                if got is None:
+                    return None
+                ids = list(got) if isinstance(got, (list, tuple)) else [got]
+            return self.valueset_values(list(ids), field_name, pos)
+        return list(v)
+
+    def valueset_values(self, ids: list[str], field_name: str, pos: Pos) -> Optional[list[Any]]:
+        out: list[Any] = []
+        for vid in ids:
+            vs = self.rs.valuesets.get(vid) if isinstance(vid, str) else None
+            if vs is None:
+                self.diags.add("C004", f"unknown value set '{vid}'", pos,
+                               help="value sets are files under valuesets/; the id is the file name")
+                return None
+            self.used_valuesets.add(vid)
+            if vs.field != field_name:
+                self.diags.add("C012", f"value set '{vid}' holds '{vs.field}' codes but is compared with field '{field_name}'", pos)
+            out.extend(vs.values)
+        return out
+
+    def encode(self, kind: str, field_name: str, value: Any, pos: Pos) -> Optional[Union[str, int, bool]]:
+        ftype = FACT_SCHEMA[kind][field_name]
+        bad = False
+        if ftype == "str":
+            bad = not isinstance(value, str)
+            enc: Any = value
+        elif ftype == "bool":
+            bad = not isinstance(value, bool)
+            enc = value
+        elif ftype == "int":
+            bad = isinstance(value, bool) or not isinstance(value, int)
+            enc = value
+        elif ftype == "decimal":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                bad = True
+                enc = None
+            else:
+                try:
+                    enc = int((Decimal(str(value)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+                except InvalidOperation:
+                    bad, enc = True, None
+        else:  # date
+            bad = not isinstance(value, dt.date) or isinstance(value, dt.datetime)
+            enc = (value - EPOCH).days if not bad else None
+        if bad:
+            self.diags.add("C003", f"field '{kind}.{field_name}' holds {ftype} values; {value!r} is not one", pos)
+            return None
+        return enc
+
+    # ---- tests
+    def field_test(self, kind: str, ft: rm.FieldTest, row: Optional[Mapping[str, Any]]) -> Optional[TField]:
+        pos = ft.pos
+        schema = FACT_SCHEMA.get(kind, {})
+        if ft.field not in schema:
+            self.diags.add("C002", f"fact '{kind}' has no field '{ft.field}'", pos,
+                           help="fields: " + ", ".join(sorted(schema)))
+            return None
+        ftype = schema[ft.field]
+        op, raw = ft.cond.op, ft.cond.value
+        if op in ("in", "not_in"):
+            values = self.resolve_set(raw, ft.field, row, pos)
+            if values is None:
+                return None
+            if not values:
+                self.diags.add("C003", f"'{op}' needs at least one value", pos)
+                return None
+            atoms = []
+            for v in values:
+                enc = self.encode(kind, ft.field, v, pos)
+                if enc is None:
+                    return None
+                atoms.append(self.atom(Atom(kind, (Test(ft.field, "eq", enc),))))
+            shown_vals = ", ".join(str(v) for v in values[:6]) + (" …" if len(values) > 6 else "")
+            return TField(ft.field, op, tuple(sorted(set(atoms))), op == "not_in",
+                          f"{ft.field} {'in' if op == 'in' else 'not in'} {{{shown_vals}}}")
+        value = self.resolve(raw, row, pos)
+        if value is None:
+            return None
+        if ftype in ("str", "bool") and op not in ("eq", "ne"):
+            self.diags.add("C009", f"'{op}' cannot compare {ftype} field '{kind}.{ft.field}'; use eq, ne, in or not_in", pos)
+            return None
+        enc = self.encode(kind, ft.field, value, pos)
+        if enc is None:
+            return None
+        sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}[op]
+        return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),))),), False, f"{ft.field} {sym} {value}")
+
+    def test_expr(self, kind: str, t: Any, row: Optional[Mapping[str, Any]]) -> Optional[TNode]:
+        if isinstance(t, rm.Conditions):
+            items = [self.field_test(kind, ft, row) for ft in t.fields]
+            if any(i is None for i in items):
+                return None
+            return items[0] if len(items) == 1 else TBool("all", tuple(items))  # type: ignore[arg-type]
+        if isinstance(t, rm.TestNot):
+            inner = self.test_expr(kind, t.not_, row)
+            return None if inner is None else TBool("not", (inner,))
+        op = "all" if isinstance(t, rm.TestAll) else "any"
+        items = [self.test_expr(kind, x, row) for x in (t.all if op == "all" else t.any)]
+        if any(i is None for i in items):
+            return None
+        return TBool(op, tuple(items))  # type: ignore[arg-type]
+
+    # ---- criteria
+    def criterion(self, c: Any, row: Optional[Mapping[str, Any]]) -> Optional[PNode]:
+        if isinstance(c, (rm.AllNode, rm.AnyNode)):
+            op = "all" if isinstance(c, rm.AllNode) else "any"
+            items = [self.criterion(x, row) for x in (c.all if op == "all" else c.any)]
+            if any(i is None for i in items):
+                return None
+            return PBool(c, op, tuple(items))  # type: ignore[arg-type]
+        if isinstance(c, rm.NotNode):
+            inner = self.criterion(c.not_, row)
+            return None if inner is None else PBool(c, "not", (inner,))
+        if isinstance(c, rm.RuleRefLeaf):
+            target = self.rs.rule(c.rule)
+            if target is None:
+                self.diags.add("C006", f"reference to unknown rule '{c.rule}'", c.pos)
+                return None
+            if c.criterion is not None and c.criterion not in criterion_ids(target):
+                self.diags.add("C008", f"rule '{c.rule}' has no criterion '{c.criterion}'", c.pos)
+                return None
+            return PRuleRef(c)
+        if isinstance(c, rm.ParamLeaf):
+            got = self.param(c.param, row, c.pos)
+            want = c.equals if isinstance(c.equals, list) else [c.equals]
+            return PConst(c, "met" if got in want else "not_met", f"{c.param} = {got}")
+        return self.fact_leaf(c, row)
+
+    def fact_leaf(self, c: rm.FactLeaf, row: Optional[Mapping[str, Any]]) -> Optional[PFact]:
+        if c.fact not in FACT_SCHEMA:
+            self.diags.add("C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
+            return None
+        schema = FACT_SCHEMA[c.fact]
+        where: list[TField] = []
+        if c.where is not None:
+            for ft in c.where.fields:
+                tf = self.field_test(c.fact, ft, row)
+                if tf is None:
+                    return None
+                where.append(tf)
+        date_field = DATE_FIELD.get(c.fact, "date")
+        if c.latest and date_field not in schema:
+            self.diags.add("C013", f"'latest' needs a date; fact '{c.fact}' has none", c.pos)
+            return None
+        window = None
+        days = None
+        if c.max_age_days is not None:
+            age_field = AGE_FIELD.get(c.fact, "age_days")
+            days = self.resolve(c.max_age_days, row, c.pos)
+            if age_field not in schema:
+                self.diags.add("C013", f"'max_age_days' needs an age field; fact '{c.fact}' has none", c.pos)
+                return None
+            if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+                self.diags.add("C003", f"max_age_days must be a whole number of days ≥ 0, got {days!r}", c.pos)
+                return None
+            window = TField(age_field, "lte", (self.atom(Atom(c.fact, (Test(age_field, "lte", days),))),), False,
+                            f"{age_field} ≤ {days}")
+        test = None
+        if c.test is not None:
+            test = self.test_expr(c.fact, c.test, row)
+            if test is None:
+                return None
+        return PFact(c, c.fact, tuple(where), window, days, test,
+                     date_field if date_field in schema else None)
+
+
+def criterion_ids(rule: rm.Rule) -> list[str]:
+    """Ids of every criterion node in a rule, in tree order (applicability first)."""
+    out: list[str] = []
+
+    def walk(c: Any) -> None:
+        if c is None:
+            return
+        if getattr(c, "id", None):
+            out.append(c.id)
+        for child in children(c):
+            walk(child)
+
+    walk(rule.applies_when)
+    walk(rule.criteria)
+    return out
+
+
+def children(c: Any) -> tuple[Any, ...]:
+    if isinstance(c, rm.AllNode):
+        return c.all
+    if isinstance(c, rm.AnyNode):
+        return c.any
+    if isinstance(c, rm.NotNode):
+        return (c.not_,)
+    return ()
+
+
+def rule_refs(c: Any) -> set[str]:
+    if c is None:
+        return set()
+    if isinstance(c, rm.RuleRefLeaf):
+        return {c.rule}
+    out: set[str] = set()
+    for ch in children(c):
+        out |= rule_refs(ch)
+    return out
+
+
+def _order(rs: rm.RuleSet, diags: Diagnostics) -> list[rm.Rule]:
+    """Topological order of rules by references; cycles are errors."""
+    deps = {r.id: (rule_refs(r.criteria) | rule_refs(r.applies_when)) for r in rs.rules}
+    done: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(rid: str, stack: list[str]) -> None:
+        if state.get(rid) == 2 or rid not in deps:
+            return
+        if state.get(rid) == 1:
+            cyc = " → ".join(stack[stack.index(rid):] + [rid])
+            rule = rs.rule(rid)
+            diags.add("C007", f"rules refer to each other in a cycle: {cyc}", rule.pos if rule else Pos(""))
+            return
+        state[rid] = 1
+        for d in sorted(deps[rid]):
+            visit(d, stack + [rid])
+        state[rid] = 2
+        done.append(rid)
+
+    for r in rs.rules:
+        visit(r.id, [])
+    return [rs.rule(i) for i in done if rs.rule(i) is not None]  # type: ignore[misc]
+
+
+def compile_ruleset(rs: rm.RuleSet, profile: Optional[str] = None) -> tuple[Optional[CompiledRuleSet], list[Any]]:
+    """Compile for one threshold profile; returns (compiled or None, diagnostics)."""
+    diags = Diagnostics()
+    profile = profile or rs.profiles.default
+    if profile not in rs.profiles.profiles:
+        diags.add("C005", f"unknown profile '{profile}'", rs.profiles.pos,
+                  help="profiles: " + ", ".join(sorted(rs.profiles.profiles)))
+        return None, diags.sorted(dict(rs.sources))
+    comp = _Compiler(rs, profile, diags)
+    compiled: list[CompiledRule] = []
+    for rule in _order(rs, diags):
+        applies = comp.criterion(rule.applies_when, None) if rule.applies_when is not None else None
+        instances: list[Instance] = []
+        skipped: list[Mapping[str, Any]] = []
+        if rule.for_each is not None:
+            table = rs.tables.get(rule.for_each.table)
+            if table is None:
+                diags.add("C011", f"unknown table '{rule.for_each.table}'", rule.for_each.pos)
+                continue
+            for row in table.rows:
+                if row.get("state") == CLOSED_STATE:
+                    skipped.append(row)
+                    continue
+                plan = comp.criterion(rule.criteria, row)
+                if plan is not None:
+                    instances.append(Instance(row, plan))
+        else:
+            plan = comp.criterion(rule.criteria, None)
+            if plan is not None:
+                instances.append(Instance(None, plan))
+        _check_outputs(rule, rs, diags)
+        compiled.append(CompiledRule(rule, applies, tuple(instances), tuple(skipped)))
+    if diags.errors:
+        return None, diags.sorted(dict(rs.sources))
+    schema = {k: {f: ("int" if t in ("decimal", "date") else t) for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
+    try:
+        engine = Engine(comp.atom_list, schema)
+    except EngineLimitError as e:
+        diags.add("C010", f"the rule set exceeds an engine limit: {e}", Pos("ruleset.yaml"),
+                  help="split value sets or reduce distinct thresholds on one fact kind")
+        return None, diags.sorted(dict(rs.sources))
+    except EngineError as e:
+        diags.add("C010", f"the engine refused the compiled rules: {e}", Pos("ruleset.yaml"))
+        return None, diags.sorted(dict(rs.sources))
+    sent: dict[str, set[str]] = {}
+    for a in comp.atom_list:
+        sent.setdefault(a.kind, set()).update(t.field for t in a.tests)
+    return (CompiledRuleSet(rs, profile, dict(comp.params), engine, tuple(compiled),
+                            {k: frozenset(v) for k, v in sent.items()}),
+            diags.sorted(dict(rs.sources)))
+
+
+def _check_outputs(rule: rm.Rule, rs: rm.RuleSet, diags: Diagnostics) -> None:
+    t = rule.target
+    if t is not None and t.table is not None:
+        table = rs.tables.get(t.table)
+        if table is None:
+            diags.add("C011", f"unknown table '{t.table}'", t.pos)
+        elif not all(t.column in row for row in table.rows):
+            diags.add("C011", f"table '{t.table}' has rows without column '{t.column}'", t.pos)
+    s = rule.suggest
+    if s is not None:
+        table = rs.tables.get(s.table)
+        if table is None:
+            diags.add("C011", f"unknown table '{s.table}'", s.pos)
+
+
+def compile_or_raise(rs: rm.RuleSet, profile: Optional[str] = None) -> CompiledRuleSet:
+    crs, diags = compile_ruleset(rs, profile)
+    if crs is None:
+        raise RuleSetError(diags)
+    return crs

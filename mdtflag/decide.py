@@ -1,0 +1,354 @@
+"""Rule evaluations → flags with reasons, decision groups (e.g. MDK level) and the result document."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any, Mapping, Optional, Sequence
+
+from . import rulemodel as rm
+from .compile import CompiledRuleSet, PFact
+from .facts import FactSet
+from .match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval
+from .result import (
+    CohortOut,
+    DataQualityOut,
+    DecisionOut,
+    EvidenceOut,
+    FlagOut,
+    MissingOut,
+    NameVersion,
+    PendingOut,
+    ReasonOut,
+    Result,
+    RulesetOut,
+    SuggestedOut,
+    TargetOut,
+    TextOut,
+)
+
+UNDETERMINED = "undetermined"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+#: How each fact kind is named in texts about missing data.
+KIND_TEXT: dict[str, tuple[str, str]] = {
+    "patient": ("patientuppgifter", "patient data"),
+    "diagnosis": ("cancerdiagnos", "cancer diagnosis"),
+    "extent": ("tumörutbredning (stadium/metastasering)", "tumour extent (stage/metastases)"),
+    "ecog": ("ECOG", "ECOG"),
+    "lab": ("labvärde", "lab value"),
+    "pregnancy": ("graviditetsstatus", "pregnancy status"),
+    "variant": ("genomisk variant", "genomic variant"),
+    "tmb": ("TMB", "TMB"),
+    "msi": ("MSI-status", "MSI status"),
+    "ihc": ("IHC/ISH-markör", "IHC/ISH marker"),
+    "genomic_report": ("molekylärpatologiskt svar", "molecular report"),
+    "medication": ("läkemedelshistorik", "medication history"),
+    "trial_candidacy": ("studiekandidatur", "trial candidacy"),
+    "assertion": ("klinisk bedömning", "clinical assessment"),
+    "family_history": ("släktanamnes", "family history"),
+}
+OUTCOME_TEXT = {MET: ("uppfyllt", "met"), NOT_MET: ("ej uppfyllt", "not met"), UNKNOWN: ("kan ej bedömas", "cannot be decided")}
+
+
+def show(v: Any, lang: str = "en") -> str:
+    """A value as shown in texts: decimals without trailing zeros, dates in ISO form."""
+    if isinstance(v, bool):
+        return ("ja" if v else "nej") if lang == "sv" else ("yes" if v else "no")
+    if isinstance(v, Decimal):
+        s = format(v.normalize(), "f")
+        return s
+    if isinstance(v, float):
+        return format(Decimal(str(v)).normalize(), "f")
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if isinstance(v, dict) and "sv" in v and "en" in v:
+        return str(v[lang])
+    if isinstance(v, (list, tuple)):
+        return ", ".join(show(x, lang) for x in v)
+    return str(v)
+
+
+def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
+    def sub(m: "re.Match[str]") -> str:
+        key = m.group(1)
+        return show(ctx[key], lang) if key in ctx and ctx[key] is not None else m.group(0)
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def text_out(text: Optional[rm.Text], ctx: Mapping[str, Any]) -> Optional[TextOut]:
+    if text is None:
+        return None
+    return TextOut(sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
+
+
+class Builder:
+    def __init__(self, crs: CompiledRuleSet, fs: FactSet, as_of: dt.date, version: str):
+        self.crs = crs
+        self.fs = fs
+        self.as_of = as_of
+        self.version = version
+        self.params = dict(crs.params)
+        self.region = getattr(fs.patient, "healthcare_region", None)
+        regions = crs.ruleset.tables.get("regions")
+        self.region_row = regions.row(self.region) if (regions is not None and self.region) else None
+
+    # ---- context for templates
+    def base_ctx(self, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+        ctx: dict[str, Any] = {f"p.{k}": v for k, v in self.params.items()}
+        if row is not None:
+            ctx.update({f"row.{k}": v for k, v in row.items()})
+        ctx["region"] = self.region_row.get("name") if self.region_row else None
+        ctx["as_of"] = self.as_of
+        return ctx
+
+    def fact_ctx(self, facts: Sequence[int], ctx: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(ctx)
+        if facts:
+            f = self.fs.facts[facts[0]]
+            for name in type(f).model_fields:
+                if name not in ("evidence", "kind"):
+                    out[name] = getattr(f, name)
+            out["resource"] = f.evidence[0].resource if f.evidence else None
+        return out
+
+    # ---- pieces
+    def evidence(self, facts: Sequence[int]) -> list[EvidenceOut]:
+        out: list[EvidenceOut] = []
+        seen: set[tuple[str, str, str]] = set()
+        for i in facts:
+            for e in self.fs.facts[i].evidence:
+                key = (e.resource, e.element, e.value)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(EvidenceOut(resource=e.resource, element=e.element, value=e.value))
+        return out
+
+    def missing(self, items: Sequence[Missing]) -> list[MissingOut]:
+        out = []
+        for m in items:
+            out.append(MissingOut(criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field,
+                                  resource=m.resource, text=self.missing_text(m)))
+        return out
+
+    def missing_text(self, m: Missing) -> TextOut:
+        if m.text is not None:
+            what_sv, what_en = m.text.sv, m.text.en
+        else:
+            sv, en = KIND_TEXT.get(m.fact, (m.fact, m.fact))
+            what_sv = sv + (f" ({m.where})" if m.where else "")
+            what_en = en + (f" ({m.where})" if m.where else "")
+        if m.reason == "stale":
+            return TextOut(sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
+        if m.reason == "field":
+            if m.field == "x_uln" or m.field == "uln":
+                return TextOut(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
+                               en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
+            return TextOut(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
+                           en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
+        if m.reason == "rule":
+            return TextOut(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
+        return TextOut(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
+
+    def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextOut:
+        node = r.node
+        text = None
+        if r.outcome == MET:
+            text = node.text
+        elif r.outcome == NOT_MET:
+            text = node.text_not_met or node.text
+        else:
+            text = node.text_unknown
+            if text is None and r.missing:
+                return self.missing_text(r.missing[0])
+            text = text or node.text
+        fctx = self.fact_ctx(r.facts, ctx)
+        got = text_out(text, fctx)
+        if got is not None:
+            return got
+        sv, en = OUTCOME_TEXT[r.outcome]
+        detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
+        return TextOut(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
+
+    def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any]) -> list[ReasonOut]:
+        out: list[ReasonOut] = []
+
+        def walk(r: NodeResult) -> None:
+            cid = getattr(r.node, "id", None)
+            if cid:
+                out.append(ReasonOut(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
+                                     evidence=self.evidence(r.facts),
+                                     missing=self.missing(r.missing) if r.outcome == UNKNOWN else []))
+            for ch in r.children:
+                walk(ch)
+
+        for r in results:
+            walk(r)
+        if not out and results:
+            root = results[-1]
+            out.append(ReasonOut(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
+                                 evidence=self.evidence(root.facts),
+                                 missing=self.missing(root.missing) if root.outcome == UNKNOWN else []))
+        return out
+
+    def target(self, rule: rm.Rule) -> Optional[TargetOut]:
+        t = rule.target
+        if t is None:
+            return None
+        region_name = self.region_row.get("name") if self.region_row else None
+        rn = TextOut(**region_name) if isinstance(region_name, dict) else None
+        if t.fixed is not None:
+            centre: Optional[TextOut] = TextOut(sv=t.fixed.sv, en=t.fixed.en)
+        else:
+            table = self.crs.ruleset.tables.get(t.table or "")
+            row = table.row(self.region) if (table is not None and self.region) else None
+            val = row.get(t.column) if row is not None and t.column else None
+            if isinstance(val, dict) and "sv" in val:
+                centre = TextOut(sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
+            elif val is not None:
+                centre = TextOut(sv=show(val, "sv"), en=show(val, "en"))
+            else:
+                centre = None
+        return TargetOut(healthcare_region=self.region, region_name=rn, centre=centre)
+
+    def cohorts(self, ev: RuleEval) -> Optional[list[CohortOut]]:
+        if ev.rule.for_each is None:
+            return None
+        out = []
+        for inst in ev.instances:
+            out.append(self.cohort(inst.row or {}, inst.status, inst.result))
+        for row in ev.compiled.skipped_rows:
+            out.append(self.cohort(row, "not_applicable", None))
+        if ev.status == "not_applicable" and not ev.instances:
+            out = [c if c.status == "not_applicable" else c for c in out]
+        return sorted(out, key=lambda c: c.key)
+
+    def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult]) -> CohortOut:
+        failed: list[str] = []
+        unknown: list[str] = []
+
+        def walk(r: NodeResult) -> None:
+            cid = getattr(r.node, "id", None)
+            if cid and r.outcome == NOT_MET and cid not in failed:
+                failed.append(cid)
+            if cid and r.outcome == UNKNOWN and cid not in unknown:
+                unknown.append(cid)
+            for ch in r.children:
+                walk(ch)
+
+        if res is not None:
+            walk(res)
+        title = row.get("title")
+        enrolled = row.get("enrolled")
+        return CohortOut(key=str(row.get("key")), title=TextOut(**title) if isinstance(title, dict) else None,
+                         state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
+                         status=status, failed=failed, unknown=unknown)
+
+    def suggested(self, ev: RuleEval) -> Optional[list[SuggestedOut]]:
+        s = ev.rule.suggest
+        if s is None or ev.status != "flagged" or ev.best is None:
+            return None
+        table = self.crs.ruleset.tables.get(s.table)
+        out: list[SuggestedOut] = []
+        seen: set[str] = set()
+        for i in _all_facts(ev.best.result):
+            key = getattr(self.fs.facts[i], s.key_field, None)
+            if not isinstance(key, str) or key in seen or table is None:
+                continue
+            row = table.row(key)
+            if row is None:
+                continue
+            seen.add(key)
+            codes = {c: [str(x) for x in (row.get(c) or [])] if isinstance(row.get(c), list) else ([str(row[c])] if row.get(c) is not None else []) for c in s.columns}
+            out.append(SuggestedOut(key=key, codes=codes))
+        return sorted(out, key=lambda x: x.key)
+
+    def flag(self, ev: RuleEval) -> FlagOut:
+        rule = ev.rule
+        row = ev.best.row if ev.best is not None else None
+        ctx = self.base_ctx(row)
+        results = [r for r in (ev.applies, ev.best.result if ev.best else None) if r is not None]
+        if ev.best is not None:
+            ctx = self.fact_ctx(ev.best.result.facts, ctx)
+        texts = rule.texts
+        chosen = {"flagged": texts.flagged, "not_flagged": texts.not_flagged, "indeterminate": texts.indeterminate,
+                  "not_applicable": texts.not_applicable}[ev.status]
+        text = text_out(chosen, ctx) or _default_status_text(ev.status)
+        missing: list[Missing] = []
+        if ev.applies is not None and ev.applies.outcome == UNKNOWN:
+            missing += ev.applies.missing
+        if ev.status == "indeterminate" and ev.best is not None:
+            missing += ev.best.result.missing
+        return FlagOut(
+            rule=rule.id, version=rule.version, kind=rule.kind, title=TextOut(sv=rule.title.sv, en=rule.title.en),
+            tag=rule.tag, status=ev.status, text=text, reasons=self.reasons(results, rule.id, ctx),
+            missing=self.missing(list(dict.fromkeys(missing))),
+            target=self.target(rule) if ev.status in ("flagged", "indeterminate") else None,
+            cohorts=self.cohorts(ev), suggested_codes=self.suggested(ev),
+        )
+
+    def decisions(self, evals: Sequence[RuleEval], flags: Mapping[str, FlagOut]) -> dict[str, DecisionOut]:
+        groups: dict[str, list[RuleEval]] = {}
+        for ev in evals:
+            if ev.rule.decision is not None:
+                groups.setdefault(ev.rule.decision.group, []).append(ev)
+        out: dict[str, DecisionOut] = {}
+        for name in sorted(groups):
+            members = sorted(groups[name], key=lambda e: (e.rule.decision.rank, e.rule.id))  # type: ignore[union-attr]
+            flagged = [e for e in members if e.status == "flagged"]
+            best_rank = flagged[0].rule.decision.rank if flagged else None  # type: ignore[union-attr]
+            deciding = [e for e in flagged if e.rule.decision.rank == best_rank]  # type: ignore[union-attr]
+            pending = [e for e in members if e.status == "indeterminate"
+                       and (best_rank is None or e.rule.decision.rank < best_rank)]  # type: ignore[union-attr]
+            level = deciding[0].rule.decision.level if deciding else UNDETERMINED  # type: ignore[union-attr]
+            target = next((flags[e.rule.id].target for e in deciding if flags[e.rule.id].target is not None), None)
+            if deciding:
+                text = TextOut(sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
+                               en=" ".join(flags[e.rule.id].text.en for e in deciding))
+            else:
+                text = TextOut(sv="Ingen nivå kunde bestämmas.", en="No level could be decided.")
+            out[name] = DecisionOut(
+                level=level, rules=[e.rule.id for e in deciding], target=target,
+                pending=[PendingOut(rule=e.rule.id, level=e.rule.decision.level, missing=flags[e.rule.id].missing)  # type: ignore[union-attr]
+                         for e in pending],
+                text=text,
+            )
+        return out
+
+
+def _all_facts(r: NodeResult) -> list[int]:
+    out = list(r.facts)
+    for ch in r.children:
+        out += [i for i in _all_facts(ch) if i not in out]
+    return out
+
+
+def _default_status_text(status: str) -> TextOut:
+    sv = {"flagged": "Flaggad", "not_flagged": "Ej flaggad", "indeterminate": "Obestämd – data saknas", "not_applicable": "Ej tillämplig"}[status]
+    en = {"flagged": "Flagged", "not_flagged": "Not flagged", "indeterminate": "Indeterminate – data missing", "not_applicable": "Not applicable"}[status]
+    return TextOut(sv=sv, en=en)
+
+
+def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,
+                 notes: Sequence[Any] = (), patient_ref: Optional[str] = None) -> Result:
+    b = Builder(crs, fs, as_of, version)
+    flags = {ev.rule.id: b.flag(ev) for ev in evals}
+    rs = crs.ruleset
+    pid = patient_ref or (fs.patient.evidence[0].resource if fs.patient.evidence else "Patient/")
+    dq = []
+    seen: set[tuple[Any, ...]] = set()
+    for n in list(notes) + list(fs.notes):
+        key = (n.code, n.message, n.resource, n.element)
+        if key not in seen:
+            seen.add(key)
+            dq.append(DataQualityOut(code=n.code, message=n.message, resource=n.resource, element=n.element))
+    return Result(
+        patient=pid,
+        as_of=as_of.isoformat(),
+        engine=NameVersion(name="mdtflag", version=version),
+        ruleset=RulesetOut(name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
+        decisions=b.decisions(evals, flags),
+        flags=[flags[k] for k in sorted(flags)],
+        data_quality=dq,
+    )

@@ -1,0 +1,480 @@
+"""Stage 1: read one patient's FHIR R4 data into plain dicts.
+
+``load_bundle`` takes a path, bytes or an already parsed dict and returns a :class:`LoadedBundle`:
+the bundle's one Patient and all its entry resources as plain dicts (orjson), plus data-quality
+notes. ``iter_ndjson_patients`` does the same for a FHIR Bulk Data export (one NDJSON file per
+resource type), grouping the resources by their patient reference, and ``iter_inputs`` walks a file
+or a folder. The iterators never raise for bad input: every input ends as a ``LoadedBundle`` or as
+an :class:`~mdtflag.errors.InputError` in the stream.
+
+Limits (refused with an ``InputError`` that names the limit):
+
+* :data:`MAX_BYTES` -- 50 MiB per bundle file, per byte string and per NDJSON line (``too-large``);
+* :data:`MAX_DEPTH` -- JSON nesting depth 100 (``too-deep``); real FHIR bundles are about 12 deep.
+
+Validation with ``fhir.resources`` (R4B models; they implement FHIR 4.3, whose resources read R4
+data) runs one resource at a time. It is the slow part (about 0.2 ms per resource, against about
+0.01 ms for everything else), so it can be limited to the resource types facts are read from
+(``validate="facts"``, the default) or switched off (``"none"``). A resource that fails becomes an
+``invalid-resource`` note and is removed -- its facts become unknown -- except the Patient, which is
+kept (with the note) so that the patient is never lost.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Literal, Optional, Union
+
+import orjson
+from pydantic import ValidationError
+
+from .errors import DataQualityNote, InputError
+
+__all__ = [
+    "LoadedBundle", "load_bundle", "iter_ndjson_patients", "iter_inputs",
+    "MAX_BYTES", "MAX_DEPTH", "FACT_RESOURCE_TYPES", "ValidateMode",
+]
+
+#: Largest accepted bundle / byte string / NDJSON line.
+MAX_BYTES = 50 * 1024 * 1024
+#: Deepest accepted JSON nesting (objects and arrays; the top-level object is depth 1).
+MAX_DEPTH = 100
+#: Safety cap on the number of JSON containers walked for a caller's dict (shared sub-objects).
+_MAX_NODES = MAX_BYTES // 2
+
+#: Resource types facts are read from; ``validate="facts"`` validates only these.
+FACT_RESOURCE_TYPES = frozenset({
+    "Patient", "Condition", "Observation", "DiagnosticReport", "MedicationStatement",
+    "MedicationAdministration", "MedicationRequest", "ResearchSubject", "ResearchStudy",
+    "ServiceRequest", "Encounter", "FamilyMemberHistory", "Procedure",
+})
+
+ValidateMode = Literal["facts", "all", "none"]
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, dict]
+
+#: Elements that tie a resource to its patient (Bulk Data grouping), in order of preference.
+_PATIENT_LINKS = ("subject", "patient", "individual")
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """One patient's bundle as plain dicts.
+
+    ``resources`` holds every entry resource, the Patient included, in bundle order;
+    ``full_urls`` holds each one's ``Bundle.entry.fullUrl`` (``None`` when absent) at the same
+    index, so that ``urn:uuid:`` references can be resolved.
+    """
+
+    source: str
+    patient: dict
+    resources: tuple[dict, ...]
+    notes: tuple[DataQualityNote, ...] = ()
+    full_urls: tuple[Optional[str], ...] = ()
+
+    @property
+    def patient_id(self) -> Optional[str]:
+        pid = self.patient.get("id")
+        return pid if isinstance(pid, str) else None
+
+
+# --------------------------------------------------------------------------------------------
+# reading and parsing
+
+
+def _read_file(path: Union[str, "os.PathLike[str]"], source: str) -> bytes:
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_BYTES:
+            raise InputError("too-large", source,
+                             f"file is {size} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError("not-found", source, "no such file") from None
+    except IsADirectoryError:
+        raise InputError("not-found", source, "is a folder, not a file") from None
+    except OSError as exc:
+        raise InputError("not-found", source, f"cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise InputError("too-large", source, f"file is above the limit of {MAX_BYTES} bytes (50 MiB)")
+    return data
+
+
+def _parse(data: bytes, source: str, line: Optional[int] = None) -> object:
+    """orjson-parse ``data``; every failure is an ``InputError`` naming ``source`` (and ``line``)."""
+    if len(data) > MAX_BYTES:
+        raise InputError("too-large", source,
+                         f"input is {len(data)} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)",
+                         line)
+    if data[:3] == b"\xef\xbb\xbf":          # a UTF-8 byte-order mark is legal but orjson rejects it
+        data = data[3:]
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _decode_error(data, exc, source, line) from None
+    _check_depth(obj, source, line)
+    return obj
+
+
+def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
+                  line: Optional[int]) -> InputError:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        return InputError("not-utf8", source,
+                          f"not UTF-8 text (invalid byte at offset {uexc.start})", line)
+    if "recursion" in exc.msg:
+        return InputError("too-deep", source,
+                          f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
+    where = line if line is not None else (exc.lineno or None)
+    detail = exc.msg
+    if not data.strip():
+        detail = "empty input"
+    elif exc.pos >= len(data.rstrip()) - 1 and "EOF" in exc.msg.upper():
+        detail = f"truncated JSON ({exc.msg})"
+    return InputError("not-json", source, f"not valid JSON: {detail}", where)
+
+
+def _check_depth(obj: object, source: str, line: Optional[int] = None) -> None:
+    """Refuse JSON nested deeper than ``MAX_DEPTH`` (level-by-level walk, no recursion)."""
+    level = [obj] if type(obj) is dict or type(obj) is list else []
+    depth = 0
+    seen = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise InputError("too-deep", source,
+                             f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
+        seen += len(level)
+        if seen > _MAX_NODES:
+            raise InputError("too-large", source,
+                             f"more than {_MAX_NODES} JSON objects/arrays", line)
+        level = [v for x in level for v in (x.values() if type(x) is dict else x)
+                 if type(v) is dict or type(v) is list]
+
+
+def _describe(obj: object) -> str:
+    if isinstance(obj, dict):
+        rt = obj.get("resourceType")
+        if isinstance(rt, str) and rt:
+            return f"a single {rt} resource"
+        return "a JSON object without resourceType"
+    if isinstance(obj, list):
+        return "a JSON array"
+    return f"a JSON {type(obj).__name__}" if obj is not None else "JSON null"
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+_MODEL_CACHE: dict[str, object] = {}
+
+
+def _model_class(resource_type: str):
+    """The R4B model class for a resource type, or ``None`` for an unknown type (cached)."""
+    try:
+        return _MODEL_CACHE[resource_type]
+    except KeyError:
+        pass
+    cls = None
+    if resource_type.isalpha() and resource_type[:1].isupper():
+        from fhir.resources.R4B import get_fhir_model_class
+        try:
+            cls = get_fhir_model_class(resource_type)
+        except (ValueError, KeyError, ImportError, AttributeError):
+            cls = None
+    _MODEL_CACHE[resource_type] = cls
+    return cls
+
+
+def _loc_path(resource_type: str, loc: tuple) -> str:
+    path = resource_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in ("__root__",):
+            path += f".{part}"
+    return path
+
+
+def _ref_name(resource: dict) -> str:
+    rt = resource.get("resourceType")
+    rid = resource.get("id")
+    return f"{rt}/{rid}" if isinstance(rid, str) and rid else f"{rt}/(no id)"
+
+
+def _validate(resource: dict) -> Optional[DataQualityNote]:
+    """Validate one resource with its R4B model; a note when it fails, else ``None``."""
+    rt = resource["resourceType"]
+    name = _ref_name(resource)
+    cls = _model_class(rt)
+    if cls is None:
+        return DataQualityNote("invalid-resource", f"{name}: unknown FHIR resource type {rt!r}",
+                               name, "resourceType")
+    try:
+        cls.model_validate(resource)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if not errors:
+            return DataQualityNote("invalid-resource", f"{name} fails FHIR R4 validation", name)
+        first = errors[0]
+        element = _loc_path(rt, tuple(first.get("loc", ())))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return DataQualityNote("invalid-resource",
+                               f"{name} fails FHIR R4 validation at {element}: "
+                               f"{first.get('msg', 'invalid')}{more}", name, element)
+    except Exception as exc:  # noqa: BLE001 - fhir.resources raises many types on odd input
+        return DataQualityNote("invalid-resource",
+                               f"{name} fails FHIR R4 validation: {type(exc).__name__}: {exc}"[:500],
+                               name)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# bundle -> LoadedBundle
+
+
+def _collect_entries(bundle: dict, source: str):
+    entries = bundle.get("entry")
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise InputError("not-bundle", source, "malformed Bundle: Bundle.entry is not an array")
+    resources: list[dict] = []
+    urls: list[Optional[str]] = []
+    notes: list[DataQualityNote] = []
+    for i, entry in enumerate(entries):
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(res, dict):
+            what = "is not an object" if not isinstance(entry, dict) else "has no resource object"
+            notes.append(DataQualityNote("invalid-entry", f"Bundle.entry[{i}] {what}; ignored",
+                                         None, f"Bundle.entry[{i}]"))
+            continue
+        rt = res.get("resourceType")
+        if not isinstance(rt, str) or not rt:
+            notes.append(DataQualityNote("invalid-entry",
+                                         f"Bundle.entry[{i}].resource has no resourceType; ignored",
+                                         None, f"Bundle.entry[{i}].resource"))
+            continue
+        url = entry.get("fullUrl")
+        resources.append(res)
+        urls.append(url if isinstance(url, str) else None)
+    return resources, urls, notes
+
+
+def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQualityNote],
+            source: str, validate: str) -> LoadedBundle:
+    patients = [r for r in resources if r["resourceType"] == "Patient"]
+    if not patients:
+        raise InputError("no-patient", source, "the bundle holds no Patient resource")
+    if len(patients) > 1:
+        ids = ", ".join(_ref_name(p) for p in patients[:5])
+        raise InputError("several-patients", source,
+                         f"the bundle holds {len(patients)} Patient resources ({ids}); "
+                         f"exactly one is required")
+    patient = patients[0]
+    if validate != "none":
+        if validate not in ("facts", "all"):
+            raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
+        kept_res: list[dict] = []
+        kept_urls: list[Optional[str]] = []
+        for res, url in zip(resources, urls):
+            if validate == "all" or res["resourceType"] in FACT_RESOURCE_TYPES:
+                note = _validate(res)
+                if note is not None:
+                    notes.append(note)
+                    if res is not patient:
+                        continue
+            kept_res.append(res)
+            kept_urls.append(url)
+        resources, urls = kept_res, kept_urls
+    return LoadedBundle(source=source, patient=patient, resources=tuple(resources),
+                        notes=tuple(notes), full_urls=tuple(urls))
+
+
+def _from_object(obj: object, source: str, validate: str) -> LoadedBundle:
+    if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
+        raise InputError("not-bundle", source, f"expected a FHIR Bundle, found {_describe(obj)}")
+    resources, urls, notes = _collect_entries(obj, source)
+    return _finish(resources, urls, notes, source, validate)
+
+
+def load_bundle(source: Source, *, validate: ValidateMode = "facts",
+                name: Optional[str] = None) -> LoadedBundle:
+    """Read one patient bundle from a path, bytes or a parsed dict.
+
+    Raises :class:`InputError` (and nothing else) for input that cannot be read as one patient:
+    ``not-found``, ``not-json``, ``not-utf8``, ``not-bundle``, ``no-patient``, ``several-patients``,
+    ``too-large``, ``too-deep``. ``name`` overrides the source name used in errors and notes
+    (default: the path as given, ``<bytes>`` or ``<dict>``).
+    """
+    if isinstance(source, dict):
+        src = name or "<dict>"
+        _check_depth(source, src)
+        return _from_object(source, src, validate)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        src = name or "<bytes>"
+        return _from_object(_parse(bytes(source), src), src, validate)
+    if isinstance(source, (str, os.PathLike)):
+        src = name or os.fspath(source)
+        return _from_object(_parse(_read_file(source, src), src), src, validate)
+    raise TypeError(f"load_bundle() takes a path, bytes or a dict, not {type(source).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# FHIR Bulk Data (NDJSON)
+
+
+def _patient_key(reference: object) -> Optional[str]:
+    """``"Patient/123"`` for a reference to a Patient (relative or absolute), else ``None``."""
+    if not isinstance(reference, dict):
+        return None
+    ref = reference.get("reference")
+    if not isinstance(ref, str):
+        return None
+    parts = ref.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return f"Patient/{parts[-1]}"
+    return None
+
+
+def _references(obj: object, out: set[str]) -> None:
+    """Add every ``Type/id`` reference found anywhere in ``obj`` (iterative walk)."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if type(x) is dict:
+            ref = x.get("reference")
+            if type(ref) is str:
+                parts = ref.split("/_history/")[0].rstrip("/").split("/")
+                if len(parts) >= 2:
+                    out.add(f"{parts[-2]}/{parts[-1]}")
+            stack.extend(v for v in x.values() if type(v) is dict or type(v) is list)
+        elif type(x) is list:
+            stack.extend(v for v in x if type(v) is dict or type(v) is list)
+
+
+def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
+                         validate: ValidateMode = "facts") -> Iterator[Union[LoadedBundle, InputError]]:
+    """Group a FHIR Bulk Data export (one NDJSON file per resource type) into patients.
+
+    A resource belongs to the patient its ``subject`` / ``patient`` / ``individual`` refers to
+    (a Patient to itself). Resources that belong to no patient (Medication, ResearchStudy,
+    Organization, ...) are added to every patient whose resources refer to them. Yields one
+    ``LoadedBundle`` per patient (in order of first appearance) whose ``source`` is
+    ``"<file>#Patient/<id>"``; a bad line is yielded as an ``InputError`` with its file and line
+    number and the other lines go on. Resources referring to a patient absent from the export are
+    yielded as one ``no-patient`` error for that patient. The export is held in memory.
+    """
+    groups: dict[str, list[dict]] = {}
+    group_file: dict[str, str] = {}
+    shared: dict[str, dict] = {}
+    for path in paths:
+        fname = os.fspath(path)
+        try:
+            fh = open(path, "rb")
+        except OSError as exc:
+            yield InputError("not-found", fname, f"cannot be read: {exc.strerror or exc}")
+            continue
+        with fh:
+            lineno = 0
+            while True:
+                try:
+                    raw = fh.readline(MAX_BYTES + 2)
+                except OSError as exc:
+                    yield InputError("not-found", fname, f"read failed: {exc.strerror or exc}",
+                                     lineno + 1)
+                    break
+                if not raw:
+                    break
+                lineno += 1
+                if len(raw) > MAX_BYTES + 1:
+                    yield InputError("too-large", fname,
+                                     f"line is longer than the limit of {MAX_BYTES} bytes (50 MiB)",
+                                     lineno)
+                    while raw and not raw.endswith(b"\n"):     # skip the rest of the line
+                        raw = fh.readline(MAX_BYTES)
+                    continue
+                if not raw.strip():
+                    continue
+                try:
+                    res = _parse(raw, fname, lineno)
+                except InputError as err:
+                    yield err
+                    continue
+                rt = res.get("resourceType") if isinstance(res, dict) else None
+                if not isinstance(rt, str) or not rt:
+                    yield InputError("not-bundle", fname,
+                                     f"expected one FHIR resource per line, found {_describe(res)}",
+                                     lineno)
+                    continue
+                if rt == "Patient":
+                    pid = res.get("id")
+                    key = f"Patient/{pid}" if isinstance(pid, str) and pid else None
+                    if key is None:
+                        yield InputError("no-patient", fname, "Patient resource without an id",
+                                         lineno)
+                        continue
+                else:
+                    key = next((k for k in (_patient_key(res.get(f)) for f in _PATIENT_LINKS) if k),
+                               None)
+                if key is None:
+                    rid = res.get("id")
+                    if isinstance(rid, str):
+                        shared[f"{rt}/{rid}"] = res
+                    continue
+                groups.setdefault(key, []).append(res)
+                if rt == "Patient" or key not in group_file:
+                    group_file[key] = fname
+    for key, members in groups.items():
+        source = f"{group_file[key]}#{key}"
+        if not any(r["resourceType"] == "Patient" for r in members):
+            yield InputError("no-patient", source,
+                             f"{len(members)} resources refer to {key}, which is not in the export")
+            continue
+        refs: set[str] = set()
+        _references(members, refs)
+        extra = [shared[r] for r in sorted(refs) if r in shared]
+        resources = members + extra
+        try:
+            yield _finish(resources, [None] * len(resources), [], source, validate)
+        except InputError as err:
+            yield err
+
+
+def iter_inputs(path: Union[str, "os.PathLike[str]"], *,
+                validate: ValidateMode = "facts") -> Iterator[Union[LoadedBundle, InputError]]:
+    """Every patient in a file or a folder; never raises for bad input.
+
+    A ``.ndjson`` file is a Bulk Data export; any other file is one JSON bundle. In a folder, all
+    ``*.json`` and ``*.ndjson`` files are read in name order (not recursively); the NDJSON files
+    together form one export, read at the position of the first of them.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted((f for f in p.iterdir()
+                        if f.is_file() and f.suffix.lower() in (".json", ".ndjson")),
+                       key=lambda f: f.name)
+        ndjson = [f for f in files if f.suffix.lower() == ".ndjson"]
+        for f in files:
+            if f.suffix.lower() == ".ndjson":
+                if f is ndjson[0]:
+                    yield from iter_ndjson_patients(ndjson, validate=validate)
+                continue
+            yield _load_or_error(f, validate)
+    elif p.is_file() and p.suffix.lower() == ".ndjson":
+        yield from iter_ndjson_patients([p], validate=validate)
+    elif p.exists():
+        yield _load_or_error(p, validate)
+    else:
+        yield InputError("not-found", os.fspath(path), "no such file or folder")
+
+
+def _load_or_error(path: Path, validate: str) -> Union[LoadedBundle, InputError]:
+    try:
+        return load_bundle(path, validate=validate)
+    except InputError as err:
+        return err

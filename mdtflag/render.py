@@ -1,0 +1,89 @@
+"""Results → canonical JSON (byte-identical for identical input) or text a clinician reads."""
+from __future__ import annotations
+
+from typing import Any, Union
+
+import orjson
+
+from .result import ErrorResult, FlagOut, Result
+
+MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
+STATUS_LABEL = {
+    "en": {"flagged": "FLAGGED", "not_flagged": "not flagged", "indeterminate": "INDETERMINATE", "not_applicable": "not applicable"},
+    "sv": {"flagged": "FLAGGAD", "not_flagged": "ej flaggad", "indeterminate": "OBESTÄMD", "not_applicable": "ej tillämplig"},
+}
+HEAD = {
+    "en": {"decision": "Decision", "flags": "Flags", "pending": "Pending (would take precedence if decided)",
+           "dq": "Data quality", "missing": "Missing", "target": "Route to", "by": "decided by", "region": "region",
+           "unknown_region": "healthcare region unknown", "cohorts": "Cohorts", "codes": "Suggested codes", "as_of": "as of"},
+    "sv": {"decision": "Beslut", "flags": "Flaggor", "pending": "Väntar (skulle gå före om de avgjordes)",
+           "dq": "Datakvalitet", "missing": "Saknas", "target": "Remiss till", "by": "avgjort av", "region": "region",
+           "unknown_region": "sjukvårdsregion okänd", "cohorts": "Kohorter", "codes": "Föreslagna koder", "as_of": "per"},
+}
+
+
+def to_json(result: Union[Result, ErrorResult, dict[str, Any]], *, indent: bool = True) -> bytes:
+    """Canonical JSON: fixed key order from the model, UTF-8, newline at the end."""
+    data = result if isinstance(result, dict) else result.to_dict()
+    opt = orjson.OPT_INDENT_2 if indent else 0
+    return orjson.dumps(data, option=opt) + b"\n"
+
+
+def to_text(result: Result, lang: str = "en") -> str:
+    h = HEAD[lang]
+    out: list[str] = []
+    rs = result.ruleset
+    out.append(f"{result.patient} — {h['as_of']} {result.as_of} — {rs.name} {rs.version} ({rs.digest[:19]}…), {rs.profile}")
+    out.append("")
+    for name, d in result.decisions.items():
+        out.append(f"{h['decision']} {name.upper()}: {d.level.upper()}")
+        out.append(f"  {getattr(d.text, lang)}")
+        if d.rules:
+            out.append(f"  ({h['by']} {', '.join(d.rules)})")
+        if d.target is not None:
+            centre = getattr(d.target.centre, lang) if d.target.centre else h["unknown_region"]
+            region = getattr(d.target.region_name, lang) if d.target.region_name else h["unknown_region"]
+            out.append(f"  {h['target']}: {centre} [{h['region']}: {region}]")
+        for p in d.pending:
+            out.append(f"  {h['pending']}: {p.rule} ({p.level})")
+            for m in p.missing:
+                out.append(f"    ? {getattr(m.text, lang)}")
+        out.append("")
+    order = {"flagged": 0, "indeterminate": 1, "not_flagged": 2, "not_applicable": 3}
+    out.append(h["flags"])
+    for f in sorted(result.flags, key=lambda f: (order[f.status], f.rule)):
+        out.extend(_flag_text(f, lang))
+    if result.data_quality:
+        out.append("")
+        out.append(h["dq"])
+        for n in result.data_quality:
+            where = f" [{n.resource}{'.' + n.element if n.element else ''}]" if n.resource else ""
+            out.append(f"  - {n.code}: {n.message}{where}")
+    return "\n".join(out) + "\n"
+
+
+def _flag_text(f: FlagOut, lang: str) -> list[str]:
+    h = HEAD[lang]
+    label = STATUS_LABEL[lang][f.status]
+    lines = [f"  [{label}] {f.rule} v{f.version} — {getattr(f.title, lang)} ({f.tag})", f"      {getattr(f.text, lang)}"]
+    if f.target is not None and f.target.centre is not None:
+        lines.append(f"      {h['target']}: {getattr(f.target.centre, lang)}")
+    if f.status in ("flagged", "indeterminate") or lang:
+        for r in f.reasons:
+            ev = ", ".join(sorted({e.resource for e in r.evidence}))
+            lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
+    if f.cohorts:
+        lines.append(f"      {h['cohorts']}:")
+        for c in f.cohorts:
+            extra = []
+            if c.failed:
+                extra.append("✗ " + ", ".join(c.failed))
+            if c.unknown:
+                extra.append("? " + ", ".join(c.unknown))
+            state = f" ({c.state}{' ' + str(c.enrolled) + '/8' if c.enrolled is not None else ''})" if c.state else ""
+            lines.append(f"        {c.key}{state}: {STATUS_LABEL[lang][c.status]}" + (f"  {'; '.join(extra)}" if extra else ""))
+    if f.suggested_codes:
+        for s in f.suggested_codes:
+            codes = "; ".join(f"{k} {', '.join(v)}" for k, v in s.codes.items() if v)
+            lines.append(f"      {h['codes']} ({s.key}): {codes}")
+    return lines

@@ -1,0 +1,600 @@
+"""Rule files → an immutable rule model that remembers where every node came from.
+
+A rule directory holds::
+
+    ruleset.yaml          name, version, title of the rule set
+    profiles.yaml         named threshold profiles (parameters for rules)
+    valuesets/*.yaml      named code lists (value sets)
+    tables/*.yaml         knowledge tables (rows with a key and a provenance tag)
+    criteria/**/*.yaml    one rule per file
+    tests/**/*.yaml       rule test cases (see ``mdtflag rules test``)
+
+Everything is validated by pydantic models with ``extra="forbid"``; every problem becomes a
+:class:`~mdtflag.diagnostics.Diagnostic` with file:line:col.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .diagnostics import Diagnostics, Pos, RuleSetError
+from .yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate, read_yaml, strip
+
+TAGS = ("SEED-004", "PUB", "DA", "VERIFY")
+ProvTag = Literal["SEED-004", "PUB", "DA", "VERIFY"]
+RuleKind = Literal["mdk", "trial", "hereditary", "paediatric", "data-quality"]
+Status = Literal["flagged", "not_flagged", "indeterminate", "not_applicable"]
+Outcome = Literal["met", "not_met", "unknown"]
+RULE_ID = r"^[A-Z][A-Z0-9]*(-[A-Za-z0-9]+)*$"
+SEMVER = r"^\d+\.\d+\.\d+$"
+
+
+class Model(BaseModel):
+    """Base: frozen, unknown keys rejected, ``pos`` filled from the YAML position keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    pos: Pos = Field(default=Pos(""), alias=POS_KEY, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positions(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            data.pop(KEYPOS_KEY, None)
+            raw = data.get(POS_KEY)
+            file = (info.context or {}).get("file", "")
+            data[POS_KEY] = Pos(file, *raw) if isinstance(raw, tuple) else Pos(file)
+        return data
+
+
+class Text(Model):
+    """A text in Swedish and English. Templates may use ``{placeholders}`` (see the rule guide)."""
+
+    sv: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, dt.date]
+
+
+class ParamRef(Model):
+    """A value taken from the threshold profile (``{param: ecog_max}``) or the row (``{param: row.drugs}``)."""
+
+    param: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+class ValueSetRef(Model):
+    valueset: str
+
+
+class ValueSetsRef(Model):
+    valuesets: Union[list[str], ParamRef]
+
+
+Value = Union[Scalar, ParamRef]
+SetValue = Union[list[Scalar], ValueSetRef, ValueSetsRef, ParamRef]
+CondOp = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in"]
+
+
+class FieldCond(Model):
+    """One comparison: exactly one of the operator keys."""
+
+    eq: Optional[Value] = None
+    ne: Optional[Value] = None
+    lt: Optional[Value] = None
+    lte: Optional[Value] = None
+    gt: Optional[Value] = None
+    gte: Optional[Value] = None
+    in_: Optional[SetValue] = Field(default=None, alias="in")
+    not_in: Optional[SetValue] = None
+
+    @model_validator(mode="after")
+    def _one_op(self) -> "FieldCond":
+        if len(self.ops()) != 1:
+            raise ValueError("a condition needs exactly one operator: eq, ne, lt, lte, gt, gte, in or not_in")
+        return self
+
+    def ops(self) -> list[tuple[CondOp, Any]]:
+        names: tuple[CondOp, ...] = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in")
+        out = []
+        for name in names:
+            v = getattr(self, "in_" if name == "in" else name)
+            if v is not None:
+                out.append((name, v))
+        return out
+
+    @property
+    def op(self) -> CondOp:
+        return self.ops()[0][0]
+
+    @property
+    def value(self) -> Any:
+        return self.ops()[0][1]
+
+
+class FieldTest(Model):
+    field: str
+    cond: FieldCond
+
+
+def _fields_from_mapping(data: Any) -> Any:
+    """``{gene: BRCA1, vaf: {gte: 0.3}}`` → ``{"fields": [FieldTest, ...]}`` keeping key positions."""
+    if not isinstance(data, dict) or "fields" in data:
+        return data
+    keypos = data.get(KEYPOS_KEY, {})
+    fields = PosList()
+    fields.pos = data.get(POS_KEY, (0, 0))
+    fields.item_pos = []
+    for k, v in data.items():
+        if k in (POS_KEY, KEYPOS_KEY):
+            continue
+        cond = v if isinstance(v, dict) else {"eq": v, POS_KEY: keypos.get(k, (0, 0))}
+        fields.append({"field": k, "cond": cond, POS_KEY: keypos.get(k, (0, 0))})
+        fields.item_pos.append(keypos.get(k, (0, 0)))
+    return {"fields": fields, POS_KEY: data.get(POS_KEY, (0, 0))}
+
+
+class Conditions(Model):
+    """A conjunction of field conditions on one fact."""
+
+    fields: tuple[FieldTest, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mapping(cls, data: Any) -> Any:
+        return _fields_from_mapping(data)
+
+
+class TestAll(Model):
+    all: tuple["TestExpr", ...] = Field(min_length=1)
+
+
+class TestAny(Model):
+    any: tuple["TestExpr", ...] = Field(min_length=1)
+
+
+class TestNot(Model):
+    not_: "TestExpr" = Field(alias="not")
+
+
+def _test_tag(v: Any) -> Optional[str]:
+    if isinstance(v, dict):
+        for key in ("all", "any", "not"):
+            if key in v:
+                return key
+        return "fields"
+    if isinstance(v, BaseModel):
+        return {TestAll: "all", TestAny: "any", TestNot: "not"}.get(type(v), "fields")
+    return None
+
+
+TestExpr = Annotated[
+    Union[
+        Annotated[TestAll, Tag("all")],
+        Annotated[TestAny, Tag("any")],
+        Annotated[TestNot, Tag("not")],
+        Annotated[Conditions, Tag("fields")],
+    ],
+    Discriminator(_test_tag, custom_error_type="test", custom_error_message="a test is a mapping of field conditions, or all/any/not of tests"),
+]
+
+
+class NodeBase(Model):
+    """Fields shared by every criterion node."""
+
+    id: Optional[str] = Field(default=None, pattern=RULE_ID)
+    text: Optional[Text] = None
+    text_not_met: Optional[Text] = None
+    text_unknown: Optional[Text] = None
+    missing_text: Optional[Text] = None
+
+
+class AllNode(NodeBase):
+    all: tuple["Criterion", ...] = Field(min_length=1)
+
+
+class AnyNode(NodeBase):
+    any: tuple["Criterion", ...] = Field(min_length=1)
+
+
+class NotNode(NodeBase):
+    not_: "Criterion" = Field(alias="not")
+
+
+LeafFallback = Literal["unknown", "not_met", "met"]
+
+
+class FactLeaf(NodeBase):
+    """∃ a fact of kind ``fact`` among the candidates (``where``, ``latest``, ``max_age_days``) passing ``test``."""
+
+    fact: str
+    where: Optional[Conditions] = None
+    latest: bool = False
+    max_age_days: Optional[Union[StrictInt, ParamRef]] = None
+    test: Optional[TestExpr] = None
+    missing: LeafFallback = "unknown"
+    stale: Literal["unknown", "not_met"] = "unknown"
+
+
+class RuleRefLeaf(NodeBase):
+    """The status of another rule, or the outcome of one of its criteria."""
+
+    rule: str = Field(pattern=RULE_ID)
+    criterion: Optional[str] = None
+    status: Optional[tuple[Status, ...]] = None
+    outcome: Optional[tuple[Outcome, ...]] = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "RuleRefLeaf":
+        if self.criterion is None and (self.status is None or self.outcome is not None):
+            raise ValueError("a rule reference without 'criterion' needs 'status' (and no 'outcome')")
+        if self.criterion is not None and (self.outcome is None or self.status is not None):
+            raise ValueError("a rule reference with 'criterion' needs 'outcome' (and no 'status')")
+        return self
+
+
+class ParamLeaf(NodeBase):
+    """Met when a profile or row parameter has one of the given values (decided when compiling)."""
+
+    param: str
+    equals: Union[Scalar, list[Scalar]]
+
+
+def _crit_tag(v: Any) -> Optional[str]:
+    if isinstance(v, dict):
+        for key in ("all", "any", "not", "fact", "rule", "param"):
+            if key in v:
+                return key
+        return None
+    if isinstance(v, BaseModel):
+        return {AllNode: "all", AnyNode: "any", NotNode: "not", FactLeaf: "fact", RuleRefLeaf: "rule", ParamLeaf: "param"}.get(type(v))
+    return None
+
+
+Criterion = Annotated[
+    Union[
+        Annotated[AllNode, Tag("all")],
+        Annotated[AnyNode, Tag("any")],
+        Annotated[NotNode, Tag("not")],
+        Annotated[FactLeaf, Tag("fact")],
+        Annotated[RuleRefLeaf, Tag("rule")],
+        Annotated[ParamLeaf, Tag("param")],
+    ],
+    Discriminator(_crit_tag, custom_error_type="criterion", custom_error_message="a criterion needs one of the keys all, any, not, fact, rule or param"),
+]
+
+AllNode.model_rebuild()
+AnyNode.model_rebuild()
+NotNode.model_rebuild()
+TestAll.model_rebuild()
+TestAny.model_rebuild()
+TestNot.model_rebuild()
+
+
+class Decision(Model):
+    """Membership of a decision group; rank 1 wins over rank 2, and so on."""
+
+    group: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    level: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    rank: int = Field(ge=1)
+
+
+class Target(Model):
+    """Where a flagged patient is routed: a column of the regions table for the patient's region, or a fixed text."""
+
+    table: Optional[str] = None
+    column: Optional[str] = None
+    fixed: Optional[Text] = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Target":
+        if (self.fixed is None) == (self.column is None):
+            raise ValueError("a target needs either 'fixed' or 'table' + 'column'")
+        if self.column is not None and self.table is None:
+            raise ValueError("'column' needs 'table'")
+        return self
+
+
+class ForEach(Model):
+    """Evaluate the criteria once per table row (e.g. per trial cohort); rows with ``state: closed`` are skipped."""
+
+    table: str
+
+
+class Suggest(Model):
+    """Attach table rows (e.g. SNOMED/ORPHA/OMIM codes) keyed by a field of the evidence facts."""
+
+    table: str
+    key_field: str
+    columns: tuple[str, ...] = Field(min_length=1)
+
+
+class RuleTexts(Model):
+    flagged: Text
+    not_flagged: Optional[Text] = None
+    indeterminate: Optional[Text] = None
+    not_applicable: Optional[Text] = None
+
+
+class Rule(Model):
+    id: str = Field(pattern=RULE_ID)
+    version: str = Field(pattern=SEMVER)
+    title: Text
+    kind: RuleKind
+    tag: ProvTag
+    sources: tuple[str, ...] = Field(min_length=1)
+    description: Optional[Text] = None
+    decision: Optional[Decision] = None
+    target: Optional[Target] = None
+    applies_when: Optional[Criterion] = None
+    for_each: Optional[ForEach] = None
+    suggest: Optional[Suggest] = None
+    texts: RuleTexts
+    criteria: Criterion
+
+
+class RulesetMeta(Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    version: str = Field(pattern=SEMVER)
+    title: Text
+    description: Optional[Text] = None
+
+
+class KnowledgeBase(Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: Text
+    date: dt.date
+    sources: tuple[str, ...] = Field(min_length=1)
+    tag: ProvTag
+
+
+class ValueSet(KnowledgeBase):
+    field: str
+    values: tuple[Union[StrictStr, StrictInt], ...] = Field(min_length=1)
+    display: Optional[dict[str, str]] = None
+    tags: Optional[dict[str, ProvTag]] = None
+
+    @field_validator("display", "tags", mode="before")
+    @classmethod
+    def _plain(cls, v: Any) -> Any:
+        return strip(v)
+
+
+class Table(KnowledgeBase):
+    rows: tuple[dict[str, Any], ...] = Field(min_length=1)
+    national_mdk: Optional[Text] = None
+
+    @field_validator("rows", mode="before")
+    @classmethod
+    def _rows(cls, v: Any) -> Any:
+        rows = strip(v)
+        if isinstance(rows, list):
+            for i, row in enumerate(rows):
+                if not isinstance(row, dict) or not isinstance(row.get("key"), str) or row.get("tag") not in TAGS:
+                    raise ValueError(f"row {i + 1}: every row needs a text 'key' and a 'tag' ({', '.join(TAGS)})")
+        return rows
+
+    def row(self, key: str) -> Optional[dict[str, Any]]:
+        for r in self.rows:
+            if r["key"] == key:
+                return r
+        return None
+
+
+class Profiles(KnowledgeBase):
+    default: str
+    profiles: dict[str, dict[str, Any]] = Field(min_length=1)
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _plain(cls, v: Any) -> Any:
+        return strip(v)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> "Profiles":
+        if self.default not in self.profiles:
+            raise ValueError(f"default profile '{self.default}' is not defined")
+        return self
+
+
+class RuleSet(BaseModel):
+    """A loaded rule directory: immutable, with a content digest over every file read."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    root: str
+    meta: RulesetMeta
+    digest: str
+    rules: tuple[Rule, ...]
+    valuesets: Mapping[str, ValueSet]
+    tables: Mapping[str, Table]
+    profiles: Profiles
+    sources: Mapping[str, str] = Field(repr=False)
+    test_files: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    def rule(self, rule_id: str) -> Optional[Rule]:
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        return None
+
+
+# --------------------------------------------------------------------------- loading
+
+def _schema_diags(exc: ValidationError, data: Any, file: str, diags: Diagnostics) -> None:
+    errors = exc.errors(include_url=False)
+    locs = [tuple(e.get("loc", ())) for e in errors]
+    for err, loc in zip(errors, locs):
+        etype = err.get("type", "")
+        # "too short" on a list whose items failed is noise: the item errors say what is wrong
+        if etype == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs):
+            continue
+        line, col = locate(data, loc)
+        if etype == "extra_forbidden":
+            msg, code = f"unknown key '{loc[-1]}'", "S002"
+        elif etype == "missing":
+            msg, code = f"missing required key '{loc[-1]}'", "S003"
+        else:
+            text = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            key = next((p for p in reversed(loc) if isinstance(p, str) and p not in ("fields", "cond", "fact", "rule", "param", "all", "any", "not")), None)
+            msg, code = (f"'{key}': {text}" if key else text), "S001"
+        diags.add(code, msg, Pos(file, line, col))
+
+
+def _validate(model: type[Model], data: Any, file: str, diags: Diagnostics) -> Optional[Any]:
+    if not isinstance(data, dict):
+        diags.add("S001", f"expected a mapping at the top of the file, got {type(data).__name__}", Pos(file, 1, 1))
+        return None
+    try:
+        return model.model_validate(data, context={"file": file})
+    except ValidationError as e:
+        _schema_diags(e, data, file, diags)
+        return None
+
+
+def _yaml_files(root: Path, sub: str) -> list[Path]:
+    d = root / sub
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
+    """Load a rule directory; returns the rule set (None if there were errors) and all diagnostics."""
+    root = Path(path)
+    diags = Diagnostics()
+    if not root.is_dir():
+        diags.add("F001", f"rule directory not found: {root}", Pos(str(root)))
+        return None, diags.sorted()
+    sources: dict[str, str] = {}
+    digest = hashlib.sha256()
+
+    def read(p: Path) -> tuple[str, Any]:
+        rel = p.relative_to(root).as_posix()
+        try:
+            raw = p.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            diags.add("F002", f"cannot read file: {e}", Pos(rel))
+            return rel, None
+        sources[rel] = text
+        digest.update(rel.encode() + b"\0" + raw + b"\0")
+        return rel, read_yaml(text, rel, diags)
+
+    meta = None
+    meta_path = root / "ruleset.yaml"
+    if meta_path.is_file():
+        rel, data = read(meta_path)
+        meta = _validate(RulesetMeta, data, rel, diags) if data is not None else None
+    else:
+        diags.add("F001", "ruleset.yaml is missing (name, version, title of the rule set)", Pos("ruleset.yaml"))
+
+    profiles = None
+    prof_path = root / "profiles.yaml"
+    if prof_path.is_file():
+        rel, data = read(prof_path)
+        profiles = _validate(Profiles, data, rel, diags) if data is not None else None
+    else:
+        diags.add("F001", "profiles.yaml is missing", Pos("profiles.yaml"))
+
+    valuesets: dict[str, ValueSet] = {}
+    for p in _yaml_files(root, "valuesets"):
+        rel, data = read(p)
+        vs = _validate(ValueSet, data, rel, diags) if data is not None else None
+        if vs is not None:
+            if vs.id != p.stem:
+                diags.add("S004", f"value set id '{vs.id}' differs from its file name '{p.stem}'", vs.pos)
+            if vs.id in valuesets:
+                diags.add("S005", f"duplicate value set id '{vs.id}' (also {valuesets[vs.id].pos})", vs.pos)
+            valuesets[vs.id] = vs
+
+    tables: dict[str, Table] = {}
+    for p in _yaml_files(root, "tables"):
+        rel, data = read(p)
+        tb = _validate(Table, data, rel, diags) if data is not None else None
+        if tb is not None:
+            if tb.id != p.stem:
+                diags.add("S004", f"table id '{tb.id}' differs from its file name '{p.stem}'", tb.pos)
+            keys = [r["key"] for r in tb.rows]
+            for k in sorted({k for k in keys if keys.count(k) > 1}):
+                diags.add("S005", f"duplicate row key '{k}' in table '{tb.id}'", tb.pos)
+            tables[tb.id] = tb
+
+    rules: list[Rule] = []
+    for p in _yaml_files(root, "criteria"):
+        rel, data = read(p)
+        rule = _validate(Rule, data, rel, diags) if data is not None else None
+        if rule is not None:
+            rules.append(rule)
+    seen: dict[str, Rule] = {}
+    for r in rules:
+        if r.id in seen:
+            diags.add("S005", f"duplicate rule id '{r.id}' (also {seen[r.id].pos})", r.pos)
+        seen[r.id] = r
+
+    test_files = tuple(p.relative_to(root).as_posix() for p in _yaml_files(root, "tests"))
+    if not rules and not diags.errors:
+        diags.add("F003", "no rule files found under criteria/", Pos("criteria"))
+    if diags.errors or meta is None or profiles is None:
+        return None, diags.sorted(sources)
+    rs = RuleSet(
+        root=str(root),
+        meta=meta,
+        digest="sha256:" + digest.hexdigest(),
+        rules=tuple(sorted(rules, key=lambda r: r.id)),
+        valuesets=valuesets,
+        tables=tables,
+        profiles=profiles,
+        sources=sources,
+        test_files=test_files,
+    )
+    return rs, diags.sorted(sources)
+
+
+def load_ruleset(path: str | Path) -> RuleSet:
+    """Load a rule directory or raise :class:`RuleSetError` with every diagnostic."""
+    rs, diags = read_ruleset(path)
+    if rs is None:
+        raise RuleSetError(diags)
+    return rs
+
+
+def rule_json_schema() -> dict[str, Any]:
+    """JSON Schema of a rule file (``mdtflag.rule/1``)."""
+    schema = Rule.model_json_schema(by_alias=True, mode="validation")
+    schema["$id"] = "mdtflag.rule/1"
+    schema["title"] = "mdtflag rule file"
+    return _drop_pos(schema)
+
+
+def _drop_pos(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _drop_pos(v) for k, v in obj.items() if k != POS_KEY}
+    if isinstance(obj, list):
+        return [_drop_pos(v) for v in obj]
+    return obj

@@ -1,0 +1,154 @@
+"""Safe YAML reading that keeps the line and column of every mapping, key and list item.
+
+Mappings come back as ``dict`` with two extra keys, ``__pos__`` (line, col of the mapping) and
+``__keypos__`` ({key: (line, col)}); lists as ``PosList`` (a list with ``.pos`` and ``.item_pos``).
+Only YAML's safe types are built (PyYAML ``SafeLoader``): no tags that construct objects.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from .diagnostics import Diagnostics, Pos
+
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+POS_KEY = "__pos__"
+KEYPOS_KEY = "__keypos__"
+
+
+class PosList(list):  # type: ignore[type-arg]
+    pos: tuple[int, int] = (0, 0)
+    item_pos: list[tuple[int, int]]
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
+    """Parse one YAML document; problems go to ``diags`` (code Y001..Y005) and ``None`` is returned."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        pos = Pos(file, mark.line + 1, mark.column + 1) if mark else Pos(file)
+        diags.add("Y001", f"YAML syntax error: {e.problem or e.context}", pos)
+        return None
+    except yaml.YAMLError as e:  # e.g. reader errors (control characters)
+        diags.add("Y001", f"YAML error: {e}", Pos(file))
+        return None
+    if node is None:
+        diags.add("Y002", "file is empty", Pos(file, 1, 1))
+        return None
+    budget = [MAX_NODES]
+    try:
+        return _convert(node, loader, file, diags, budget, 0)
+    except _TooBig as e:
+        diags.add("Y005", str(e), Pos(file, 1, 1), help="split the file or remove YAML aliases")
+        return None
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnostics, budget: list[int], depth: int) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig(f"document has more than {MAX_NODES} nodes (limit)")
+    if depth > MAX_DEPTH:
+        raise _TooBig(f"document is nested deeper than {MAX_DEPTH} levels (limit)")
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            return loader.construct_object(node, deep=True)
+        except yaml.YAMLError as e:
+            diags.add("Y003", f"cannot read value: {getattr(e, 'problem', e)}", Pos(file, *_mark(node)))
+            return None
+    if isinstance(node, yaml.SequenceNode):
+        out = PosList()
+        out.pos = _mark(node)
+        out.item_pos = []
+        for item in node.value:
+            out.append(_convert(item, loader, file, diags, budget, depth + 1))
+            out.item_pos.append(_mark(item))
+        return out
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {POS_KEY: _mark(node), KEYPOS_KEY: {}}
+        for knode, vnode in node.value:
+            if knode.tag == "tag:yaml.org,2002:merge":
+                diags.add("Y004", "YAML merge keys (<<) are not allowed in rule files", Pos(file, *_mark(knode)))
+                continue
+            key = _convert(knode, loader, file, diags, budget, depth + 1)
+            if not isinstance(key, str):
+                diags.add("Y004", f"mapping keys must be text, got {key!r}", Pos(file, *_mark(knode)))
+                continue
+            if key in result[KEYPOS_KEY]:
+                diags.add("Y004", f"duplicate key '{key}'", Pos(file, *_mark(knode)),
+                          help="each key may appear once in a mapping")
+                continue
+            result[KEYPOS_KEY][key] = _mark(knode)
+            result[key] = _convert(vnode, loader, file, diags, budget, depth + 1)
+        return result
+    diags.add("Y003", "unsupported YAML node", Pos(file, *_mark(node)))
+    return None
+
+
+def strip(value: Any) -> Any:
+    """The same data without position keys (plain dicts and lists)."""
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in value.items() if k not in (POS_KEY, KEYPOS_KEY)}
+    if isinstance(value, list):
+        return [strip(v) for v in value]
+    return value
+
+
+def locate(data: Any, path: tuple[Any, ...]) -> tuple[int, int]:
+    """Best position for a path of keys/indexes (e.g. from a pydantic error ``loc``).
+
+    Path parts that do not exist in the data (union tags, model names) are skipped, so the deepest
+    existing node wins; an integer index into a mapping means its n-th key (field conditions).
+    """
+    pos = (1, 1)
+    cur = data
+    if isinstance(cur, dict):
+        pos = cur.get(POS_KEY, pos)
+    parts = list(path)
+    for n, part in enumerate(parts):
+        nxt = parts[n + 1] if n + 1 < len(parts) else None
+        if isinstance(cur, dict):
+            keys = [k for k in cur if k not in (POS_KEY, KEYPOS_KEY)]
+            if isinstance(part, int) and 0 <= part < len(keys):
+                part = keys[part]
+            if isinstance(part, str) and part in keys:
+                child = cur[part]
+                # a union tag that equals a key ("fact", "all"): skip it when the next part lives here
+                if nxt is not None and isinstance(nxt, str) and nxt in keys and not _has(child, nxt):
+                    continue
+                pos = cur[KEYPOS_KEY].get(part, pos)
+                cur = child
+                if nxt is None:
+                    break  # point at the key itself
+                if isinstance(cur, dict):
+                    pos = cur.get(POS_KEY, pos)
+                elif isinstance(cur, PosList):
+                    pos = cur.pos
+        elif isinstance(cur, PosList) and isinstance(part, int) and 0 <= part < len(cur):
+            pos = cur.item_pos[part]
+            cur = cur[part]
+            if isinstance(cur, dict):
+                pos = cur.get(POS_KEY, pos)
+    return pos
+
+
+def _has(node: Any, part: Any) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    if isinstance(node, list):
+        return isinstance(part, int) and 0 <= part < len(node)
+    return False
