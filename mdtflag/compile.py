@@ -149,12 +149,33 @@ class _Compiler:
 
     def resolve(self, v: Any, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
         if isinstance(v, rm.ParamRef):
-            return self.param(v.param, row, pos)
+            got = self.param(v.param, row, pos)
+            if got is not None and v.lookup is not None:
+                return self.lookup(v.lookup, got, pos)
+            return got
         return v
+
+    def lookup(self, lk: rm.Lookup, value: Any, pos: Pos) -> Optional[list[Any]]:
+        table = self.rs.tables.get(lk.table)
+        if table is None:
+            self.diags.add("C011", f"unknown table '{lk.table}' in lookup", pos)
+            return None
+        keys = value if isinstance(value, (list, tuple)) else [value]
+        out: list[Any] = []
+        for r in table.rows:
+            if lk.match not in r:
+                self.diags.add("C011", f"table '{lk.table}' row '{r['key']}' has no column '{lk.match}'", pos)
+                return None
+            if r[lk.match] in keys:
+                got = r.get(lk.column)
+                for x in (got if isinstance(got, list) else [] if got is None else [got]):
+                    if x not in out:
+                        out.append(x)
+        return out
 
     def resolve_set(self, v: Any, field_name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
         if isinstance(v, rm.ParamRef):
-            val = self.param(v.param, row, pos)
+            val = self.resolve(v, row, pos)
             if val is None:
                 return None
             return list(val) if isinstance(val, (list, tuple)) else [val]
@@ -163,7 +184,7 @@ class _Compiler:
         if isinstance(v, rm.ValueSetsRef):
             ids = v.valuesets
             if isinstance(ids, rm.ParamRef):
-                got = self.param(ids.param, row, pos)
+                got = self.resolve(ids, row, pos)
                 if got is None:
                     return None
                 ids = list(got) if isinstance(got, (list, tuple)) else [got]
@@ -227,7 +248,7 @@ class _Compiler:
             values = self.resolve_set(raw, ft.field, row, pos)
             if values is None:
                 return None
-            if not values:
+            if not values and not _from_param(raw):
                 self.diags.add("C003", f"'{op}' needs at least one value", pos)
                 return None
             atoms = []
@@ -328,6 +349,11 @@ class _Compiler:
                 return None
         return PFact(c, c.fact, tuple(where), window, days, test,
                      date_field if date_field in schema else None)
+
+
+def _from_param(v: Any) -> bool:
+    """Sets from a parameter or table may be empty (an empty set matches nothing); literal ones may not."""
+    return isinstance(v, rm.ParamRef) or (isinstance(v, rm.ValueSetsRef) and isinstance(v.valuesets, rm.ParamRef))
 
 
 def criterion_ids(rule: rm.Rule) -> list[str]:

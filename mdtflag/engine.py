@@ -92,6 +92,8 @@ _MAX_TESTS = 256  # tests per atom (adapter limit: keeps the tree walk shallow)
 _RESERVED_FIELDS = frozenset({"id", "sid", "kind", "pad"})
 _WARMUP_SLOTS = 4
 _SENTINEL = "__session__"
+_SENTINEL_PREFIX = '{"__session__":'
+_EMPTY: frozenset[int] = frozenset()
 _MARK = '":{"m":{"id":"#'  # how the engine serialises one of our facts in an action
 _MARK_LEN = len(_MARK)
 
@@ -260,7 +262,7 @@ class Engine:
         needed: dict[str, set[str]] = {}
         for kind, tests in self._rules:
             needed.setdefault(kind, set()).update(f for f, _, _ in tests)
-        self._needed: dict[str, tuple[str, ...]] = {k: tuple(sorted(v)) for k, v in needed.items()}
+        self._sent: dict[str, frozenset[str]] = {k: frozenset(v | {"kind"}) for k, v in needed.items()}
         self._classes: dict[str, dict[str, type]] = {
             k: {"kind": str, **{f: _FIELD_TYPES[t] for f, t in v.items()}} for k, v in self._types.items()
         }
@@ -406,36 +408,33 @@ class Engine:
 
     # --- run time -----------------------------------------------------------------------
     def _encode(self, facts: Sequence[Mapping[str, Scalar]], sid: str) -> list[dict[str, Scalar]]:
+        """Check every fact strictly; keep the kinds and fields some atom tests ("id" first)."""
         out: list[dict[str, Scalar]] = []
         classes_by_kind = self._classes
-        needed_by_kind = self._needed
+        sent_by_kind = self._sent
         lo, hi = -_MAX_INT, _MAX_INT
         for i, fact in enumerate(facts):
             kind = fact.get("kind")
             classes = classes_by_kind.get(kind) if type(kind) is str else None  # type: ignore[arg-type]
             if classes is None:
                 raise EncodeError(f"fact {i}: unknown kind `{kind!r}`")
+            sent = sent_by_kind.get(kind)  # type: ignore[arg-type]
+            enc: dict[str, Scalar] = {"id": f"#{i}", "sid": sid}
             for name, value in fact.items():
-                cls = classes.get(name)
                 t = type(value)
-                if t is not cls:  # strict: bool is not int, no subclasses
-                    if value is None and name != "kind":
-                        continue
+                if t is not classes.get(name):  # strict: bool is not int, no subclasses
+                    if value is None and name in classes and name != "kind":
+                        continue  # unknown values are absent
                     self._refuse(i, kind, name, value)  # type: ignore[arg-type]
                 if t is int:
                     if not lo <= value <= hi:  # type: ignore[operator]
                         self._refuse(i, kind, name, value)  # type: ignore[arg-type]
                 elif t is str and not (len(value) < 4096 and value.isprintable()):  # type: ignore[arg-type]
                     _check_string(value, f"fact {i}: field `{name}`", EncodeError)  # type: ignore[arg-type]
-            needed = needed_by_kind.get(kind)  # type: ignore[arg-type]
-            if needed is None:
-                continue
-            enc: dict[str, Scalar] = {"id": f"#{i}", "sid": sid, "kind": kind}  # type: ignore[dict-item]
-            for name in needed:
-                value = fact.get(name)
-                if value is not None:
+                if sent is not None and name in sent:
                     enc[name] = value
-            out.append(enc)
+            if sent is not None:
+                out.append(enc)
         return out
 
     def _refuse(self, i: int, kind: str, name: str, value: object) -> None:
@@ -458,15 +457,28 @@ class Engine:
             raise EngineError(f"patient has {n} facts (limit {_MAX_FACTS})")
         sid = self._new_sid(n)
         encoded = self._encode(facts, sid)
-        hits: list[set[int]] = [set() for _ in self._rules]
+        by_rule: list[frozenset[int]] = [_EMPTY] * len(self._rules)
         if encoded:
-            self._run(orjson.dumps(encoded).decode(), sid, n, hits)
-        frozen = [frozenset(h) for h in hits]
-        return [frozen[r] for r in self._atom_rule]
+            grouped: dict[str, list[str]] = {}
+            for message in self._run(orjson.dumps(encoded).decode(), sid):
+                # '{"a12":{"m":{"id":"#3",...}}}': our rule names, our field order
+                head, mark, tail = message.partition(_MARK)
+                if not mark or not head.startswith('{"a'):
+                    raise EngineError(f"unexpected engine output `{message:.80}`")
+                grouped.setdefault(head[2:], []).append(tail[: tail.find('"')])
+            rule_index = self._rule_index
+            for rule, ids in grouped.items():
+                r = rule_index.get(rule)
+                fired = frozenset(map(int, ids))
+                if r is None or max(fired) >= n:
+                    raise EngineError(f"engine reported unknown rule `{rule}` or fact id")
+                by_rule[r] = fired
+        return [by_rule[r] for r in self._atom_rule]
 
-    def _run(self, payload: str, sid: str, n: int, hits: list[set[int]]) -> None:
+    def _run(self, payload: str, sid: str) -> list[str]:
+        """Assert one patient, drain every action, delete the session; the action messages."""
         handle = self._handle
-        rule_index = self._rule_index
+        messages: list[str] = []
         with self._lock:
             if self._broken:
                 raise EngineError(f"engine unusable: {self._broken}")
@@ -474,38 +486,28 @@ class Engine:
             try:
                 code, offset = _dre.assert_facts(handle, payload)
                 if code not in (0, 1):
-                    raise EngineError(f"engine code {code} ({_ERROR_NAMES.get(code, 'unknown')}) while asserting facts")
+                    name = _ERROR_NAMES.get(code, "unknown")
+                    raise EngineError(f"engine code {code} ({name}) while asserting facts")
                 started = _dre.start_action_for_state(handle, offset)
                 message = None if started is None else started[1]
-                sentinel = 0
+                append = messages.append
                 while message is not None:
-                    # '{"a12":{"m":{"id":"#3",...}}}': our rule names, our field order
-                    j = message.find(_MARK, 2)
-                    if j > 0:
-                        k = message.find('"', j + _MARK_LEN)
-                        hits[rule_index[message[2:j]]].add(int(message[j + _MARK_LEN : k]))
-                    else:
-                        ((rule, body),) = orjson.loads(message).items()
-                        if rule != _SENTINEL:
-                            raise EngineError(f"unexpected engine output `{message:.80}`")
-                        sentinel += 1
+                    append(message)
                     message = _dre.complete_and_start_action(handle, offset)
-                if sentinel != 1:
-                    raise EngineError(f"session sentinel fired {sentinel} times (expected 1)")
                 failed = False
             except MemoryError as exc:
                 self._broken = "out of memory"
                 raise _engine_error(exc, "while evaluating a patient") from exc
             except _dre.error as exc:
                 raise _engine_error(exc, "while evaluating a patient") from exc
-            except (KeyError, ValueError, TypeError, orjson.JSONDecodeError) as exc:
-                raise EngineError(f"unexpected engine output: {exc!r}") from exc
             finally:
                 try:
                     _dre.delete_state(handle, sid)
                 except (_dre.error, MemoryError) as exc:
                     if not failed:
                         raise _engine_error(exc, "while deleting the session") from exc
-        for h in hits:
-            if h and max(h) >= n:
-                raise EngineError("engine returned an unknown fact id")
+        sentinels = [m for m in messages if m.startswith(_SENTINEL_PREFIX)]
+        if len(sentinels) != 1:
+            raise EngineError(f"session sentinel fired {len(sentinels)} times (expected 1)")
+        messages.remove(sentinels[0])
+        return messages

@@ -75,10 +75,23 @@ class Text(Model):
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, dt.date]
 
 
+class Lookup(Model):
+    """Values of ``column`` from every row of ``table`` whose ``match`` column equals the parameter's value.
+
+    ``{param: row.biomarker, lookup: {table: eu-labels, match: biomarker, column: drugs}}`` joins tables
+    when compiling, so rule files never repeat table content.
+    """
+
+    table: str
+    match: str
+    column: str
+
+
 class ParamRef(Model):
     """A value taken from the threshold profile (``{param: ecog_max}``) or the row (``{param: row.drugs}``)."""
 
-    param: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+    param: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_-]*)?$")
+    lookup: Optional[Lookup] = None
 
 
 class ValueSetRef(Model):
