@@ -1,0 +1,214 @@
+"""End to end on the minimal rule set: statuses, decisions, reasons, missing data, reproducibility, CLI."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mdtflag.api import Evaluator
+from mdtflag.errors import InputError
+from mdtflag.render import to_json, to_text
+from mdtflag.result import Result, result_json_schema
+
+from conftest import DATA, ROOT
+
+MINI = DATA / "rules_min"
+AS_OF = "2026-11-01"
+
+
+def obs(id_: str, loinc: str, date: str, **value: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": id_, "status": "final", "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]}, "effectiveDateTime": date, **value}
+
+
+def qty(v: float, unit: str) -> dict[str, Any]:
+    return {"valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
+
+
+def bundle(*, birth: str = "1960-03-01", county: str = "13", municipality: str | None = "1384", extra: tuple = ()) -> dict[str, Any]:
+    addr: dict[str, Any] = {"use": "home", "state": county}
+    if municipality:
+        addr["district"] = municipality
+    res: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "p1", "birthDate": birth, "gender": "female", "address": [addr]},
+        {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+         "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "C22.1"}]}, "onsetDateTime": "2025-01-10"},
+        obs("e1", "89247-1", "2026-10-20", valueInteger=1),
+        obs("l1", "751-8", "2026-10-25", **qty(2.1, "10*9/L")),
+        obs("b1", "14631-6", "2026-10-25", **qty(30, "umol/L")),
+        obs("v1", "69548-6", "2026-09-01", valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA9633-4"}]},
+            component=[{"code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
+                        "valueCodeableConcept": {"coding": [{"system": "http://www.genenames.org", "code": "HGNC:1097", "display": "BRAF"}]}}]),
+        obs("m1", "measurable-disease", "2026-10-20", valueBoolean=True),
+    ]
+    res[-1]["code"] = {"coding": [{"system": "urn:mdtflag:assertion", "code": "measurable-disease"}]}
+    res.extend(extra)
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in res]}
+
+
+@pytest.fixture(scope="module")
+def ev() -> Evaluator:
+    return Evaluator(MINI)
+
+
+def test_flagged_path_with_reasons_and_target(ev: Evaluator) -> None:
+    r = ev.evaluate(bundle(), as_of=AS_OF)
+    fit = r.flag("T-FIT")
+    assert fit is not None and fit.status == "flagged"
+    assert r.decisions["mdk"].level == "national" and r.decisions["mdk"].rules == ["T-FIT"]
+    ecog = next(x for x in fit.reasons if x.criterion == "T-ECOG")
+    assert ecog.outcome == "met" and ecog.text.en == "ECOG 1 (2026-10-20) ≤ 2"
+    assert ecog.evidence[0].resource == "Observation/e1"
+    cohorts = {c.key: c.status for c in fit.cohorts or []}
+    assert cohorts == {"K-BRAF": "flagged", "K-KRAS": "not_flagged", "K-OLD": "not_applicable"}
+    kras = next(c for c in fit.cohorts or [] if c.key == "K-KRAS")
+    assert kras.failed == ["T-VAR"] and kras.enrolled == 3
+
+
+def test_missing_data_is_unknown_never_false(ev: Evaluator) -> None:
+    b = bundle()
+    b["entry"] = [e for e in b["entry"] if e["resource"]["id"] != "e1"]  # no ECOG
+    r = ev.evaluate(b, as_of=AS_OF)
+    fit = r.flag("T-FIT")
+    assert fit is not None and fit.status == "indeterminate"
+    assert any(m.fact == "ecog" and m.reason == "absent" for m in fit.missing)
+    # the decision falls to the next level but lists the national rule as pending, with what is missing
+    d = r.decisions["mdk"]
+    assert d.level == "local" and [p.rule for p in d.pending] == ["T-FIT"]
+    assert any("ECOG" in m.text.en for m in d.pending[0].missing)
+
+
+def test_stale_ecog_is_unknown(ev: Evaluator) -> None:
+    r = ev.evaluate(bundle(), as_of="2027-06-01")
+    reason = next(x for x in r.flag("T-FIT").reasons if x.criterion == "T-ECOG")  # type: ignore[union-attr]
+    assert reason.outcome == "unknown" and reason.missing[0].reason == "stale"
+    assert "older than 30 days" in reason.missing[0].text.en
+
+
+def test_uln_missing_is_unknown(ev: Evaluator) -> None:
+    f = ev.evaluate(bundle(), as_of=AS_OF).flag("T-ULN")
+    assert f is not None and f.status == "indeterminate"
+    assert f.missing[0].field == "x_uln" and "ULN" in f.missing[0].text.en
+
+
+def test_uln_present_decides(ev: Evaluator) -> None:
+    b = bundle()
+    for e in b["entry"]:
+        if e["resource"]["id"] == "b1":
+            e["resource"]["referenceRange"] = [{"high": {"value": 20, "unit": "umol/L", "system": "http://unitsofmeasure.org", "code": "umol/L"}}]
+    f = ev.evaluate(b, as_of=AS_OF).flag("T-ULN")
+    assert f is not None and f.status == "flagged"  # 30/20 = 1.5 × ULN < 2
+
+
+def test_child_is_not_applicable_for_adult_rule(ev: Evaluator) -> None:
+    r = ev.evaluate(bundle(birth="2015-01-01"), as_of=AS_OF)
+    assert r.flag("T-ADULT").status == "not_flagged"  # type: ignore[union-attr]
+    assert r.flag("T-FIT").status == "not_applicable"  # type: ignore[union-attr]
+    assert r.decisions["mdk"].level == "undetermined"
+
+
+def test_region_changes_target_not_flags(ev: Evaluator) -> None:
+    south = ev.evaluate(bundle(municipality="1380"), as_of=AS_OF)
+    west = ev.evaluate(bundle(municipality="1384"), as_of=AS_OF)
+    unknown = ev.evaluate(bundle(municipality=None), as_of=AS_OF)
+    assert south.decisions["mdk"].target.healthcare_region == "sodra"  # type: ignore[union-attr]
+    assert west.decisions["mdk"].target.healthcare_region == "vastra"  # type: ignore[union-attr]
+    assert unknown.decisions["mdk"].target.healthcare_region is None  # type: ignore[union-attr]
+    for other in (west, unknown):
+        assert [(f.rule, f.status) for f in other.flags] == [(f.rule, f.status) for f in south.flags]
+
+
+def test_profiles_change_thresholds(ev: Evaluator) -> None:
+    b = bundle()
+    a = ev.evaluate(b, as_of=AS_OF)
+    strict = ev.evaluate(b, as_of=AS_OF, profile="B")
+    assert a.ruleset.profile == "A" and strict.ruleset.profile == "B"
+    anc = next(x for x in strict.flag("T-FIT").reasons if x.criterion == "T-ANC")  # type: ignore[union-attr]
+    assert anc.outcome == "met"  # 2.1 ≥ 2.0
+    ecog_b = next(x for x in strict.flag("T-FIT").reasons if x.criterion == "T-ECOG")  # type: ignore[union-attr]
+    assert ecog_b.outcome == "met" and ecog_b.text.en.endswith("≤ 1")
+
+
+def test_byte_identical_and_schema_valid(ev: Evaluator) -> None:
+    b = bundle()
+    one = to_json(ev.evaluate(copy.deepcopy(b), as_of=AS_OF))
+    two = to_json(Evaluator(MINI).evaluate(json.dumps(b).encode(), as_of=AS_OF))
+    assert one == two
+    data = json.loads(one)
+    assert data["schema"] == "mdtflag.result/1" and data["as_of"] == AS_OF
+    Result.model_validate(data)  # round-trips through the published model
+    schema = result_json_schema()
+    assert schema["$id"] == "mdtflag.result/1"
+    assert set(schema["required"]) >= {"patient", "as_of", "engine", "ruleset", "decisions", "flags", "data_quality"}
+
+
+def test_bad_input_raises_typed_error(ev: Evaluator) -> None:
+    with pytest.raises(InputError) as e:
+        ev.evaluate(b"{not json", as_of=AS_OF)
+    assert e.value.code == "not-json"
+    with pytest.raises(InputError) as e:
+        ev.evaluate({"resourceType": "Bundle", "type": "collection", "entry": []}, as_of=AS_OF)
+    assert e.value.code == "no-patient"
+
+
+def test_invalid_resource_becomes_note_not_loss(ev: Evaluator) -> None:
+    bad = obs("bad1", "89247-1", "2026-10-30", valueInteger="three")
+    r = ev.evaluate(bundle(extra=(bad,)), as_of=AS_OF)
+    assert any(n.resource == "Observation/bad1" for n in r.data_quality)
+    assert r.flag("T-FIT").status == "flagged"  # type: ignore[union-attr]
+
+
+def test_text_output_golden(ev: Evaluator, golden) -> None:
+    r = ev.evaluate(bundle(), as_of=AS_OF)
+    golden("pipeline_text_en.txt", to_text(r, "en"))
+    golden("pipeline_text_sv.txt", to_text(r, "sv"))
+
+
+def test_json_output_golden(ev: Evaluator, golden) -> None:
+    b = bundle()
+    b["entry"] = [e for e in b["entry"] if e["resource"]["id"] != "e1"]
+    golden("pipeline_indeterminate.json", to_json(ev.evaluate(b, as_of=AS_OF)).decode())
+
+
+def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "mdtflag.cli", *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "p.json"
+    good.write_text(json.dumps(bundle()))
+    ok = _cli("evaluate", str(good), "--rules", str(MINI), "--as-of", AS_OF)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["patient"] == "Patient/p1"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    r = _cli("evaluate", str(bad), "--rules", str(MINI), "--as-of", AS_OF)
+    assert r.returncode == 2 and b"not-json" in r.stderr
+    assert json.loads(r.stdout)["schema"] == "mdtflag.error/1"
+    assert _cli("evaluate", str(good), "--rules", str(tmp_path), "--as-of", AS_OF).returncode == 3
+    assert _cli("evaluate", str(good), "--rules", str(MINI), "--as-of", "tomorrow").returncode == 64
+    stdin = _cli("evaluate", "-", "--rules", str(MINI), "--as-of", AS_OF, "--format", "text", stdin=good.read_bytes())
+    assert stdin.returncode == 0 and stdin.stdout.decode().startswith("Patient/p1")
+
+
+def test_batch_every_input_ends_as_result_or_error(tmp_path: Path) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.json").write_text(json.dumps(bundle()))
+    (d / "b.json").write_text("[1, 2")
+    (d / "c.json").write_text(json.dumps({"resourceType": "Patient", "id": "x"}))
+    out = tmp_path / "out.ndjson"
+    summary = tmp_path / "s.csv"
+    r = _cli("batch", str(d), "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out), "--summary", str(summary), "--workers", "2")
+    assert r.returncode == 2, r.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["schema"] for x in lines] == ["mdtflag.result/1", "mdtflag.error/1", "mdtflag.error/1"]
+    assert [x.get("error", {}).get("code") for x in lines[1:]] == ["not-json", "not-bundle"]
+    assert summary.read_text().count("\n") == 4
