@@ -25,6 +25,16 @@ AGE_FIELD = {"diagnosis": "onset_days_ago", "medication": "start_days_ago"}
 CLOSED_STATE = "closed"
 
 
+class _Unset:
+    """A parameter that the profile or row sets to null: comparisons with it are never met."""
+
+    def __repr__(self) -> str:
+        return "null"
+
+
+UNSET = _Unset()
+
+
 # ----------------------------------------------------------------- plan nodes (immutable)
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class TField:
     atoms: tuple[int, ...]
     negate: bool
     shown: str  # human form, e.g. "value ≤ 2"
+    const: Optional[str] = None  # a fixed outcome (comparison with a parameter set to null)
 
 
 @dataclass(frozen=True)
@@ -140,17 +151,17 @@ class _Compiler:
             if col not in row:
                 self.diags.add("C005", f"table row '{row.get('key')}' has no column '{col}'", pos)
                 return None
-            return row[col]
+            return UNSET if row[col] is None else row[col]
         if name not in self.params:
             self.diags.add("C005", f"unknown parameter '{name}' in profile '{self.profile}'", pos,
                            help="parameters: " + ", ".join(sorted(self.params)))
             return None
-        return self.params[name]
+        return UNSET if self.params[name] is None else self.params[name]
 
     def resolve(self, v: Any, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
         if isinstance(v, rm.ParamRef):
             got = self.param(v.param, row, pos)
-            if got is not None and v.lookup is not None:
+            if got is not None and got is not UNSET and v.lookup is not None:
                 return self.lookup(v.lookup, got, pos)
             return got
         return v
@@ -178,6 +189,8 @@ class _Compiler:
             val = self.resolve(v, row, pos)
             if val is None:
                 return None
+            if val is UNSET:
+                return []
             return list(val) if isinstance(val, (list, tuple)) else [val]
         if isinstance(v, rm.ValueSetRef):
             return self.valueset_values([v.valueset], field_name, pos)
@@ -187,6 +200,8 @@ class _Compiler:
                 got = self.resolve(ids, row, pos)
                 if got is None:
                     return None
+                if got is UNSET:
+                    return []
                 ids = list(got) if isinstance(got, (list, tuple)) else [got]
             return self.valueset_values(list(ids), field_name, pos)
         return list(v)
@@ -263,6 +278,8 @@ class _Compiler:
         value = self.resolve(raw, row, pos)
         if value is None:
             return None
+        if value is UNSET:
+            return TField(ft.field, op, (), False, f"{ft.field} {op} null (not set in profile '{self.profile}')", const="not_met")
         if ftype in ("str", "bool") and op not in ("eq", "ne"):
             self.diags.add("C009", f"'{op}' cannot compare {ftype} field '{kind}.{ft.field}'; use eq, ne, in or not_in", pos)
             return None
@@ -309,6 +326,8 @@ class _Compiler:
             return PRuleRef(c)
         if isinstance(c, rm.ParamLeaf):
             got = self.param(c.param, row, c.pos)
+            if got is UNSET:
+                got = None
             want = c.equals if isinstance(c.equals, list) else [c.equals]
             return PConst(c, "met" if got in want else "not_met", f"{c.param} = {got}")
         return self.fact_leaf(c, row)
@@ -334,6 +353,9 @@ class _Compiler:
         if c.max_age_days is not None:
             age_field = AGE_FIELD.get(c.fact, "age_days")
             days = self.resolve(c.max_age_days, row, c.pos)
+            if days is UNSET:
+                days = None
+        if days is not None:
             if age_field not in schema:
                 self.diags.add("C013", f"'max_age_days' needs an age field; fact '{c.fact}' has none", c.pos)
                 return None

@@ -56,8 +56,8 @@ def show(v: Any, lang: str = "en") -> str:
     if isinstance(v, bool):
         return ("ja" if v else "nej") if lang == "sv" else ("yes" if v else "no")
     if isinstance(v, Decimal):
-        s = format(v.normalize(), "f")
-        return s
+        q = v.quantize(Decimal("0.001")) if v.as_tuple().exponent < -3 else v  # type: ignore[operator]
+        return format(q.normalize(), "f")
     if isinstance(v, float):
         return format(Decimal(str(v)).normalize(), "f")
     if isinstance(v, (dt.date, dt.datetime)):
@@ -283,7 +283,7 @@ class Builder:
         return FlagOut(
             rule=rule.id, version=rule.version, kind=rule.kind, title=TextOut(sv=rule.title.sv, en=rule.title.en),
             tag=rule.tag, status=ev.status, text=text, reasons=self.reasons(results, rule.id, ctx),
-            missing=self.missing(list(dict.fromkeys(missing))),
+            missing=_unique(self.missing(list(dict.fromkeys(missing)))),
             target=self.target(rule) if ev.status in ("flagged", "indeterminate") else None,
             cohorts=self.cohorts(ev), suggested_codes=self.suggested(ev),
         )
@@ -307,14 +307,29 @@ class Builder:
                 text = TextOut(sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
                                en=" ".join(flags[e.rule.id].text.en for e in deciding))
             else:
-                text = TextOut(sv="Ingen nivå kunde bestämmas.", en="No level could be decided.")
+                why = [flags[e.rule.id] for e in members if e.status in ("not_applicable", "indeterminate")]
+                sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
+                en_why = " ".join(dict.fromkeys(f.text.en for f in why))
+                text = TextOut(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
+                               en=("No level could be decided. " + en_why).strip())
             out[name] = DecisionOut(
                 level=level, rules=[e.rule.id for e in deciding], target=target,
-                pending=[PendingOut(rule=e.rule.id, level=e.rule.decision.level, missing=flags[e.rule.id].missing)  # type: ignore[union-attr]
+                pending=[PendingOut(rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
                          for e in pending],
                 text=text,
             )
         return out
+
+
+def _unique(items: Sequence[MissingOut]) -> list[MissingOut]:
+    seen: set[str] = set()
+    out = []
+    for m in items:
+        key = m.model_dump_json()
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+    return out
 
 
 def _all_facts(r: NodeResult) -> list[int]:

@@ -11,7 +11,8 @@ Every known engine fault is made unreachable by construction:
   ``$and`` of one-key conditions starting with ``{"kind": K}``; no joins, ``$not``,
   ``$or``, ``any``, ``pri``, ``id``/``sid`` references (P3, P4, P5, P9, P14, P15, P17, P19);
 * constants and facts are strictly typed against one schema (P11, P12, P13, P20);
-* static limits are checked *before* ``create_ruleset`` (P10 hang, errors 106/108/303);
+* static limits are checked *before* ``create_ruleset`` (P10 hang, a full child table that
+  hangs ``assert_facts``, errors 106/108/303, stack height accumulated across tree levels);
 * property-name hashes (32-bit FNV-1, the engine compares only hashes) must not collide;
 * one ``assert_facts`` call per patient, never an empty batch, never a rejected fact (P2);
 * a sentinel rule fires in every session and state slots are warmed up, so
@@ -30,7 +31,7 @@ import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, Union, cast
 
 import durable_rules_engine as _dre
 import orjson
@@ -49,11 +50,14 @@ __all__ = [
 Op = Literal["eq", "ne", "lt", "lte", "gt", "gte"]
 FieldType = Literal["str", "int", "bool"]
 Scalar = Union[str, int, bool]
+FactValue = Union[str, int, bool, None]  # None: unknown, dropped by the encoder
 
 
 @dataclass(frozen=True)
 class Test:
     """One single-field test: ``field op value``."""
+
+    __test__ = False  # not a pytest test class
 
     field: str
     op: Op
@@ -82,7 +86,10 @@ class EncodeError(EngineError):
 
 # --- limits (docs: research durable_rules.md §1.8, verified against rete.c/events.c) -------
 _MAX_RULES = 4096  # rete.c MAX_ACTIONS, error 106; includes the sentinel rule
-_MAX_CHILD_TESTS = 512  # NEXT_BUCKET_LENGTH: the 513th child makes create_ruleset spin forever
+# NEXT_BUCKET_LENGTH is 512 open-addressing slots searched until an empty one: the 513th child
+# makes create_ruleset spin forever, and with all 512 filled any fact reaching the node makes
+# assert_facts spin forever. So at most 511 distinct child tests per alpha node.
+_MAX_CHILD_TESTS = 511
 _MAX_STACK = 64  # events.c MAX_STACK_SIZE: pending alpha nodes for one fact, error 303
 _MAX_PROPERTIES = 240  # engine: 252 user properties (error 302); margin for id/sid
 _MAX_INT = 2**53  # ints in [-2**53, 2**53]
@@ -196,13 +203,12 @@ def _check_string(s: str, where: str, error: type[EngineError]) -> None:
 
 
 def _check_value(value: object, ftype: str, where: str, error: type[EngineError]) -> None:
-    t = type(value)
-    if t is not _FIELD_TYPES[ftype]:
-        raise error(f"{where}: expected {ftype}, got {t.__name__} `{value!r:.40}`")
-    if t is int and not -_MAX_INT <= value <= _MAX_INT:  # type: ignore[operator]
+    if type(value) is not _FIELD_TYPES[ftype]:
+        raise error(f"{where}: expected {ftype}, got {type(value).__name__} `{value!r:.40}`")
+    if type(value) is int and not -_MAX_INT <= value <= _MAX_INT:
         raise error(f"{where}: int `{value}` outside ±2**53")
-    if t is str:
-        _check_string(value, where, error)  # type: ignore[arg-type]
+    if type(value) is str:
+        _check_string(value, where, error)
 
 
 def _describe(path: Sequence[_TestKey]) -> str:
@@ -227,22 +233,28 @@ def _max_simultaneous(ftype: str, tests: list[tuple[str, Scalar]]) -> int:
     elif ftype == "str":
         candidates = [*eq, *ne, "\x00"]  # "\x00": a value equal to no constant
     else:
-        consts = [v for _, v in tests]
-        candidates = sorted({c + d for c in consts for d in (-1, 0, 1)})  # type: ignore[operator]
-        candidates = [c for c in candidates if -_MAX_INT <= c <= _MAX_INT]  # type: ignore[operator]
-    lt = sorted(v for op, v in tests if op == "lt")  # type: ignore[type-var]
-    lte = sorted(v for op, v in tests if op == "lte")  # type: ignore[type-var]
-    gt = sorted(v for op, v in tests if op == "gt")  # type: ignore[type-var]
-    gte = sorted(v for op, v in tests if op == "gte")  # type: ignore[type-var]
+        return _max_simultaneous_int(cast("list[tuple[str, int]]", tests))
+    return max((v in eq) + len(ne) - (v in ne) for v in candidates)
+
+
+def _max_simultaneous_int(tests: list[tuple[str, int]]) -> int:
+    """The same for int tests: try every constant and its neighbours (tests are step functions)."""
+    eq = {v for op, v in tests if op == "eq"}
+    ne = {v for op, v in tests if op == "ne"}
+    lt = sorted(v for op, v in tests if op == "lt")
+    lte = sorted(v for op, v in tests if op == "lte")
+    gt = sorted(v for op, v in tests if op == "gt")
+    gte = sorted(v for op, v in tests if op == "gte")
+    candidates = {c + d for _, c in tests for d in (-1, 0, 1)}
     best = 0
     for v in candidates:
-        n = (v in eq) + len(ne) - (v in ne)
-        if ftype == "int":
+        if -_MAX_INT <= v <= _MAX_INT:
+            n = (v in eq) + len(ne) - (v in ne)
             n += len(lt) - bisect_right(lt, v)  # c > v
             n += len(lte) - bisect_left(lte, v)  # c >= v
             n += bisect_left(gt, v)  # c < v
             n += bisect_right(gte, v)  # c <= v
-        best = max(best, n)
+            best = max(best, n)
     return best
 
 
@@ -256,7 +268,7 @@ class Engine:
         self._atom_rule: tuple[int, ...] = tuple(
             canon.setdefault(self._canonical(i, a), len(canon)) for i, a in enumerate(self._atoms)
         )
-        self._rules: tuple[tuple[str, tuple[_TestKey, ...]], ...] = tuple(canon)
+        self._rules: tuple[tuple[str, tuple[_TestKey, ...]], ...] = self._path_order(tuple(canon))
         self._check_limits()
         # fields sent to the engine, per kind; kinds without atoms are never sent
         needed: dict[str, set[str]] = {}
@@ -338,6 +350,22 @@ class Engine:
         tests = tuple(sorted(keys, key=lambda k: (k[0], _OP_ORDER[k[1]], k[2])))
         return atom.kind, tests
 
+    @staticmethod
+    def _path_order(rules: tuple[tuple[str, tuple[_TestKey, ...]], ...]) -> tuple[tuple[str, tuple[_TestKey, ...]], ...]:
+        """Order each rule's tests by how many distinct tests its field has within the kind.
+
+        Fields with few distinct tests go first, so rules share long alpha-tree prefixes and
+        the many-valued tests spread over several parents (more room under the child limit).
+        """
+        distinct: dict[tuple[str, str], set[_TestKey]] = {}
+        for kind, tests in rules:
+            for key in tests:
+                distinct.setdefault((kind, key[0]), set()).add(key)
+        return tuple(
+            (kind, tuple(sorted(tests, key=lambda k: (len(distinct[kind, k[0]]), k[0], _OP_ORDER[k[1]], k[2]))))
+            for kind, tests in rules
+        )
+
     def _check_limits(self) -> None:
         if len(self._rules) + 1 > _MAX_RULES:
             raise EngineLimitError(
@@ -356,7 +384,7 @@ class Engine:
         if len(node.children) > _MAX_CHILD_TESTS:
             raise EngineLimitError(
                 f"{len(node.children)} distinct tests under `{_describe(path)}` "
-                f"(limit {_MAX_CHILD_TESTS}: more makes create_ruleset hang)"
+                f"(limit {_MAX_CHILD_TESTS}: more makes the engine hang)"
             )
         if not node.children:
             return 0
@@ -407,30 +435,28 @@ class Engine:
             raise _engine_error(exc, "while warming up the ruleset") from exc
 
     # --- run time -----------------------------------------------------------------------
-    def _encode(self, facts: Sequence[Mapping[str, Scalar]], sid: str) -> list[dict[str, Scalar]]:
+    def _encode(self, facts: Sequence[Mapping[str, FactValue]], sid: str) -> list[dict[str, FactValue]]:
         """Check every fact strictly; keep the kinds and fields some atom tests ("id" first)."""
-        out: list[dict[str, Scalar]] = []
+        out: list[dict[str, FactValue]] = []
         classes_by_kind = self._classes
         sent_by_kind = self._sent
         lo, hi = -_MAX_INT, _MAX_INT
         for i, fact in enumerate(facts):
             kind = fact.get("kind")
-            classes = classes_by_kind.get(kind) if type(kind) is str else None  # type: ignore[arg-type]
-            if classes is None:
+            if type(kind) is not str or (classes := classes_by_kind.get(kind)) is None:
                 raise EncodeError(f"fact {i}: unknown kind `{kind!r}`")
-            sent = sent_by_kind.get(kind)  # type: ignore[arg-type]
-            enc: dict[str, Scalar] = {"id": f"#{i}", "sid": sid}
+            sent = sent_by_kind.get(kind)
+            enc: dict[str, FactValue] = {"id": f"#{i}", "sid": sid}
             for name, value in fact.items():
-                t = type(value)
-                if t is not classes.get(name):  # strict: bool is not int, no subclasses
+                if type(value) is not classes.get(name):  # strict: bool is not int, no subclasses
                     if value is None and name in classes and name != "kind":
                         continue  # unknown values are absent
-                    self._refuse(i, kind, name, value)  # type: ignore[arg-type]
-                if t is int:
-                    if not lo <= value <= hi:  # type: ignore[operator]
-                        self._refuse(i, kind, name, value)  # type: ignore[arg-type]
-                elif t is str and not (len(value) < 4096 and value.isprintable()):  # type: ignore[arg-type]
-                    _check_string(value, f"fact {i}: field `{name}`", EncodeError)  # type: ignore[arg-type]
+                    self._refuse(i, kind, name, value)
+                if type(value) is int:
+                    if not lo <= value <= hi:
+                        self._refuse(i, kind, name, value)
+                elif type(value) is str and not (len(value) < 4096 and value.isprintable()):
+                    _check_string(value, f"fact {i}: field `{name}`", EncodeError)
                 if sent is not None and name in sent:
                     enc[name] = value
             if sent is not None:
@@ -450,7 +476,7 @@ class Engine:
             if _ID_HASHES.first_index(_fnv1_32(f"sid-{sid}"), n) is None:
                 return sid
 
-    def match(self, facts: Sequence[Mapping[str, Scalar]]) -> list[frozenset[int]]:
+    def match(self, facts: Sequence[Mapping[str, FactValue]]) -> list[frozenset[int]]:
         """For each atom (same order as given), the indices of the facts that satisfy it."""
         n = len(facts)
         if n > _MAX_FACTS:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date as Date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Union
@@ -53,8 +53,9 @@ __all__ = [
 
 FieldType = Literal["str", "int", "bool", "decimal", "date"]
 
-#: kind -> engine-visible field -> type. The single source of truth for rules and the compiler.
-FACT_SCHEMA: Mapping[str, Mapping[str, FieldType]] = MappingProxyType({
+#: kind -> engine-visible field -> type (read-only). The single source of truth for rules and
+#: the compiler.
+_SCHEMA: dict[str, dict[str, FieldType]] = {
     "patient": {"age": "int", "sex": "str", "deceased": "bool", "county": "str",
                 "municipality": "str", "healthcare_region": "str"},
     "diagnosis": {"icd10": "str", "icd10_3": "str", "snomed": "str", "icdo3_topography": "str",
@@ -84,7 +85,9 @@ FACT_SCHEMA: Mapping[str, Mapping[str, FieldType]] = MappingProxyType({
                   "age_days": "int", "since_days": "int"},
     "family_history": {"relationship": "str", "degree": "int", "icd10": "str", "icd10_3": "str",
                        "snomed": "str", "onset_age": "int"},
-})
+}
+FACT_SCHEMA: Mapping[str, Mapping[str, FieldType]] = MappingProxyType(
+    {kind: MappingProxyType(fields) for kind, fields in _SCHEMA.items()})
 
 _EPOCH_ORDINAL = Date(1970, 1, 1).toordinal()
 
@@ -398,15 +401,17 @@ _SYSTEM_CACHE: dict[str, str] = {}
 
 
 def _norm_system(system: object) -> str:
+    """Normalised code-system URI (lower case, no trailing slash, https -> http); "" if absent."""
+    try:
+        return _SYSTEM_CACHE[system]          # type: ignore[index]
+    except (KeyError, TypeError):
+        pass
     if type(system) is not str:
         return ""
-    try:
-        return _SYSTEM_CACHE[system]
-    except KeyError:
-        s = _norm_system_uncached(system)
-        if len(_SYSTEM_CACHE) < 10_000:
-            _SYSTEM_CACHE[system] = s
-        return s
+    s = _norm_system_uncached(system)
+    if len(_SYSTEM_CACHE) < 10_000:
+        _SYSTEM_CACHE[system] = s
+    return s
 
 
 LOINC = "http://loinc.org"
@@ -580,16 +585,21 @@ def _codings(cc: object) -> list[tuple[str, str, Optional[str]]]:
     """(normalised system, code, display) for each coding with a non-empty string code."""
     if type(cc) is not dict:
         return []
+    coding = cc.get("coding")
+    if type(coding) is not list:
+        return []
     out = []
-    for c in _list(cc.get("coding")):
+    for c in coding:
         if type(c) is dict:
             code = c.get("code")
-            if type(code) is str:
-                code = code.strip()
-                if code:
-                    disp = c.get("display")
-                    out.append((_norm_system(c.get("system")), code,
-                                disp if type(disp) is str else None))
+            if type(code) is str and code:
+                if code[0].isspace() or code[-1].isspace():
+                    code = code.strip()
+                    if not code:
+                        continue
+                disp = c.get("display")
+                out.append((_norm_system(c.get("system")), code,
+                            disp if type(disp) is str else None))
     return out
 
 
@@ -702,24 +712,47 @@ class _Extractor:
         self.out: dict[str, list[tuple[tuple[int, int], Any]]] = {k: [] for k in FACT_SCHEMA}
         # latest-value candidates: key -> (rank, order, builder)
         self.latest: dict[tuple, tuple[tuple, tuple[int, int], Callable[[], None]]] = {}
+        self.latest_kps: Optional[Callable[[], None]] = None
+        self.latest_kps_rank: tuple = ()
+        self.ecog_seen = False
         self.patient = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
         self.birth: Optional[Date] = None
+        # index for reference resolution, and the resources handlers read, with their names
         self.by_key: dict[str, dict] = {}
         self.by_url: dict[str, dict] = {}
+        self.work: list[tuple[int, dict, str, Callable]] = []
+        self.reports: list[tuple[int, dict, str]] = []
+        self.observations: list[tuple[int, dict, str]] = []
+        self.own_refs = {f"Patient/{pid}"} if self.patient_id else set()
         urls = bundle.full_urls if len(bundle.full_urls) == len(bundle.resources) else ()
+        handlers = self.HANDLERS
         for i, res in enumerate(bundle.resources):
             if type(res) is not dict:
                 continue
             rt, rid = res.get("resourceType"), res.get("id")
-            if type(rt) is str and type(rid) is str:
-                self.by_key.setdefault(f"{rt}/{rid}", res)
+            if type(rt) is not str:
+                continue
+            if type(rid) is str and rid:
+                name = f"{rt}/{rid}"
+                self.by_key.setdefault(name, res)
+            else:
+                name = f"{rt}/#{i}"
             if urls and urls[i]:
                 self.by_url.setdefault(urls[i], res)
-        self.ecog_seen = False
-        self.pathology_refs: set[str] = set()
-        self.significance: dict[int, tuple[str, Evidence]] = {}
+                if res is self.patient:
+                    self.own_refs.add(urls[i])
+            handler = handlers.get(rt)
+            if handler is not None and res is not self.patient:
+                self.work.append((i, res, name, handler))
+                if rt == "Observation":
+                    self.observations.append((i, res, name))
+                elif rt == "DiagnosticReport":
+                    self.reports.append((i, res, name))
+        self.pathology_reports: set[int] = set()      # id() of pathology DiagnosticReports
+        self.pathology_conditions: set[int] = set()   # id() of Conditions they refer to
+        self._significance: Optional[dict[int, tuple[str, Evidence]]] = None
 
     # -- notes and helpers ------------------------------------------------------------------
 
@@ -780,21 +813,24 @@ class _Extractor:
             hit = self.by_key.get(key) if key else None
         return hit, ref
 
-    def other_patient(self, res: dict) -> Optional[str]:
-        """The reference text if ``res`` clearly belongs to another Patient, else None."""
+    def other_patient(self, res: dict) -> Optional[tuple[str, str]]:
+        """(reference text, element) if ``res`` clearly belongs to another Patient, else None."""
         for link in ("subject", "patient", "individual"):
             reference = res.get(link)
             if type(reference) is not dict:
                 continue
+            ref = reference.get("reference")
+            if type(ref) is not str or ref in self.own_refs:
+                return None
             target, ref = self.resolve(reference)
             if ref is None:
                 continue
             if target is not None:
-                return ref if (target.get("resourceType") == "Patient"
-                               and target is not self.patient) else None
+                return (ref, link) if (target.get("resourceType") == "Patient"
+                                       and target is not self.patient) else None
             key = _ref_key(ref)
             if key and key.startswith("Patient/") and key != f"Patient/{self.patient_id}":
-                return ref
+                return ref, link
             return None
         return None
 
@@ -811,27 +847,19 @@ class _Extractor:
         patient = self.safely(self.read_patient, self.patient, "Patient")
         if patient is None:       # only on an internal error; keep the patient with nothing known
             patient = PatientFact(evidence=())
-        self.prepare()
-        handlers = self.HANDLERS
-        for i, res in enumerate(self.bundle.resources):
-            if type(res) is not dict or res is self.patient:
-                continue
-            handler = handlers.get(res.get("resourceType"))
-            if handler is None:
-                continue
-            name = self.name_of(res, i)
+        for i, res, name in self.reports:
+            self.safely(self.prepare_report, res, name, i)
+        for i, res, name, handler in self.work:
             other = self.other_patient(res)
             if other is not None:
-                self.note("other-patient", f"{name} refers to {other}, not to this bundle's "
-                          f"Patient; not used", name, "subject")
+                self.note("other-patient", f"{name} refers to {other[0]}, not to this bundle's "
+                          f"Patient; not used", name, f"{res['resourceType']}.{other[1]}")
                 continue
             self.safely(handler, self, res, name, i)
         for _rank, _order, build in self.latest.values():
             build()
-        if not self.ecog_seen:
-            kps = self.latest_kps
-            if kps is not None:
-                kps()
+        if not self.ecog_seen and self.latest_kps is not None:
+            self.latest_kps()
         facts: list[Any] = [patient]
         for kind in FACT_SCHEMA:
             items = self.out[kind]
@@ -851,31 +879,15 @@ class _Extractor:
                       f"{type(exc).__name__}: {exc}"[:300], name)
             return None
 
-    def prepare(self) -> None:
-        """Cross-resource links read before the main pass: pathology reports (for
-        histology_confirmed) and diagnostic implications (for variant significance)."""
-        self.latest_kps: Optional[Callable[[], None]] = None
-        self.latest_kps_rank: tuple = ()
-        for i, res in enumerate(self.bundle.resources):
-            if type(res) is not dict:
-                continue
-            rt = res.get("resourceType")
-            if rt == "DiagnosticReport":
-                self.safely(self.prepare_report, res, self.name_of(res, i), i)
-            elif rt == "Observation":
-                self.safely(self.prepare_implication, res, self.name_of(res, i), i)
-
     def prepare_report(self, res: dict, name: str, i: int) -> None:
+        """Mark pathology reports and the Conditions they refer to (for histology_confirmed)."""
         pathology = any(s == _V2_0074 and c in _PATHOLOGY_SECTIONS
                         for cat in _list(res.get("category")) for s, c, _ in _codings(cat))
         pathology = pathology or any(s == LOINC and c in _PATHOLOGY_LOINC
                                      for s, c, _ in _codings(res.get("code")))
         if not pathology or _status_code_plain(res) in _IGNORED_STATUS:
             return
-        self.pathology_refs.add(name)
-        for url, hit in self.by_url.items():
-            if hit is res:
-                self.pathology_refs.add(url)
+        self.pathology_reports.add(id(res))
         # references from the report to conditions (extensions, supportingInfo, ...)
         stack: list = [v for k, v in res.items() if k not in ("subject", "performer", "result")]
         while stack:
@@ -883,12 +895,23 @@ class _Extractor:
             if type(x) is dict:
                 target, _ = self.resolve(x)
                 if target is not None and target.get("resourceType") == "Condition":
-                    self.pathology_refs.add(f"linked:{id(target)}")
-                stack.extend(v for v in x.values() if type(v) in (dict, list))
+                    self.pathology_conditions.add(id(target))
+                stack.extend(v for v in x.values() if type(v) is dict or type(v) is list)
             elif type(x) is list:
                 stack.extend(x)
 
-    def prepare_implication(self, res: dict, name: str, i: int) -> None:
+    @property
+    def significance(self) -> dict[int, tuple[str, Evidence]]:
+        """id(variant Observation) -> clinical significance from diagnostic-implication
+        Observations that derive from it (Genomics Reporting STU3 shape); built on first use."""
+        if self._significance is None:
+            self._significance = {}
+            for i, res, name in self.observations:
+                if "derivedFrom" in res:
+                    self.safely(self.read_implication, res, name, i)
+        return self._significance
+
+    def read_implication(self, res: dict, name: str, i: int) -> None:
         if not any(c == "diagnostic-implication" for _, c, _ in _codings(res.get("code"))):
             return
         if _status_code_plain(res) in _IGNORED_STATUS:
@@ -907,9 +930,9 @@ class _Extractor:
         if significance is None:
             return
         for reference in _list(res.get("derivedFrom")):
-            target, ref = self.resolve(reference)
+            target, _ = self.resolve(reference)
             if target is not None:
-                self.significance.setdefault(id(target), significance)
+                self._significance.setdefault(id(target), significance)
 
     # -- Patient ----------------------------------------------------------------------------
 
@@ -956,16 +979,16 @@ class _Extractor:
                            municipality=municipality, healthcare_region=region, evidence=tuple(ev))
 
     def read_address(self, p: dict, name: str, ev: list[Evidence]):
-        addresses = [a for a in _list(p.get("address")) if type(a) is dict]
+        addresses = [(j, a) for j, a in enumerate(_list(p.get("address"))) if type(a) is dict]
         if "address" in p and type(p["address"]) is not list:
             self.note("wrong-type", "Patient.address is not an array", name, "Patient.address")
         if not addresses:
             self.note("unknown-region", "Patient.address is absent: healthcare region unknown",
                       name, "Patient.address")
             return None, None, None
-        chosen = next((a for a in addresses if a.get("use") == "home"),
-                      next((a for a in addresses if a.get("use") != "old"), addresses[0]))
-        idx = addresses.index(chosen)
+        idx, chosen = next((ja for ja in addresses if ja[1].get("use") == "home"),
+                           next((ja for ja in addresses if ja[1].get("use") != "old"),
+                                addresses[0]))
         state, district = chosen.get("state"), chosen.get("district")
         county = municipality = None
         if state is not None:
@@ -1063,7 +1086,7 @@ class _Extractor:
         else:
             active = cs not in _INACTIVE_CLINICAL
         confirmed = vs == "confirmed"
-        pathology = (f"linked:{id(res)}" in self.pathology_refs
+        pathology = (id(res) in self.pathology_conditions
                      or self.condition_has_pathology_evidence(res))
         histology = confirmed and (has_histology_ext or behaviour == "3" or pathology)
         onset, onset_el = None, None
@@ -1108,11 +1131,9 @@ class _Extractor:
     def condition_has_pathology_evidence(self, res: dict) -> bool:
         for ev in _list(res.get("evidence")):
             for detail in _list(_dict(ev).get("detail")):
-                target, ref = self.resolve(detail)
-                if target is not None and target.get("resourceType") == "DiagnosticReport":
-                    rid = target.get("id")
-                    if f"DiagnosticReport/{rid}" in self.pathology_refs:
-                        return True
+                target, _ = self.resolve(detail)
+                if target is not None and id(target) in self.pathology_reports:
+                    return True
         return False
 
     def read_condition_code(self, cc: object, name: str, element: str):
@@ -1166,34 +1187,30 @@ class _Extractor:
     # -- Observation ------------------------------------------------------------------------
 
     def read_observation(self, res: dict, name: str, i: int) -> None:
-        codes = _codings(res.get("code"))
-        if not codes:
+        cc = res.get("code")
+        if type(cc) is not dict:
             return
-        status = _status_code_plain(res)
-        for s, c, _ in codes:
-            handler = None
-            if s == LOINC:
-                handler = self.LOINC_HANDLERS.get(c)
-            elif s == SNOMED:
-                handler = self.SNOMED_HANDLERS.get(c)
-            elif s == ASSERTION_SYSTEM:
-                handler = _Extractor.obs_assertion
-            if handler is None:
-                if (s, c) in _TNM_M:
-                    handler = _Extractor.obs_tnm_m
-                elif (s, c) in _STAGE_GROUP:
-                    handler = _Extractor.obs_stage_group
-                elif (s, c) in _HISTORY_METASTATIC:
-                    handler = _Extractor.obs_history_metastatic
-            if handler is not None:
-                if status in _IGNORED_STATUS:
-                    self.note("ignored-status", f"{name} has status {status}; ignored", name,
-                              "Observation.status")
-                    return
-                if status == "registered":
-                    return     # no result yet
-                handler(self, res, name, i, c)
-                return
+        dispatch = self.OBS_DISPATCH
+        for c in _list(cc.get("coding")):
+            if type(c) is not dict:
+                continue
+            code = c.get("code")
+            if type(code) is not str:
+                continue
+            system = _norm_system(c.get("system"))
+            if system == ASSERTION_SYSTEM:
+                handler, code = _Extractor.obs_assertion, code.strip()
+            else:
+                handler = dispatch.get((system, code))
+                if handler is None:
+                    continue
+            status = _status_code_plain(res)
+            if status in _IGNORED_STATUS:
+                self.note("ignored-status", f"{name} has status {status}; ignored", name,
+                          "Observation.status")
+            elif status != "registered":           # registered: no result yet
+                handler(self, res, name, i, code)
+            return
 
     def obs_ecog(self, res: dict, name: str, i: int, code: str) -> None:
         value, element, shown = self.performance_value(res, name, _ECOG_LA, _ECOG_SNOMED)
@@ -1329,6 +1346,10 @@ class _Extractor:
             if uln_q is not None:
                 uln, uln_shown, j = uln_q
                 x_uln = value / uln if uln > 0 else None
+                if x_uln is not None and x_uln >= _LIMIT:
+                    self.note("out-of-range", f"{analyte} ULN {uln_shown} is implausibly small",
+                              name, f"Observation.referenceRange[{j}].high")
+                    x_uln = None
                 ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
                                    value=uln_shown))
         evidence = tuple(ev)
@@ -1463,7 +1484,7 @@ class _Extractor:
             if type(comp) is not dict:
                 continue
             element = f"Observation.component[{j}]"
-            for s, c, _ in _codings(comp.get("code")):
+            for s, c in _component_codes(comp):
                 if s == LOINC:
                     if c == "48018-6":
                         g = self.gene_symbol(comp.get("valueCodeableConcept"), name,
@@ -1511,8 +1532,7 @@ class _Extractor:
                     self.note("assumed-value", f"variant {pair} coded {how} between two "
                               "genes: read as a fusion of the first gene with the second",
                               name, "Observation.component")
-                    if so in _SO_REARRANGEMENT:
-                        fields["change_type"] = "fusion"
+                    fields["change_type"] = "fusion"
                 fields["fusion_partner"] = genes[1][0]
                 ev.append(genes[1][1])
             else:
@@ -1967,8 +1987,7 @@ class _Extractor:
         return int(value)
 
     HANDLERS: dict[str, Callable] = {}
-    LOINC_HANDLERS: dict[str, Callable] = {}
-    SNOMED_HANDLERS: dict[str, Callable] = {}
+    OBS_DISPATCH: dict[tuple[str, str], Callable] = {}
 
 
 _Extractor.HANDLERS = {
@@ -1983,18 +2002,19 @@ _Extractor.HANDLERS = {
     "Encounter": _Extractor.read_referral,
     "FamilyMemberHistory": _Extractor.read_family,
 }
-_Extractor.LOINC_HANDLERS = {
-    "89247-1": _Extractor.obs_ecog,
-    "89243-0": _Extractor.obs_karnofsky,
-    "82810-3": _Extractor.obs_pregnancy,
-    "69548-6": _Extractor.obs_variant,
-    "94076-7": _Extractor.obs_tmb,
-    "81695-9": _Extractor.obs_msi,
-    **{code: _Extractor.obs_lab for code in LAB_CODES},
-    **{code: _Extractor.obs_ihc for code in _IHC},
-}
-_Extractor.SNOMED_HANDLERS = {
-    "761869008": _Extractor.obs_karnofsky,
+_Extractor.OBS_DISPATCH = {
+    (LOINC, "89247-1"): _Extractor.obs_ecog,
+    (LOINC, "89243-0"): _Extractor.obs_karnofsky,
+    (SNOMED, "761869008"): _Extractor.obs_karnofsky,
+    (LOINC, "82810-3"): _Extractor.obs_pregnancy,
+    (LOINC, "69548-6"): _Extractor.obs_variant,
+    (LOINC, "94076-7"): _Extractor.obs_tmb,
+    (LOINC, "81695-9"): _Extractor.obs_msi,
+    **{(LOINC, code): _Extractor.obs_lab for code in LAB_CODES},
+    **{(LOINC, code): _Extractor.obs_ihc for code in _IHC},
+    **{key: _Extractor.obs_tnm_m for key in _TNM_M},
+    **{key: _Extractor.obs_stage_group for key in _STAGE_GROUP},
+    **{key: _Extractor.obs_history_metastatic for key in _HISTORY_METASTATIC},
 }
 
 
@@ -2052,15 +2072,28 @@ def _stage_iv(cc: object) -> Optional[str]:
     return None
 
 
-def _component_text(comp: dict) -> Optional[str]:
-    cc = comp.get("valueCodeableConcept")
-    for s, c, d in _codings(cc):
-        return c
+def _component_codes(comp: dict):
+    """(normalised system, code) of each coding of ``component.code`` (a generator: the caller
+    usually stops at the first)."""
+    cc = comp.get("code")
     if type(cc) is dict:
         for c in _list(cc.get("coding")):
-            d = _str(_dict(c).get("display"))
-            if d:
-                return d
+            if type(c) is dict:
+                code = c.get("code")
+                if type(code) is str:
+                    yield _norm_system(c.get("system")), code.strip()
+
+
+def _component_text(comp: dict) -> Optional[str]:
+    """The text of a component value: first coding's code, else its display, else
+    ``valueCodeableConcept.text``, else ``valueString``."""
+    cc = comp.get("valueCodeableConcept")
+    if type(cc) is dict:
+        for c in _list(cc.get("coding")):
+            if type(c) is dict:
+                text = _str(c.get("code")) or _str(c.get("display"))
+                if text:
+                    return text
         if _str(cc.get("text")):
             return _str(cc.get("text"))
     return _str(comp.get("valueString"))

@@ -124,8 +124,10 @@ def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as uexc:
-        return InputError("not-utf8", source,
-                          f"not UTF-8 text (invalid byte at offset {uexc.start})", line)
+        if not (uexc.reason == "unexpected end of data" and uexc.end == len(data)):
+            return InputError("not-utf8", source,
+                              f"not UTF-8 text (invalid byte at offset {uexc.start})", line)
+        # cut in the middle of a multi-byte character: a truncated file, reported as such
     if "recursion" in exc.msg:
         return InputError("too-deep", source,
                           f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
@@ -133,7 +135,7 @@ def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
     detail = exc.msg
     if not data.strip():
         detail = "empty input"
-    elif exc.pos >= len(data.rstrip()) - 1 and "EOF" in exc.msg.upper():
+    elif "end of data" in exc.msg or "EOF" in exc.msg.upper():
         detail = f"truncated JSON ({exc.msg})"
     return InputError("not-json", source, f"not valid JSON: {detail}", where)
 
@@ -277,8 +279,6 @@ def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQu
                          f"exactly one is required")
     patient = patients[0]
     if validate != "none":
-        if validate not in ("facts", "all"):
-            raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
         kept_res: list[dict] = []
         kept_urls: list[Optional[str]] = []
         for res, url in zip(resources, urls):
@@ -295,6 +295,11 @@ def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQu
                         notes=tuple(notes), full_urls=tuple(urls))
 
 
+def _check_mode(validate: str) -> None:
+    if validate not in ("facts", "all", "none"):
+        raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
+
+
 def _from_object(obj: object, source: str, validate: str) -> LoadedBundle:
     if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
         raise InputError("not-bundle", source, f"expected a FHIR Bundle, found {_describe(obj)}")
@@ -306,11 +311,15 @@ def load_bundle(source: Source, *, validate: ValidateMode = "facts",
                 name: Optional[str] = None) -> LoadedBundle:
     """Read one patient bundle from a path, bytes or a parsed dict.
 
+    A dict must hold plain JSON types (dict, list, str, int, float, bool, None), as produced by
+    a JSON parser; it is used as is, not copied.
+
     Raises :class:`InputError` (and nothing else) for input that cannot be read as one patient:
     ``not-found``, ``not-json``, ``not-utf8``, ``not-bundle``, ``no-patient``, ``several-patients``,
     ``too-large``, ``too-deep``. ``name`` overrides the source name used in errors and notes
     (default: the path as given, ``<bytes>`` or ``<dict>``).
     """
+    _check_mode(validate)
     if isinstance(source, dict):
         src = name or "<dict>"
         _check_depth(source, src)
@@ -362,13 +371,15 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
     """Group a FHIR Bulk Data export (one NDJSON file per resource type) into patients.
 
     A resource belongs to the patient its ``subject`` / ``patient`` / ``individual`` refers to
-    (a Patient to itself). Resources that belong to no patient (Medication, ResearchStudy,
+    (a Patient to itself); a line holding a whole Bundle is read as one patient bundle
+    (``source`` ``"<file>:<line>"``). Resources that belong to no patient (Medication, ResearchStudy,
     Organization, ...) are added to every patient whose resources refer to them. Yields one
     ``LoadedBundle`` per patient (in order of first appearance) whose ``source`` is
     ``"<file>#Patient/<id>"``; a bad line is yielded as an ``InputError`` with its file and line
     number and the other lines go on. Resources referring to a patient absent from the export are
     yielded as one ``no-patient`` error for that patient. The export is held in memory.
     """
+    _check_mode(validate)
     groups: dict[str, list[dict]] = {}
     group_file: dict[str, str] = {}
     shared: dict[str, dict] = {}
@@ -410,6 +421,14 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
                     yield InputError("not-bundle", fname,
                                      f"expected one FHIR resource per line, found {_describe(res)}",
                                      lineno)
+                    continue
+                if rt == "Bundle":            # one patient bundle per line
+                    try:
+                        yield _from_object(res, f"{fname}:{lineno}", validate)
+                    except InputError as err:
+                        err.line = lineno
+                        err.source = fname
+                        yield err
                     continue
                 if rt == "Patient":
                     pid = res.get("id")
@@ -453,6 +472,7 @@ def iter_inputs(path: Union[str, "os.PathLike[str]"], *,
     ``*.json`` and ``*.ndjson`` files are read in name order (not recursively); the NDJSON files
     together form one export, read at the position of the first of them.
     """
+    _check_mode(validate)
     p = Path(path)
     if p.is_dir():
         files = sorted((f for f in p.iterdir()

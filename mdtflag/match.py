@@ -112,6 +112,8 @@ class _Eval:
 
     # ---- tests on one fact
     def tfield(self, t: TField, i: int) -> str:
+        if t.const is not None:
+            return t.const
         if t.field not in self.enc[i]:
             return UNKNOWN
         hit = any(i in self.sets[a] for a in t.atoms)
@@ -129,7 +131,7 @@ class _Eval:
 
     def absent_fields(self, t: TNode, i: int) -> list[str]:
         if isinstance(t, TField):
-            return [] if t.field in self.enc[i] else [t.field]
+            return [] if (t.const is not None or t.field in self.enc[i]) else [t.field]
         out: list[str] = []
         for x in t.items:
             out += [f for f in self.absent_fields(x, i) if f not in out]

@@ -15,10 +15,12 @@ STATUS_LABEL = {
 HEAD = {
     "en": {"decision": "Decision", "flags": "Flags", "pending": "Pending (would take precedence if decided)",
            "dq": "Data quality", "missing": "Missing", "target": "Route to", "by": "decided by", "region": "region",
-           "unknown_region": "healthcare region unknown", "cohorts": "Cohorts", "codes": "Suggested codes", "as_of": "as of"},
+           "unknown_region": "healthcare region unknown", "cohorts": "Cohorts", "codes": "Suggested codes", "as_of": "as of",
+           "others": "more not flagged or not applicable"},
     "sv": {"decision": "Beslut", "flags": "Flaggor", "pending": "Väntar (skulle gå före om de avgjordes)",
            "dq": "Datakvalitet", "missing": "Saknas", "target": "Remiss till", "by": "avgjort av", "region": "region",
-           "unknown_region": "sjukvårdsregion okänd", "cohorts": "Kohorter", "codes": "Föreslagna koder", "as_of": "per"},
+           "unknown_region": "sjukvårdsregion okänd", "cohorts": "Kohorter", "codes": "Föreslagna koder", "as_of": "per",
+           "others": "till ej flaggade eller ej tillämpliga"},
 }
 
 
@@ -46,8 +48,8 @@ def to_text(result: Result, lang: str = "en") -> str:
             out.append(f"  {h['target']}: {centre} [{h['region']}: {region}]")
         for p in d.pending:
             out.append(f"  {h['pending']}: {p.rule} ({p.level})")
-            for m in p.missing:
-                out.append(f"    ? {getattr(m.text, lang)}")
+            for line in dict.fromkeys(getattr(m.text, lang) for m in p.missing):
+                out.append(f"    ? {line}")
         out.append("")
     order = {"flagged": 0, "indeterminate": 1, "not_flagged": 2, "not_applicable": 3}
     out.append(h["flags"])
@@ -68,13 +70,17 @@ def _flag_text(f: FlagOut, lang: str) -> list[str]:
     lines = [f"  [{label}] {f.rule} v{f.version} — {getattr(f.title, lang)} ({f.tag})", f"      {getattr(f.text, lang)}"]
     if f.target is not None and f.target.centre is not None:
         lines.append(f"      {h['target']}: {getattr(f.target.centre, lang)}")
-    if f.status in ("flagged", "indeterminate") or lang:
-        for r in f.reasons:
-            ev = ", ".join(sorted({e.resource for e in r.evidence}))
-            lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
+    for r in f.reasons:
+        # a flag that did not fire shows what blocked it; a flag that fired or is open shows everything
+        if f.status in ("not_flagged", "not_applicable") and r.outcome == "met":
+            continue
+        ev = ", ".join(sorted({e.resource for e in r.evidence}))
+        lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
     if f.cohorts:
-        lines.append(f"      {h['cohorts']}:")
-        for c in f.cohorts:
+        shown = [c for c in f.cohorts if c.status in ("flagged", "indeterminate")]
+        rest = len(f.cohorts) - len(shown)
+        lines.append(f"      {h['cohorts']}:" + (f" ({rest} {h['others']})" if rest else ""))
+        for c in shown:
             extra = []
             if c.failed:
                 extra.append("✗ " + ", ".join(c.failed))

@@ -268,7 +268,7 @@ class ParamLeaf(NodeBase):
     """Met when a profile or row parameter has one of the given values (decided when compiling)."""
 
     param: str
-    equals: Union[Scalar, list[Scalar]]
+    equals: Union[Scalar, None, list[Optional[Scalar]]]
 
 
 def _crit_tag(v: Any) -> Optional[str]:
