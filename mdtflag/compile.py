@@ -132,6 +132,23 @@ class _Compiler:
         self.atoms: dict[Atom, int] = {}
         self.atom_list: list[Atom] = []
         self.used_valuesets: set[str] = set()
+        self.plans: dict[Any, Any] = {}
+
+    # ---- plan nodes are shared: identical sub-plans of different rows are one object,
+    # so the matcher evaluates each of them once per patient
+    def intern(self, p: Any) -> Any:
+        if isinstance(p, PBool):
+            key: Any = (id(p.node), p.op, tuple(id(x) for x in p.items))
+        elif isinstance(p, PFact):
+            key = (id(p.node), p.where, p.window, p.window_days, p.test, p.date_field)
+        elif isinstance(p, PConst):
+            key = (id(p.node), p.outcome, p.shown)
+        else:
+            key = (id(p.node),)
+        got = self.plans.get(key)
+        if got is None:
+            got = self.plans[key] = p
+        return got
 
     # ---- atoms
     def atom(self, a: Atom) -> int:
@@ -311,10 +328,19 @@ class _Compiler:
             items = [self.criterion(x, row) for x in (c.all if op == "all" else c.any)]
             if any(i is None for i in items):
                 return None
-            return PBool(c, op, tuple(items))  # type: ignore[arg-type]
+            # Branches decided when compiling (parameter leaves, and nodes made only of them):
+            # one that decides the node (not met under all, met under any) hides its siblings; one that
+            # cannot change it (met under all, not met under any) is hidden. Hidden nodes are neither
+            # evaluated nor reported: they do not apply to this profile or table row.
+            deciding = "not_met" if op == "all" else "met"
+            for i in items:
+                if const_outcome(i) == deciding:
+                    return self.intern(PBool(c, op, (i,)))  # type: ignore[arg-type]
+            kept = [i for i in items if const_outcome(i) is None]
+            return self.intern(PBool(c, op, tuple(kept or items[:1])))  # type: ignore[arg-type]
         if isinstance(c, rm.NotNode):
             inner = self.criterion(c.not_, row)
-            return None if inner is None else PBool(c, "not", (inner,))
+            return None if inner is None else self.intern(PBool(c, "not", (inner,)))
         if isinstance(c, rm.RuleRefLeaf):
             target = self.rs.rule(c.rule)
             if target is None:
@@ -323,13 +349,13 @@ class _Compiler:
             if c.criterion is not None and c.criterion not in criterion_ids(target):
                 self.diags.add("C008", f"rule '{c.rule}' has no criterion '{c.criterion}'", c.pos)
                 return None
-            return PRuleRef(c)
+            return self.intern(PRuleRef(c))
         if isinstance(c, rm.ParamLeaf):
             got = self.param(c.param, row, c.pos)
             if got is UNSET:
                 got = None
             want = c.equals if isinstance(c.equals, list) else [c.equals]
-            return PConst(c, "met" if got in want else "not_met", f"{c.param} = {got}")
+            return self.intern(PConst(c, "met" if got in want else "not_met", f"{c.param} = {got}"))
         return self.fact_leaf(c, row)
 
     def fact_leaf(self, c: rm.FactLeaf, row: Optional[Mapping[str, Any]]) -> Optional[PFact]:
@@ -369,8 +395,25 @@ class _Compiler:
             test = self.test_expr(c.fact, c.test, row)
             if test is None:
                 return None
-        return PFact(c, c.fact, tuple(where), window, days, test,
-                     date_field if date_field in schema else None)
+        return self.intern(PFact(c, c.fact, tuple(where), window, days, test,
+                     date_field if date_field in schema else None))
+
+
+def const_outcome(p: Any) -> Optional[str]:
+    """The outcome of a plan node that was decided when compiling, else None."""
+    if isinstance(p, PConst):
+        return p.outcome
+    if isinstance(p, PBool):
+        if p.op == "not":
+            inner = const_outcome(p.items[0])
+            return None if inner is None else {"met": "not_met", "not_met": "met"}[inner]
+        outs = [const_outcome(i) for i in p.items]
+        if any(o is None for o in outs):
+            return None
+        if p.op == "all":
+            return "not_met" if "not_met" in outs else "met"
+        return "met" if "met" in outs else "not_met"
+    return None
 
 
 def _from_param(v: Any) -> bool:

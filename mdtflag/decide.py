@@ -80,7 +80,7 @@ def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
 def text_out(text: Optional[rm.Text], ctx: Mapping[str, Any]) -> Optional[TextOut]:
     if text is None:
         return None
-    return TextOut(sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
+    return _mk(TextOut, sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
 
 
 class Builder:
@@ -93,6 +93,9 @@ class Builder:
         self.region = getattr(fs.patient, "healthcare_region", None)
         regions = crs.ruleset.tables.get("regions")
         self.region_row = regions.row(self.region) if (regions is not None and self.region) else None
+        self._ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceOut]]] = {}
+        self._missing: dict[Missing, MissingOut] = {}
 
     # ---- context for templates
     def base_ctx(self, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
@@ -118,18 +121,29 @@ class Builder:
         out: list[EvidenceOut] = []
         seen: set[tuple[str, str, str]] = set()
         for i in facts:
-            for e in self.fs.facts[i].evidence:
-                key = (e.resource, e.element, e.value)
+            for key, item in self.fact_evidence(i):
                 if key not in seen:
                     seen.add(key)
-                    out.append(EvidenceOut(resource=e.resource, element=e.element, value=e.value))
+                    out.append(item)
         return out
+
+    def fact_evidence(self, i: int) -> list[tuple[tuple[str, str, str], EvidenceOut]]:
+        got = self._evidence.get(i)
+        if got is None:
+            got = self._evidence[i] = [
+                ((e.resource, e.element, e.value), _mk(EvidenceOut, resource=e.resource, element=e.element, value=e.value))
+                for e in self.fs.facts[i].evidence]
+        return got
 
     def missing(self, items: Sequence[Missing]) -> list[MissingOut]:
         out = []
         for m in items:
-            out.append(MissingOut(criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field,
-                                  resource=m.resource, text=self.missing_text(m)))
+            got = self._missing.get(m)
+            if got is None:
+                got = self._missing[m] = _mk(MissingOut, 
+                    criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field, resource=m.resource,
+                    text=self.missing_text(m))
+            out.append(got)
         return out
 
     def missing_text(self, m: Missing) -> TextOut:
@@ -140,16 +154,16 @@ class Builder:
             what_sv = sv + (f" ({m.where})" if m.where else "")
             what_en = en + (f" ({m.where})" if m.where else "")
         if m.reason == "stale":
-            return TextOut(sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
+            return _mk(TextOut, sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
         if m.reason == "field":
             if m.field == "x_uln" or m.field == "uln":
-                return TextOut(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
+                return _mk(TextOut, sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
                                en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
-            return TextOut(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
+            return _mk(TextOut, sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
                            en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
         if m.reason == "rule":
-            return TextOut(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
-        return TextOut(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
+            return _mk(TextOut, sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
+        return _mk(TextOut, sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
 
     def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextOut:
         node = r.node
@@ -169,7 +183,7 @@ class Builder:
             return got
         sv, en = OUTCOME_TEXT[r.outcome]
         detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
-        return TextOut(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
+        return _mk(TextOut, sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
 
     def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any]) -> list[ReasonOut]:
         out: list[ReasonOut] = []
@@ -177,8 +191,8 @@ class Builder:
         def walk(r: NodeResult) -> None:
             cid = getattr(r.node, "id", None)
             if cid:
-                out.append(ReasonOut(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
-                                     evidence=self.evidence(r.facts),
+                out.append(_mk(ReasonOut, criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
+                                     evidence=self.evidence(_own_facts(r)),
                                      missing=self.missing(r.missing) if r.outcome == UNKNOWN else []))
             for ch in r.children:
                 walk(ch)
@@ -187,7 +201,7 @@ class Builder:
             walk(r)
         if not out and results:
             root = results[-1]
-            out.append(ReasonOut(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
+            out.append(_mk(ReasonOut, criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
                                  evidence=self.evidence(root.facts),
                                  missing=self.missing(root.missing) if root.outcome == UNKNOWN else []))
         return out
@@ -197,53 +211,62 @@ class Builder:
         if t is None:
             return None
         region_name = self.region_row.get("name") if self.region_row else None
-        rn = TextOut(**region_name) if isinstance(region_name, dict) else None
+        rn = _mk(TextOut, sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
         if t.fixed is not None:
-            centre: Optional[TextOut] = TextOut(sv=t.fixed.sv, en=t.fixed.en)
+            centre: Optional[TextOut] = _mk(TextOut, sv=t.fixed.sv, en=t.fixed.en)
         else:
             table = self.crs.ruleset.tables.get(t.table or "")
             row = table.row(self.region) if (table is not None and self.region) else None
             val = row.get(t.column) if row is not None and t.column else None
             if isinstance(val, dict) and "sv" in val:
-                centre = TextOut(sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
+                centre = _mk(TextOut, sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
             elif val is not None:
-                centre = TextOut(sv=show(val, "sv"), en=show(val, "en"))
+                centre = _mk(TextOut, sv=show(val, "sv"), en=show(val, "en"))
             else:
                 centre = None
-        return TargetOut(healthcare_region=self.region, region_name=rn, centre=centre)
+        return _mk(TargetOut, healthcare_region=self.region, region_name=rn, centre=centre)
 
     def cohorts(self, ev: RuleEval) -> Optional[list[CohortOut]]:
         if ev.rule.for_each is None:
             return None
+        # trial rules list every cohort; other per-row rules (e.g. one row per EU label) list the rows
+        # that fired or are undecided
+        every = ev.rule.kind == "trial"
         out = []
         for inst in ev.instances:
-            out.append(self.cohort(inst.row or {}, inst.status, inst.result))
-        for row in ev.compiled.skipped_rows:
-            out.append(self.cohort(row, "not_applicable", None))
-        if ev.status == "not_applicable" and not ev.instances:
-            out = [c if c.status == "not_applicable" else c for c in out]
+            if every or inst.status in ("flagged", "indeterminate"):
+                out.append(self.cohort(inst.row or {}, inst.status, inst.result))
+        if every:
+            for row in ev.compiled.skipped_rows:
+                out.append(self.cohort(row, "not_applicable", None))
         return sorted(out, key=lambda c: c.key)
 
+    def outcome_ids(self, r: NodeResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Ids of the not-met and unknown criteria in a result tree (cached: trees share sub-results)."""
+        got = self._ids.get(id(r))
+        if got is not None:
+            return got
+        failed: dict[str, None] = {}
+        unknown: dict[str, None] = {}
+        cid = getattr(r.node, "id", None)
+        if cid and r.outcome == NOT_MET:
+            failed[cid] = None
+        if cid and r.outcome == UNKNOWN:
+            unknown[cid] = None
+        for ch in r.children:
+            f, u = self.outcome_ids(ch)
+            failed.update(dict.fromkeys(f))
+            unknown.update(dict.fromkeys(u))
+        got = self._ids[id(r)] = (tuple(failed), tuple(unknown))
+        return got
+
     def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult]) -> CohortOut:
-        failed: list[str] = []
-        unknown: list[str] = []
-
-        def walk(r: NodeResult) -> None:
-            cid = getattr(r.node, "id", None)
-            if cid and r.outcome == NOT_MET and cid not in failed:
-                failed.append(cid)
-            if cid and r.outcome == UNKNOWN and cid not in unknown:
-                unknown.append(cid)
-            for ch in r.children:
-                walk(ch)
-
-        if res is not None:
-            walk(res)
+        failed, unknown = self.outcome_ids(res) if res is not None else ((), ())
         title = row.get("title")
         enrolled = row.get("enrolled")
-        return CohortOut(key=str(row.get("key")), title=TextOut(**title) if isinstance(title, dict) else None,
+        return _mk(CohortOut, key=str(row.get("key")), title=_mk(TextOut, sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
                          state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
-                         status=status, failed=failed, unknown=unknown)
+                         status=status, failed=list(failed), unknown=list(unknown))
 
     def suggested(self, ev: RuleEval) -> Optional[list[SuggestedOut]]:
         s = ev.rule.suggest
@@ -261,7 +284,7 @@ class Builder:
                 continue
             seen.add(key)
             codes = {c: [str(x) for x in (row.get(c) or [])] if isinstance(row.get(c), list) else ([str(row[c])] if row.get(c) is not None else []) for c in s.columns}
-            out.append(SuggestedOut(key=key, codes=codes))
+            out.append(_mk(SuggestedOut, key=key, codes=codes))
         return sorted(out, key=lambda x: x.key)
 
     def flag(self, ev: RuleEval) -> FlagOut:
@@ -280,8 +303,8 @@ class Builder:
             missing += ev.applies.missing
         if ev.status == "indeterminate" and ev.best is not None:
             missing += ev.best.result.missing
-        return FlagOut(
-            rule=rule.id, version=rule.version, kind=rule.kind, title=TextOut(sv=rule.title.sv, en=rule.title.en),
+        return _mk(FlagOut, 
+            rule=rule.id, version=rule.version, kind=rule.kind, title=_mk(TextOut, sv=rule.title.sv, en=rule.title.en),
             tag=rule.tag, status=ev.status, text=text, reasons=self.reasons(results, rule.id, ctx),
             missing=_unique(self.missing(list(dict.fromkeys(missing)))),
             target=self.target(rule) if ev.status in ("flagged", "indeterminate") else None,
@@ -304,21 +327,50 @@ class Builder:
             level = deciding[0].rule.decision.level if deciding else UNDETERMINED  # type: ignore[union-attr]
             target = next((flags[e.rule.id].target for e in deciding if flags[e.rule.id].target is not None), None)
             if deciding:
-                text = TextOut(sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
+                text = _mk(TextOut, sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
                                en=" ".join(flags[e.rule.id].text.en for e in deciding))
             else:
                 why = [flags[e.rule.id] for e in members if e.status in ("not_applicable", "indeterminate")]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
                 en_why = " ".join(dict.fromkeys(f.text.en for f in why))
-                text = TextOut(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
+                text = _mk(TextOut, sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
                                en=("No level could be decided. " + en_why).strip())
-            out[name] = DecisionOut(
+            out[name] = _mk(DecisionOut, 
                 level=level, rules=[e.rule.id for e in deciding], target=target,
-                pending=[PendingOut(rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
+                pending=[_mk(PendingOut, rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
                          for e in pending],
                 text=text,
             )
         return out
+
+
+def _own_facts(r: NodeResult) -> tuple[int, ...]:
+    """The facts behind a result that no reported (id'd) descendant already shows as evidence."""
+    if not r.children:
+        return r.facts
+    shown: set[int] = set()
+    for ch in r.children:
+        if getattr(ch.node, "id", None):
+            shown.update(_all_facts(ch))
+    return tuple(i for i in r.facts if i not in shown)
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _mk(cls: Any, **values: Any) -> Any:
+    """Build an output model from values that are already valid (a trusted fast path, like
+    ``model_construct`` without its per-call overhead; the result schema tests validate real outputs)."""
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = {n: (f.default if not f.is_required() else None) for n, f in cls.model_fields.items()}
+    data = {n: values[n] if n in values else d for n, d in defaults.items()}  # field order, as validation would give
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", data)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 def _unique(items: Sequence[MissingOut]) -> list[MissingOut]:
@@ -342,7 +394,7 @@ def _all_facts(r: NodeResult) -> list[int]:
 def _default_status_text(status: str) -> TextOut:
     sv = {"flagged": "Flaggad", "not_flagged": "Ej flaggad", "indeterminate": "Obestämd – data saknas", "not_applicable": "Ej tillämplig"}[status]
     en = {"flagged": "Flagged", "not_flagged": "Not flagged", "indeterminate": "Indeterminate – data missing", "not_applicable": "Not applicable"}[status]
-    return TextOut(sv=sv, en=en)
+    return _mk(TextOut, sv=sv, en=en)
 
 
 def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,
@@ -357,12 +409,13 @@ def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], a
         key = (n.code, n.message, n.resource, n.element)
         if key not in seen:
             seen.add(key)
-            dq.append(DataQualityOut(code=n.code, message=n.message, resource=n.resource, element=n.element))
-    return Result(
+            dq.append(_mk(DataQualityOut, code=n.code, message=n.message, resource=n.resource, element=n.element))
+    return Result.model_construct(
+        schema_="mdtflag.result/1",
         patient=pid,
         as_of=as_of.isoformat(),
-        engine=NameVersion(name="mdtflag", version=version),
-        ruleset=RulesetOut(name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
+        engine=_mk(NameVersion, name="mdtflag", version=version),
+        ruleset=_mk(RulesetOut, name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
         decisions=b.decisions(evals, flags),
         flags=[flags[k] for k in sorted(flags)],
         data_quality=dq,

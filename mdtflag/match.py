@@ -8,7 +8,7 @@ unknown stays unknown. Missing data is therefore never silently false.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from . import rulemodel as rm
 from .compile import CompiledRule, CompiledRuleSet, PBool, PConst, PFact, PNode, PRuleRef, TBool, TField, TNode, criterion_ids
@@ -34,8 +34,9 @@ class Missing:
     text: Optional[rm.Text] = None
 
 
-@dataclass(frozen=True)
-class NodeResult:
+class NodeResult(NamedTuple):
+    """The outcome of one plan node for one patient (immutable; a tuple for speed)."""
+
     plan: PNode
     outcome: str
     facts: tuple[int, ...]
@@ -109,6 +110,8 @@ class _Eval:
         for i, f in enumerate(fs.facts):
             self.by_kind.setdefault(f.kind, []).append(i)
         self.done: dict[str, RuleEval] = {}
+        self.memo: dict[tuple[int, Optional[str]], NodeResult] = {}
+        self.cands: dict[Any, list[int]] = {}
 
     # ---- tests on one fact
     def tfield(self, t: TField, i: int) -> str:
@@ -116,8 +119,11 @@ class _Eval:
             return t.const
         if t.field not in self.enc[i]:
             return UNKNOWN
-        hit = any(i in self.sets[a] for a in t.atoms)
-        return MET if hit != t.negate else NOT_MET
+        sets = self.sets
+        for a in t.atoms:
+            if i in sets[a]:
+                return NOT_MET if t.negate else MET
+        return MET if t.negate else NOT_MET
 
     def tval(self, t: TNode, i: int) -> str:
         if isinstance(t, TField):
@@ -143,63 +149,77 @@ class _Eval:
 
     # ---- criteria
     def node(self, p: PNode, cid: Optional[str]) -> NodeResult:
+        key = (id(p), cid)
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = self._node(p, cid)
+        return got
+
+    def _node(self, p: PNode, cid: Optional[str]) -> NodeResult:
         own = getattr(p.node, "id", None) or cid
         if isinstance(p, PFact):
             return self.fact(p, own)
         if isinstance(p, PBool):
-            kids = tuple(self.node(x, own) for x in p.items)
-            outs = [k.outcome for k in kids]
-            if p.op == "all":
-                out = _and(outs)
-            elif p.op == "any":
-                out = _or(outs)
-            else:
-                out = _NEG[outs[0]]
-            if out == UNKNOWN:
-                missing = tuple(m for k in kids if k.outcome == UNKNOWN for m in k.missing)
-            else:
-                missing = ()
-            if p.op == "not":
-                facts = kids[0].facts
-            else:
-                facts = tuple(i for k in kids if k.outcome == (out if p.op != "not" else _NEG[out]) for i in k.facts)
-            return NodeResult(p, out, _dedupe(facts), _dedupe(missing), kids)
+            node = self.node
+            kids = tuple([node(x, own) for x in p.items])
+            outs = [k[1] for k in kids]
+            op = p.op
+            if op == "not":
+                k = kids[0]
+                return NodeResult(p, _NEG[k[1]], k[2], k[3], kids)
+            out = _and(outs) if op == "all" else _or(outs)
+            if len(kids) == 1:
+                k = kids[0]
+                return NodeResult(p, out, k[2], k[3] if out == UNKNOWN else (), kids)
+            missing = tuple(dict.fromkeys(m for k in kids if k[1] == UNKNOWN for m in k[3])) if out == UNKNOWN else ()
+            facts = tuple(dict.fromkeys(i for k in kids if k[1] == out for i in k[2]))
+            return NodeResult(p, out, facts, missing, kids)
         if isinstance(p, PConst):
-            return NodeResult(p, p.outcome, (), (), detail=p.shown)
+            return NodeResult(p, p.outcome, (), (), (), p.shown)
         return self.ruleref(p, own)
+
+    def candidates(self, p: PFact) -> list[int]:
+        key = (p.kind, id(p.where))  # identity: hashing the condition tuples each time costs more
+        got = self.cands.get(key)
+        if got is None:
+            got = self.by_kind.get(p.kind, [])
+            for w in p.where:
+                got = [i for i in got if self.tfield(w, i) == MET]
+            self.cands[key] = got
+        return got
 
     def fact(self, p: PFact, cid: Optional[str]) -> NodeResult:
         leaf = p.node
-        cands = self.by_kind.get(p.kind, [])
-        for w in p.where:
-            cands = [i for i in cands if self.tfield(w, i) == MET]
-        where = ", ".join(w.shown for w in p.where)
+        cands = self.candidates(p)
         if not cands:
             out = leaf.missing
-            miss = (Missing(cid, p.kind, "absent", where=where, text=leaf.missing_text),) if out == UNKNOWN else ()
-            return NodeResult(p, out, (), miss, detail="absent")
+            miss = (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
+            return NodeResult(p, out, (), miss, (), "absent")
         if leaf.latest and p.date_field:
             df = p.date_field
-            cands = [max(cands, key=lambda i: (self.enc[i].get(df, -(10 ** 9)), i))]
+            enc = self.enc
+            cands = [max(cands, key=lambda i: (enc[i].get(df, -(10 ** 9)), i))]
         if p.window is not None:
             fresh = [i for i in cands if self.tfield(p.window, i) == MET]
             if not fresh:
                 out = leaf.stale
                 miss = (Missing(cid, p.kind, "stale", resource=self.resource(cands[0]), days=p.window_days,
-                                where=where, text=leaf.missing_text),) if out == UNKNOWN else ()
-                return NodeResult(p, out, tuple(cands), miss, detail="stale")
+                                where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
+                return NodeResult(p, out, tuple(cands), miss, (), "stale")
             cands = fresh
         if p.test is None:
             return NodeResult(p, MET, tuple(cands), ())
-        vals = [(i, self.tval(p.test, i)) for i in cands]
+        tval = self.tval
+        vals = [(i, tval(p.test, i)) for i in cands]
         met = tuple(i for i, v in vals if v == MET)
         if met:
             return NodeResult(p, MET, met, ())
         unk = tuple(i for i, v in vals if v == UNKNOWN)
         if unk:
+            where = _where(p)
             miss = tuple(Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text)
                          for i in unk for f in self.absent_fields(p.test, i))
-            return NodeResult(p, UNKNOWN, unk, miss, detail="field")
+            return NodeResult(p, UNKNOWN, unk, miss, (), "field")
         return NodeResult(p, NOT_MET, tuple(cands), ())
 
     def ruleref(self, p: PRuleRef, cid: Optional[str]) -> NodeResult:
@@ -226,7 +246,8 @@ class _Eval:
         else:
             out = UNKNOWN
         miss = tuple(missing_src) if out == UNKNOWN else ()
-        return NodeResult(p, out, tuple(facts), miss, detail=str(got))
+        # the referenced rule reports its own evidence; repeating it here would only duplicate it
+        return NodeResult(p, out, (), miss, detail=str(got))
 
     # ---- rules
     def rule(self, cr: CompiledRule) -> RuleEval:
@@ -249,6 +270,10 @@ class _Eval:
             ev = RuleEval(cr, best.status, applies, tuple(insts), best)
         self.done[cr.rule.id] = ev
         return ev
+
+
+def _where(p: PFact) -> str:
+    return ", ".join(w.shown for w in p.where)
 
 
 def _dedupe(items: Sequence[Any]) -> tuple[Any, ...]:

@@ -205,16 +205,46 @@ def o_test(fact: Any, t: dict[str, Any]) -> str:
     return k_and([_cond(fact, f, s) for f, s in t.items()])
 
 
+def o_const(c: dict[str, Any]) -> Optional[str]:
+    """Outcome of a node decided by parameters alone (no fact leaf below it), else None."""
+    if "param" in c:
+        want = c["equals"] if isinstance(c["equals"], list) else [c["equals"]]
+        return "met" if PROFILE[c["param"]] in want else "not_met"
+    if "not" in c:
+        inner = o_const(c["not"])
+        return None if inner is None else NEG[inner]
+    if "all" in c or "any" in c:
+        op = "all" if "all" in c else "any"
+        outs = [o_const(x) for x in c[op]]
+        deciding = "not_met" if op == "all" else "met"
+        if deciding in outs:
+            return deciding
+        if all(o is not None for o in outs):
+            return NEG[deciding]
+    return None
+
+
 def o_crit(c: dict[str, Any], fs: FactSet, out: dict[str, str]) -> str:
-    if "all" in c:
-        res = k_and([o_crit(x, fs, out) for x in c["all"]])
-    elif "any" in c:
-        res = k_or([o_crit(x, fs, out) for x in c["any"]])
+    """Kleene evaluation, recording the outcome of every reported node.
+
+    Documented pruning: under all/any, a branch decided by parameters alone that decides the node
+    hides its siblings; one that cannot change the node is hidden (unless every branch is).
+    """
+    if "all" in c or "any" in c:
+        op = "all" if "all" in c else "any"
+        deciding = "not_met" if op == "all" else "met"
+        kids = c[op]
+        consts = [o_const(x) for x in kids]
+        if deciding in consts:
+            shown = [kids[consts.index(deciding)]]
+        else:
+            shown = [x for x, k in zip(kids, consts) if k is None] or kids[:1]
+        vals = [o_crit(x, fs, out) for x in shown]
+        res = k_and(vals) if op == "all" else k_or(vals)
     elif "not" in c:
         res = NEG[o_crit(c["not"], fs, out)]
     elif "param" in c:
-        want = c["equals"] if isinstance(c["equals"], list) else [c["equals"]]
-        res = "met" if PROFILE[c["param"]] in want else "not_met"
+        res = o_const(c)  # type: ignore[assignment]
     else:
         res = o_leaf(c, fs)
     out[c["id"]] = res
