@@ -246,8 +246,9 @@ class _Eval:
         else:
             out = UNKNOWN
         miss = tuple(missing_src) if out == UNKNOWN else ()
-        # the referenced rule reports its own evidence; repeating it here would only duplicate it
-        return NodeResult(p, out, (), miss, detail=str(got))
+        # a criterion reference keeps that criterion's facts (texts name them); a whole-rule reference
+        # does not repeat the other rule's evidence, which that rule's own flag shows
+        return NodeResult(p, out, tuple(facts) if leaf.criterion is not None else (), miss, detail=str(got))
 
     # ---- rules
     def rule(self, cr: CompiledRule) -> RuleEval:
