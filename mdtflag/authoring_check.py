@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 from pydantic import BaseModel
 
 from . import rulemodel as rm
-from .compile import CompiledRuleSet, PBool, PConst, PFact, PNode, TBool, TField, TNode, children, compile_ruleset
+from .compile import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode, children, compile_ruleset
 from .diagnostics import Diagnostic, Diagnostics, Pos
 from .facts import FACT_MODELS
 from .yamlpos import locate, read_yaml
@@ -97,7 +97,7 @@ def test_fields(t: Any) -> Iterator[rm.FieldTest]:
 
 
 def fact_fields(kind: str) -> set[str]:
-    model = FACT_MODELS.get(kind)
+    model: Any = FACT_MODELS.get(kind)
     return {n for n in model.model_fields if n not in ("evidence", "kind")} if model is not None else set()
 
 
@@ -111,7 +111,7 @@ def kinds_under(c: Any, rs: rm.RuleSet, seen: frozenset[str] = frozenset()) -> s
             target = rs.rule(n.rule)
             if target is None:
                 continue
-            sub = target.criteria
+            sub: Any = target.criteria
             if n.criterion is not None:
                 sub = next((x for x in rule_nodes(target) if getattr(x, "id", None) == n.criterion), None)
             out |= kinds_under(sub, rs, seen | {n.rule})
@@ -312,8 +312,9 @@ def used_names(rs: rm.RuleSet) -> tuple[set[str], set[str]]:
     tables: set[str] = set(IMPLICIT_TABLES)
     for rule in rs.rules:
         for t in (rule.for_each, rule.target, rule.suggest):
-            if t is not None and getattr(t, "table", None):
-                tables.add(t.table)  # type: ignore[union-attr]
+            name = getattr(t, "table", None)
+            if isinstance(name, str):
+                tables.add(name)
         for m in walk_models(rule):
             if isinstance(m, rm.ValueSetRef):
                 vsets.add(m.valueset)
@@ -362,9 +363,9 @@ def lint_tags(rs: rm.RuleSet, diags: Diagnostics) -> None:
     prof = rs.profiles
     for name, params in sorted(prof.profiles.items()):
         here = _pos_in(rs, prof.pos.file, ("profiles", name), prof.pos)
-        tag = params.get("tag")
-        if isinstance(tag, str) and tag in ASSUMPTION_TAGS and tag != prof.tag:
-            note(f"profile {name}", tag, here)
+        ptag = params.get("tag")
+        if isinstance(ptag, str) and ptag in ASSUMPTION_TAGS and ptag != prof.tag:
+            note(f"profile {name}", ptag, here)
         tags = params.get("tags")
         if isinstance(tags, dict):
             for pname, ptag in sorted(tags.items()):
@@ -520,15 +521,13 @@ def find_contradictions(crs: CompiledRuleSet) -> dict[tuple[int, ...], tuple[Pos
     return found
 
 
-def relevance(crs: CompiledRuleSet) -> tuple[set[int], dict[int, tuple[Any, dict[int, tuple[Any, set[str]]]]]]:
-    """(ids of model nodes that matter in some instance, all/any nodes decided by a parameter criterion).
+def relevant_nodes(crs: CompiledRuleSet) -> set[int]:
+    """Ids of the model nodes that can change an outcome in some instance (rule, profile, row).
 
-    Below an ``all`` with a parameter criterion that is not met (or an ``any`` with one that is met),
-    the other children cannot change the outcome in that profile and row. The second item maps such a
-    node to its deciding parameter criteria and the values the parameter had.
+    A node the compiler left out of every plan never matters; so do the siblings of a parameter
+    criterion that decides its ``all`` (not met) or ``any`` (met), when the compiler keeps them.
     """
     relevant: set[int] = set()
-    decided: dict[int, tuple[Any, dict[int, tuple[Any, set[str]]]]] = {}
 
     def visit(p: PNode) -> None:
         relevant.add(id(p.node))
@@ -536,56 +535,85 @@ def relevance(crs: CompiledRuleSet) -> tuple[set[int], dict[int, tuple[Any, dict
             return
         decider = {"all": "not_met", "any": "met"}.get(p.op)
         consts = [x for x in p.items if isinstance(x, PConst) and x.outcome == decider]
-        if consts:
-            seen = decided.setdefault(id(p.node), (p.node, {}))[1]
-            for c in consts:
-                relevant.add(id(c.node))
-                seen.setdefault(id(c.node), (c.node, set()))[1].add(c.shown.split(" = ", 1)[-1])
-            return
-        for x in p.items:
+        for x in consts or p.items:
             visit(x)
 
     for _rule, _row, plan in _plans(crs):
         visit(plan)
-    return relevant, decided
+    return relevant
+
+
+def _only_params(c: Any) -> bool:
+    return all(isinstance(n, (rm.ParamLeaf, rm.AllNode, rm.AnyNode, rm.NotNode)) for n in walk_criteria(c))
+
+
+def param_domain(name: str, rule: rm.Rule, rs: rm.RuleSet) -> list[str]:
+    """Every value a profile or row parameter takes (as text)."""
+    if name.startswith("row."):
+        rows = _rows(rule, rs) or []
+        vals = [r.get(name[4:]) for r in rows]
+    else:
+        vals = [p.get(name) for p in rs.profiles.profiles.values()]
+    return sorted({str(v) for v in vals})
+
+
+def lint_dead_branches(rs: rm.RuleSet, compiled: Mapping[str, CompiledRuleSet], diags: Diagnostics) -> None:
+    relevant: set[int] = set()
+    for crs in compiled.values():
+        relevant |= relevant_nodes(crs)
+    for rule in rs.rules:
+        if rule.for_each is not None and not _rows(rule, rs) and rule.for_each.table in rs.tables:
+            diags.add("L011", f"table '{rule.for_each.table}' has no open rows: the criteria of {rule.id} are never evaluated",
+                      rule.for_each.pos, severity="warning", help="open a row (state other than closed), or remove the rule")
+            continue
+        for node in rule_nodes(rule):
+            if id(node) not in relevant:
+                continue
+            hidden = [ch for ch in children(node) if id(ch) not in relevant and not _only_params(ch)]
+            if not hidden:
+                continue
+            ids = [x.id for h in hidden for x in walk_criteria(h) if x.id]
+            why = _params_why([x for h in hidden for x in walk_criteria(h) if isinstance(x, rm.ParamLeaf)]
+                              or [x for x in children(node) if isinstance(x, rm.ParamLeaf)], rule, rs)
+            names = f" ({', '.join(ids)})" if ids else ""
+            verb = "never matters" if len(hidden) == 1 else "never matter"
+            diags.add("L011", f"{_n(len(hidden), 'criterion', 'criteria')} under this `{_op(node)}`{names} {verb} in any "
+                              f"profile or row" + (f": {why}" if why else ""), node.pos, severity="warning",
+                      help="remove the dead branch, or add the profile or table row it is meant for")
+
+
+def _op(node: Any) -> str:
+    return "all" if isinstance(node, rm.AllNode) else "any" if isinstance(node, rm.AnyNode) else "not"
+
+
+def _params_why(params: Sequence[rm.ParamLeaf], rule: rm.Rule, rs: rm.RuleSet) -> str:
+    """"`row.biomarker` is never X or Y (it is A, B, C and 6 more)", one clause per parameter."""
+    wanted: dict[str, list[str]] = {}
+    for c in params:
+        for w in (c.equals if isinstance(c.equals, list) else [c.equals]):
+            wanted.setdefault(c.param, []).append(str(w))
+    out = []
+    for name, want in wanted.items():
+        domain = param_domain(name, rule, rs)
+        absent = [w for w in dict.fromkeys(want) if w not in domain]
+        if not absent:
+            continue
+        shown = ", ".join(domain[:3]) + (f" and {len(domain) - 3} more" if len(domain) > 3 else "")
+        out.append(f"`{name}` is never {', '.join(absent[:4])}{' …' if len(absent) > 4 else ''} (it is {shown or 'not set'})")
+    return "; ".join(out)
 
 
 def lint_plans(rs: rm.RuleSet, compiled: Mapping[str, CompiledRuleSet], diags: Diagnostics) -> None:
     if not compiled:
         return
     contradictions: dict[tuple[int, ...], tuple[Pos, str, list[str]]] = {}
-    relevant: set[int] = set()
-    decided: dict[int, tuple[Any, dict[int, tuple[Any, set[str]]]]] = {}
     for profile, crs in compiled.items():
         for key, (pos, msg) in find_contradictions(crs).items():
             contradictions.setdefault(key, (pos, msg, []))[2].append(profile)
-        rel, dd = relevance(crs)
-        relevant |= rel
-        for k, (node, consts) in dd.items():
-            into = decided.setdefault(k, (node, {}))[1]
-            for ck, (cnode, values) in consts.items():
-                into.setdefault(ck, (cnode, set()))[1].update(values)
     for pos, msg, profiles in contradictions.values():
         only = "" if len(profiles) == len(compiled) else f" (profile {', '.join(profiles)})"
         diags.add("L009", msg + only, pos, severity="warning", help="check the thresholds; one of the conditions is probably wrong")
-    for node, consts in decided.values():
-        never = [ch for ch in children(node) if id(ch) not in relevant]
-        if id(node) not in relevant or not never:
-            continue
-        ids = [x.id for n in never for x in walk_criteria(n) if x.id]
-        what, outcome = ("all", "not met") if isinstance(node, rm.AllNode) else ("any", "met")
-        why = "; ".join(_const_why(c, values) for c, values in consts.values())
-        names = f" ({', '.join(ids)})" if ids else ""
-        diags.add("L011", f"this `{what}` is {outcome} in every profile and row, so the criteria below it{names} never matter: "
-                          f"{why}", node.pos, severity="warning",
-                  help="remove the dead branch, or add the profile or table row it is meant for")
-
-
-def _const_why(c: rm.ParamLeaf, values: set[str]) -> str:
-    want = c.equals if isinstance(c.equals, list) else [c.equals]
-    vals = sorted(values)
-    shown = ", ".join(vals[:4]) + (f" and {len(vals) - 4} more" if len(vals) > 4 else "")
-    return f"`{c.param}` is never {' or '.join(str(w) for w in want)} (it is {shown})"
+    lint_dead_branches(rs, compiled, diags)
 
 
 # ----------------------------------------------------------------------------- the check
@@ -628,12 +656,8 @@ def check_ruleset(path: str | Path, profiles: Optional[Sequence[str]] = None, *,
         tdiags, tsources = check_rule_tests(rs)
         diags.items.extend(tdiags)
         sources.update(tsources)
-    return CheckReport(root, _dedupe(diags.sorted(sources)), rs, compiled, names)
-
-
-def _dedupe(items: list[Diagnostic]) -> list[Diagnostic]:
-    """Compile diagnostics that every profile repeats are shown once."""
-    return list(dict.fromkeys(items))
+    # sorted() also drops duplicates: compile diagnostics that every profile repeats are shown once
+    return CheckReport(root, diags.sorted(sources), rs, compiled, names)
 
 
 def prefixed(d: Diagnostic, root: str) -> Diagnostic:
@@ -681,5 +705,5 @@ def render_json(reports: Sequence[CheckReport], min_severity: str = "info") -> d
     return {"diagnostics": [d.to_dict() for d in visible(reports, min_severity)], "summary": summary(reports)}
 
 
-def _n(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def _n(n: int, word: str, many: Optional[str] = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -78,9 +78,9 @@ def diff_patient(old: tuple[Any, Sequence[RuleEval]], new: tuple[Any, Sequence[R
     pd = PatientDiff(r_new.patient, "")
     d_old, d_new = decision_view(r_old), decision_view(r_new)
     for g in sorted(set(d_old) | set(d_new)):
-        a, b = d_old.get(g), d_new.get(g)
-        if a != b:
-            pd.decisions.append({"group": g, "old": _decision(a), "new": _decision(b)})
+        before, after = d_old.get(g), d_new.get(g)
+        if before != after:
+            pd.decisions.append({"group": g, "old": _decision(before), "new": _decision(after)})
     by_old = {e.rule.id: e for e in ev_old}
     by_new = {e.rule.id: e for e in ev_new}
     for rid in sorted(common):

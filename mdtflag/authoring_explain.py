@@ -4,8 +4,9 @@ For each rule: the criteria tree with ✓ (met) / ✗ (not met) / ? (unknown), n
 written, and the values and resources behind each leaf. For a rule that did not fire, the smallest
 set of criteria that blocked it: below an ``all`` the children that are not met (recursively); an
 ``any``, a ``not`` or a leaf is reported as a whole, since every part of it is needed to fail. For
-unknown ones, the data that would decide them. For ``for_each`` rules the best row is shown in full
-and the other rows with their status and what blocked them.
+unknown ones, the data that would decide them. For ``for_each`` rules one row is shown in full — the
+rule's chosen row when it is flagged, else the row closest to flagging (fewest blockers) — and the other
+rows with their status and what blocked them.
 """
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from .render import STATUS_LABEL
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}
 LABELS = {
-    "en": {"applies": "applies when", "row": "row", "best": "best of", "rows": "rows", "skipped": "skipped (closed)",
+    "en": {"applies": "applies when", "row": "row", "best": "chosen of", "closest": "closest to flagging of", "rows": "rows", "skipped": "skipped (closed)",
            "blocked": "blocked by", "decide": "would be decided by", "others": "other rows", "all": "all of",
            "any": "any of", "not": "not", "no_rows": "no open rows", "absent": "absent", "stale": "too old",
            "field": "a field is missing", "criteria": "criteria"},
-    "sv": {"applies": "gäller när", "row": "rad", "best": "bästa av", "rows": "rader", "skipped": "hoppas över (stängd)",
+    "sv": {"applies": "gäller när", "row": "rad", "best": "vald av", "closest": "närmast flaggning av", "rows": "rader", "skipped": "hoppas över (stängd)",
            "blocked": "blockeras av", "decide": "avgörs av", "others": "övriga rader", "all": "alla av",
            "any": "något av", "not": "inte", "no_rows": "inga öppna rader", "absent": "saknas", "stale": "för gammal",
            "field": "en uppgift saknas", "criteria": "kriterier"},
@@ -64,10 +65,10 @@ def describe(p: PNode, lang: str = "en") -> str:
     if isinstance(p, PConst):
         want = p.node.equals if isinstance(p.node.equals, list) else [p.node.equals]
         return f"parameter {p.shown} (wanted {', '.join(str(w) for w in want)})"
-    leaf = p.node
-    if leaf.criterion is None:
-        return f"rule {leaf.rule} is {' or '.join(leaf.status or ())}"
-    return f"rule {leaf.rule} criterion {leaf.criterion} is {' or '.join(leaf.outcome or ())}"
+    ref = p.node
+    if ref.criterion is None:
+        return f"rule {ref.rule} is {' or '.join(ref.status or ())}"
+    return f"rule {ref.rule} criterion {ref.criterion} is {' or '.join(ref.outcome or ())}"
 
 
 # ----------------------------------------------------------------------------- blockers
@@ -108,14 +109,12 @@ class Explainer:
         if isinstance(p, PFact):
             for e in self.b.evidence(r.facts):
                 evidence.append({"resource": e.resource, "element": e.element, "value": e.value})
-        authored = cid and (r.node.text or r.node.text_not_met or r.node.text_unknown)
-        text = getattr(self.b.node_text(r, cid, ctx), self.lang) if authored else None
+        authored = r.node.text or r.node.text_not_met or r.node.text_unknown
+        text = getattr(self.b.node_text(r, cid, ctx), self.lang) if cid and authored else None
         missing = self.missing(r) if r.outcome == UNKNOWN and not isinstance(p, PBool) else []
         detail = r.detail
         if isinstance(p, PRuleRef):
             detail = f"{p.node.rule}{'/' + p.node.criterion if p.node.criterion else ''}: {r.detail}"
-        elif isinstance(p, PFact) and detail:
-            detail = LABELS[self.lang].get(detail, detail)
         return {
             "id": cid,
             "op": p.op if isinstance(p, PBool) else {PFact: "fact", PConst: "param", PRuleRef: "rule"}[type(p)],
@@ -134,26 +133,36 @@ class Explainer:
         return [{"criterion": label(n, anc, self.lang), "outcome": n.outcome,
                  "missing": self.missing(n) if outcome == UNKNOWN else []} for n, anc in blockers(r, outcome)]
 
+    def shown_row(self, ev: RuleEval) -> Any:
+        """The rule's chosen row when it is flagged; otherwise the row closest to flagging (fewest blockers)."""
+        if ev.best is None or ev.status == "flagged" or ev.rule.for_each is None:
+            return ev.best
+        rank = {"flagged": 0, "indeterminate": 1, "not_flagged": 2}
+        return min(ev.instances, key=lambda i: (rank[i.status], len(self.blocked(i.result, NOT_MET)),
+                                                len(self.blocked(i.result, UNKNOWN))))
+
     def rule(self, ev: RuleEval) -> dict[str, Any]:
         rule = ev.rule
-        row = ev.best.row if ev.best is not None else None
+        shown = self.shown_row(ev)
+        row = shown.row if shown is not None else None
         ctx = self.b.base_ctx(row)
         out: dict[str, Any] = {
             "rule": rule.id, "version": rule.version, "title": getattr(rule.title, self.lang), "status": ev.status,
             "row": row.get("key") if row is not None else None,
+            "row_status": shown.status if shown is not None else None,
             "applies": self.node(ev.applies, ctx) if ev.applies is not None else None,
-            "criteria": self.node(ev.best.result, ctx) if ev.best is not None else None,
+            "criteria": self.node(shown.result, ctx) if shown is not None else None,
             "blocked_by": [], "would_decide": [], "other_rows": [], "skipped_rows": [],
         }
         if ev.status == "not_applicable":
             out["blocked_by"] = self.blocked(ev.applies, NOT_MET)
-        elif ev.status == "not_flagged" and ev.best is not None:
-            out["blocked_by"] = self.blocked(ev.best.result, NOT_MET)
+        elif ev.status == "not_flagged" and shown is not None:
+            out["blocked_by"] = self.blocked(shown.result, NOT_MET)
         elif ev.status == "indeterminate":
-            out["would_decide"] = self.blocked(ev.applies, UNKNOWN) + (self.blocked(ev.best.result, UNKNOWN) if ev.best else [])
+            out["would_decide"] = self.blocked(ev.applies, UNKNOWN) + (self.blocked(shown.result, UNKNOWN) if shown else [])
         if rule.for_each is not None:
             for inst in ev.instances:
-                if inst is ev.best:
+                if inst is shown:
                     continue
                 why = self.blocked(inst.result, NOT_MET if inst.status == "not_flagged" else UNKNOWN)
                 out["other_rows"].append({"key": inst.row.get("key") if inst.row else None, "status": inst.status,
@@ -183,15 +192,16 @@ def render_text(data: Mapping[str, Any], lang: str = "en") -> str:
         out.append(f"{r['rule']} v{r['version']} — {r['title']}: {STATUS_LABEL[lang][r['status']]}")
         if r["applies"] is not None:
             out.append(f"  {lab['applies']}:")
-            out.extend(_tree(r["applies"], 2))
+            out.extend(_tree(r["applies"], 2, lang))
         if r["criteria"] is not None:
             if r["row"] is not None:
                 n = len(r["other_rows"]) + 1
                 skipped = f"; {len(r['skipped_rows'])} {lab['skipped']}" if r["skipped_rows"] else ""
-                out.append(f"  {lab['row']} {r['row']} ({lab['best']} {n} {lab['rows']}{skipped}):")
+                which = lab["best"] if r["status"] == "flagged" else lab["closest"]
+                out.append(f"  {lab['row']} {r['row']} ({which} {n} {lab['rows']}{skipped}):")
             else:
                 out.append(f"  {lab['criteria']}:")
-            out.extend(_tree(r["criteria"], 2))
+            out.extend(_tree(r["criteria"], 2, lang))
         elif r["status"] != "not_applicable":
             out.append(f"  {lab['no_rows']}")
         if r["blocked_by"]:
@@ -211,14 +221,14 @@ def render_text(data: Mapping[str, Any], lang: str = "en") -> str:
     return "\n".join(out)
 
 
-def _tree(n: Mapping[str, Any], depth: int) -> list[str]:
+def _tree(n: Mapping[str, Any], depth: int, lang: str) -> list[str]:
     pad = "  " * depth
     head = f"{pad}{MARK[n['outcome']]} "
     if n["id"]:
         head += f"{n['id']}  "
     head += n["test"]
     if n["detail"]:
-        head += f"  — {n['detail']}"
+        head += f"  — {LABELS[lang].get(n['detail'], n['detail'])}"
     out = [head]
     if n["text"]:
         out.append(f"{pad}    “{n['text']}”")
@@ -228,5 +238,5 @@ def _tree(n: Mapping[str, Any], depth: int) -> list[str]:
         out.append(f"{pad}    ← … {len(n['evidence']) - 5} more")
     out.extend(f"{pad}    ? {m}" for m in n["missing"])
     for ch in n["children"]:
-        out.extend(_tree(ch, depth + 1))
+        out.extend(_tree(ch, depth + 1, lang))
     return out

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 from pydantic import Field, field_validator, model_validator
 
 from . import rulemodel as rm
-from .compile import PBool, PConst, PFact, PNode, PRuleRef, TBool, TField, TNode, criterion_ids
+from .compile import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode, criterion_ids
 from .diagnostics import Diagnostic, Diagnostics, Pos, RuleSetError
 from .errors import InputError
 from .facts import FACT_MODELS, FACT_SCHEMA
@@ -199,7 +199,7 @@ def load_test_file(path: Path, label: str, diags: Diagnostics, sources: dict[str
         suite = rm._validate(Suite, data, label, diags)
         if suite is None:
             return []
-        pairs = []
+        pairs: list[tuple[Case, tuple[Any, ...], str]] = []
         for i, raw in enumerate(data["cases"]):  # one invalid case does not hide the others
             case = rm._validate(Case, raw, label, diags)
             if case is not None:
@@ -209,7 +209,7 @@ def load_test_file(path: Path, label: str, diags: Diagnostics, sources: dict[str
         case = rm._validate(Case, data, label, diags)
         if case is None:
             return []
-        pairs = [(case, (), case.name or _stem(path))]
+        pairs = [(case, tuple(), case.name or _stem(path))]
         as_of, profile = None, None
     out = []
     for case, prefix, name in pairs:
@@ -647,7 +647,8 @@ def _test_may_lack(t: Optional[TNode], kind: str) -> bool:
     if t is None:
         return False
     if isinstance(t, TField):
-        info = FACT_MODELS[kind].model_fields.get(t.field)
+        model: Any = FACT_MODELS[kind]
+        info = model.model_fields.get(t.field)
         return info is None or (not info.is_required() and info.default is None)
     return any(_test_may_lack(x, kind) for x in t.items)
 
@@ -694,6 +695,7 @@ def possible(p: PNode, into: dict[int, tuple[str, set[str]]]) -> set[str]:
 
 def _ruleref_possible(p: PRuleRef) -> set[str]:
     leaf = p.node
+    wanted: set[str]
     if leaf.criterion is None:
         wanted, undecided, options = set(leaf.status or ()), "indeterminate", ("flagged", "not_flagged")
         values: tuple[str, ...] = ("flagged", "not_flagged", "indeterminate", "not_applicable")
@@ -765,7 +767,9 @@ def rule_lines(res: CaseResult, rid: str) -> list[str]:
     row = f", row {ev.best.row.get('key')}" if ev.best is not None and ev.best.row is not None else ""
     out = [f"    {rid} is {flag.status}{row}:"]
     for reason in flag.reasons:
-        out.append(f"      {MARK[reason.outcome]} {reason.criterion}: {reason.text.en}")
+        text = reason.text.en  # the generic text already starts with the id ("T-ANC: met")
+        shown = text if text.startswith(f"{reason.criterion}: ") else f"{reason.criterion}: {text}"
+        out.append(f"      {MARK[reason.outcome]} {shown}")
     for c in flag.cohorts or []:
         extra = "".join([f"  ✗ {', '.join(c.failed)}" if c.failed else "", f"  ? {', '.join(c.unknown)}" if c.unknown else ""])
         out.append(f"      row {c.key}: {c.status}{extra}")

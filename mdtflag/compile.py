@@ -97,6 +97,7 @@ class Instance:
 
     row: Optional[Mapping[str, Any]]
     plan: PNode
+    gate: Optional[PNode] = None  # a conjunct that, when not met, decides the row at once
 
 
 @dataclass(frozen=True)
@@ -399,6 +400,26 @@ class _Compiler:
                      date_field if date_field in schema else None))
 
 
+def _conjunct(p: Any, gate: Optional[str]) -> Optional[Any]:
+    """The plan node with id ``gate`` reached from ``p`` through ``all`` nodes only."""
+    if gate is None:
+        return None
+    if getattr(p.node, "id", None) == gate:
+        return p
+    if isinstance(p, PBool) and p.op == "all":
+        for ch in p.items:
+            got = _conjunct(ch, gate)
+            if got is not None:
+                return got
+    return None
+
+
+def _is_conjunct(c: Any, gate: str) -> bool:
+    if getattr(c, "id", None) == gate:
+        return True
+    return isinstance(c, rm.AllNode) and any(_is_conjunct(ch, gate) for ch in c.all)
+
+
 def const_outcome(p: Any) -> Optional[str]:
     """The outcome of a plan node that was decided when compiling, else None."""
     if isinstance(p, PConst):
@@ -509,7 +530,12 @@ def compile_ruleset(rs: rm.RuleSet, profile: Optional[str] = None) -> tuple[Opti
                     continue
                 plan = comp.criterion(rule.criteria, row)
                 if plan is not None:
-                    instances.append(Instance(row, plan))
+                    instances.append(Instance(row, plan, _conjunct(plan, rule.for_each.gate)))
+            if rule.for_each.gate is not None:
+                plain = rule.criteria
+                if not _is_conjunct(plain, rule.for_each.gate):
+                    diags.add("C014", f"gate '{rule.for_each.gate}' is not a criterion reached from the root through 'all' nodes only",
+                              rule.for_each.pos, help="a gate must be required for the rule to fire, so skipping rows where it fails changes nothing")
         else:
             plan = comp.criterion(rule.criteria, None)
             if plan is not None:

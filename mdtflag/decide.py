@@ -83,6 +83,25 @@ def text_out(text: Optional[rm.Text], ctx: Mapping[str, Any]) -> Optional[TextOu
     return _mk(TextOut, sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
 
 
+class _Layered(Mapping[str, Any]):
+    """Fact fields over the base context, without copying either."""
+
+    def __init__(self, top: Mapping[str, Any], base: Mapping[str, Any]):
+        self.top, self.base = top, base
+
+    def __getitem__(self, key: str) -> Any:
+        return self.top[key] if key in self.top else self.base[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.top or key in self.base
+
+    def __iter__(self) -> Any:
+        return iter({**self.base, **self.top})
+
+    def __len__(self) -> int:
+        return len({**self.base, **self.top})
+
+
 class Builder:
     def __init__(self, crs: CompiledRuleSet, fs: FactSet, as_of: dt.date, version: str):
         self.crs = crs
@@ -96,6 +115,7 @@ class Builder:
         self._ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceOut]]] = {}
         self._missing: dict[Missing, MissingOut] = {}
+        self._fields: dict[int, dict[str, Any]] = {}
 
     # ---- context for templates
     def base_ctx(self, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
@@ -106,15 +126,16 @@ class Builder:
         ctx["as_of"] = self.as_of
         return ctx
 
-    def fact_ctx(self, facts: Sequence[int], ctx: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(ctx)
-        if facts:
+    def fact_ctx(self, facts: Sequence[int], ctx: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not facts:
+            return ctx
+        fields = self._fields.get(facts[0])
+        if fields is None:
             f = self.fs.facts[facts[0]]
-            for name in type(f).model_fields:
-                if name not in ("evidence", "kind"):
-                    out[name] = getattr(f, name)
-            out["resource"] = f.evidence[0].resource if f.evidence else None
-        return out
+            fields = {k: v for k, v in f.__dict__.items() if k not in ("evidence", "kind")}
+            fields["resource"] = f.evidence[0].resource if f.evidence else None
+            self._fields[facts[0]] = fields
+        return _Layered(fields, ctx)
 
     # ---- pieces
     def evidence(self, facts: Sequence[int]) -> list[EvidenceOut]:

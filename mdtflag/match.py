@@ -259,6 +259,11 @@ class _Eval:
             return ev
         insts = []
         for inst in cr.instances:
+            if inst.gate is not None:
+                gate = self.node(inst.gate, None)
+                if gate.outcome == NOT_MET:  # decided: the rest of the row cannot make it fire
+                    insts.append(InstanceResult(inst.row, gate, "not_flagged"))
+                    continue
             res = self.node(inst.plan, None)
             status = STATUS_OF[res.outcome]
             if applies is not None and applies.outcome == UNKNOWN and status == "flagged":

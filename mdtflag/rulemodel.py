@@ -327,9 +327,15 @@ class Target(Model):
 
 
 class ForEach(Model):
-    """Evaluate the criteria once per table row (e.g. per trial cohort); rows with ``state: closed`` are skipped."""
+    """Evaluate the criteria once per table row (e.g. per trial cohort); rows with ``state: closed`` are skipped.
+
+    ``gate``: the id of a criterion that is a conjunct of the criteria (reached through ``all`` nodes
+    only). A row where it is not met is decided at once (not flagged, that criterion as the reason)
+    without evaluating the rest: for tables with many rows of which few can apply to one patient.
+    """
 
     table: str
+    gate: Optional[str] = Field(default=None, pattern=RULE_ID)
 
 
 class Suggest(Model):
