@@ -351,7 +351,9 @@ class Builder:
                 text = _mk(TextOut, sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
                                en=" ".join(flags[e.rule.id].text.en for e in deciding))
             else:
-                why = [flags[e.rule.id] for e in members if e.status in ("not_applicable", "indeterminate")]
+                last = max(e.rule.decision.rank for e in members)  # type: ignore[union-attr]
+                why = [flags[e.rule.id] for e in members
+                       if e.status in ("not_applicable", "indeterminate") or e.rule.decision.rank == last]  # type: ignore[union-attr]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
                 en_why = " ".join(dict.fromkeys(f.text.en for f in why))
                 text = _mk(TextOut, sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
