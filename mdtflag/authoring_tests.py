@@ -537,19 +537,22 @@ def run_tests(paths: Sequence[str], rules: Optional[str] = None, keyword: Option
     evaluators: dict[Path, Any] = {}
     broken: set[Path] = set()
     cases: list[tuple[TestCase, bool]] = []
-    for path, label, rdir in discover(paths, rules):
-        if rdir not in evaluators and rdir not in broken:
-            try:
-                evaluators[rdir] = Evaluator(rdir)
-                if coverage:
-                    for name in evaluators[rdir].ruleset.profiles.profiles:
-                        evaluators[rdir].compiled(name)
-            except RuleSetError as e:
-                from .authoring_check import prefixed
+    files = discover(paths, rules)
+    # every rule directory named or used, even one without test files: its coverage is then 0%
+    rule_dirs = [Path(p) for p in paths if is_rule_dir(Path(p))] + [rdir for _, _, rdir in files]
+    for rdir in dict.fromkeys(rule_dirs):
+        try:
+            evaluators[rdir] = Evaluator(rdir)
+            if coverage:
+                for name in evaluators[rdir].ruleset.profiles.profiles:
+                    evaluators[rdir].compiled(name)
+        except RuleSetError as e:
+            from .authoring_check import prefixed
 
-                evaluators.pop(rdir, None)
-                diags.items.extend(prefixed(d, str(rdir)) for d in e.diagnostics)
-                broken.add(rdir)
+            evaluators.pop(rdir, None)
+            diags.items.extend(prefixed(d, str(rdir)) for d in e.diagnostics)
+            broken.add(rdir)
+    for path, label, rdir in files:
         if rdir in broken:
             continue
         rs = evaluators[rdir].ruleset

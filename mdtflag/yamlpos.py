@@ -70,6 +70,9 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnos
         except yaml.YAMLError as e:
             diags.add("Y003", f"cannot read value: {getattr(e, 'problem', e)}", Pos(file, *_mark(node)))
             return None
+        except (ValueError, OverflowError) as e:  # e.g. an impossible date such as 2026-13-45
+            diags.add("Y003", f"cannot read value {node.value!r}: {e}", Pos(file, *_mark(node)))
+            return None
     if isinstance(node, yaml.SequenceNode):
         out = PosList()
         out.pos = _mark(node)
