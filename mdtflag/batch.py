@@ -47,9 +47,10 @@ def summary_row(res: Union[Result, ErrorResult], source: str) -> dict[str, Any]:
         return {"source": res.source, "patient": "", "status": "error", "mdk_level": "", "mdk_target": "",
                 "flagged": "", "indeterminate": "", "cohorts": "", "missing": "", "error": f"{res.error.code}: {res.error.message}"}
     mdk = res.decisions.get("mdk")
-    flagged = [f.rule for f in res.flags if f.status == "flagged"]
-    indet = [f.rule for f in res.flags if f.status == "indeterminate"]
-    cohorts = sorted({c.key for f in res.flags for c in (f.cohorts or []) if c.status == "flagged"})
+    shown = [f for f in res.flags if f.kind != "derived"]  # derived helper facts feed other rules
+    flagged = [f.rule for f in shown if f.status == "flagged"]
+    indet = [f.rule for f in shown if f.status == "indeterminate"]
+    cohorts = sorted({f"{f.rule}:{c.key}" for f in shown if f.kind == "trial" for c in (f.cohorts or []) if c.status == "flagged"})
     missing = sorted({m.text.en for f in res.flags if f.status == "indeterminate" for m in f.missing})
     target = mdk.target.centre.en if mdk and mdk.target and mdk.target.centre else ""
     return {"source": source, "patient": res.patient, "status": "ok", "mdk_level": mdk.level if mdk else "",

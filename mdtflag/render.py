@@ -16,11 +16,11 @@ HEAD = {
     "en": {"decision": "Decision", "flags": "Flags", "pending": "Pending (would take precedence if decided)",
            "dq": "Data quality", "missing": "Missing", "target": "Route to", "by": "decided by", "region": "region",
            "unknown_region": "healthcare region unknown", "cohorts": "Cohorts", "codes": "Suggested codes", "as_of": "as of",
-           "others": "more not flagged or not applicable"},
+           "others": "more not flagged or not applicable", "derived": "Derived facts (used by the rules above)"},
     "sv": {"decision": "Beslut", "flags": "Flaggor", "pending": "Väntar (skulle gå före om de avgjordes)",
            "dq": "Datakvalitet", "missing": "Saknas", "target": "Remiss till", "by": "avgjort av", "region": "region",
            "unknown_region": "sjukvårdsregion okänd", "cohorts": "Kohorter", "codes": "Föreslagna koder", "as_of": "per",
-           "others": "till ej flaggade eller ej tillämpliga"},
+           "others": "till ej flaggade eller ej tillämpliga", "derived": "Härledda fakta (används av reglerna ovan)"},
 }
 
 
@@ -53,8 +53,14 @@ def to_text(result: Result, lang: str = "en") -> str:
         out.append("")
     order = {"flagged": 0, "indeterminate": 1, "not_flagged": 2, "not_applicable": 3}
     out.append(h["flags"])
-    for f in sorted(result.flags, key=lambda f: (order[f.status], f.rule)):
+    for f in sorted((f for f in result.flags if f.kind != "derived"), key=lambda f: (order[f.status], f.rule)):
         out.extend(_flag_text(f, lang))
+    derived = [f for f in result.flags if f.kind == "derived"]
+    if derived:
+        out.append("")
+        out.append(h["derived"])
+        for f in derived:
+            out.append(f"  {f.rule}: {STATUS_LABEL[lang][f.status]} — {getattr(f.text, lang)}")
     if result.data_quality:
         out.append("")
         out.append(h["dq"])

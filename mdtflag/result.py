@@ -65,7 +65,7 @@ class SuggestedOut(Out):
 class FlagOut(Out):
     rule: str
     version: str
-    kind: Literal["mdk", "trial", "hereditary", "paediatric", "data-quality"]
+    kind: Literal["mdk", "trial", "hereditary", "paediatric", "data-quality", "derived"]
     title: TextOut
     tag: str = Field(description="provenance: SEED-004, PUB, DA or VERIFY")
     status: Literal["flagged", "not_flagged", "indeterminate", "not_applicable"]

@@ -40,7 +40,7 @@ from .yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate, read_yaml, strip
 
 TAGS = ("SEED-004", "PUB", "DA", "VERIFY")
 ProvTag = Literal["SEED-004", "PUB", "DA", "VERIFY"]
-RuleKind = Literal["mdk", "trial", "hereditary", "paediatric", "data-quality"]
+RuleKind = Literal["mdk", "trial", "hereditary", "paediatric", "data-quality", "derived"]  # derived: a helper fact other rules refer to
 Status = Literal["flagged", "not_flagged", "indeterminate", "not_applicable"]
 Outcome = Literal["met", "not_met", "unknown"]
 RULE_ID = r"^[A-Z][A-Z0-9]*(-[A-Za-z0-9]+)*$"
