@@ -206,10 +206,15 @@ class Builder:
         detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
         return _mk(TextOut, sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
 
-    def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any]) -> list[ReasonOut]:
+    def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any],
+                blocking_only: bool = False) -> list[ReasonOut]:
+        """Reasons in tree order. For a rule that did not fire, only what blocked it (criteria not met
+        or unknown, and below them); ``mdtflag explain`` shows the whole tree."""
         out: list[ReasonOut] = []
 
         def walk(r: NodeResult) -> None:
+            if blocking_only and r.outcome == MET:
+                return
             cid = getattr(r.node, "id", None)
             if cid:
                 out.append(_mk(ReasonOut, criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
@@ -326,7 +331,8 @@ class Builder:
             missing += ev.best.result.missing
         return _mk(FlagOut, 
             rule=rule.id, version=rule.version, kind=rule.kind, title=_mk(TextOut, sv=rule.title.sv, en=rule.title.en),
-            tag=rule.tag, status=ev.status, text=text, reasons=self.reasons(results, rule.id, ctx),
+            tag=rule.tag, status=ev.status, text=text,
+            reasons=self.reasons(results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable")),
             missing=_unique(self.missing(list(dict.fromkeys(missing)))),
             target=self.target(rule) if ev.status in ("flagged", "indeterminate") else None,
             cohorts=self.cohorts(ev), suggested_codes=self.suggested(ev),
