@@ -21,6 +21,7 @@ from mdtflag.api import Evaluator
 from mdtflag.compile import PFact
 from mdtflag.errors import InputError
 from mdtflag.load import load_bundle
+from mdtflag.render import to_json
 from mdtflag.scb import COUNTIES, HALLAND_MUNICIPALITIES
 
 from conftest import REAL_FHIR, ROOT
@@ -165,3 +166,43 @@ def test_every_real_fhir_file_gets_a_result_or_a_named_error(ev: Evaluator) -> N
         assert r.decisions["mdk"].level in {"national", "regional", "local", "paediatric", "undetermined"}
         results += 1
     assert results >= 40 and results + errors == len(list(REAL_FHIR.rglob("*.json")))
+
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True), st.text(max_size=20),
+                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
+
+
+def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.sampled_from(NAMES), st.data())
+def test_mutated_bundles_end_as_result_or_input_error(ev: Evaluator, name: str, data: Any) -> None:
+    """The whole pipeline on damaged input: a result or the typed input error, never anything else."""
+    b = copy.deepcopy(BUNDLES[name])
+    paths = [p for p in _paths(b) if p]
+    for _ in range(data.draw(st.integers(1, 6))):
+        path = data.draw(st.sampled_from(paths))
+        parent = b
+        try:
+            for k in path[:-1]:
+                parent = parent[k]
+            if data.draw(st.booleans()):
+                parent[path[-1]] = data.draw(JUNK)
+            elif isinstance(parent, dict):
+                parent.pop(path[-1], None)
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        r = ev.evaluate(b, as_of=AS_OF)
+    except InputError:
+        return
+    json.loads(to_json(r))
