@@ -128,7 +128,7 @@ def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
             return InputError("not-utf8", source,
                               f"not UTF-8 text (invalid byte at offset {uexc.start})", line)
         # cut in the middle of a multi-byte character: a truncated file, reported as such
-    if "recursion" in exc.msg:
+    if "recursion" in exc.msg or "depth limit" in exc.msg:  # orjson before and after 3.9
         return InputError("too-deep", source,
                           f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
     where = line if line is not None else (exc.lineno or None)

@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from pydantic.json_schema import SkipJsonSchema
+
 from .diagnostics import Diagnostics, Pos, RuleSetError
 from .yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate, read_yaml, strip
 
@@ -51,7 +53,7 @@ class Model(BaseModel):
     """Base: frozen, unknown keys rejected, ``pos`` filled from the YAML position keys."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    pos: Pos = Field(default=Pos(""), alias=POS_KEY, exclude=True, repr=False)
+    pos: SkipJsonSchema[Pos] = Field(default=Pos(""), alias=POS_KEY, exclude=True, repr=False)
 
     @model_validator(mode="before")
     @classmethod
