@@ -290,7 +290,7 @@ class Builder:
         failed, unknown = self.outcome_ids(res) if res is not None else ((), ())
         title = row.get("title")
         enrolled = row.get("enrolled")
-        return _mk(CohortOut, key=str(row.get("key")), title=_mk(TextOut, sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
+        return _mk(CohortOut, key=str(row.get("key")), tag=row.get("tag"), title=_mk(TextOut, sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
                          state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
                          status=status, failed=list(failed), unknown=list(unknown))
 

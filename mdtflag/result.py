@@ -49,6 +49,7 @@ class TargetOut(Out):
 
 class CohortOut(Out):
     key: str
+    tag: Optional[str] = Field(default=None, description="provenance of the table row: SEED-004, PUB, DA or VERIFY")
     title: Optional[TextOut] = None
     state: Optional[str] = None
     enrolled: Optional[int] = None
