@@ -149,7 +149,8 @@ class _Eval:
 
     # ---- criteria
     def node(self, p: PNode, cid: Optional[str]) -> NodeResult:
-        key = (id(p), cid)
+        # a node with its own id reports under that id wherever it is used: evaluate it once
+        key = (id(p), getattr(p.node, "id", None) or cid)
         got = self.memo.get(key)
         if got is None:
             got = self.memo[key] = self._node(p, cid)
