@@ -290,7 +290,7 @@ class _Compiler:
                 if enc is None:
                     return None
                 atoms.append(self.atom(Atom(kind, (Test(ft.field, "eq", enc),))))
-            shown_vals = ", ".join(str(v) for v in values[:6]) + (" …" if len(values) > 6 else "")
+            shown_vals = ", ".join(_shown(v) for v in values[:6]) + (" …" if len(values) > 6 else "")
             return TField(ft.field, op, tuple(sorted(set(atoms))), op == "not_in",
                           f"{ft.field} {'in' if op == 'in' else 'not in'} {{{shown_vals}}}")
         value = self.resolve(raw, row, pos)
@@ -305,7 +305,7 @@ class _Compiler:
         if enc is None:
             return None
         sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}[op]
-        return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),))),), False, f"{ft.field} {sym} {value}")
+        return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),))),), False, f"{ft.field} {sym} {_shown(value)}")
 
     def test_expr(self, kind: str, t: Any, row: Optional[Mapping[str, Any]]) -> Optional[TNode]:
         if isinstance(t, rm.Conditions):
@@ -435,6 +435,11 @@ def const_outcome(p: Any) -> Optional[str]:
             return "not_met" if "not_met" in outs else "met"
         return "met" if "met" in outs else "not_met"
     return None
+
+
+def _shown(v: Any) -> str:
+    """A constant as rule authors write it (YAML spelling for booleans)."""
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 def _from_param(v: Any) -> bool:
