@@ -7,8 +7,10 @@ kills a worker on its own becomes an ``engine-crash`` error, and the run goes on
 from __future__ import annotations
 
 import csv
+import os
 import datetime as dt
 import io
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -23,14 +25,19 @@ Item = Union[LoadedBundle, InputError]
 _worker: dict[str, Any] = {}
 
 
-def _init(rules_dir: str, profile: Optional[str]) -> None:
+def _init(rules_dir: str, profile: Optional[str], pooled: bool = False) -> None:
     from .api import Evaluator
 
     _worker["ev"] = Evaluator(rules_dir, profile)
+    _worker["pool"] = pooled
 
 
 def _run_one(item: Item, as_of: dt.date, profile: Optional[str]) -> tuple[bytes, dict[str, Any]]:
     from .api import error_result
+
+    crash_on = os.environ.get("MDTFLAG_FAULT_CRASH_ON")  # fault injection, for testing crash containment
+    if crash_on and getattr(item, "source", "").endswith(crash_on) and _worker.get("pool"):
+        os._exit(139)
 
     if isinstance(item, InputError):
         res: Union[Result, ErrorResult] = error_result(item)
@@ -80,38 +87,67 @@ def _crash(item: Item) -> tuple[bytes, dict[str, Any]]:
 
 
 def run_batch(inputs: Sequence[str], rules_dir: str, as_of: dt.date, profile: Optional[str], validate: str,
-              workers: int = 1, chunk: int = 64) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """Yield (NDJSON line, summary row) per input, in input order."""
+              workers: int = 1, window: int = 64) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Yield (NDJSON line, summary row) per input, in input order.
+
+    With ``workers > 1`` one pool lives for the whole run (each worker compiles the rules once); at most
+    ``window × workers`` inputs are in flight. If a worker dies, every input then in flight is retried
+    alone in a fresh process, and the run continues on a new pool.
+    """
     if workers <= 1:
         _init(rules_dir, profile)
         for item in _items(inputs, validate):
             yield _run_one(item, as_of, profile)
         return
-    pending: list[Item] = []
-    for item in _items(inputs, validate):
-        pending.append(item)
-        if len(pending) >= chunk * workers:
-            yield from _pool_round(pending, rules_dir, as_of, profile, workers)
-            pending = []
-    if pending:
-        yield from _pool_round(pending, rules_dir, as_of, profile, workers)
+    pool = _pool(rules_dir, profile, workers)
+    flight: deque[tuple[Item, Future[tuple[bytes, dict[str, Any]]]]] = deque()
+    try:
+        for item in _items(inputs, validate):
+            flight.append((item, pool.submit(_run_one, item, as_of, profile)))
+            while len(flight) >= window * workers:
+                got, pool = _next(flight, pool, rules_dir, as_of, profile, workers)
+                yield got
+        while flight:
+            got, pool = _next(flight, pool, rules_dir, as_of, profile, workers)
+            yield got
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pool_round(items: list[Item], rules_dir: str, as_of: dt.date, profile: Optional[str], workers: int) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    results: dict[int, tuple[bytes, dict[str, Any]]] = {}
-    retry: list[int] = []
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(rules_dir, profile)) as pool:
-        futs: list[Future[tuple[bytes, dict[str, Any]]]] = [pool.submit(_run_one, it, as_of, profile) for it in items]
-        for i, f in enumerate(futs):
-            try:
-                results[i] = f.result()
-            except BrokenProcessPool:
-                retry.append(i)
-    for i in retry:  # one fresh process per suspect input: a crash costs that input only
-        with ProcessPoolExecutor(1, initializer=_init, initargs=(rules_dir, profile)) as pool:
-            try:
-                results[i] = pool.submit(_run_one, items[i], as_of, profile).result()
-            except BrokenProcessPool:
-                results[i] = _crash(items[i])
-    for i in range(len(items)):
-        yield results[i]
+def _pool(rules_dir: str, profile: Optional[str], workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, initializer=_init, initargs=(rules_dir, profile, True))
+
+
+def _next(flight: "deque[tuple[Item, Future[tuple[bytes, dict[str, Any]]]]]", pool: ProcessPoolExecutor, rules_dir: str,
+          as_of: dt.date, profile: Optional[str], workers: int) -> tuple[tuple[bytes, dict[str, Any]], ProcessPoolExecutor]:
+    item, fut = flight[0]
+    try:
+        got = fut.result()
+        flight.popleft()
+        return got, pool
+    except BrokenProcessPool:
+        pass
+    # a worker died: the pool is gone with every input in flight; retry each alone, then go on
+    pool.shutdown(wait=False, cancel_futures=True)
+    pending = [it for it, _ in flight]
+    flight.clear()
+    fresh = _pool(rules_dir, profile, workers)
+    first = _alone(pending[0], rules_dir, as_of, profile)
+    for it in pending[1:]:
+        flight.append((it, _done(_alone(it, rules_dir, as_of, profile))))
+    return first, fresh
+
+
+def _done(value: tuple[bytes, dict[str, Any]]) -> "Future[tuple[bytes, dict[str, Any]]]":
+    f: Future[tuple[bytes, dict[str, Any]]] = Future()
+    f.set_result(value)
+    return f
+
+
+def _alone(item: Item, rules_dir: str, as_of: dt.date, profile: Optional[str]) -> tuple[bytes, dict[str, Any]]:
+    """One input in its own process: a crash costs this input only."""
+    with _pool(rules_dir, profile, 1) as one:
+        try:
+            return one.submit(_run_one, item, as_of, profile).result()
+        except BrokenProcessPool:
+            return _crash(item)

@@ -212,3 +212,22 @@ def test_batch_every_input_ends_as_result_or_error(tmp_path: Path) -> None:
     assert [x["schema"] for x in lines] == ["mdtflag.result/1", "mdtflag.error/1", "mdtflag.error/1"]
     assert [x.get("error", {}).get("code") for x in lines[1:]] == ["not-json", "not-bundle"]
     assert summary.read_text().count("\n") == 4
+
+
+def test_batch_worker_crash_costs_one_input(tmp_path: Path) -> None:
+    """A worker process that dies (as the C engine could) loses that input only, named as an error."""
+    import os
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(6):
+        (d / f"p{i}.json").write_text(json.dumps(bundle()))
+    out = tmp_path / "out.ndjson"
+    env = dict(os.environ, MDTFLAG_FAULT_CRASH_ON="p3.json")
+    r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "batch", str(d), "--rules", str(MINI), "--as-of", AS_OF,
+                        "--workers", "2", "-o", str(out)], capture_output=True, cwd=ROOT, timeout=300, env=env)
+    assert r.returncode == 2, r.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 6
+    errors = [x for x in lines if x["schema"] == "mdtflag.error/1"]
+    assert [(e["source"].endswith("p3.json"), e["error"]["code"]) for e in errors] == [(True, "engine-crash")]
