@@ -372,6 +372,9 @@ class _Compiler:
                     return None
                 where.append(tf)
         date_field = DATE_FIELD.get(c.fact, "date")
+        if c.latest and (c.min_count or 1) > 1:
+            self.diags.add("C015", "'latest' keeps one fact, so 'min_count' above 1 can never be met", c.pos)
+            return None
         if c.latest and date_field not in schema:
             self.diags.add("C013", f"'latest' needs a date; fact '{c.fact}' has none", c.pos)
             return None

@@ -208,15 +208,16 @@ class _Eval:
                                 where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
                 return NodeResult(p, out, tuple(cands), miss, (), "stale")
             cands = fresh
+        need = leaf.min_count or 1
         if p.test is None:
-            return NodeResult(p, MET, tuple(cands), ())
+            return NodeResult(p, MET if len(cands) >= need else NOT_MET, tuple(cands), ())
         tval = self.tval
         vals = [(i, tval(p.test, i)) for i in cands]
         met = tuple(i for i, v in vals if v == MET)
-        if met:
+        if len(met) >= need:
             return NodeResult(p, MET, met, ())
         unk = tuple(i for i, v in vals if v == UNKNOWN)
-        if unk:
+        if unk and len(met) + len(unk) >= need:
             where = _where(p)
             miss = tuple(Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text)
                          for i in unk for f in self.absent_fields(p.test, i))

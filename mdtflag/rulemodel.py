@@ -247,6 +247,7 @@ class FactLeaf(NodeBase):
     test: Optional[TestExpr] = None
     missing: LeafFallback = "unknown"
     stale: Literal["unknown", "not_met"] = "unknown"
+    min_count: Optional[int] = Field(default=None, ge=1, description="met when at least this many candidates pass (default 1)")
 
 
 class RuleRefLeaf(NodeBase):
