@@ -357,7 +357,10 @@ class Builder:
                 text = _mk(TextOut, sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
                                en=" ".join(flags[e.rule.id].text.en for e in deciding))
             else:
-                last = max(e.rule.decision.rank for e in members)  # type: ignore[union-attr]
+                # why no level: the rules that do not apply, the undecided ones, and the default route
+                # (the lowest-ranked rule that applies) with its own reason
+                applicable = [e.rule.decision.rank for e in members if e.status != "not_applicable"]  # type: ignore[union-attr]
+                last = max(applicable) if applicable else None
                 why = [flags[e.rule.id] for e in members
                        if e.status in ("not_applicable", "indeterminate") or e.rule.decision.rank == last]  # type: ignore[union-attr]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
