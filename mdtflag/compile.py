@@ -204,25 +204,22 @@ class _Compiler:
 
     def resolve_set(self, v: Any, field_name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
         if isinstance(v, rm.ParamRef):
-            val = self.resolve(v, row, pos)
-            if val is None:
-                return None
-            if val is UNSET:
-                return []
-            return list(val) if isinstance(val, (list, tuple)) else [val]
+            return self.resolve_list(v, row, pos)
         if isinstance(v, rm.ValueSetRef):
             return self.valueset_values([v.valueset], field_name, pos)
         if isinstance(v, rm.ValueSetsRef):
-            ids = v.valuesets
-            if isinstance(ids, rm.ParamRef):
-                got = self.resolve(ids, row, pos)
-                if got is None:
-                    return None
-                if got is UNSET:
-                    return []
-                ids = list(got) if isinstance(got, (list, tuple)) else [got]
-            return self.valueset_values(list(ids), field_name, pos)
+            ids = self.resolve_list(v.valuesets, row, pos) if isinstance(v.valuesets, rm.ParamRef) else v.valuesets
+            return None if ids is None else self.valueset_values(list(ids), field_name, pos)
         return list(v)
+
+    def resolve_list(self, v: rm.ParamRef, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
+        """A parameter as a list: a scalar becomes one item, null an empty list, an error None."""
+        val = self.resolve(v, row, pos)
+        if val is None:
+            return None
+        if val is UNSET:
+            return []
+        return list(val) if isinstance(val, (list, tuple)) else [val]
 
     def valueset_values(self, ids: list[str], field_name: str, pos: Pos) -> Optional[list[Any]]:
         out: list[Any] = []
