@@ -3,18 +3,18 @@
     python bench/bench.py                 # typical + large bundles, default and no-validation modes
     python bench/bench.py --soak 100000   # also: resident memory over 100,000 evaluations in one process
 
-Typical bundles are the shipped examples (fhir_examples/*.json, 20–60 resources); large bundles are
-made from them by adding lab, ECOG and medication resources up to 500 resources. The floor is
+Typical bundles are the shipped examples (fhir_examples/*.json) grown with seeded history (earlier
+labs, medications, vital signs, encounters) to 20–60 resources each; large bundles are grown to 500. The floor is
 measured in the same run on the same patients: JSON parse (orjson) + durable-rules assert/drain of the
 patient's encoded facts, nothing else. Figures go to stdout and bench/results/latest.json.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import json
 import platform
+import random
 import statistics
 import sys
 import time
@@ -42,44 +42,78 @@ def rss_mb() -> float:
     return 0.0
 
 
-def typical_bundles() -> list[bytes]:
+def shipped_bundles() -> list[bytes]:
     files = sorted((ROOT / "fhir_examples").glob("*.json"))
-    out = []
-    for p in files:
-        data = json.loads(p.read_bytes())
-        if data.get("resourceType") == "Bundle":
-            out.append(p.read_bytes())
+    out = [p.read_bytes() for p in files if json.loads(p.read_bytes()).get("resourceType") == "Bundle"]
     if not out:
         raise SystemExit("no bundles in fhir_examples/")
     return out
 
 
-def enlarge(raw: bytes, size: int = 500) -> bytes:
-    """A bundle grown to `size` resources with extra labs, ECOG and medications (distinct ids, dated)."""
+# History that real oncology records carry next to the data the rules decide on: earlier lab panels,
+# earlier ECOG scores, earlier and concomitant medication, vital signs and encounters. Values and dates
+# vary per resource, so no two resources are the same.
+_LABS = [("718-7", "g/L", 90, 160, 150), ("1742-6", "U/L", 10, 90, 45), ("1920-8", "U/L", 10, 90, 35),
+         ("1975-2", "umol/L", 3, 40, 22), ("2160-0", "umol/L", 40, 160, 90), ("26499-4", "10*9/L", 0.5, 9, None),
+         ("777-3", "10*9/L", 60, 450, None)]
+_MEDS = ["L01BC02", "L01XA03", "C09AA05", "A02BC01", "N02BE01", "B01AC06", "H02AB04", "A04AA01"]
+
+
+def _history(i: int, pid: str, rng: random.Random) -> dict[str, Any]:
+    day = f"{rng.randint(2019, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    subject = {"reference": f"Patient/{pid}"}
+    pick = i % 6
+    if pick in (0, 1, 2):
+        code, unit, lo, hi, high = _LABS[rng.randrange(len(_LABS))]
+        q = {"value": round(rng.uniform(lo, hi), 1), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        r: dict[str, Any] = {
+            "resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "subject": subject,
+            "effectiveDateTime": day, "valueQuantity": q}
+        if high is not None:
+            r["referenceRange"] = [{"high": {**q, "value": high}}]
+        return r
+    if pick == 3:
+        return {"resourceType": "MedicationStatement", "status": rng.choice(["completed", "active"]),
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": rng.choice(_MEDS)}]},
+                "subject": subject, "effectivePeriod": {"start": day}}
+    if pick == 4:
+        return {"resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "subject": subject,
+                "effectiveDateTime": day,
+                "valueQuantity": {"value": round(rng.uniform(45, 110), 1), "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
+    return {"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": subject, "period": {"start": day, "end": day}}
+
+
+def grow(raw: bytes, size: int, seed: int) -> bytes:
+    """The bundle with history resources added up to `size` entries (distinct ids, seeded values)."""
+    rng = random.Random(seed)
     b = json.loads(raw)
     entries = b["entry"]
     pid = next(e["resource"]["id"] for e in entries if e["resource"]["resourceType"] == "Patient")
-    templates = [
-        {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
-         "valueQuantity": {"value": 120, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"},
-         "referenceRange": [{"high": {"value": 150, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"}}]},
-        {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]}, "valueInteger": 1},
-        {"resourceType": "MedicationStatement", "status": "completed",
-         "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01BC02"}]}},
-    ]
     i = 0
     while len(entries) < size:
-        r = copy.deepcopy(templates[i % len(templates)])
-        r["id"] = f"bench-{i}"
-        r["subject"] = {"reference": f"Patient/{pid}"}
-        day = f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}"
-        if r["resourceType"] == "Observation":
-            r["effectiveDateTime"] = day
-        else:
-            r["effectivePeriod"] = {"start": day, "end": day}
-        entries.append({"fullUrl": f"urn:uuid:00000000-0000-0000-0000-{i:012d}", "resource": r})
+        r = _history(i, pid, rng)
+        r["id"] = f"{pid}-h{i}"
+        entries.append({"fullUrl": f"urn:uuid:{seed:08x}-0000-4000-8000-{i:012x}", "resource": r})
         i += 1
     return orjson.dumps(b)
+
+
+def typical_bundles() -> list[bytes]:
+    """The shipped examples, each grown with history to a seeded size between 20 and 60 resources."""
+    rng = random.Random(20261122)
+    return [grow(raw, max(len(json.loads(raw)["entry"]), rng.randint(20, 60)), seed)
+            for seed, raw in enumerate(shipped_bundles())]
+
+
+def enlarge(raw: bytes, size: int = 500) -> bytes:
+    """A bundle grown to `size` resources with history (labs, ECOG-free vital signs, medications, encounters)."""
+    return grow(raw, size, 10_000 + len(raw))
 
 
 def timeit(fn: Callable[[bytes], Any], inputs: list[bytes], n: int) -> list[float]:

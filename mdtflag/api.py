@@ -19,7 +19,7 @@ from .errors import InputError
 from .facts import FactSet, RegionMap, extract_facts
 from .load import LoadedBundle, iter_inputs, load_bundle
 from .match import RuleEval, evaluate_facts
-from .result import ErrorBody, ErrorResult, Result
+from .result import ErrorBody, ErrorResult, ResultDoc as Result
 from .rulemodel import RuleSet, load_ruleset
 
 Source = Union[str, os.PathLike, bytes, dict]

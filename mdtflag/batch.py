@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from .errors import InputError
 from .load import LoadedBundle, iter_inputs
 from .render import to_json
-from .result import ErrorBody, ErrorResult, Result
+from .result import ErrorBody, ErrorResult, ResultDoc as Result
 
 Item = Union[LoadedBundle, InputError]
 _worker: dict[str, Any] = {}

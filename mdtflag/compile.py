@@ -58,8 +58,20 @@ class TBool:
 TNode = Union[TField, TBool]
 
 
-@dataclass(frozen=True)
-class PFact:
+class _Plan:
+    """What every plan node carries besides its fields: its own criterion id (or ``None``) and a
+    small integer for dispatch, both fixed at construction so evaluation does not look them up."""
+
+    TAG = -1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "own", getattr(self.node, "id", None))  # type: ignore[attr-defined]
+        object.__setattr__(self, "tag", self.TAG)
+
+
+@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
+class PFact(_Plan):
+    TAG = 0
     node: rm.FactLeaf
     kind: str
     where: tuple[TField, ...]
@@ -67,25 +79,36 @@ class PFact:
     window_days: Optional[int]
     test: Optional[TNode]
     date_field: Optional[str]
+    own: Optional[str] = field(init=False, compare=False, repr=False)
+    tag: int = field(init=False, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
-class PBool:
+@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
+class PBool(_Plan):
+    TAG = 1
     node: Union[rm.AllNode, rm.AnyNode, rm.NotNode]
     op: str
     items: tuple["PNode", ...]
+    own: Optional[str] = field(init=False, compare=False, repr=False)
+    tag: int = field(init=False, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
-class PRuleRef:
+@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
+class PRuleRef(_Plan):
+    TAG = 3
     node: rm.RuleRefLeaf
+    own: Optional[str] = field(init=False, compare=False, repr=False)
+    tag: int = field(init=False, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
-class PConst:
+@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
+class PConst(_Plan):
+    TAG = 2
     node: rm.ParamLeaf
     outcome: str
     shown: str
+    own: Optional[str] = field(init=False, compare=False, repr=False)
+    tag: int = field(init=False, compare=False, repr=False)
 
 
 PNode = Union[PFact, PBool, PRuleRef, PConst]
@@ -116,6 +139,9 @@ class CompiledRuleSet:
     engine: Engine
     rules: tuple[CompiledRule, ...]  # in dependency order (referenced rules first)
     sent_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: results of leaves that have no candidate fact, which do not depend on the patient (filled lazily
+    #: by evaluation; keyed by plan node identity and the criterion id they report under)
+    absent_results: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def atoms(self) -> tuple[Atom, ...]:
@@ -130,6 +156,7 @@ class _Compiler:
         self.profile = profile
         self.params: dict[str, Any] = dict(rs.profiles.profiles.get(profile, {}))
         self.diags = diags
+        self._same = {}
         self.atoms: dict[Atom, int] = {}
         self.atom_list: list[Atom] = []
         self.used_valuesets: set[str] = set()
@@ -137,6 +164,8 @@ class _Compiler:
 
     # ---- plan nodes are shared: identical sub-plans of different rows are one object,
     # so the matcher evaluates each of them once per patient
+    _same: dict[Any, Any]
+
     def intern(self, p: Any) -> Any:
         if isinstance(p, PBool):
             key: Any = (id(p.node), p.op, tuple(id(x) for x in p.items))
@@ -323,7 +352,7 @@ class _Compiler:
     def criterion(self, c: Any, row: Optional[Mapping[str, Any]]) -> Optional[PNode]:
         if isinstance(c, (rm.AllNode, rm.AnyNode)):
             op = "all" if isinstance(c, rm.AllNode) else "any"
-            items = [self.criterion(x, row) for x in (c.all if op == "all" else c.any)]
+            items = [_through(self.criterion(x, row)) for x in (c.all if op == "all" else c.any)]
             if any(i is None for i in items):
                 return None
             # Branches decided when compiling (parameter leaves, and nodes made only of them):
@@ -337,7 +366,7 @@ class _Compiler:
             kept = [i for i in items if const_outcome(i) is None]
             return self.intern(PBool(c, op, tuple(kept or items[:1])))  # type: ignore[arg-type]
         if isinstance(c, rm.NotNode):
-            inner = self.criterion(c.not_, row)
+            inner = _through(self.criterion(c.not_, row))
             return None if inner is None else self.intern(PBool(c, "not", (inner,)))
         if isinstance(c, rm.RuleRefLeaf):
             target = self.rs.rule(c.rule)
@@ -396,8 +425,25 @@ class _Compiler:
             test = self.test_expr(c.fact, c.test, row)
             if test is None:
                 return None
-        return self.intern(PFact(c, c.fact, tuple(where), window, days, test,
-                     date_field if date_field in schema else None))
+        # equal tests share one object: evaluation caches per-patient work by identity
+        return self.intern(PFact(c, c.fact, self.same(tuple(self.same(w) for w in where)),
+                                 self.same(window) if window is not None else None, days,
+                                 self.same(test) if test is not None else None,
+                                 date_field if date_field in schema else None))
+
+    def same(self, t: Any) -> Any:
+        """The one shared instance of an equal test, condition tuple or test tree."""
+        if isinstance(t, TBool):
+            t = TBool(t.op, tuple(self.same(x) for x in t.items))
+        return self._same.setdefault(t, t)
+
+
+def _through(p: Optional[PNode]) -> Optional[PNode]:
+    """A child position: an anonymous ``all``/``any`` left with one item (after compile-time pruning)
+    is that item (same outcome, facts and missing data; it reports nothing of its own)."""
+    while isinstance(p, PBool) and p.own is None and p.op != "not" and len(p.items) == 1:
+        p = p.items[0]
+    return p
 
 
 def _conjunct(p: Any, gate: Optional[str]) -> Optional[Any]:

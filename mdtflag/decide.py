@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+
+import orjson
 from decimal import Decimal
 from typing import Any, Mapping, Optional, Sequence
 
@@ -10,22 +12,12 @@ from . import rulemodel as rm
 from .compile import CompiledRuleSet, PFact
 from .facts import FactSet
 from .match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval
-from .result import (
-    CohortOut,
-    DataQualityOut,
-    DecisionOut,
-    EvidenceOut,
-    FlagOut,
-    MissingOut,
-    NameVersion,
-    PendingOut,
-    ReasonOut,
-    Result,
-    RulesetOut,
-    SuggestedOut,
-    TargetOut,
-    TextOut,
-)
+from .result import RESULT_SCHEMA_ID, Doc, ResultDoc
+
+# Output objects are ``Doc`` dicts whose keys follow the field order of the models in ``result.py``
+# (CohortOut, FlagOut, …): that order is the canonical JSON order. tests/test_schemas.py checks it.
+TextOut = EvidenceOut = MissingOut = ReasonOut = TargetOut = CohortOut = SuggestedOut = Doc
+FlagOut = PendingOut = DecisionOut = DataQualityOut = Doc
 
 UNDETERMINED = "undetermined"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -69,18 +61,49 @@ def show(v: Any, lang: str = "en") -> str:
     return str(v)
 
 
-def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
-    def sub(m: "re.Match[str]") -> str:
-        key = m.group(1)
-        return show(ctx[key], lang) if key in ctx and ctx[key] is not None else m.group(0)
+_PARTS: dict[str, tuple[str, ...]] = {}
 
-    return _PLACEHOLDER.sub(sub, template)
+
+def _parts(template: str) -> tuple[str, ...]:
+    """``"a {x} b"`` → ``("a ", "x", " b")``: literal text at even, placeholder names at odd positions."""
+    got = _PARTS.get(template)
+    if got is None:
+        if len(_PARTS) > 50_000:  # templates come from rule sets; stay bounded if many are loaded
+            _PARTS.clear()
+        got = _PARTS[template] = tuple(_PLACEHOLDER.split(template))
+    return got
+
+
+def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
+    parts = _parts(template)
+    if len(parts) == 1:
+        return template
+    out = []
+    for k, part in enumerate(parts):
+        if k % 2 == 0:
+            out.append(part)
+        else:
+            value = ctx[part] if part in ctx else None
+            out.append(show(value, lang) if value is not None else "{" + part + "}")
+    return "".join(out)
+
+
+_STATIC: dict[int, tuple[rm.Text, TextOut]] = {}
 
 
 def text_out(text: Optional[rm.Text], ctx: Mapping[str, Any]) -> Optional[TextOut]:
     if text is None:
         return None
-    return _mk(TextOut, sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
+    got = _STATIC.get(id(text))
+    if got is not None and got[0] is text:
+        return got[1]
+    sv_parts, en_parts = _parts(text.sv), _parts(text.en)
+    out = Doc(sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
+    if len(sv_parts) == 1 and len(en_parts) == 1:  # no placeholders: the same for every patient
+        if len(_STATIC) > 50_000:
+            _STATIC.clear()
+        _STATIC[id(text)] = (text, out)
+    return out
 
 
 class _Layered(Mapping[str, Any]):
@@ -116,10 +139,13 @@ class Builder:
         self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceOut]]] = {}
         self._missing: dict[Missing, MissingOut] = {}
         self._fields: dict[int, dict[str, Any]] = {}
+        self._pctx: Optional[dict[str, Any]] = None
 
     # ---- context for templates
     def base_ctx(self, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-        ctx: dict[str, Any] = {f"p.{k}": v for k, v in self.params.items()}
+        if self._pctx is None:
+            self._pctx = {f"p.{k}": v for k, v in self.params.items()}
+        ctx: dict[str, Any] = dict(self._pctx)
         if row is not None:
             ctx.update({f"row.{k}": v for k, v in row.items()})
         ctx["region"] = self.region_row.get("name") if self.region_row else None
@@ -152,7 +178,7 @@ class Builder:
         got = self._evidence.get(i)
         if got is None:
             got = self._evidence[i] = [
-                ((e.resource, e.element, e.value), _mk(EvidenceOut, resource=e.resource, element=e.element, value=e.value))
+                ((e.resource, e.element, e.value), Doc(resource=e.resource, element=e.element, value=e.value))
                 for e in self.fs.facts[i].evidence]
         return got
 
@@ -161,8 +187,7 @@ class Builder:
         for m in items:
             got = self._missing.get(m)
             if got is None:
-                got = self._missing[m] = _mk(MissingOut, 
-                    criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field, resource=m.resource,
+                got = self._missing[m] = Doc(criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field, resource=m.resource,
                     text=self.missing_text(m))
             out.append(got)
         return out
@@ -175,16 +200,16 @@ class Builder:
             what_sv = sv + (f" ({m.where})" if m.where else "")
             what_en = en + (f" ({m.where})" if m.where else "")
         if m.reason == "stale":
-            return _mk(TextOut, sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
+            return Doc(sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
         if m.reason == "field":
             if m.field == "x_uln" or m.field == "uln":
-                return _mk(TextOut, sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
+                return Doc(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
                                en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
-            return _mk(TextOut, sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
+            return Doc(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
                            en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
         if m.reason == "rule":
-            return _mk(TextOut, sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
-        return _mk(TextOut, sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
+            return Doc(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
+        return Doc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
 
     def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextOut:
         node = r.node
@@ -204,7 +229,7 @@ class Builder:
             return got
         sv, en = OUTCOME_TEXT[r.outcome]
         detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
-        return _mk(TextOut, sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
+        return Doc(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
 
     def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any],
                 blocking_only: bool = False) -> list[ReasonOut]:
@@ -215,9 +240,9 @@ class Builder:
         def walk(r: NodeResult) -> None:
             if blocking_only and r.outcome == MET:
                 return
-            cid = getattr(r.node, "id", None)
+            cid = r.plan.own
             if cid:
-                out.append(_mk(ReasonOut, criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
+                out.append(Doc(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
                                      evidence=self.evidence(_own_facts(r)),
                                      missing=self.missing(r.missing) if r.outcome == UNKNOWN else []))
             for ch in r.children:
@@ -227,7 +252,7 @@ class Builder:
             walk(r)
         if not out and results:
             root = results[-1]
-            out.append(_mk(ReasonOut, criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
+            out.append(Doc(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
                                  evidence=self.evidence(root.facts),
                                  missing=self.missing(root.missing) if root.outcome == UNKNOWN else []))
         return out
@@ -237,20 +262,20 @@ class Builder:
         if t is None:
             return None
         region_name = self.region_row.get("name") if self.region_row else None
-        rn = _mk(TextOut, sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
+        rn = Doc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
         if t.fixed is not None:
-            centre: Optional[TextOut] = _mk(TextOut, sv=t.fixed.sv, en=t.fixed.en)
+            centre: Optional[TextOut] = Doc(sv=t.fixed.sv, en=t.fixed.en)
         else:
             table = self.crs.ruleset.tables.get(t.table or "")
             row = table.row(self.region) if (table is not None and self.region) else None
             val = row.get(t.column) if row is not None and t.column else None
             if isinstance(val, dict) and "sv" in val:
-                centre = _mk(TextOut, sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
+                centre = Doc(sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
             elif val is not None:
-                centre = _mk(TextOut, sv=show(val, "sv"), en=show(val, "en"))
+                centre = Doc(sv=show(val, "sv"), en=show(val, "en"))
             else:
                 centre = None
-        return _mk(TargetOut, healthcare_region=self.region, region_name=rn, centre=centre)
+        return Doc(healthcare_region=self.region, region_name=rn, centre=centre)
 
     def cohorts(self, ev: RuleEval) -> Optional[list[CohortOut]]:
         if ev.rule.for_each is None:
@@ -268,29 +293,32 @@ class Builder:
         return sorted(out, key=lambda c: c.key)
 
     def outcome_ids(self, r: NodeResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Ids of the not-met and unknown criteria in a result tree (cached: trees share sub-results)."""
+        """Ids of the not-met and unknown criteria in a result tree, in tree order (cached: trees share
+        sub-results)."""
         got = self._ids.get(id(r))
         if got is not None:
             return got
-        failed: dict[str, None] = {}
-        unknown: dict[str, None] = {}
-        cid = getattr(r.node, "id", None)
-        if cid and r.outcome == NOT_MET:
-            failed[cid] = None
-        if cid and r.outcome == UNKNOWN:
-            unknown[cid] = None
-        for ch in r.children:
-            f, u = self.outcome_ids(ch)
-            failed.update(dict.fromkeys(f))
-            unknown.update(dict.fromkeys(u))
-        got = self._ids[id(r)] = (tuple(failed), tuple(unknown))
+        failed: list[str] = []
+        unknown: list[str] = []
+        cid = r[0].own
+        if cid:
+            if r[1] == NOT_MET:
+                failed.append(cid)
+            elif r[1] == UNKNOWN:
+                unknown.append(cid)
+        for ch in r[4]:
+            if ch[4] or ch[0].own:
+                f, u = self.outcome_ids(ch)
+                failed += f
+                unknown += u
+        got = self._ids[id(r)] = (tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(unknown)))
         return got
 
     def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult]) -> CohortOut:
         failed, unknown = self.outcome_ids(res) if res is not None else ((), ())
         title = row.get("title")
         enrolled = row.get("enrolled")
-        return _mk(CohortOut, key=str(row.get("key")), tag=row.get("tag"), title=_mk(TextOut, sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
+        return Doc(key=str(row.get("key")), tag=row.get("tag"), title=Doc(sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
                          state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
                          status=status, failed=list(failed), unknown=list(unknown))
 
@@ -310,7 +338,7 @@ class Builder:
                 continue
             seen.add(key)
             codes = {c: [str(x) for x in (row.get(c) or [])] if isinstance(row.get(c), list) else ([str(row[c])] if row.get(c) is not None else []) for c in s.columns}
-            out.append(_mk(SuggestedOut, key=key, codes=codes))
+            out.append(Doc(key=key, codes=codes))
         return sorted(out, key=lambda x: x.key)
 
     def flag(self, ev: RuleEval) -> FlagOut:
@@ -329,8 +357,7 @@ class Builder:
             missing += ev.applies.missing
         if ev.status == "indeterminate" and ev.best is not None:
             missing += ev.best.result.missing
-        return _mk(FlagOut, 
-            rule=rule.id, version=rule.version, kind=rule.kind, title=_mk(TextOut, sv=rule.title.sv, en=rule.title.en),
+        return Doc(rule=rule.id, version=rule.version, kind=rule.kind, title=Doc(sv=rule.title.sv, en=rule.title.en),
             tag=rule.tag, status=ev.status, text=text,
             reasons=self.reasons(results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable")),
             missing=_unique(self.missing(list(dict.fromkeys(missing)))),
@@ -354,7 +381,7 @@ class Builder:
             level = deciding[0].rule.decision.level if deciding else UNDETERMINED  # type: ignore[union-attr]
             target = next((flags[e.rule.id].target for e in deciding if flags[e.rule.id].target is not None), None)
             if deciding:
-                text = _mk(TextOut, sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
+                text = Doc(sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
                                en=" ".join(flags[e.rule.id].text.en for e in deciding))
             else:
                 # why no level: the rules that do not apply, the undecided ones, and the default route
@@ -365,11 +392,10 @@ class Builder:
                        if e.status in ("not_applicable", "indeterminate") or e.rule.decision.rank == last]  # type: ignore[union-attr]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
                 en_why = " ".join(dict.fromkeys(f.text.en for f in why))
-                text = _mk(TextOut, sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
+                text = Doc(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
                                en=("No level could be decided. " + en_why).strip())
-            out[name] = _mk(DecisionOut, 
-                level=level, rules=[e.rule.id for e in deciding], target=target,
-                pending=[_mk(PendingOut, rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
+            out[name] = Doc(level=level, rules=[e.rule.id for e in deciding], target=target,
+                pending=[Doc(rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
                          for e in pending],
                 text=text,
             )
@@ -382,34 +408,16 @@ def _own_facts(r: NodeResult) -> tuple[int, ...]:
         return r.facts
     shown: set[int] = set()
     for ch in r.children:
-        if getattr(ch.node, "id", None):
+        if ch.plan.own:
             shown.update(_all_facts(ch))
     return tuple(i for i in r.facts if i not in shown)
-
-
-_DEFAULTS: dict[type, dict[str, Any]] = {}
-
-
-def _mk(cls: Any, **values: Any) -> Any:
-    """Build an output model from values that are already valid (a trusted fast path, like
-    ``model_construct`` without its per-call overhead; the result schema tests validate real outputs)."""
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        defaults = _DEFAULTS[cls] = {n: (f.default if not f.is_required() else None) for n, f in cls.model_fields.items()}
-    data = {n: values[n] if n in values else d for n, d in defaults.items()}  # field order, as validation would give
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", data)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
 
 
 def _unique(items: Sequence[MissingOut]) -> list[MissingOut]:
     seen: set[str] = set()
     out = []
     for m in items:
-        key = m.model_dump_json()
+        key = orjson.dumps(m)
         if key not in seen:
             seen.add(key)
             out.append(m)
@@ -426,11 +434,11 @@ def _all_facts(r: NodeResult) -> list[int]:
 def _default_status_text(status: str) -> TextOut:
     sv = {"flagged": "Flaggad", "not_flagged": "Ej flaggad", "indeterminate": "Obestämd – data saknas", "not_applicable": "Ej tillämplig"}[status]
     en = {"flagged": "Flagged", "not_flagged": "Not flagged", "indeterminate": "Indeterminate – data missing", "not_applicable": "Not applicable"}[status]
-    return _mk(TextOut, sv=sv, en=en)
+    return Doc(sv=sv, en=en)
 
 
 def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,
-                 notes: Sequence[Any] = (), patient_ref: Optional[str] = None) -> Result:
+                 notes: Sequence[Any] = (), patient_ref: Optional[str] = None) -> ResultDoc:
     b = Builder(crs, fs, as_of, version)
     flags = {ev.rule.id: b.flag(ev) for ev in evals}
     rs = crs.ruleset
@@ -441,13 +449,13 @@ def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], a
         key = (n.code, n.message, n.resource, n.element)
         if key not in seen:
             seen.add(key)
-            dq.append(_mk(DataQualityOut, code=n.code, message=n.message, resource=n.resource, element=n.element))
-    return Result.model_construct(
-        schema_="mdtflag.result/1",
+            dq.append(Doc(code=n.code, message=n.message, resource=n.resource, element=n.element))
+    return ResultDoc(
+        schema=RESULT_SCHEMA_ID,
         patient=pid,
         as_of=as_of.isoformat(),
-        engine=_mk(NameVersion, name="mdtflag", version=version),
-        ruleset=_mk(RulesetOut, name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
+        engine=Doc(name="mdtflag", version=version),
+        ruleset=Doc(name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
         decisions=b.decisions(evals, flags),
         flags=[flags[k] for k in sorted(flags)],
         data_quality=dq,

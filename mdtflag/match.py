@@ -7,6 +7,7 @@ unknown stays unknown. Missing data is therefore never silently false.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
@@ -98,42 +99,89 @@ def _or(vals: Sequence[str]) -> str:
 
 
 _NEG = {MET: NOT_MET, NOT_MET: MET, UNKNOWN: UNKNOWN}
+_nr = functools.partial(tuple.__new__, NodeResult)  # NodeResult from a full 6-tuple, without Python-level __new__
+
+
+_NOTHING: frozenset[int] = frozenset()
 
 
 class _Eval:
+    """One patient: the engine's answer per atom, and every criterion evaluated at most once.
+
+    Tests on facts are evaluated over *sets* of fact indices (frozenset algebra in C) rather than
+    fact by fact: a field test splits the candidates into met / not met / unknown at once."""
+
     def __init__(self, crs: CompiledRuleSet, fs: FactSet, encoded: list[dict[str, Any]], sets: list[frozenset[int]]):
         self.crs = crs
         self.fs = fs
         self.enc = encoded
         self.sets = sets
-        self.by_kind: dict[str, list[int]] = {}
+        by_kind: dict[str, list[int]] = {}
         for i, f in enumerate(fs.facts):
-            self.by_kind.setdefault(f.kind, []).append(i)
+            by_kind.setdefault(f.kind, []).append(i)
+        self.by_kind = {k: frozenset(v) for k, v in by_kind.items()}
         self.done: dict[str, RuleEval] = {}
-        self.memo: dict[tuple[int, Optional[str]], NodeResult] = {}
-        self.cands: dict[Any, list[int]] = {}
+        self.memo: dict[Any, NodeResult] = {}
+        self.cands: dict[Any, tuple[int, ...]] = {}
+        self._has: dict[str, frozenset[int]] = {}
+        self._hits: dict[int, frozenset[int]] = {}
+        self._absent = crs.absent_results  # patient-independent: leaves without any candidate
 
-    # ---- tests on one fact
+    # ---- tests over sets of facts
+    def has(self, name: str) -> frozenset[int]:
+        """The facts that carry a value for ``name``."""
+        got = self._has.get(name)
+        if got is None:
+            got = self._has[name] = frozenset(i for i, e in enumerate(self.enc) if name in e)
+        return got
+
+    def hits(self, t: TField) -> frozenset[int]:
+        """The facts that satisfy one of the test's atoms (before negation)."""
+        key = id(t)
+        got = self._hits.get(key)
+        if got is None:
+            sets = self.sets
+            if len(t.atoms) == 1:
+                got = sets[t.atoms[0]]
+            else:
+                got = frozenset().union(*(sets[a] for a in t.atoms))
+            self._hits[key] = got
+        return got
+
+    def split(self, t: TNode, cands: frozenset[int]) -> tuple[frozenset[int], frozenset[int]]:
+        """(met, not met) among ``cands``; the rest of ``cands`` is unknown."""
+        if isinstance(t, TField):
+            if t.const is not None:
+                return (cands, _NOTHING) if t.const == MET else (_NOTHING, cands) if t.const == NOT_MET else (_NOTHING, _NOTHING)
+            known = cands & self.has(t.field)
+            met = known & self.hits(t)
+            return (known - met, met) if t.negate else (met, known - met)
+        parts = [self.split(x, cands) for x in t.items]
+        if t.op == "not":
+            return parts[0][1], parts[0][0]
+        if t.op == "all":
+            met = cands
+            no = _NOTHING
+            for m, n in parts:
+                met = met & m
+                no = no | n
+            return met - no, no
+        met = _NOTHING
+        no = cands
+        for m, n in parts:
+            met = met | m
+            no = no & n
+        return met, no - met
+
     def tfield(self, t: TField, i: int) -> str:
-        if t.const is not None:
-            return t.const
-        if t.field not in self.enc[i]:
-            return UNKNOWN
-        sets = self.sets
-        for a in t.atoms:
-            if i in sets[a]:
-                return NOT_MET if t.negate else MET
-        return MET if t.negate else NOT_MET
+        """One fact, one field test (kept for the explanation tools)."""
+        one = frozenset((i,))
+        met, no = self.split(t, one)
+        return MET if met else NOT_MET if no else UNKNOWN
 
     def tval(self, t: TNode, i: int) -> str:
-        if isinstance(t, TField):
-            return self.tfield(t, i)
-        vals = [self.tval(x, i) for x in t.items]
-        if t.op == "all":
-            return _and(vals)
-        if t.op == "any":
-            return _or(vals)
-        return _NEG[vals[0]]
+        met, no = self.split(t, frozenset((i,)))
+        return MET if met else NOT_MET if no else UNKNOWN
 
     def absent_fields(self, t: TNode, i: int) -> list[str]:
         if isinstance(t, TField):
@@ -150,79 +198,98 @@ class _Eval:
     # ---- criteria
     def node(self, p: PNode, cid: Optional[str]) -> NodeResult:
         # a node with its own id reports under that id wherever it is used: evaluate it once
-        key = (id(p), getattr(p.node, "id", None) or cid)
+        own = p.own
+        key = p if own else (p, cid)
         got = self.memo.get(key)
-        if got is None:
-            got = self.memo[key] = self._node(p, cid)
+        if got is not None:
+            return got
+        tag = p.tag
+        if tag == 1:
+            got = self.boolean(p, own or cid)  # type: ignore[arg-type]
+        elif tag == 0:
+            got = self.fact(p, own or cid)  # type: ignore[arg-type]
+        elif tag == 2:
+            got = _nr((p, p.outcome, (), (), (), p.shown))  # type: ignore[union-attr]
+        else:
+            got = self.ruleref(p, own or cid)  # type: ignore[arg-type]
+        self.memo[key] = got
         return got
 
-    def _node(self, p: PNode, cid: Optional[str]) -> NodeResult:
-        own = getattr(p.node, "id", None) or cid
-        if isinstance(p, PFact):
-            return self.fact(p, own)
-        if isinstance(p, PBool):
-            node = self.node
-            kids = tuple([node(x, own) for x in p.items])
-            outs = [k[1] for k in kids]
-            op = p.op
-            if op == "not":
-                k = kids[0]
-                return NodeResult(p, _NEG[k[1]], k[2], k[3], kids)
-            out = _and(outs) if op == "all" else _or(outs)
-            if len(kids) == 1:
-                k = kids[0]
-                return NodeResult(p, out, k[2], k[3] if out == UNKNOWN else (), kids)
-            missing = tuple(dict.fromkeys(m for k in kids if k[1] == UNKNOWN for m in k[3])) if out == UNKNOWN else ()
-            facts = tuple(dict.fromkeys(i for k in kids if k[1] == out for i in k[2]))
-            return NodeResult(p, out, facts, missing, kids)
-        if isinstance(p, PConst):
-            return NodeResult(p, p.outcome, (), (), (), p.shown)
-        return self.ruleref(p, own)
+    def boolean(self, p: PBool, own: Optional[str]) -> NodeResult:
+        node = self.node
+        kids = tuple([node(x, own) for x in p.items])
+        op = p.op
+        if op == "not":
+            k = kids[0]
+            return _nr((p, _NEG[k[1]], k[2], k[3], kids, ""))
+        if len(kids) == 1:
+            k = kids[0]
+            return _nr((p, k[1], k[2], k[3], kids, ""))
+        outs = [k[1] for k in kids]
+        if op == "all":
+            out = NOT_MET if NOT_MET in outs else UNKNOWN if UNKNOWN in outs else MET
+        else:
+            out = MET if MET in outs else UNKNOWN if UNKNOWN in outs else NOT_MET
+        same = [k for k in kids if k[1] == out]
+        if len(same) == 1:
+            facts = same[0][2]
+            missing = same[0][3] if out == UNKNOWN else ()
+        else:
+            facts = tuple(dict.fromkeys([i for k in same for i in k[2]]))
+            missing = tuple(dict.fromkeys([m for k in same for m in k[3]])) if out == UNKNOWN else ()
+        return _nr((p, out, facts, missing, kids, ""))
 
-    def candidates(self, p: PFact) -> list[int]:
+    def candidates(self, p: PFact) -> tuple[int, ...]:
         key = (p.kind, id(p.where))  # identity: hashing the condition tuples each time costs more
         got = self.cands.get(key)
         if got is None:
-            got = self.by_kind.get(p.kind, [])
+            pool = self.by_kind.get(p.kind, _NOTHING)
             for w in p.where:
-                got = [i for i in got if self.tfield(w, i) == MET]
-            self.cands[key] = got
+                if not pool:
+                    break
+                pool = self.split(w, pool)[0]
+            got = self.cands[key] = tuple(sorted(pool))
         return got
 
     def fact(self, p: PFact, cid: Optional[str]) -> NodeResult:
         leaf = p.node
         cands = self.candidates(p)
         if not cands:
-            out = leaf.missing
-            miss = (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
-            return NodeResult(p, out, (), miss, (), "absent")
+            key = (p, cid)
+            got = self._absent.get(key)
+            if got is None:
+                out = leaf.missing
+                miss = (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
+                got = self._absent[key] = NodeResult(p, out, (), miss, (), "absent")
+            return got
         if leaf.latest and p.date_field:
             df = p.date_field
             enc = self.enc
-            cands = [max(cands, key=lambda i: (enc[i].get(df, -(10 ** 9)), i))]
+            cands = (max(cands, key=lambda i: (enc[i].get(df, -(10 ** 9)), i)),)
         if p.window is not None:
-            fresh = [i for i in cands if self.tfield(p.window, i) == MET]
+            fresh = self.split(p.window, frozenset(cands))[0]
             if not fresh:
                 out = leaf.stale
                 miss = (Missing(cid, p.kind, "stale", resource=self.resource(cands[0]), days=p.window_days,
                                 where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
-                return NodeResult(p, out, tuple(cands), miss, (), "stale")
-            cands = fresh
+                return NodeResult(p, out, cands, miss, (), "stale")
+            if len(fresh) < len(cands):
+                cands = tuple(sorted(fresh))
         need = leaf.min_count or 1
         if p.test is None:
-            return NodeResult(p, MET if len(cands) >= need else NOT_MET, tuple(cands), ())
-        tval = self.tval
-        vals = [(i, tval(p.test, i)) for i in cands]
-        met = tuple(i for i, v in vals if v == MET)
-        if len(met) >= need:
-            return NodeResult(p, MET, met, ())
-        unk = tuple(i for i, v in vals if v == UNKNOWN)
-        if unk and len(met) + len(unk) >= need:
-            where = _where(p)
-            miss = tuple(Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text)
-                         for i in unk for f in self.absent_fields(p.test, i))
-            return NodeResult(p, UNKNOWN, unk, miss, (), "field")
-        return NodeResult(p, NOT_MET, tuple(cands), ())
+            return _nr((p, MET if len(cands) >= need else NOT_MET, cands, (), (), ""))
+        pool = frozenset(cands)
+        met_set, no_set = self.split(p.test, pool)
+        if len(met_set) >= need:
+            return _nr((p, MET, tuple(sorted(met_set)), (), (), ""))
+        if len(no_set) < len(pool):
+            unk = tuple(sorted(pool - met_set - no_set))
+            if len(met_set) + len(unk) >= need:
+                where = _where(p)
+                miss = tuple(Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text)
+                             for i in unk for f in self.absent_fields(p.test, i))
+                return NodeResult(p, UNKNOWN, unk, miss, (), "field")
+        return _nr((p, NOT_MET, cands, (), (), ""))
 
     def ruleref(self, p: PRuleRef, cid: Optional[str]) -> NodeResult:
         leaf = p.node

@@ -149,6 +149,41 @@ class ErrorResult(Out):
         return self.model_dump(by_alias=True, mode="json")
 
 
+# --------------------------------------------------------------------------------------------
+# Run-time documents. The models above define the format (and its JSON Schema); evaluation builds
+# the same documents as plain dicts, which orjson writes directly. Keys are in model field order.
+
+
+class Doc(dict):  # type: ignore[type-arg]
+    """One object of a result document: a dict with read-only attribute access (``flag.status``)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("result documents are read-only")
+
+
+class ResultDoc(Doc):
+    """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`Result`)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self
+
+    def flag(self, rule_id: str) -> Optional[Doc]:
+        for f in self["flags"]:
+            if f["rule"] == rule_id:
+                return f
+        return None
+
+
 def result_json_schema() -> dict[str, Any]:
     schema = Result.model_json_schema(by_alias=True)
     schema["$id"] = RESULT_SCHEMA_ID
