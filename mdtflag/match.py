@@ -59,8 +59,9 @@ class NodeResult(NamedTuple):
         return None
 
 
-@dataclass(frozen=True)
-class InstanceResult:
+class InstanceResult(NamedTuple):
+    """One table row (or the whole rule): its criteria's result and the status it gives."""
+
     row: Optional[Mapping[str, Any]]
     result: NodeResult
     status: str
@@ -341,10 +342,14 @@ class _Eval:
         if not insts:
             ev = RuleEval(cr, "not_applicable", applies, (), None)
         else:
-            best = min(insts, key=lambda r: STATUS_RANK[r.status])
+            best = min(insts, key=_rank)
             ev = RuleEval(cr, best.status, applies, tuple(insts), best)
         self.done[cr.rule.id] = ev
         return ev
+
+
+def _rank(r: InstanceResult) -> int:
+    return STATUS_RANK[r[2]]
 
 
 def _where(p: PFact) -> str:
