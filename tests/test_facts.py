@@ -1081,7 +1081,12 @@ _BASE_PATHS = [p for p in _paths(_BASE) if len(p) >= 3]
 
 def _mutate(doc, path, action, value):
     parent = doc
-    for key in path[:-1]:
+    for depth, key in enumerate(path):  # an earlier mutation may have replaced a container on the way
+        if not ((isinstance(parent, dict) and isinstance(key, str) and key in parent)
+                or (isinstance(parent, list) and isinstance(key, int) and key < len(parent))):
+            return
+        if depth == len(path) - 1:
+            break
         parent = parent[key]
     key = path[-1]
     if action == "drop":
