@@ -41,3 +41,61 @@ def test_every_example_result_validates_against_the_result_model() -> None:
     for p in sorted((ROOT / "fhir_examples").glob("*.json")):
         data = json.loads(to_json(ev.evaluate(p, as_of="2026-11-01")))
         Result.model_validate(data)  # strict model: unknown keys and wrong types fail
+
+
+def _model_of(annotation: object) -> object:
+    """The output model inside ``Optional[list[X]]``, ``dict[str, X]``, … (or None for scalars)."""
+    import typing
+
+    from pydantic import BaseModel
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        got = _model_of(arg)
+        if got is not None:
+            return got
+    return None
+
+
+def _check_order(doc: object, model: object, path: str) -> None:
+    """Every object of a result document has exactly its model's fields, in field order (the
+    canonical JSON order), and is a read-only ``Doc``."""
+    from mdtflag.result import Doc
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            _check_order(item, model, f"{path}[{i}]")
+        return
+    if not isinstance(doc, dict):
+        return
+    fields = model.model_fields  # type: ignore[attr-defined]
+    names = [f.alias or n for n, f in fields.items()]
+    assert list(doc) == names, f"{path}: keys {list(doc)} != fields {names}"
+    assert isinstance(doc, Doc), path
+    for (name, f), key in zip(fields.items(), names):
+        sub = _model_of(f.annotation)
+        value = doc[key]
+        if sub is None or value is None:
+            continue
+        if isinstance(value, dict) and typing_is_mapping(f.annotation):
+            for k, v in value.items():
+                _check_order(v, sub, f"{path}.{key}.{k}")
+        else:
+            _check_order(value, sub, f"{path}.{key}")
+
+
+def typing_is_mapping(annotation: object) -> bool:
+    import typing
+    return typing.get_origin(annotation) is dict
+
+
+def test_result_documents_follow_the_model_field_order() -> None:
+    ev = Evaluator(ROOT / "rules")
+    for p in sorted((ROOT / "fhir_examples").glob("*.json"))[:12]:
+        result = ev.evaluate(p, as_of="2026-11-01")
+        _check_order(result, Result, p.name)
+        try:
+            result.patient = "x"  # type: ignore[misc]
+        except AttributeError:
+            pass
+        else:
+            raise AssertionError("result documents must be read-only")

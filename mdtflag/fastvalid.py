@@ -1,0 +1,707 @@
+"""A sound fast path in front of ``fhir.resources`` validation.
+
+``validate(cls, resource)`` has the effect of ``cls.model_validate(resource)`` for a FHIR model
+class ``cls``: it returns ``None`` when the resource is valid and raises what ``model_validate``
+raises when it is not. ``fhir.resources`` stays the authority: every "invalid" verdict, and every
+verdict this module cannot vouch for, comes from ``cls.model_validate`` itself, so the errors (and
+``load.py``'s data-quality notes) are exactly those of the full validation.
+
+Design
+======
+
+**Skeleton** (:func:`skeleton`). One tight walk builds a flat token tuple and, in the same order,
+the list of the resource's scalar leaves. The tokens are: the model class; every dict key, in
+order; ``dict``/``list`` to open a container and ``...`` to close it (so nesting and list lengths);
+the exact type of every scalar leaf (``str``/``int``/``float``/``bool``/``NoneType``: ``True`` is
+not ``1``, ``1.0`` is not ``1``, and every null is visible); and, after the type, the *value* of a
+scalar under a ``resourceType`` or ``resource_type`` key at any depth. Anything else -- a non-``str``
+key, another Python type (tuple, subclasses of dict/list/str, datetime, ...), nesting deeper than
+``_MAX_DEPTH`` (so cycles) -- makes the resource unsupported: it gets the full validation. The
+grammar is unambiguous (keys are ``str``; markers are type objects or ``Ellipsis``; a raw value
+only follows a ``resourceType``/``resource_type`` key and its type token), so equal skeletons mean
+equal structure.
+
+**Cache** (``_PLANS``): skeleton -> plan, at most ``CACHE_SIZE`` entries (cleared when full; plain
+dict ``get``/set, safe from several threads). On a miss ``cls.model_validate`` runs; only if it
+accepts the resource is a plan derived and stored, so a plan exists only for skeletons that
+fhir.resources has accepted at least once.
+
+**Plan** (``_Builder``): the model classes are walked alongside the resource -- ``model_fields``
+by alias and, as ``validate_by_name`` allows, by field name (``class_fhir``, ``birthDate__ext``);
+``Optional``/``List`` annotations; nested FHIR types through their ``FhirBase`` type
+(``get_model_klass()``, or for ``Resource``/``Element``-typed fields such as ``contained`` and
+``Bundle.entry.resource`` the class named by the value's ``resourceType``, looked up exactly as
+``FhirElementOrResourceBase`` does); ``_x`` primitive extensions are ordinary aliased fields
+(``FHIRPrimitiveExtension``); ``resourceType``/``resource_type`` are popped by
+``FHIRAbstractModel.__init__``; ``extension``/``modifierExtension`` ``value[x]`` and Narrative
+``div`` (xhtml = plain ``str``) are ordinary fields. The class chosen for every nested object is
+cross-checked against the instance ``model_validate`` has just built. For each primitive leaf the
+plan holds the pydantic validator of the field's own annotation (a cached ``TypeAdapter`` of e.g.
+``Optional[Annotated[datetime, DateTime()]]``: fhir_core's own validators, nothing re-implemented);
+a primitive list is checked item by item with its item annotation; any other value under a
+primitive field (e.g. a list under ``fhir_comments: Union[str, List[str], None]``) is checked
+whole, found by its path. Leaves are grouped per annotation into one pydantic call per group
+(``operator.itemgetter`` over the leaf list). Anything unexpected (an unknown key, a scalar other
+than null where an object is expected, a class or field this module has not read, ...) stores a
+"no plan" marker: that skeleton always gets the full validation.
+
+**Fast check**: on a hit the plan's validators run on the leaves; all pass -> valid. A failure or
+any exception -> ``cls.model_validate(resource)`` decides. Validators that run Python code (date,
+dateTime, instant, time, decimal, url, base64Binary) remember the values they accepted (exact
+``str``/``int``/``bool`` values and ``float`` values other than zero and NaN; bounded): they are
+pure functions of the value.
+
+Soundness
+=========
+
+Claim: if ``model_validate`` accepted resource A and resource B has the same skeleton, B is valid
+iff every check of A's plan passes on B's leaves. It holds if everything ``model_validate`` reads
+is either in the skeleton or read by a plan check with the same validator. What runs
+(``fhir_core/fhirabstractmodel.py``, ``fhir_core/types.py``, the R4B models; pydantic 2 model
+config ``extra='forbid', validate_assignment, populate_by_name, validate_by_alias,
+validate_by_name``):
+
+* ``FHIRAbstractModel.__init__`` (pydantic calls this custom ``__init__`` for every dict, nested
+  ones included): pops ``resource_type`` and ``resourceType`` and compares the value with
+  ``__resource_type__`` -> raw values in the skeleton; ``**data`` needs ``str`` keys -> checked.
+* ``reject_null_complex_elements`` (model validator, before): ``None`` items in lists of complex
+  types, key picked by alias/name presence -> keys and ``NoneType`` tokens in the skeleton.
+* ``FHIRPrimitiveExtension.validate_extension_or_fhir_comment_required`` (before): whether
+  ``id``/``extension``/``fhir_comments`` are missing or null -> skeleton.
+* ``validate_after_model_construction``: ``_validate_required_primitive_elements`` tests whether
+  the validated value is ``None`` (a primitive validator maps ``None`` to ``None`` and nothing else
+  to ``None``) and whether the ``_x`` extension has a non-empty ``extension`` list -> skeleton;
+  ``_validate_one_of_many`` (choice ``value[x]`` fields) tests which choice fields are non-null ->
+  skeleton.
+* pydantic model fields: unknown keys (``extra='forbid'``), alias vs name, required fields -> keys
+  in the skeleton. ``validate_assignment`` plays no part in ``model_validate``. No
+  ``str_strip_whitespace``, ``str_max_length``, ``strict``, ``coerce_numbers_to_str``, ...:
+  derivation refuses any config key besides those five, and requires ``extra='forbid'``. So a
+  field's ``TypeAdapter`` applies exactly the field's schema, in the same lax Python mode: where a
+  verdict depends on the JSON type (``1.0`` or ``True`` for an integer, an ``int`` timestamp for a
+  dateTime, a ``float`` decimal) the type is in the skeleton and the value goes through the
+  validator.
+* ``FhirBase`` wrap validator (``fhir_model_validator``) for nested FHIR types: ``None`` -> ``None``
+  whatever the field (value-free); ``dict`` -> ``model_validate`` of the model class (recursion,
+  all of the above); ``str``/``bytes`` -> ``model_validate_json`` *of the string* (value
+  dependent: a non-null scalar in a complex position gets no plan); anything else fails.
+  ``FhirElementOrResourceBase`` chooses the class from ``value["resourceType"]`` (``FHIR_TYPES_MAPS``,
+  only ever added to) -> raw value in the skeleton; the Resource/Element base check is per class.
+* Primitive types (``fhir_core.types``), all value dependent and all run by the plan through the
+  field's annotation: ``String`` (pattern), ``Code``, ``Id`` (pattern, 1..255 chars), ``Uri``,
+  ``Canonical``, ``Oid``, ``Markdown`` (patterns), ``Integer``/``UnsignedInt``/``PositiveInt``/
+  ``Integer64`` (ranges, pydantic int coercion), ``Decimal`` (regex on ``str(value)``), ``Date``/
+  ``DateTime``/``Instant``/``Time`` (regex, partial dates, month <= 12, leap seconds, time zones),
+  ``Url`` (URL, relative path or FHIR type name), ``Base64Binary`` (pydantic base64 bytes),
+  ``UUID4``, ``Xhtml`` (plain ``str``), ``bool``, and ``fhir_comments`` (``Union[str, List[str]]``).
+
+What the plan relies on is checked, per class, before a plan is derived: ``__init__``,
+``model_validate``, ``model_post_init``, the three model validators and the ``_validate_*`` helpers
+are fhir_core's (identity checks), there are no field validators, no root model, every field's
+annotation is a FHIR type, a primitive type, or ``Optional``/``List`` of them (else that key gets no
+plan), no field is called or aliased ``resourceType``/``resource_type``; nested types use
+``FhirBase``'s or ``FhirElementOrResourceBase``'s validator. The ``TypeAdapter`` schemas are built
+from the models' own annotations; the only global input to building them,
+``fhir_core.constraints`` (``TYPES_ID_MAX_LENGTH``, ``TYPES_ID_PATTERN``), is snapshotted at first
+use and the fast path switches itself off if it changes later.
+
+Not covered (always the full validation): resources holding non-JSON Python values, non-``str``
+keys or deeper than ``_MAX_DEPTH``; shapes with a string where an object is expected; classes that
+fail the checks above. Not detectable: patching ``fhir_core.constraints`` *between* importing some
+FHIR model and the first use of this module (fhir_core documents patching before any import).
+"""
+from __future__ import annotations
+
+import operator
+import typing
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+__all__ = ["validate", "skeleton", "clear_cache", "stats", "CACHE_SIZE"]
+
+#: Largest number of cached skeletons; the cache is cleared when it is full.
+CACHE_SIZE = 4096
+#: Largest number of remembered accepted values per slow validator.
+_MEMO_SIZE = 65536
+#: Deeper resources are not cached (real FHIR is ~12 deep; load.py refuses > 100).
+_MAX_DEPTH = 120
+
+#: Counters for tests and benchmarks: cache hits (fast verdict "valid"), misses, full validations.
+stats: Dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
+
+if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.load`` cheap
+    import fhir_core.constraints as _fc_constraints
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
+    from fhir_core.types import FhirBase as _FhirBase
+    from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
+    from fhir_core.types import import_string as _import_string
+    from pydantic import BaseModel as _BaseModel
+    from pydantic import TypeAdapter as _TypeAdapter
+
+#: ``None`` until first use, then whether fhir_core could be imported and read.
+_ENABLED: Optional[bool] = None
+
+
+def _setup() -> bool:
+    """Import fhir_core and snapshot the schema-building constants (once)."""
+    global _ENABLED, _fc_constraints, _FHIRAbstractModel, _FhirBase, _FhirElementOrResourceBase
+    global _import_string, _BaseModel, _TypeAdapter, _CONSTRAINTS_SNAPSHOT
+    try:
+        import fhir_core.constraints as _fc_constraints
+        from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
+        from fhir_core.types import FhirBase as _FhirBase
+        from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
+        from fhir_core.types import import_string as _import_string
+        from pydantic import BaseModel as _BaseModel
+        from pydantic import TypeAdapter as _TypeAdapter
+    except ImportError:  # pragma: no cover - other fhir.resources generations: always full
+        _ENABLED = False
+        return False
+    _CONSTRAINTS_SNAPSHOT = _constraints_now()
+    _ENABLED = True
+    return True
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SPECIAL_KEYS = frozenset({"resourceType", "resource_type"})
+# skeleton markers: ``dict`` / ``list`` open a container, ``...`` (Ellipsis) closes it
+
+
+class _Unsupported(Exception):
+    """The resource (or its model) is outside what the fast path can vouch for."""
+
+
+# --------------------------------------------------------------------------------------------
+# skeleton
+
+
+def _walk_dict(d: dict, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise _Unsupported
+    depth += 1
+    for k, v in d.items():
+        if type(k) is not str:
+            raise _Unsupported
+        ap(k)
+        t = type(v)
+        if t is dict:
+            ap(dict)
+            _walk_dict(v, ap, lap, depth)
+            ap(...)
+        elif t is list:
+            ap(list)
+            _walk_list(v, ap, lap, depth)
+            ap(...)
+        elif t in _SCALARS:
+            ap(t)
+            lap(v)
+            if k in _SPECIAL_KEYS:
+                ap(v)
+        else:
+            raise _Unsupported
+
+
+def _walk_list(lst: list, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise _Unsupported
+    depth += 1
+    for v in lst:
+        t = type(v)
+        if t is dict:
+            ap(dict)
+            _walk_dict(v, ap, lap, depth)
+            ap(...)
+        elif t is list:
+            ap(list)
+            _walk_list(v, ap, lap, depth)
+            ap(...)
+        elif t in _SCALARS:
+            ap(t)
+            lap(v)
+        else:
+            raise _Unsupported
+
+
+def skeleton(cls: Any, resource: dict) -> Optional[Tuple[tuple, List[Any]]]:
+    """``(skeleton, leaves)`` of ``resource`` for model ``cls``, or ``None`` when unsupported."""
+    if resource.__class__ is not dict:
+        return None
+    toks: List[Any] = [cls]
+    leaves: List[Any] = []
+    try:
+        _walk_dict(resource, toks.append, leaves.append, 0)
+    except (_Unsupported, RecursionError):
+        return None
+    return tuple(toks), leaves
+
+
+def _count_scalars(v: Any) -> int:
+    """Number of leaves the skeleton walk appends for ``v`` (mirrors ``_walk_*``)."""
+    t = v.__class__
+    if t is dict:
+        return sum(_count_scalars(x) for x in v.values())
+    if t is list:
+        return sum(_count_scalars(x) for x in v)
+    if t in _SCALARS:
+        return 1
+    raise _Unsupported
+
+
+# --------------------------------------------------------------------------------------------
+# leaf validators
+
+
+class _Leaf:
+    """The validator of one primitive annotation: single and batched, with a memo when slow."""
+
+    __slots__ = ("annotation", "single", "batch", "memo")
+
+    def __init__(self, annotation: Any) -> None:
+        self.annotation = annotation
+        self.single: Callable[[Any], Any] = _TypeAdapter(annotation).validate_python
+        self.batch: Callable[[Any], Any] = \
+            _TypeAdapter(List[annotation]).validate_python  # type: ignore[valid-type]
+        self.memo: Optional[set] = set() if _runs_python(annotation) else None
+
+
+_SLOW_NAMES = frozenset({"Date", "DateTime", "Instant", "Time", "Decimal", "Url", "Base64Binary",
+                         "EncodedBytes"})
+
+
+def _runs_python(annotation: Any) -> bool:
+    """Whether the annotation's validator runs Python code (worth a memo). Speed only."""
+    for meta in getattr(annotation, "__metadata__", ()):
+        if type(meta).__name__ in _SLOW_NAMES:
+            return True
+    return any(_runs_python(a) for a in typing.get_args(annotation))
+
+
+_LEAVES: Dict[Any, _Leaf] = {}
+_CONSTRAINTS_SNAPSHOT: Tuple[Any, ...] = ()
+
+
+def _constraints_now() -> Tuple[Any, ...]:
+    return (getattr(_fc_constraints, "TYPES_ID_MAX_LENGTH", None),
+            getattr(_fc_constraints, "TYPES_ID_PATTERN", None),
+            getattr(_fc_constraints, "TYPES_STRING_ALLOW_EMPTY_STR", None))
+
+
+def _leaf_for(annotation: Any) -> _Leaf:
+    global _ENABLED
+    try:
+        return _LEAVES[annotation]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable annotation
+        raise _Unsupported from None
+    if _constraints_now() != _CONSTRAINTS_SNAPSHOT:
+        _ENABLED = False  # schemas built now would differ from the models' ones
+        raise _Unsupported
+    leaf = _Leaf(annotation)
+    _LEAVES[annotation] = leaf
+    return leaf
+
+
+def _memo_key(v: Any) -> Any:
+    c = v.__class__
+    if c is str:
+        return v
+    if c is float:
+        return (float, v) if (v == v and v != 0.0) else None
+    return (c, v)
+
+
+# --------------------------------------------------------------------------------------------
+# model classes
+
+
+_MODEL, _MODEL_LIST, _PRIM, _PRIM_LIST, _REFUSE = range(5)
+#: Model config keys read here: with ``extra='forbid'`` the by-alias/by-name switches only decide
+#: which keys are accepted (the skeleton holds the keys); none of them changes a field's validator.
+_ALLOWED_CONFIG_KEYS = frozenset({"extra", "validate_assignment", "populate_by_name",
+                                  "validate_by_alias", "validate_by_name"})
+_KNOWN_MODEL_VALIDATORS: Dict[str, Any] = {}
+_OWN_NAMES = ("__init__", "model_validate", "model_post_init", "__get_pydantic_core_schema__",
+              "reject_null_complex_elements", "validate_after_model_construction",
+              "_validate_one_of_many", "_validate_required_primitive_elements")
+
+
+class _FieldInfo:
+    __slots__ = ("name", "other_key", "kind", "fhir_type", "leaf", "item_leaf")
+
+    def __init__(self, name: str, other_key: Optional[str], kind: int, fhir_type: Any = None,
+                 leaf: Optional[_Leaf] = None, item_leaf: Optional[_Leaf] = None) -> None:
+        self.name = name
+        self.other_key = other_key
+        self.kind = kind
+        self.fhir_type = fhir_type
+        self.leaf = leaf
+        self.item_leaf = item_leaf
+
+
+_CLASS_INFO: Dict[type, Optional[Dict[str, _FieldInfo]]] = {}
+
+
+def _strip_optional(ann: Any) -> Tuple[Any, bool]:
+    origin = typing.get_origin(ann)
+    if origin is typing.Union or (origin is not None and getattr(origin, "__name__", "") == "UnionType"):
+        args = typing.get_args(ann)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(rest) < len(args):
+            return rest[0], True
+    return ann, False
+
+
+def _is_fhir_type(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, _FhirBase)
+
+
+def _mentions_model(ann: Any) -> bool:
+    if isinstance(ann, type) and (issubclass(ann, _FhirBase) or issubclass(ann, _BaseModel)):
+        return True
+    return any(_mentions_model(a) for a in typing.get_args(ann))
+
+
+def _known_model_validators() -> Dict[str, Any]:
+    """The model validators read for the docstring, by name (built once, then swapped in whole)."""
+    global _KNOWN_MODEL_VALIDATORS
+    if _KNOWN_MODEL_VALIDATORS:
+        return _KNOWN_MODEL_VALIDATORS
+    base = _FHIRAbstractModel.__dict__
+    known: Dict[str, Any] = {}
+    for name in ("reject_null_complex_elements", "validate_after_model_construction"):
+        known[name] = getattr(base[name], "__func__", base[name])
+    try:
+        from fhir.resources.R4B.fhirprimitiveextension import FHIRPrimitiveExtension
+        extra = FHIRPrimitiveExtension.__dict__["validate_extension_or_fhir_comment_required"]
+        known["validate_extension_or_fhir_comment_required"] = getattr(extra, "__func__", extra)
+    except (ImportError, KeyError):  # pragma: no cover - then FHIRPrimitiveExtension gets no plan
+        pass
+    _KNOWN_MODEL_VALIDATORS = known
+    return known
+
+
+def _class_info(klass: Any) -> Dict[str, _FieldInfo]:
+    """Key -> field facts for a model class; raises ``_Unsupported`` for a class not read here."""
+    try:
+        info = _CLASS_INFO[klass]
+    except KeyError:
+        info = _CLASS_INFO[klass] = _build_class_info(klass)
+    if info is None:
+        raise _Unsupported
+    return info
+
+
+def _build_class_info(klass: Any) -> Optional[Dict[str, _FieldInfo]]:
+    if not (isinstance(klass, type) and issubclass(klass, _FHIRAbstractModel)):
+        return None
+    for c in klass.__mro__:
+        if c is _FHIRAbstractModel:
+            break
+        if any(n in c.__dict__ for n in _OWN_NAMES):
+            return None
+    config = dict(klass.model_config)
+    if config.get("extra") != "forbid" or not set(config) <= _ALLOWED_CONFIG_KEYS:
+        return None
+    if getattr(klass, "__pydantic_post_init__", None) is not None:
+        return None
+    if getattr(klass, "__pydantic_root_model__", False):
+        return None
+    decs = klass.__pydantic_decorators__
+    if (decs.validators or decs.field_validators or decs.root_validators
+            or getattr(decs, "computed_fields", None)):
+        return None
+    known = _known_model_validators()
+    for name, dec in decs.model_validators.items():
+        func = getattr(dec.func, "__func__", dec.func)
+        if known.get(name) is not func:
+            return None
+    fields = klass.model_fields
+    by_alias: Dict[str, str] = {}
+    for name, f in fields.items():
+        if f.alias:
+            by_alias[f.alias] = name
+    info: Dict[str, _FieldInfo] = {}
+    for name, f in fields.items():
+        alias = f.alias or name
+        if alias in _SPECIAL_KEYS or name in _SPECIAL_KEYS:
+            return None
+        other = name if name != alias else None
+        fi = _classify(name, f, other_key=other)
+        if alias in info:
+            return None
+        info[alias] = fi
+        if other is not None:
+            if other in by_alias:  # a field's name is another field's alias: refuse that key
+                info[other] = _FieldInfo(name, None, _REFUSE)
+            else:
+                info[other] = _classify(name, f, other_key=alias)
+    return info
+
+
+def _classify(name: str, f: Any, other_key: Optional[str]) -> _FieldInfo:
+    ann = f.annotation
+    if getattr(f, "discriminator", None) is not None:
+        return _FieldInfo(name, other_key, _REFUSE)
+    if f.metadata:
+        full = typing.Annotated[(ann, *f.metadata)]  # type: ignore[valid-type]
+        if _mentions_model(full):
+            return _FieldInfo(name, other_key, _REFUSE)
+        return _FieldInfo(name, other_key, _PRIM, leaf=_leaf_for(full))
+    inner, _ = _strip_optional(ann)
+    if typing.get_origin(inner) is list:
+        (item,) = typing.get_args(inner) or (Any,)
+        item_inner, _ = _strip_optional(item)
+        if _is_fhir_type(item_inner):
+            return _FieldInfo(name, other_key, _MODEL_LIST, fhir_type=item_inner)
+        if _mentions_model(item):
+            return _FieldInfo(name, other_key, _REFUSE)
+        return _FieldInfo(name, other_key, _PRIM_LIST, leaf=_leaf_for(ann), item_leaf=_leaf_for(item))
+    if _is_fhir_type(inner):
+        return _FieldInfo(name, other_key, _MODEL, fhir_type=inner)
+    if _mentions_model(ann):
+        return _FieldInfo(name, other_key, _REFUSE)
+    return _FieldInfo(name, other_key, _PRIM, leaf=_leaf_for(ann))
+
+
+def _func(method: Any) -> Any:
+    """The plain function behind a (class)method."""
+    return getattr(method, "__func__", method)
+
+
+def _resolve(fhir_type: Any, value: dict) -> Any:
+    """The model class ``fhir_type``'s validator uses for the dict ``value`` (fhir_core's rule)."""
+    if _func(fhir_type.__get_pydantic_core_schema__) is not _func(_FhirBase.__get_pydantic_core_schema__):
+        raise _Unsupported
+    validator = _func(fhir_type.fhir_model_validator)
+    model_klass = fhir_type.get_model_klass()
+    if validator is _func(_FhirBase.fhir_model_validator):
+        return model_klass
+    if validator is not _func(_FhirElementOrResourceBase.fhir_model_validator):
+        raise _Unsupported
+    klass = model_klass
+    if "resourceType" in value:
+        rt = value["resourceType"]
+        if rt.__class__ is not str:
+            raise _Unsupported
+        try:
+            klass = _import_string(_fc_constraints.FHIR_TYPES_MAPS[fhir_type._prefix + rt + "Type"])
+        except Exception:  # noqa: BLE001 - fhir_core fails too; no plan
+            raise _Unsupported from None
+    if model_klass.__name__ == "Resource":
+        if not klass.has_resource_base():
+            raise _Unsupported
+    elif model_klass.__name__ == "Element":
+        if klass.has_resource_base():
+            raise _Unsupported
+    else:
+        raise _Unsupported
+    return klass
+
+
+# --------------------------------------------------------------------------------------------
+# plans
+
+
+class _Plan:
+    __slots__ = ("groups", "paths")
+
+    def __init__(self, groups: Tuple[Tuple[_Leaf, Callable[[list], Any]], ...],
+                 paths: Tuple[Tuple[_Leaf, Tuple[Any, ...]], ...]) -> None:
+        self.groups = groups
+        self.paths = paths
+
+    def check(self, resource: dict, leaves: List[Any]) -> bool:
+        """True when every primitive check passes (the resource is then valid)."""
+        try:
+            for leaf, get in self.groups:
+                vals = get(leaves)
+                memo = leaf.memo
+                if memo is None:
+                    leaf.batch(vals)
+                    continue
+                todo = [v for v in vals if _memo_key(v) not in memo]
+                if todo:
+                    leaf.batch(todo)
+                    if len(memo) > _MEMO_SIZE:
+                        memo.clear()
+                    for v in todo:
+                        k = _memo_key(v)
+                        if k is not None:
+                            memo.add(k)
+            for leaf, path in self.paths:
+                node: Any = resource
+                for p in path:
+                    node = node[p]
+                leaf.single(node)
+        except Exception:  # noqa: BLE001 - any failure: the full validation decides
+            return False
+        return True
+
+
+_NO_PLAN = _Plan((), ())
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.n = 0
+        self.groups: Dict[_Leaf, List[int]] = {}
+        self.paths: List[Tuple[_Leaf, Tuple[Any, ...]]] = []
+
+    def leaf(self, leaf: _Leaf) -> None:
+        self.groups.setdefault(leaf, []).append(self.n)
+        self.n += 1
+
+    def whole(self, leaf: _Leaf, value: Any, path: Tuple[Any, ...]) -> None:
+        """Check ``value`` (a dict or list under a primitive field) whole, found by its path."""
+        self.paths.append((leaf, path))
+        self.n += _count_scalars(value)
+
+    def model(self, klass: Any, data: dict, inst: Any, path: Tuple[Any, ...]) -> None:
+        if type(inst) is not klass:
+            raise _Unsupported
+        info = _class_info(klass)
+        for k, v in data.items():
+            fi = info.get(k)
+            if fi is None:
+                if k in _SPECIAL_KEYS and v.__class__ in _SCALARS:  # popped by __init__
+                    self.n += 1
+                    continue
+                raise _Unsupported
+            if fi.other_key is not None and fi.other_key in data:
+                raise _Unsupported
+            kind = fi.kind
+            t = v.__class__
+            if kind == _PRIM:
+                if t in _SCALARS:
+                    self.leaf(fi.leaf)  # type: ignore[arg-type]
+                else:
+                    self.whole(fi.leaf, v, path + (k,))  # type: ignore[arg-type]
+            elif kind == _PRIM_LIST:
+                if t is list:
+                    item_leaf = fi.item_leaf
+                    for i, x in enumerate(v):
+                        if x.__class__ in _SCALARS:
+                            self.leaf(item_leaf)  # type: ignore[arg-type]
+                        else:
+                            self.whole(item_leaf, x, path + (k, i))  # type: ignore[arg-type]
+                elif t in _SCALARS:
+                    self.leaf(fi.leaf)  # type: ignore[arg-type]
+                else:
+                    self.whole(fi.leaf, v, path + (k,))  # type: ignore[arg-type]
+            elif kind == _MODEL:
+                sub = getattr(inst, fi.name, None)
+                if v is None:
+                    if sub is not None:
+                        raise _Unsupported
+                    self.n += 1
+                elif t is dict:
+                    self.model(_resolve(fi.fhir_type, v), v, sub, path + (k,))
+                else:
+                    raise _Unsupported
+            elif kind == _MODEL_LIST:
+                sub = getattr(inst, fi.name, None)
+                if v is None:
+                    if sub is not None:
+                        raise _Unsupported
+                    self.n += 1
+                elif t is list:
+                    if not isinstance(sub, list) or len(sub) != len(v):
+                        raise _Unsupported
+                    for i, x in enumerate(v):
+                        if x is None:
+                            if sub[i] is not None:
+                                raise _Unsupported
+                            self.n += 1
+                        elif x.__class__ is dict:
+                            self.model(_resolve(fi.fhir_type, x), x, sub[i], path + (k, i))
+                        else:
+                            raise _Unsupported
+                else:
+                    raise _Unsupported
+            else:
+                raise _Unsupported
+
+    def plan(self) -> _Plan:
+        groups = []
+        for leaf, idx in self.groups.items():
+            get: Callable[[list], Any] = (_one(idx[0]) if len(idx) == 1
+                                          else operator.itemgetter(*idx))
+            groups.append((leaf, get))
+        return _Plan(tuple(groups), tuple(self.paths))
+
+
+def _one(i: int) -> Callable[[list], Tuple[Any]]:
+    """Like ``operator.itemgetter(i)`` but always a 1-tuple (what the batch validator takes)."""
+    def get(leaves: list) -> Tuple[Any]:
+        return (leaves[i],)
+    return get
+
+
+def _derive(cls: Any, resource: dict, instance: Any, n_leaves: int) -> _Plan:
+    global _ENABLED
+    if not _ENABLED:
+        return _NO_PLAN
+    if _constraints_now() != _CONSTRAINTS_SNAPSHOT:
+        _ENABLED = False  # models built from now on differ from our validators: always full
+        _PLANS.clear()
+        return _NO_PLAN
+    b = _Builder()
+    try:
+        b.model(cls, resource, instance, ())
+    except (_Unsupported, RecursionError):
+        return _NO_PLAN
+    except Exception:  # noqa: BLE001 - anything unexpected: no plan
+        return _NO_PLAN
+    if b.n != n_leaves:
+        return _NO_PLAN
+    return b.plan()
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+_PLANS: Dict[tuple, _Plan] = {}
+
+
+def _full(cls: Any, resource: Any) -> Any:
+    """The authority: ``cls.model_validate(resource)`` (counted in ``stats['full']``)."""
+    stats["full"] += 1
+    return cls.model_validate(resource)
+
+
+def validate(cls: Any, resource: dict) -> None:
+    """Validate ``resource`` with FHIR model ``cls``: ``None`` when valid, else raise what
+    ``cls.model_validate(resource)`` raises (it is then the one that decided)."""
+    if not _ENABLED and (_ENABLED is False or not _setup()):
+        _full(cls, resource)
+        return None
+    sk = skeleton(cls, resource)
+    if sk is None:
+        _full(cls, resource)
+        return None
+    key, leaves = sk
+    plan = _PLANS.get(key)
+    if plan is not None:
+        if plan is not _NO_PLAN and plan.check(resource, leaves):
+            stats["hits"] += 1
+            return None
+        if plan is not _NO_PLAN:
+            stats["fallbacks"] += 1
+        _full(cls, resource)
+        return None
+    stats["misses"] += 1
+    instance = _full(cls, resource)  # raises when invalid: no plan for this skeleton yet
+    new_plan = _derive(cls, resource, instance, len(leaves))
+    if len(_PLANS) >= CACHE_SIZE:
+        _PLANS.clear()
+    _PLANS[key] = new_plan
+    return None
+
+
+def clear_cache() -> None:
+    """Forget every plan and every remembered accepted value (tests, benchmarks)."""
+    _PLANS.clear()
+    for leaf in list(_LEAVES.values()):
+        if leaf.memo is not None:
+            leaf.memo.clear()
+
