@@ -116,16 +116,18 @@ def enlarge(raw: bytes, size: int = 500) -> bytes:
     return grow(raw, size, 10_000 + len(raw))
 
 
-def timeit(fn: Callable[[bytes], Any], inputs: list[bytes], n: int,
-           before: Optional[Callable[[], Any]] = None) -> list[float]:
-    times = []
+def interleaved(cases: list[tuple[str, Callable[[bytes], Any], Optional[Callable[[], Any]]]],
+                inputs: list[bytes], n: int) -> dict[str, list[float]]:
+    """Per case, `n` wall-clock timings in ms; case after case on each input in turn."""
+    times: dict[str, list[float]] = {label: [] for label, _, _ in cases}
     for k in range(n):
         raw = inputs[k % len(inputs)]
-        if before is not None:
-            before()
-        t = time.perf_counter()
-        fn(raw)
-        times.append((time.perf_counter() - t) * 1000)
+        for label, fn, before in cases:
+            if before is not None:
+                before()
+            t = time.perf_counter()
+            fn(raw)
+            times[label].append((time.perf_counter() - t) * 1000)
     return times
 
 
@@ -185,16 +187,19 @@ def main() -> None:
     }
     for label, inputs, n in (("typical", typical, args.n), ("large", large, args.n_large)):
         floor, _ = floor_fn(ev, inputs)
-        timeit(floor, inputs, min(n, 200))  # warm-up
-        res = {"floor (parse + engine)": summary(timeit(floor, inputs, n))}
-        for mode in ("none", "facts"):
-            fn = e2e(mode)
-            timeit(fn, inputs, min(n, 50))
-            res[f"end-to-end, validate={mode}"] = summary(timeit(fn, inputs, n))
-        # the default again with the validation caches emptied before every patient: each resource
-        # shape is met for the first time (what the first patients from a new source cost)
-        res["end-to-end, validate=facts, cold validation cache"] = summary(
-            timeit(e2e("facts"), inputs, max(1, n // 4), before=fastvalid.clear_cache))
+        # (label, function, hook run untimed before each call); measured interleaved, patient by
+        # patient, so that a machine slowing down or speeding up during the run affects all alike
+        # the default with the validation caches emptied before the patient: every resource shape is
+        # met for the first time (what the first patients from a new source cost); it runs first, so
+        # the warm default after it finds the shapes of this patient, and no others, already known
+        cases: list[tuple[str, Callable[[bytes], Any], Optional[Callable[[], Any]]]] = [
+            ("end-to-end, validate=facts, cold validation cache", e2e("facts"), fastvalid.clear_cache),
+            ("floor (parse + engine)", floor, None),
+            ("end-to-end, validate=none", e2e("none"), None),
+            ("end-to-end, validate=facts", e2e("facts"), None),
+        ]
+        interleaved(cases, inputs, min(n, 50))  # warm-up
+        res = {k: summary(v) for k, v in interleaved(cases, inputs, n).items()}
         fl = res["floor (parse + engine)"]["median_ms"]
         for k, v in res.items():
             v["x_floor_median"] = round(v["median_ms"] / fl, 2) if fl else None
