@@ -48,6 +48,11 @@ class TField:
     shown: str  # human form, e.g. "value ≤ 2"
     const: Optional[str] = None  # a fixed outcome (comparison with a parameter set to null)
 
+    @property
+    def plain(self) -> bool:
+        """Met exactly by the facts one of the atoms matched (no negation, no fixed outcome)."""
+        return not self.negate and self.const is None
+
 
 @dataclass(frozen=True)
 class TBool:
@@ -81,6 +86,12 @@ class PFact(_Plan):
     date_field: Optional[str]
     own: Optional[str] = field(init=False, compare=False, repr=False)
     tag: int = field(init=False, compare=False, repr=False)
+    #: the key under which a patient's candidate facts for (kind, where) are kept
+    ckey: tuple[str, int] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "ckey", (self.kind, id(self.where)))
 
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
@@ -142,6 +153,10 @@ class CompiledRuleSet:
     #: results of leaves that have no candidate fact, which do not depend on the patient (filled lazily
     #: by evaluation; keyed by plan node identity and the criterion id they report under)
     absent_results: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: identities of those results (they are kept in ``absent_results``, so identities stay valid)
+    const_ids: set[int] = field(default_factory=set, compare=False, repr=False)
+    #: other patient-independent pieces of output, built once (see decide.py)
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def atoms(self) -> tuple[Atom, ...]:

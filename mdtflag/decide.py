@@ -137,7 +137,11 @@ class Builder:
         self.region_row = regions.row(self.region) if (regions is not None and self.region) else None
         self._ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceOut]]] = {}
-        self._missing: dict[Missing, MissingOut] = {}
+        # pieces that do not depend on the patient are kept with the compiled rule set (shared by all
+        # patients): the output for each missing-data item, and criterion ids of constant results
+        self._missing: dict[Missing, MissingOut] = crs.shared.setdefault("missing", {})
+        self._const_ids = crs.const_ids
+        self._const_outcome_ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = crs.shared.setdefault("ids", {})
         self._fields: dict[int, dict[str, Any]] = {}
         self._pctx: Optional[dict[str, Any]] = None
 
@@ -295,7 +299,9 @@ class Builder:
     def outcome_ids(self, r: NodeResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Ids of the not-met and unknown criteria in a result tree, in tree order (cached: trees share
         sub-results)."""
-        got = self._ids.get(id(r))
+        key = id(r)
+        cache = self._const_outcome_ids if key in self._const_ids else self._ids
+        got = cache.get(key)
         if got is not None:
             return got
         failed: list[str] = []
@@ -311,7 +317,7 @@ class Builder:
                 f, u = self.outcome_ids(ch)
                 failed += f
                 unknown += u
-        got = self._ids[id(r)] = (tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(unknown)))
+        got = cache[key] = (tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(unknown)))
         return got
 
     def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult]) -> CohortOut:

@@ -126,7 +126,12 @@ class _Eval:
         self.cands: dict[Any, tuple[int, ...]] = {}
         self._has: dict[str, frozenset[int]] = {}
         self._hits: dict[int, frozenset[int]] = {}
-        self._absent = crs.absent_results  # patient-independent: leaves without any candidate
+        self._whole: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
+        self.universe = frozenset(range(len(encoded)))
+        # results that do not depend on the patient (leaves without any candidate fact, parameter
+        # leaves, and nodes made only of such results) are built once and shared: by identity
+        self._const = crs.absent_results
+        self._const_ids = crs.const_ids
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -149,30 +154,46 @@ class _Eval:
             self._hits[key] = got
         return got
 
-    def split(self, t: TNode, cands: frozenset[int]) -> tuple[frozenset[int], frozenset[int]]:
-        """(met, not met) among ``cands``; the rest of ``cands`` is unknown."""
+    def whole(self, t: TNode) -> tuple[frozenset[int], frozenset[int]]:
+        """(met, not met) among all the patient's facts; the rest is unknown. A test's outcome on one
+        fact does not depend on the other facts, so any candidate set is split by intersection."""
+        key = id(t)
+        got = self._whole.get(key)
+        if got is not None:
+            return got
         if isinstance(t, TField):
             if t.const is not None:
-                return (cands, _NOTHING) if t.const == MET else (_NOTHING, cands) if t.const == NOT_MET else (_NOTHING, _NOTHING)
-            known = cands & self.has(t.field)
-            met = known & self.hits(t)
-            return (known - met, met) if t.negate else (met, known - met)
-        parts = [self.split(x, cands) for x in t.items]
-        if t.op == "not":
-            return parts[0][1], parts[0][0]
-        if t.op == "all":
-            met = cands
-            no = _NOTHING
-            for m, n in parts:
-                met = met & m
-                no = no | n
-            return met - no, no
-        met = _NOTHING
-        no = cands
-        for m, n in parts:
-            met = met | m
-            no = no & n
-        return met, no - met
+                every = self.universe
+                got = (every, _NOTHING) if t.const == MET else (_NOTHING, every) if t.const == NOT_MET else (_NOTHING, _NOTHING)
+            else:
+                known = self.has(t.field)
+                met = known & self.hits(t)
+                got = (known - met, met) if t.negate else (met, known - met)
+        else:
+            parts = [self.whole(x) for x in t.items]
+            if t.op == "not":
+                got = (parts[0][1], parts[0][0])
+            elif t.op == "all":
+                met = self.universe
+                no = _NOTHING
+                for m, n in parts:
+                    met = met & m
+                    no = no | n
+                got = (met - no, no)
+            else:
+                met = _NOTHING
+                no = self.universe
+                for m, n in parts:
+                    met = met | m
+                    no = no & n
+                got = (met, no - met)
+        self._whole[key] = got
+        return got
+
+    def split(self, t: TNode, cands: frozenset[int]) -> tuple[frozenset[int], frozenset[int]]:
+        """(met, not met) among ``cands``; the rest of ``cands`` is unknown."""
+        met, no = self.whole(t)
+        return cands & met, cands & no
 
     def tfield(self, t: TField, i: int) -> str:
         """One fact, one field test (kept for the explanation tools)."""
@@ -204,21 +225,47 @@ class _Eval:
         got = self.memo.get(key)
         if got is not None:
             return got
+        return self.compute(p, own, cid, key)
+
+    def compute(self, p: PNode, own: Optional[str], cid: Optional[str], key: Any) -> NodeResult:
         tag = p.tag
         if tag == 1:
             got = self.boolean(p, own or cid)  # type: ignore[arg-type]
         elif tag == 0:
             got = self.fact(p, own or cid)  # type: ignore[arg-type]
         elif tag == 2:
-            got = _nr((p, p.outcome, (), (), (), p.shown))  # type: ignore[union-attr]
+            got = self._const.get(key) or self.constant(key, _nr((p, p.outcome, (), (), (), p.shown)))  # type: ignore[union-attr]
         else:
             got = self.ruleref(p, own or cid)  # type: ignore[arg-type]
         self.memo[key] = got
         return got
 
+    def constant(self, key: Any, result: NodeResult) -> NodeResult:
+        """Keep a patient-independent result; the one kept (first stored) is returned."""
+        got = self._const.setdefault(key, result)
+        self._const_ids.add(id(got))
+        return got
+
     def boolean(self, p: PBool, own: Optional[str]) -> NodeResult:
-        node = self.node
-        kids = tuple([node(x, own) for x in p.items])
+        memo = self.memo
+        kids_list = []
+        for x in p.items:  # node(), inlined
+            xown = x.own
+            key = x if xown else (x, own)
+            k = memo.get(key)
+            kids_list.append(k if k is not None else self.compute(x, xown, own, key))
+        kids = tuple(kids_list)
+        const_ids = self._const_ids
+        for k in kids:
+            if id(k) not in const_ids:
+                break
+        else:
+            key = (p, own)
+            got = self._const.get(key)
+            return got if got is not None else self.constant(key, self._boolean(p, kids))
+        return self._boolean(p, kids)
+
+    def _boolean(self, p: PBool, kids: tuple[NodeResult, ...]) -> NodeResult:
         op = p.op
         if op == "not":
             k = kids[0]
@@ -241,15 +288,21 @@ class _Eval:
         return _nr((p, out, facts, missing, kids, ""))
 
     def candidates(self, p: PFact) -> tuple[int, ...]:
-        key = (p.kind, id(p.where))  # identity: hashing the condition tuples each time costs more
+        key = p.ckey  # (kind, identity of the shared condition tuple)
         got = self.cands.get(key)
         if got is None:
-            pool = self.by_kind.get(p.kind, _NOTHING)
-            for w in p.where:
-                if not pool:
-                    break
-                pool = self.split(w, pool)[0]
-            got = self.cands[key] = tuple(sorted(pool))
+            pool = self.by_kind.get(p.kind)
+            if pool:
+                sets = self.sets
+                for w in p.where:
+                    if w.plain:  # the common case: the facts some atom matched (usually none)
+                        hit = sets[w.atoms[0]] if len(w.atoms) == 1 else self.hits(w)
+                        pool = pool & hit & self.has(w.field) if hit else None
+                    else:
+                        pool = pool & self.whole(w)[0]
+                    if not pool:
+                        break
+            got = self.cands[key] = tuple(sorted(pool)) if pool else ()
         return got
 
     def fact(self, p: PFact, cid: Optional[str]) -> NodeResult:
@@ -257,11 +310,11 @@ class _Eval:
         cands = self.candidates(p)
         if not cands:
             key = (p, cid)
-            got = self._absent.get(key)
+            got = self._const.get(key)
             if got is None:
                 out = leaf.missing
                 miss = (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
-                got = self._absent[key] = NodeResult(p, out, (), miss, (), "absent")
+                got = self.constant(key, NodeResult(p, out, (), miss, (), "absent"))
             return got
         if leaf.latest and p.date_field:
             df = p.date_field
