@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 from . import rulemodel as rm
 from .compile import CompiledRuleSet, PFact
 from .facts import FactSet
-from .match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval
+from .match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval, id_keys
 from .result import RESULT_SCHEMA_ID, Doc, ResultDoc
 
 # Output objects are ``Doc`` dicts whose keys follow the field order of the models in ``result.py``
@@ -142,6 +142,7 @@ class Builder:
         self._missing: dict[Missing, MissingOut] = crs.shared.setdefault("missing", {})
         self._const_ids = crs.const_ids
         self._const_outcome_ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = crs.shared.setdefault("ids", {})
+        self._id_lists: dict[Any, list[tuple[Any, str]]] = crs.shared.setdefault("id_lists", {})
         self._fields: dict[int, dict[str, Any]] = {}
         self._pctx: Optional[dict[str, Any]] = None
 
@@ -290,7 +291,7 @@ class Builder:
         out = []
         for inst in ev.instances:
             if every or inst.status in ("flagged", "indeterminate"):
-                out.append(self.cohort(inst.row or {}, inst.status, inst.result))
+                out.append(self.cohort(inst.row or {}, inst.status, inst.result, ev.memo))
         if every:
             for row in ev.compiled.skipped_rows:
                 out.append(self.cohort(row, "not_applicable", None))
@@ -320,13 +321,34 @@ class Builder:
         got = cache[key] = (tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(unknown)))
         return got
 
-    def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult]) -> CohortOut:
-        failed, unknown = self.outcome_ids(res) if res is not None else ((), ())
+    def row_ids(self, res: NodeResult, memo: Optional[Mapping[Any, NodeResult]]) -> tuple[list[str], list[str]]:
+        """Not-met and unknown criterion ids of one row's result, in tree order, from the patient's
+        node results (the tree's id'd nodes are listed once per rule set)."""
+        if memo is None:
+            f, u = self.outcome_ids(res)
+            return list(f), list(u)
+        lists = self._id_lists
+        keys = lists.get(res[0])
+        if keys is None:
+            keys = lists[res[0]] = id_keys(res[0])
+        failed: dict[str, None] = {}
+        unknown: dict[str, None] = {}
+        for key, cid in keys:
+            out = memo[key][1]
+            if out == NOT_MET:
+                failed[cid] = None
+            elif out == UNKNOWN:
+                unknown[cid] = None
+        return list(failed), list(unknown)
+
+    def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult],
+               memo: Optional[Mapping[Any, NodeResult]] = None) -> CohortOut:
+        failed, unknown = self.row_ids(res, memo) if res is not None else ([], [])
         title = row.get("title")
         enrolled = row.get("enrolled")
         return Doc(key=str(row.get("key")), tag=row.get("tag"), title=Doc(sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
                          state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
-                         status=status, failed=list(failed), unknown=list(unknown))
+                         status=status, failed=failed, unknown=unknown)
 
     def suggested(self, ev: RuleEval) -> Optional[list[SuggestedOut]]:
         s = ev.rule.suggest

@@ -8,7 +8,7 @@ unknown stays unknown. Missing data is therefore never silently false.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from . import rulemodel as rm
@@ -74,6 +74,8 @@ class RuleEval:
     applies: Optional[NodeResult]
     instances: tuple[InstanceResult, ...]
     best: Optional[InstanceResult]
+    #: every node result of the patient by evaluation key (see :func:`id_keys`)
+    memo: Optional[Mapping[Any, NodeResult]] = field(default=None, compare=False, repr=False)
 
     @property
     def rule(self) -> rm.Rule:
@@ -377,7 +379,7 @@ class _Eval:
     def rule(self, cr: CompiledRule) -> RuleEval:
         applies = self.node(cr.applies, None) if cr.applies is not None else None
         if applies is not None and applies.outcome == NOT_MET:
-            ev = RuleEval(cr, "not_applicable", applies, (), None)
+            ev = RuleEval(cr, "not_applicable", applies, (), None, self.memo)
             self.done[cr.rule.id] = ev
             return ev
         insts = []
@@ -393,12 +395,25 @@ class _Eval:
                 status = "indeterminate"
             insts.append(InstanceResult(inst.row, res, status))
         if not insts:
-            ev = RuleEval(cr, "not_applicable", applies, (), None)
+            ev = RuleEval(cr, "not_applicable", applies, (), None, self.memo)
         else:
             best = min(insts, key=_rank)
-            ev = RuleEval(cr, best.status, applies, tuple(insts), best)
+            ev = RuleEval(cr, best.status, applies, tuple(insts), best, self.memo)
         self.done[cr.rule.id] = ev
         return ev
+
+
+def id_keys(p: PNode, cid: Optional[str] = None, out: Optional[list[tuple[Any, str]]] = None) -> list[tuple[Any, str]]:
+    """The evaluation keys and criterion ids of the id'd nodes of a plan tree, in tree order."""
+    if out is None:
+        out = []
+    own = p.own
+    if own:
+        out.append((p, own))
+    if p.tag == 1:
+        for x in p.items:  # type: ignore[union-attr]
+            id_keys(x, own or cid, out)
+    return out
 
 
 def _rank(r: InstanceResult) -> int:
