@@ -143,6 +143,7 @@ class Builder:
         self._const_ids = crs.const_ids
         self._const_outcome_ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = crs.shared.setdefault("ids", {})
         self._id_lists: dict[Any, list[tuple[Any, str]]] = crs.shared.setdefault("id_lists", {})
+        self._const_reasons: dict[tuple[int, int], ReasonOut] = crs.shared.setdefault("reasons", {})
         self._fields: dict[int, dict[str, Any]] = {}
         self._pctx: Optional[dict[str, Any]] = None
 
@@ -236,21 +237,39 @@ class Builder:
         detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
         return Doc(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
 
+    def reason(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> ReasonOut:
+        return Doc(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
+                   evidence=self.evidence(_own_facts(r)),
+                   missing=self.missing(r.missing) if r.outcome == UNKNOWN else [])
+
     def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any],
-                blocking_only: bool = False) -> list[ReasonOut]:
+                blocking_only: bool = False, row: Optional[Mapping[str, Any]] = None) -> list[ReasonOut]:
         """Reasons in tree order. For a rule that did not fire, only what blocked it (criteria not met
         or unknown, and below them); ``mdtflag explain`` shows the whole tree."""
         out: list[ReasonOut] = []
 
+        const_ids = self._const_ids
+        shared = self._const_reasons
+        row_key = id(row)
+
         def walk(r: NodeResult) -> None:
-            if blocking_only and r.outcome == MET:
+            if blocking_only and r[1] == MET:
                 return
-            cid = r.plan.own
+            cid = r[0].own
             if cid:
-                out.append(Doc(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
-                                     evidence=self.evidence(_own_facts(r)),
-                                     missing=self.missing(r.missing) if r.outcome == UNKNOWN else []))
-            for ch in r.children:
+                if id(r) in const_ids and _row_only(r[0].node):
+                    # a result that is the same for every patient, with texts that name nothing of
+                    # the patient: its reason is built once (per table row)
+                    key = (id(r), row_key)
+                    got = shared.get(key)
+                    if got is None:
+                        if len(shared) > 100_000:
+                            shared.clear()
+                        got = shared[key] = self.reason(r, cid, ctx)
+                    out.append(got)
+                else:
+                    out.append(self.reason(r, cid, ctx))
+            for ch in r[4]:
                 walk(ch)
 
         for r in results:
@@ -387,7 +406,7 @@ class Builder:
             missing += ev.best.result.missing
         return Doc(rule=rule.id, version=rule.version, kind=rule.kind, title=Doc(sv=rule.title.sv, en=rule.title.en),
             tag=rule.tag, status=ev.status, text=text,
-            reasons=self.reasons(results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable")),
+            reasons=self.reasons(results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable"), row=row),
             missing=_unique(self.missing(list(dict.fromkeys(missing)))),
             target=self.target(rule) if ev.status in ("flagged", "indeterminate") else None,
             cohorts=self.cohorts(ev), suggested_codes=self.suggested(ev),
@@ -428,6 +447,25 @@ class Builder:
                 text=text,
             )
         return out
+
+
+_ROW_ONLY: dict[int, tuple[Any, bool]] = {}
+
+
+def _row_only(node: Any) -> bool:
+    """Whether every text of a criterion names only table-row values and parameters (``{row.…}``,
+    ``{p.…}``), so that it reads the same for every patient."""
+    got = _ROW_ONLY.get(id(node))
+    if got is not None and got[0] is node:
+        return got[1]
+    names = [name for text in (getattr(node, "text", None), getattr(node, "text_not_met", None),
+                               getattr(node, "text_unknown", None)) if text is not None
+             for template in (text.sv, text.en) for name in _parts(template)[1::2]]
+    ok = all(n.startswith(("row.", "p.")) for n in names)
+    if len(_ROW_ONLY) > 50_000:
+        _ROW_ONLY.clear()
+    _ROW_ONLY[id(node)] = (node, ok)
+    return ok
 
 
 def _own_facts(r: NodeResult) -> tuple[int, ...]:
