@@ -231,3 +231,26 @@ def test_batch_worker_crash_costs_one_input(tmp_path: Path) -> None:
     assert len(lines) == 6
     errors = [x for x in lines if x["schema"] == "mdtflag.error/1"]
     assert [(e["source"].endswith("p3.json"), e["error"]["code"]) for e in errors] == [(True, "engine-crash")]
+
+
+def test_results_do_not_depend_on_which_patients_came_before() -> None:
+    """Evaluation shares patient-independent pieces between patients (results of criteria without
+    data, their reasons, validation plans): whatever the order, and with caches warm or cold, every
+    patient's output is byte-identical."""
+    from mdtflag import fastvalid
+
+    files = sorted((ROOT / "fhir_examples").glob("*.json"))
+    data = {p.name: p.read_bytes() for p in files}
+
+    def run(order: list[str], ev: Evaluator) -> dict[str, bytes]:
+        return {name: to_json(ev.evaluate(data[name], as_of="2026-11-01")) for name in order}
+
+    names = list(data)
+    fastvalid.clear_cache()
+    forward = run(names, Evaluator(ROOT / "rules"))
+    fastvalid.clear_cache()
+    shared = Evaluator(ROOT / "rules")
+    backward = run(names[::-1], shared)
+    again = run(names[1::2] + names[0::2], shared)   # the same evaluator, warm, another order
+    for name in names:
+        assert forward[name] == backward[name] == again[name], name
