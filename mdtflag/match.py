@@ -134,6 +134,11 @@ class _Eval:
         # leaves, and nodes made only of such results) are built once and shared: by identity
         self._const = crs.absent_results
         self._const_ids = crs.const_ids
+        self._witness: dict[Any, Optional[frozenset[Any]]] = crs.shared.setdefault("witness", {})
+        self._tree_keys: dict[Any, list[tuple[Any, NodeResult]]] = crs.shared.setdefault("tree_keys", {})
+        # what this patient's facts can make non-empty: atoms some fact satisfied, and fact kinds
+        self.matched = {a for a, hit in enumerate(sets) if hit}
+        self.matched.update(("kind", k) for k in self.by_kind)
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -232,6 +237,16 @@ class _Eval:
     def compute(self, p: PNode, own: Optional[str], cid: Optional[str], key: Any) -> NodeResult:
         tag = p.tag
         if tag == 1:
+            # a sub-tree whose every leaf is sure to find no candidate fact has the result it had for
+            # every other such patient: take it, and its nodes' results, without walking it
+            w = self._witness.get(p, _UNSEEN)
+            if w is _UNSEEN:
+                w = witness(p, self._witness)
+            if w is not None and self.matched.isdisjoint(w):
+                got = self._const.get((p, own or cid))
+                if got is not None:
+                    self.memo.update(self.tree_keys(got, own or cid))
+                    return got
             got = self.boolean(p, own or cid)  # type: ignore[arg-type]
         elif tag == 0:
             got = self.fact(p, own or cid)  # type: ignore[arg-type]
@@ -240,6 +255,21 @@ class _Eval:
         else:
             got = self.ruleref(p, own or cid)  # type: ignore[arg-type]
         self.memo[key] = got
+        return got
+
+    def tree_keys(self, r: NodeResult, cid: Optional[str]) -> list[tuple[Any, NodeResult]]:
+        """(evaluation key, result) of every node of a patient-independent result tree (kept)."""
+        key = (id(r), cid)
+        got = self._tree_keys.get(key)
+        if got is None:
+            got = []
+            stack = [(r, cid)]
+            while stack:
+                x, c = stack.pop()
+                own = x[0].own
+                got.append((x[0] if own else (x[0], c), x))
+                stack.extend((ch, own or c) for ch in x[4])
+            self._tree_keys[key] = got
         return got
 
     def constant(self, key: Any, result: NodeResult) -> NodeResult:
@@ -401,6 +431,31 @@ class _Eval:
             ev = RuleEval(cr, best.status, applies, tuple(insts), best, self.memo)
         self.done[cr.rule.id] = ev
         return ev
+
+
+_UNSEEN = object()
+
+
+def witness(p: PNode, cache: dict[Any, Optional[frozenset[Any]]]) -> Optional[frozenset[Any]]:
+    """Atoms and fact kinds of which at least one must be present for some leaf under ``p`` to have
+    a candidate fact; ``None`` when that cannot be said (a rule reference). A leaf needs a fact of its
+    kind that satisfies each plain ``where`` test, so the atoms of one such test (or else its kind)
+    witness it."""
+    got = cache.get(p, _UNSEEN)
+    if got is not _UNSEEN:
+        return got  # type: ignore[return-value]
+    if p.tag == 0:
+        plain = next((w for w in p.where if w.plain), None)  # type: ignore[union-attr]
+        got = frozenset(plain.atoms) if plain is not None else frozenset({("kind", p.kind)})  # type: ignore[union-attr]
+    elif p.tag == 2:
+        got = frozenset()
+    elif p.tag == 1:
+        parts = [witness(x, cache) for x in p.items]  # type: ignore[union-attr]
+        got = None if any(x is None for x in parts) else frozenset().union(*parts)
+    else:
+        got = None
+    cache[p] = got
+    return got
 
 
 def id_keys(p: PNode, cid: Optional[str] = None, out: Optional[list[tuple[Any, str]]] = None) -> list[tuple[Any, str]]:

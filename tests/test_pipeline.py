@@ -254,3 +254,21 @@ def test_results_do_not_depend_on_which_patients_came_before() -> None:
     again = run(names[1::2] + names[0::2], shared)   # the same evaluator, warm, another order
     for name in names:
         assert forward[name] == backward[name] == again[name], name
+
+
+def test_threads_sharing_one_evaluator_give_the_sequential_results() -> None:
+    """One Evaluator used from several threads at once (as an HTTP service does): every output is
+    byte-identical to the one computed alone, although the threads fill the shared caches together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mdtflag import fastvalid
+
+    files = sorted((ROOT / "fhir_examples").glob("*.json"))
+    data = [p.read_bytes() for p in files]
+    sequential = Evaluator(ROOT / "rules")
+    alone = [to_json(sequential.evaluate(d, as_of="2026-11-01")) for d in data]
+    fastvalid.clear_cache()
+    shared = Evaluator(ROOT / "rules")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda d: to_json(shared.evaluate(d, as_of="2026-11-01")), data * 3))
+    assert together == alone * 3
