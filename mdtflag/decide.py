@@ -218,17 +218,9 @@ class Builder:
         return Doc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
 
     def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextOut:
-        node = r.node
-        text = None
-        if r.outcome == MET:
-            text = node.text
-        elif r.outcome == NOT_MET:
-            text = node.text_not_met or node.text
-        else:
-            text = node.text_unknown
-            if text is None and r.missing:
-                return self.missing_text(r.missing[0])
-            text = text or node.text
+        text = _chosen_text(r)
+        if text is None and r.outcome == UNKNOWN and r.missing:
+            return self.missing_text(r.missing[0])
         fctx = self.fact_ctx(r.facts, ctx)
         got = text_out(text, fctx)
         if got is not None:
@@ -257,7 +249,7 @@ class Builder:
                 return
             cid = r[0].own
             if cid:
-                if id(r) in const_ids and _row_only(r[0].node):
+                if id(r) in const_ids and _row_only(_chosen_text(r)):
                     # a result that is the same for every patient, with texts that name nothing of
                     # the patient: its reason is built once (per table row)
                     key = (id(r), row_key)
@@ -449,22 +441,35 @@ class Builder:
         return out
 
 
+def _chosen_text(r: NodeResult) -> Optional[rm.Text]:
+    """The criterion's own text for its outcome (``None``: the missing-data or default text)."""
+    node = r[0].node
+    out = r[1]
+    if out == MET:
+        return node.text
+    if out == NOT_MET:
+        return node.text_not_met or node.text
+    if node.text_unknown is None and r[3]:
+        return None
+    return node.text_unknown or node.text
+
+
 _ROW_ONLY: dict[int, tuple[Any, bool]] = {}
 
 
-def _row_only(node: Any) -> bool:
-    """Whether every text of a criterion names only table-row values and parameters (``{row.…}``,
-    ``{p.…}``), so that it reads the same for every patient."""
-    got = _ROW_ONLY.get(id(node))
-    if got is not None and got[0] is node:
+def _row_only(text: Optional[rm.Text]) -> bool:
+    """Whether a text names only table-row values and parameters (``{row.…}``, ``{p.…}``), so that
+    it reads the same for every patient."""
+    if text is None:
+        return True
+    got = _ROW_ONLY.get(id(text))
+    if got is not None and got[0] is text:
         return got[1]
-    names = [name for text in (getattr(node, "text", None), getattr(node, "text_not_met", None),
-                               getattr(node, "text_unknown", None)) if text is not None
-             for template in (text.sv, text.en) for name in _parts(template)[1::2]]
+    names = [name for template in (text.sv, text.en) for name in _parts(template)[1::2]]
     ok = all(n.startswith(("row.", "p.")) for n in names)
     if len(_ROW_ONLY) > 50_000:
         _ROW_ONLY.clear()
-    _ROW_ONLY[id(node)] = (node, ok)
+    _ROW_ONLY[id(text)] = (text, ok)
     return ok
 
 
