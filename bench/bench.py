@@ -30,8 +30,14 @@ from mdtflag import __version__, fastvalid  # noqa: E402
 from mdtflag.api import Evaluator  # noqa: E402
 from mdtflag.load import load_bundle  # noqa: E402
 from mdtflag.render import to_json  # noqa: E402
+from mdtflag import match as match_mod  # noqa: E402
+from mdtflag.decide import build_result  # noqa: E402
 
 AS_OF = "2026-11-01"
+
+
+STAGES = ("load + validation (load.py)", "facts (facts.py)", "engine: encode + durable-rules (engine.py)",
+          "criteria, three-valued (match.py)", "flags, reasons, decisions (decide.py)", "JSON (render.py)")
 
 
 def rss_mb() -> float:
@@ -205,6 +211,31 @@ def main() -> None:
             v["x_floor_median"] = round(v["median_ms"] / fl, 2) if fl else None
         report["results"][label] = res
 
+    # where the time goes: every stage of the default pipeline timed in sequence, patient by patient
+    stage_times: dict[str, list[float]] = {}
+    day = __import__("datetime").date.fromisoformat(AS_OF)
+    for k in range(max(len(typical), args.n // 4)):
+        raw = typical[k % len(typical)]
+        marks = [time.perf_counter()]
+        bundle = load_bundle(raw, validate="facts")
+        marks.append(time.perf_counter())
+        fs = ev.facts(bundle, day)
+        marks.append(time.perf_counter())
+        enc = [f.engine_fields() for f in fs.facts]
+        sets = crs.engine.match([{k2: v for k2, v in e.items() if k2 == "kind" or k2 in crs.sent_fields.get(e["kind"], ())}
+                                 for e in enc])
+        marks.append(time.perf_counter())
+        state = match_mod._Eval(crs, fs, enc, sets)
+        evals = [state.rule(cr) for cr in crs.rules]
+        marks.append(time.perf_counter())
+        doc = build_result(crs, fs, evals, day, __version__, notes=bundle.notes)
+        marks.append(time.perf_counter())
+        to_json(doc)
+        marks.append(time.perf_counter())
+        for name, a, b in zip(STAGES, marks, marks[1:]):
+            stage_times.setdefault(name, []).append((b - a) * 1000)
+    report["stages_typical_median_ms"] = {name: round(statistics.median(v), 3) for name, v in stage_times.items()}
+
     if args.soak:
         fn = e2e("facts")
         marks = []
@@ -227,6 +258,8 @@ def main() -> None:
     for label, res in report["results"].items():
         for k, v in res.items():
             print(f"| {label} | {k} | {v['median_ms']} | {v['p99_ms']} | {v['patients_per_s']} | {v['x_floor_median']} |")
+    print("where the time goes (typical, default, median per stage): " +
+          ", ".join(f"{k} {v} ms" for k, v in report["stages_typical_median_ms"].items()))
     if "memory_soak" in report:
         m = report["memory_soak"]
         print(f"memory: {m['samples'][0]['rss_mb']} MB after {m['samples'][0]['evaluations']} → {m['samples'][-1]['rss_mb']} MB after "
