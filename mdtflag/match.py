@@ -126,7 +126,7 @@ class _Eval:
         self.done: dict[str, RuleEval] = {}
         self.memo: dict[Any, NodeResult] = {}
         self.cands: dict[Any, tuple[int, ...]] = {}
-        self._has: dict[str, frozenset[int]] = {}
+        self._has: Optional[dict[str, frozenset[int]]] = None
         self._hits: dict[int, frozenset[int]] = {}
         self._whole: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
         self.universe = frozenset(range(len(encoded)))
@@ -143,10 +143,13 @@ class _Eval:
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
         """The facts that carry a value for ``name``."""
-        got = self._has.get(name)
-        if got is None:
-            got = self._has[name] = frozenset(i for i, e in enumerate(self.enc) if name in e)
-        return got
+        if self._has is None:  # one pass over the facts for every field at once
+            fields: dict[str, list[int]] = {}
+            for i, e in enumerate(self.enc):
+                for k in e:
+                    fields.setdefault(k, []).append(i)
+            self._has = {k: frozenset(v) for k, v in fields.items()}
+        return self._has.get(name, _NOTHING)
 
     def hits(self, t: TField) -> frozenset[int]:
         """The facts that satisfy one of the test's atoms (before negation)."""
