@@ -68,6 +68,8 @@ class _Plan:
     small integer for dispatch, both fixed at construction so evaluation does not look them up."""
 
     TAG = -1
+    own: Optional[str]  # set in __post_init__ (not dataclass fields: _Plan is not a dataclass)
+    tag: int
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "own", getattr(self.node, "id", None))  # type: ignore[attr-defined]
@@ -84,8 +86,6 @@ class PFact(_Plan):
     window_days: Optional[int]
     test: Optional[TNode]
     date_field: Optional[str]
-    own: Optional[str] = field(init=False, compare=False, repr=False)
-    tag: int = field(init=False, compare=False, repr=False)
     #: the key under which a patient's candidate facts for (kind, where) are kept
     ckey: tuple[str, int] = field(init=False, compare=False, repr=False)
 
@@ -100,16 +100,12 @@ class PBool(_Plan):
     node: Union[rm.AllNode, rm.AnyNode, rm.NotNode]
     op: str
     items: tuple["PNode", ...]
-    own: Optional[str] = field(init=False, compare=False, repr=False)
-    tag: int = field(init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
 class PRuleRef(_Plan):
     TAG = 3
     node: rm.RuleRefLeaf
-    own: Optional[str] = field(init=False, compare=False, repr=False)
-    tag: int = field(init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
@@ -118,8 +114,6 @@ class PConst(_Plan):
     node: rm.ParamLeaf
     outcome: str
     shown: str
-    own: Optional[str] = field(init=False, compare=False, repr=False)
-    tag: int = field(init=False, compare=False, repr=False)
 
 
 PNode = Union[PFact, PBool, PRuleRef, PConst]

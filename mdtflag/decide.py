@@ -135,13 +135,11 @@ class Builder:
         self.region = getattr(fs.patient, "healthcare_region", None)
         regions = crs.ruleset.tables.get("regions")
         self.region_row = regions.row(self.region) if (regions is not None and self.region) else None
-        self._ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceOut]]] = {}
         # pieces that do not depend on the patient are kept with the compiled rule set (shared by all
         # patients): the output for each missing-data item, and criterion ids of constant results
         self._missing: dict[Missing, MissingOut] = crs.shared.setdefault("missing", {})
         self._const_ids = crs.const_ids
-        self._const_outcome_ids: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = crs.shared.setdefault("ids", {})
         self._id_lists: dict[Any, list[tuple[Any, str]]] = crs.shared.setdefault("id_lists", {})
         self._const_reasons: dict[tuple[int, int], ReasonOut] = crs.shared.setdefault("reasons", {})
         self._fields: dict[int, dict[str, Any]] = {}
@@ -308,36 +306,9 @@ class Builder:
                 out.append(self.cohort(row, "not_applicable", None))
         return sorted(out, key=lambda c: c.key)
 
-    def outcome_ids(self, r: NodeResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Ids of the not-met and unknown criteria in a result tree, in tree order (cached: trees share
-        sub-results)."""
-        key = id(r)
-        cache = self._const_outcome_ids if key in self._const_ids else self._ids
-        got = cache.get(key)
-        if got is not None:
-            return got
-        failed: list[str] = []
-        unknown: list[str] = []
-        cid = r[0].own
-        if cid:
-            if r[1] == NOT_MET:
-                failed.append(cid)
-            elif r[1] == UNKNOWN:
-                unknown.append(cid)
-        for ch in r[4]:
-            if ch[4] or ch[0].own:
-                f, u = self.outcome_ids(ch)
-                failed += f
-                unknown += u
-        got = cache[key] = (tuple(dict.fromkeys(failed)), tuple(dict.fromkeys(unknown)))
-        return got
-
-    def row_ids(self, res: NodeResult, memo: Optional[Mapping[Any, NodeResult]]) -> tuple[list[str], list[str]]:
+    def row_ids(self, res: NodeResult, memo: Mapping[Any, NodeResult]) -> tuple[list[str], list[str]]:
         """Not-met and unknown criterion ids of one row's result, in tree order, from the patient's
         node results (the tree's id'd nodes are listed once per rule set)."""
-        if memo is None:
-            f, u = self.outcome_ids(res)
-            return list(f), list(u)
         lists = self._id_lists
         keys = lists.get(res[0])
         if keys is None:
@@ -354,7 +325,7 @@ class Builder:
 
     def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult],
                memo: Optional[Mapping[Any, NodeResult]] = None) -> CohortOut:
-        failed, unknown = self.row_ids(res, memo) if res is not None else ([], [])
+        failed, unknown = self.row_ids(res, memo) if res is not None and memo is not None else ([], [])
         title = row.get("title")
         enrolled = row.get("enrolled")
         return Doc(key=str(row.get("key")), tag=row.get("tag"), title=Doc(sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,

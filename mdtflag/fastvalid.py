@@ -174,6 +174,8 @@ class _Unsupported(Exception):
 # skeleton
 
 
+# _walk_dict and _walk_list repeat the per-value dispatch on purpose: it runs for every value of every
+# resource, and a shared helper would add a call per value to the warm path.
 def _walk_dict(d: dict, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Unsupported

@@ -75,7 +75,7 @@ class RuleEval:
     instances: tuple[InstanceResult, ...]
     best: Optional[InstanceResult]
     #: every node result of the patient by evaluation key (see :func:`id_keys`)
-    memo: Optional[Mapping[Any, NodeResult]] = field(default=None, compare=False, repr=False)
+    memo: Mapping[Any, NodeResult] = field(compare=False, repr=False)
 
     @property
     def rule(self) -> rm.Rule:
@@ -204,16 +204,6 @@ class _Eval:
         """(met, not met) among ``cands``; the rest of ``cands`` is unknown."""
         met, no = self.whole(t)
         return cands & met, cands & no
-
-    def tfield(self, t: TField, i: int) -> str:
-        """One fact, one field test (kept for the explanation tools)."""
-        one = frozenset((i,))
-        met, no = self.split(t, one)
-        return MET if met else NOT_MET if no else UNKNOWN
-
-    def tval(self, t: TNode, i: int) -> str:
-        met, no = self.split(t, frozenset((i,)))
-        return MET if met else NOT_MET if no else UNKNOWN
 
     def absent_fields(self, t: TNode, i: int) -> list[str]:
         if isinstance(t, TField):
@@ -502,14 +492,18 @@ def _rule_facts(ev: RuleEval) -> tuple[int, ...]:
     return ev.best.result.facts if ev.best is not None else ()
 
 
-def evaluate_facts(crs: CompiledRuleSet, fs: FactSet) -> list[RuleEval]:
-    """Every rule of the compiled set, evaluated on one patient's facts, in dependency order."""
+def engine_payload(crs: CompiledRuleSet, fs: FactSet) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The patient's facts encoded (every field), and what the engine is sent (the fields its atoms test)."""
     encoded = [f.engine_fields() for f in fs.facts]
     sent = crs.sent_fields
-    payload = [{k: v for k, v in e.items() if k == "kind" or k in sent.get(e["kind"], ())} for e in encoded]
-    sets = crs.engine.match(payload)
-    ev = _Eval(crs, fs, encoded, sets)
+    return encoded, [{k: v for k, v in e.items() if k == "kind" or k in sent.get(e["kind"], ())} for e in encoded]
+
+
+def evaluate_facts(crs: CompiledRuleSet, fs: FactSet) -> list[RuleEval]:
+    """Every rule of the compiled set, evaluated on one patient's facts, in dependency order."""
+    encoded, payload = engine_payload(crs, fs)
+    ev = _Eval(crs, fs, encoded, crs.engine.match(payload))
     return [ev.rule(cr) for cr in crs.rules]
 
 
-__all__ = ["Missing", "NodeResult", "InstanceResult", "RuleEval", "evaluate_facts", "criterion_ids"]
+__all__ = ["Missing", "NodeResult", "InstanceResult", "RuleEval", "engine_payload", "evaluate_facts", "criterion_ids"]
