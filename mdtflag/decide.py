@@ -242,9 +242,13 @@ class Builder:
         shared = self._const_reasons
         row_key = id(row)
 
-        def walk(r: NodeResult) -> None:
+        # tree order, with an explicit stack (a recursive closure would be a reference cycle that
+        # keeps the whole patient alive until the garbage collector runs)
+        stack = list(reversed(results))
+        while stack:
+            r = stack.pop()
             if blocking_only and r[1] == MET:
-                return
+                continue
             cid = r[0].own
             if cid:
                 if id(r) in const_ids and _row_only(_chosen_text(r)):
@@ -259,11 +263,8 @@ class Builder:
                     out.append(got)
                 else:
                     out.append(self.reason(r, cid, ctx))
-            for ch in r[4]:
-                walk(ch)
-
-        for r in results:
-            walk(r)
+            if r[4]:
+                stack.extend(reversed(r[4]))
         if not out and results:
             root = results[-1]
             out.append(Doc(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),

@@ -856,10 +856,14 @@ class _Extractor:
                           f"Patient; not used", name, f"{res['resourceType']}.{other[1]}")
                 continue
             self.safely(handler, self, res, name, i)
-        for _rank, _order, build in self.latest.values():
+        # the builders refer back to this extractor: take them out, so that no reference cycle keeps
+        # the patient's data alive after the run
+        latest, self.latest = self.latest, {}
+        latest_kps, self.latest_kps = self.latest_kps, None
+        for _rank, _order, build in latest.values():
             build()
-        if not self.ecog_seen and self.latest_kps is not None:
-            self.latest_kps()
+        if not self.ecog_seen and latest_kps is not None:
+            latest_kps()
         facts: list[Any] = [patient]
         for kind in FACT_SCHEMA:
             items = self.out[kind]
