@@ -12,15 +12,15 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Union
 
-from . import __version__
-from .compile import CompiledRuleSet, compile_or_raise
-from .decide import build_result
-from .errors import InputError
-from .facts import FactSet, RegionMap, extract_facts
-from .load import LoadedBundle, iter_inputs, load_bundle
-from .match import RuleEval, evaluate_facts
-from .result import ErrorBody, ErrorResult, ResultDoc as Result
-from .rulemodel import RuleSet, load_ruleset
+from mdtflag import __version__
+from mdtflag.compile.compiler import CompiledRuleSet, compile_or_raise
+from mdtflag.evaluate.decide import build_result
+from mdtflag.errors import InputError
+from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts
+from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
+from mdtflag.evaluate.match import RuleEval, evaluate_facts
+from mdtflag.output.result import ErrorBody, ErrorResult, ResultDoc as Result
+from mdtflag.ruleset.model import RuleSet, load_ruleset
 
 Source = Union[str, os.PathLike, bytes, dict]
 Validate = Literal["facts", "all", "none"]

@@ -16,24 +16,24 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from .errors import InputError
-from .load import LoadedBundle, iter_inputs
-from .render import to_json
-from .result import ErrorBody, ErrorResult, ResultDoc as Result
+from mdtflag.errors import InputError
+from mdtflag.fhir.load import LoadedBundle, iter_inputs
+from mdtflag.output.render import to_json
+from mdtflag.output.result import ErrorBody, ErrorResult, ResultDoc as Result
 
 Item = Union[LoadedBundle, InputError]
 _worker: dict[str, Any] = {}
 
 
 def _init(rules_dir: str, profile: Optional[str], pooled: bool = False) -> None:
-    from .api import Evaluator
+    from mdtflag.api import Evaluator
 
     _worker["ev"] = Evaluator(rules_dir, profile)
     _worker["pool"] = pooled
 
 
 def _run_one(item: Item, as_of: dt.date, profile: Optional[str]) -> tuple[bytes, dict[str, Any]]:
-    from .api import error_result
+    from mdtflag.api import error_result
 
     crash_on = os.environ.get("MDTFLAG_FAULT_CRASH_ON")  # fault injection, for testing crash containment
     if crash_on and getattr(item, "source", "").endswith(crash_on) and _worker.get("pool"):

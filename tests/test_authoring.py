@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from mdtflag.api import Evaluator
-from mdtflag.authoring_check import check_ruleset
-from mdtflag.authoring_explain import blockers
-from mdtflag.authoring_tests import possible_outcomes
-from mdtflag.cli import main
+from mdtflag.authoring.check import check_ruleset
+from mdtflag.authoring.explain import blockers
+from mdtflag.authoring.cases import possible_outcomes
+from mdtflag.cli.main import main
 
 from conftest import ROOT
 
@@ -237,7 +237,7 @@ def test_blockers_report_an_any_as_a_whole(at_root: Path) -> None:
         if e["resource"]["id"] == "m1":
             e["resource"]["valueBoolean"] = False  # not measurable: T-MEAS (an any) is not met in profile A
     ev = Evaluator(ROOT / MINI)
-    _result, _fs, evals = ev.run(__import__("mdtflag.load", fromlist=["load_bundle"]).load_bundle(bundle), AS_OF, "A")
+    _result, _fs, evals = ev.run(__import__("mdtflag.fhir.load", fromlist=["load_bundle"]).load_bundle(bundle), AS_OF, "A")
     fit = next(e for e in evals if e.rule.id == "T-FIT")
     assert fit.status == "not_flagged" and fit.best is not None
     found = [getattr(n.node, "id", None) for n, _ in blockers(fit.best.result, "not_met")]

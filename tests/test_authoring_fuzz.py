@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag.authoring_check import check_ruleset, render_json, render_text
-from mdtflag.authoring_tests import render_junit, render_text as render_tests, run_tests
+from mdtflag.authoring.check import check_ruleset, render_json, render_text
+from mdtflag.authoring.cases import render_junit, render_text as render_tests, run_tests
 
 from conftest import DATA
 
@@ -159,8 +159,8 @@ def test_mutated_and_random_test_files(workdir: Path, data: st.DataObject) -> No
 
 
 def test_impossible_yaml_date_is_a_diagnostic() -> None:
-    from mdtflag.diagnostics import Diagnostics
-    from mdtflag.yamlpos import read_yaml
+    from mdtflag.ruleset.diagnostics import Diagnostics
+    from mdtflag.ruleset.yamlpos import read_yaml
 
     diags = Diagnostics()
     assert read_yaml("date: 2026-13-45\n", "f.yaml", diags) is None or diags.items

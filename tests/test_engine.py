@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import mdtflag.engine as engine_mod
-from mdtflag.engine import Atom, EncodeError, Engine, EngineError, EngineLimitError, Test
+import mdtflag.compile.engine as engine_mod
+from mdtflag.compile.engine import Atom, EncodeError, Engine, EngineError, EngineLimitError, Test
 
 # --- pure-Python oracle ---------------------------------------------------------------------
 

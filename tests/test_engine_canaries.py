@@ -38,8 +38,8 @@ def assert_child_ok(code: str, timeout: float = 120) -> str:
 # --- the adapter never reaches the crash patterns ------------------------------------------
 
 ADAPTER = """
-from mdtflag.engine import Atom, EncodeError, Engine, EngineError, Test
-import mdtflag.engine as engine_mod
+from mdtflag.compile.engine import Atom, EncodeError, Engine, EngineError, Test
+import mdtflag.compile.engine as engine_mod
 SCHEMA = {"lab": {"analyte": "str", "value": "int", "flag": "bool"}, "patient": {"age": "int"},
           "note": {"text": "str"}}
 ATOMS = [Atom("lab", (Test("analyte", "eq", f"a{i}"), Test("value", "gt", i * 10))) for i in range(50)]

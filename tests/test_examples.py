@@ -84,14 +84,14 @@ def _fmt(problems: list[str], name: str, text: str) -> str:
 
 @pytest.mark.parametrize("path", EXPECTED, ids=_ids(EXPECTED))
 def test_example_outcome(path: Path, evaluator: Evaluator) -> None:
-    from mdtflag.render import to_text
+    from mdtflag.output.render import to_text
 
     doc = _load(path)
     bundle = EXAMPLES / doc["bundle"]
     assert bundle.is_file(), f"{path.name}: bundle {doc['bundle']} not found"
     as_of = doc.get("as_of")
     as_of = as_of.isoformat() if isinstance(as_of, dt.date) else str(as_of)
-    from mdtflag.load import load_bundle
+    from mdtflag.fhir.load import load_bundle
 
     result, _, evals = evaluator.run(load_bundle(bundle), as_of, doc.get("profile"))
     # criterion outcomes from the evaluation itself: the result's reasons of a rule that did not fire

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.errors import NOTE_CODES, DataQualityNote
-from mdtflag.facts import (
+from mdtflag.fhir.facts import (
     FACT_MODELS, FACT_SCHEMA, Evidence, FactSet, LabFact, PatientFact, RegionMap,
     count_by_kind, encode_value, extract_facts, normalise_icd10, normalise_protein_hgvs,
 )
-from mdtflag.load import LoadedBundle, load_bundle
+from mdtflag.fhir.load import LoadedBundle, load_bundle
 
 AS_OF = date(2024, 6, 1)
 LOINC = "http://loinc.org"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag import fastvalid
-from mdtflag.load import _model_class
+import mdtflag.fhir.fastvalid as fastvalid
+from mdtflag.fhir.load import _model_class
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "fhir_examples"
@@ -305,7 +305,7 @@ def test_same_shape_is_fully_validated_once(monkeypatch):
 
 
 def test_load_uses_the_fast_path(monkeypatch):
-    from mdtflag.load import load_bundle
+    from mdtflag.fhir.load import load_bundle
     resources = [{"resourceType": "Patient", "id": "p1"}] + [
         {"resourceType": "Observation", "id": f"o{i}", "status": "final",
          "code": {"text": "ECOG"}, "subject": {"reference": "Patient/p1"}, "valueInteger": i}

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mdtflag.load as load_mod
+import mdtflag.fhir.load as load_mod
 from mdtflag.errors import INPUT_ERROR_CODES, NOTE_CODES, DataQualityNote, InputError
-from mdtflag.load import (
+from mdtflag.fhir.load import (
     FACT_RESOURCE_TYPES, MAX_DEPTH, LoadedBundle, iter_inputs, iter_ndjson_patients, load_bundle,
 )
 

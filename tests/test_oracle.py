@@ -14,10 +14,10 @@ from typing import Any, Optional
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag.compile import compile_or_raise
-from mdtflag.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
-from mdtflag.match import evaluate_facts
-from mdtflag import rulemodel as rm
+from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.fhir.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
+from mdtflag.evaluate.match import evaluate_facts
+import mdtflag.ruleset.model as rm
 
 AS_OF = dt.date(2026, 11, 1)
 PATIENTS_PER_RULESET = 30

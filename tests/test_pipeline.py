@@ -12,8 +12,8 @@ import pytest
 
 from mdtflag.api import Evaluator
 from mdtflag.errors import InputError
-from mdtflag.render import to_json, to_text
-from mdtflag.result import Result, result_json_schema
+from mdtflag.output.render import to_json, to_text
+from mdtflag.output.result import Result, result_json_schema
 
 from conftest import DATA, ROOT
 
@@ -237,7 +237,7 @@ def test_results_do_not_depend_on_which_patients_came_before() -> None:
     """Evaluation shares patient-independent pieces between patients (results of criteria without
     data, their reasons, validation plans): whatever the order, and with caches warm or cold, every
     patient's output is byte-identical."""
-    from mdtflag import fastvalid
+    import mdtflag.fhir.fastvalid as fastvalid
 
     files = sorted((ROOT / "fhir_examples").glob("*.json"))
     data = {p.name: p.read_bytes() for p in files}
@@ -261,7 +261,7 @@ def test_threads_sharing_one_evaluator_give_the_sequential_results() -> None:
     byte-identical to the one computed alone, although the threads fill the shared caches together."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mdtflag import fastvalid
+    import mdtflag.fhir.fastvalid as fastvalid
 
     files = sorted((ROOT / "fhir_examples").glob("*.json"))
     data = [p.read_bytes() for p in files]

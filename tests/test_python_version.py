@@ -26,7 +26,7 @@ def _as_if(version: str, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_command_line_gets_a_message_not_a_traceback() -> None:
-    r = _as_if("(3, 13, 0, 'final', 0)", "sys.argv = ['mdtflag']; import mdtflag.cli")
+    r = _as_if("(3, 13, 0, 'final', 0)", "sys.argv = ['mdtflag']; import mdtflag.cli.main")
     assert r.returncode == 1
     assert r.stderr.startswith("error: mdtflag needs Python 3.9–3.12") and "Traceback" not in r.stderr
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mdtflag.errors import InputError
-from mdtflag.facts import FACT_SCHEMA, FactSet, count_by_kind, extract_facts
-from mdtflag.load import LoadedBundle, iter_inputs, load_bundle
+from mdtflag.fhir.facts import FACT_SCHEMA, FactSet, count_by_kind, extract_facts
+from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "real-fhir"
 GROUPED = REAL / "_grouped-per-patient"

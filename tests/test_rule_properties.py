@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.api import Evaluator
-from mdtflag.compile import PFact
+from mdtflag.compile.compiler import PFact
 from mdtflag.errors import InputError
-from mdtflag.load import load_bundle
-from mdtflag.render import to_json
-from mdtflag.scb import COUNTIES, HALLAND_MUNICIPALITIES
+from mdtflag.fhir.load import load_bundle
+from mdtflag.output.render import to_json
+from mdtflag.fhir.regions import COUNTIES, HALLAND_MUNICIPALITIES
 
 from conftest import REAL_FHIR, ROOT
 

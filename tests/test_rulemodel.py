@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag.diagnostics import RuleSetError
-from mdtflag.rulemodel import FactLeaf, read_ruleset, load_ruleset, rule_json_schema
-from mdtflag.yamlpos import read_yaml
-from mdtflag.diagnostics import Diagnostics
+from mdtflag.ruleset.diagnostics import RuleSetError
+from mdtflag.ruleset.model import FactLeaf, read_ruleset, load_ruleset, rule_json_schema
+from mdtflag.ruleset.yamlpos import read_yaml
+from mdtflag.ruleset.diagnostics import Diagnostics
 
 from conftest import DATA
 

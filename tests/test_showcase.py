@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from mdtflag.api import Evaluator
-from mdtflag.render import to_json, to_text
+from mdtflag.output.render import to_json, to_text
 
 from conftest import ROOT
 

@@ -25,11 +25,11 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from pydantic import BaseModel
 
-from . import rulemodel as rm
-from .compile import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode, children, compile_ruleset
-from .diagnostics import Diagnostic, Diagnostics, Pos
-from .facts import FACT_MODELS
-from .yamlpos import locate, read_yaml
+import mdtflag.ruleset.model as rm
+from mdtflag.compile.compiler import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode, children, compile_ruleset
+from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos
+from mdtflag.fhir.facts import FACT_MODELS
+from mdtflag.ruleset.yamlpos import locate, read_yaml
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 #: Names every text may use (filled by :mod:`mdtflag.decide`).
@@ -651,7 +651,7 @@ def check_ruleset(path: str | Path, profiles: Optional[Sequence[str]] = None, *,
     diags.items.extend(lint_ruleset(rs, compiled).items)
     sources = dict(rs.sources)
     if with_tests:
-        from .authoring_tests import check_rule_tests
+        from mdtflag.authoring.cases import check_rule_tests
 
         tdiags, tsources = check_rule_tests(rs)
         diags.items.extend(tdiags)

@@ -36,7 +36,7 @@ def _json(data: Any) -> str:
 
 
 def _date(value: Optional[str]) -> Any:
-    from .api import parse_date
+    from mdtflag.api import parse_date
 
     try:
         return parse_date(value)
@@ -45,8 +45,8 @@ def _date(value: Optional[str]) -> Any:
 
 
 def _evaluator(rules: Optional[str]) -> Any:
-    from .api import Evaluator
-    from .diagnostics import RuleSetError
+    from mdtflag.api import Evaluator
+    from mdtflag.ruleset.diagnostics import RuleSetError
 
     try:
         return Evaluator(rules)
@@ -81,8 +81,8 @@ def check_cmd(paths: tuple[str, ...], fmt: str, profiles: tuple[str, ...], all_p
     Every problem is a diagnostic with a stable code, file:line:col, the source line and help.
     Exit 0 without errors (warnings allowed), 3 with errors (or warnings under --strict).
     """
-    from .api import default_rules_dir
-    from .authoring_check import check_ruleset, render_json, render_text
+    from mdtflag.api import default_rules_dir
+    from mdtflag.authoring.check import check_ruleset, render_json, render_text
 
     if profiles and all_profiles:
         raise click.UsageError("--profile and --all-profiles exclude each other")
@@ -112,8 +112,8 @@ def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: 
     Exit 0 when every case passes, 1 on failures (or coverage below --fail-under), 3 when the rules or
     a test file are invalid.
     """
-    from .api import default_rules_dir
-    from .authoring_tests import render_json, render_junit, render_text, run_tests
+    from mdtflag.api import default_rules_dir
+    from mdtflag.authoring.cases import render_json, render_junit, render_text, run_tests
 
     coverage = coverage or fail_under is not None
     run = run_tests(list(paths or (str(default_rules_dir()),)), rules, keyword, coverage)
@@ -135,9 +135,9 @@ def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: 
 
 def _explain_source(bundle: str, case_name: Optional[str], ev: Any) -> tuple[Any, Optional[Any], Optional[str]]:
     """(loaded bundle, as_of, profile) from a bundle file, standard input, or a test case file."""
-    from .authoring_tests import case_bundle, load_test_file
-    from .diagnostics import Diagnostics
-    from .load import load_bundle
+    from mdtflag.authoring.cases import case_bundle, load_test_file
+    from mdtflag.ruleset.diagnostics import Diagnostics
+    from mdtflag.fhir.load import load_bundle
 
     if bundle.endswith((".yaml", ".yml")):
         diags = Diagnostics()
@@ -175,8 +175,8 @@ def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: Optional[str]
     """
     import difflib
 
-    from .authoring_explain import explain, render_text
-    from .errors import InputError
+    from mdtflag.authoring.explain import explain, render_text
+    from mdtflag.errors import InputError
 
     day = _date(as_of) if as_of else None
     ev = _evaluator(rules)
@@ -212,7 +212,7 @@ def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: Optional[str]
 def diff_cmd(old: str, new: str, more: tuple[str, ...], cohort: tuple[str, ...], as_of: Optional[str],
              profile: Optional[str], fmt: str) -> None:
     """Compare two rule directories on a cohort: patients whose decisions, rule or row statuses change, and why."""
-    from .authoring_diff import diff_cohort, render_text
+    from mdtflag.authoring.diff import diff_cohort, render_text
 
     inputs = list(cohort) + list(more)
     if not inputs:

@@ -37,8 +37,8 @@ from pydantic import (
 
 from pydantic.json_schema import SkipJsonSchema
 
-from .diagnostics import Diagnostics, Pos, RuleSetError
-from .yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate, read_yaml, strip
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
+from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate, read_yaml, strip
 
 TAGS = ("SEED-004", "PUB", "DA", "VERIFY")
 ProvTag = Literal["SEED-004", "PUB", "DA", "VERIFY"]

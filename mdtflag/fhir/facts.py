@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, ConfigDict
 
-from . import scb
-from .errors import DataQualityNote
-from .load import LoadedBundle
+import mdtflag.fhir.regions as scb
+from mdtflag.errors import DataQualityNote
+from mdtflag.fhir.load import LoadedBundle
 
 __all__ = [
     "FieldType", "FACT_SCHEMA", "FACT_MODELS", "encode_value", "Evidence", "Fact",

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Mapping, Optional, Union
 
-from .diagnostics import Diagnostics, Pos, RuleSetError
-from .engine import Atom, Engine, EngineError, EngineLimitError, Test
-from .facts import FACT_SCHEMA
-from . import rulemodel as rm
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
+from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, Test
+from mdtflag.fhir.facts import FACT_SCHEMA
+import mdtflag.ruleset.model as rm
 
 EPOCH = dt.date(1970, 1, 1)
 #: The date field used by ``latest`` and the age field used by ``max_age_days``, per fact kind.

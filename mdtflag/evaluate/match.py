@@ -11,9 +11,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
-from . import rulemodel as rm
-from .compile import CompiledRule, CompiledRuleSet, PBool, PConst, PFact, PNode, PRuleRef, TBool, TField, TNode, criterion_ids
-from .facts import FactSet
+import mdtflag.ruleset.model as rm
+from mdtflag.compile.compiler import CompiledRule, CompiledRuleSet, PBool, PConst, PFact, PNode, PRuleRef, TBool, TField, TNode, criterion_ids
+from mdtflag.fhir.facts import FactSet
 
 MET, NOT_MET, UNKNOWN = "met", "not_met", "unknown"
 STATUS_OF = {MET: "flagged", NOT_MET: "not_flagged", UNKNOWN: "indeterminate"}

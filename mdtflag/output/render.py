@@ -5,7 +5,7 @@ from typing import Any, Union
 
 import orjson
 
-from .result import Doc as FlagOut, ErrorResult, ResultDoc as Result
+from mdtflag.output.result import Doc as FlagOut, ErrorResult, ResultDoc as Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {

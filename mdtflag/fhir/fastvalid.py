@@ -128,7 +128,7 @@ _MAX_DEPTH = 120
 #: Counters for tests and benchmarks: cache hits (fast verdict "valid"), misses, full validations.
 stats: Dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
 
-if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.load`` cheap
+if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.fhir.load`` cheap
     import fhir_core.constraints as _fc_constraints
     from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
     from fhir_core.types import FhirBase as _FhirBase

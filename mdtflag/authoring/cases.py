@@ -33,13 +33,13 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from . import rulemodel as rm
-from .compile import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode, criterion_ids
-from .diagnostics import Diagnostic, Diagnostics, Pos, RuleSetError
-from .errors import InputError
-from .facts import FACT_MODELS, FACT_SCHEMA
-from .match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
-from .yamlpos import KEYPOS_KEY, POS_KEY, locate, read_yaml, strip
+import mdtflag.ruleset.model as rm
+from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode, criterion_ids
+from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos, RuleSetError
+from mdtflag.errors import InputError
+from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
+from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
+from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, locate, read_yaml, strip
 
 OUTCOMES = (MET, NOT_MET, UNKNOWN)
 COVERAGE_FILE = "coverage.yaml"
@@ -393,7 +393,7 @@ def case_bundle(tc: TestCase) -> Union[Path, dict[str, Any]]:
 
 
 def run_case(tc: TestCase, evaluator: Any) -> CaseResult:
-    from .load import load_bundle
+    from mdtflag.fhir.load import load_bundle
 
     try:
         bundle = load_bundle(case_bundle(tc))  # type: ignore[arg-type]
@@ -502,7 +502,7 @@ def is_rule_dir(p: Path) -> bool:
 
 def discover(paths: Sequence[str], rules: Optional[str]) -> list[tuple[Path, str, Path]]:
     """(test file, label, rule directory) for every test file under the given paths, in order."""
-    from .api import default_rules_dir
+    from mdtflag.api import default_rules_dir
 
     rule_dirs = [Path(p) for p in paths if is_rule_dir(Path(p))]
     default = Path(rules) if rules else (rule_dirs[0] if rule_dirs else default_rules_dir())
@@ -530,7 +530,7 @@ def _yaml_under(d: Path) -> list[Path]:
 
 def run_tests(paths: Sequence[str], rules: Optional[str] = None, keyword: Optional[str] = None,
               coverage: bool = False) -> TestRun:
-    from .api import Evaluator
+    from mdtflag.api import Evaluator
 
     diags = Diagnostics()
     sources: dict[str, str] = {}
@@ -547,7 +547,7 @@ def run_tests(paths: Sequence[str], rules: Optional[str] = None, keyword: Option
                 for name in evaluators[rdir].ruleset.profiles.profiles:
                     evaluators[rdir].compiled(name)
         except RuleSetError as e:
-            from .authoring_check import prefixed
+            from mdtflag.authoring.check import prefixed
 
             evaluators.pop(rdir, None)
             diags.items.extend(prefixed(d, str(rdir)) for d in e.diagnostics)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import click
 
-from . import __version__
+from mdtflag import __version__
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_RULES, EXIT_USAGE = 0, 1, 2, 3, 64
 
@@ -32,8 +32,8 @@ def _out(data: bytes | str, output: Optional[str]) -> None:
 
 
 def _evaluator(rules: Optional[str], profile: Optional[str]) -> Any:
-    from .api import Evaluator
-    from .diagnostics import RuleSetError
+    from mdtflag.api import Evaluator
+    from mdtflag.ruleset.diagnostics import RuleSetError
 
     try:
         return Evaluator(rules, profile)
@@ -71,9 +71,9 @@ def cli() -> None:
 def evaluate(bundle: str, as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
              fmt: str, lang: str, output: Optional[str]) -> None:
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
-    from .api import error_result, parse_date
-    from .errors import InputError
-    from .render import to_json, to_text
+    from mdtflag.api import error_result, parse_date
+    from mdtflag.errors import InputError
+    from mdtflag.output.render import to_json, to_text
 
     try:
         day = parse_date(as_of)
@@ -108,8 +108,8 @@ def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], p
 
     Writes one JSON line per input (a result or a named error), in input order.
     """
-    from .api import parse_date
-    from .batch import run_batch, summary_csv
+    from mdtflag.api import parse_date
+    from mdtflag.batch import run_batch, summary_csv
 
     try:
         day = parse_date(as_of)
@@ -145,25 +145,23 @@ def schema(which: str) -> None:
     import orjson
 
     if which == "result":
-        from .result import result_json_schema
+        from mdtflag.output.result import result_json_schema
 
         data = result_json_schema()
     else:
-        from .rulemodel import rule_json_schema
+        from mdtflag.ruleset.model import rule_json_schema
 
         data = rule_json_schema()
     _out(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n", None)
 
 
-def _register_optional() -> None:
-    try:
-        from . import authoring
-    except ImportError:  # pragma: no cover
-        return
+def _register_authoring() -> None:
+    import mdtflag.authoring.commands as authoring
+
     authoring.register(cli)
 
 
-_register_optional()
+_register_authoring()
 
 
 def main(argv: Optional[list[str]] = None) -> None:

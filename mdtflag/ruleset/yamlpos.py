@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .diagnostics import Diagnostics, Pos
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64

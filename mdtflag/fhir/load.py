@@ -30,8 +30,8 @@ from typing import Iterable, Iterator, Literal, Optional, Union
 import orjson
 from pydantic import ValidationError
 
-from .errors import DataQualityNote, InputError
-from .fastvalid import validate as fast_validate
+from mdtflag.errors import DataQualityNote, InputError
+from mdtflag.fhir.fastvalid import validate as fast_validate
 
 __all__ = [
     "LoadedBundle", "load_bundle", "iter_ndjson_patients", "iter_inputs",

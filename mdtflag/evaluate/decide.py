@@ -8,11 +8,11 @@ import orjson
 from decimal import Decimal
 from typing import Any, Mapping, Optional, Sequence
 
-from . import rulemodel as rm
-from .compile import CompiledRuleSet, PFact
-from .facts import FactSet
-from .match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval, id_keys
-from .result import RESULT_SCHEMA_ID, Doc, ResultDoc
+import mdtflag.ruleset.model as rm
+from mdtflag.compile.compiler import CompiledRuleSet, PFact
+from mdtflag.fhir.facts import FactSet
+from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval, id_keys
+from mdtflag.output.result import RESULT_SCHEMA_ID, Doc, ResultDoc
 
 # Output objects are ``Doc`` dicts whose keys follow the field order of the models in ``result.py``
 # (CohortOut, FlagOut, …): that order is the canonical JSON order. tests/test_schemas.py checks it.

@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping, Optional, Sequence
 
-from . import __version__
-from .compile import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
-from .decide import Builder
-from .match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
-from .render import STATUS_LABEL
+from mdtflag import __version__
+from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
+from mdtflag.evaluate.decide import Builder
+from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
+from mdtflag.output.render import STATUS_LABEL
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}
 LABELS = {

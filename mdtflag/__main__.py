@@ -1,0 +1,4 @@
+"""``python -m mdtflag``: the command line."""
+from mdtflag.cli.main import main
+
+main()

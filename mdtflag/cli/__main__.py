@@ -1,0 +1,4 @@
+"""``python -m mdtflag.cli``."""
+from mdtflag.cli.main import main
+
+main()
