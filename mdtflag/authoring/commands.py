@@ -1,8 +1,9 @@
 """Rule authoring commands: ``rules check``, ``rules test``, ``rules diff`` and ``explain``.
 
 :func:`register` adds them to the ``mdtflag`` command group (``mdtflag.cli`` calls it at import).
-The logic lives in :mod:`mdtflag.authoring_check`, :mod:`mdtflag.authoring_tests`,
-:mod:`mdtflag.authoring_explain` and :mod:`mdtflag.authoring_diff`; this module only parses options,
+The logic lives in :mod:`mdtflag.authoring.check` (with :mod:`~mdtflag.authoring.lint`), the test
+runner :mod:`mdtflag.authoring.runner` (case files, coverage, reporters), :mod:`mdtflag.authoring.explain`
+and :mod:`mdtflag.authoring.diff`; this module only parses options,
 picks a reporter and sets the exit code (0 ok · 1 failed tests or coverage below the bar ·
 2 unreadable bundle · 3 invalid rules or test files · 64 usage error). A guide for rule authors:
 docs/authoring.md.
@@ -113,7 +114,8 @@ def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: 
     a test file are invalid.
     """
     from mdtflag.api import default_rules_dir
-    from mdtflag.authoring.cases import render_json, render_junit, render_text, run_tests
+    from mdtflag.authoring.reporters import render_json, render_junit, render_text
+    from mdtflag.authoring.runner import run_tests
 
     coverage = coverage or fail_under is not None
     run = run_tests(list(paths or (str(default_rules_dir()),)), rules, keyword, coverage)
@@ -135,7 +137,7 @@ def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: 
 
 def _explain_source(bundle: str, case_name: Optional[str], ev: Any) -> tuple[Any, Optional[Any], Optional[str]]:
     """(loaded bundle, as_of, profile) from a bundle file, standard input, or a test case file."""
-    from mdtflag.authoring.cases import case_bundle, load_test_file
+    from mdtflag.authoring.casefile import case_bundle, load_test_file
     from mdtflag.ruleset.diagnostics import Diagnostics
     from mdtflag.fhir.load import load_bundle
 

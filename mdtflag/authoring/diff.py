@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from mdtflag.ruleset.diagnostics import RuleSetError
+from mdtflag.authoring.casefile import case_bundle, load_test_file
+from mdtflag.fhir.load import iter_inputs, load_bundle
+from mdtflag.ruleset.diagnostics import Diagnostics, RuleSetError
 from mdtflag.errors import InputError
 from mdtflag.evaluate.match import NodeResult, RuleEval
 
@@ -120,10 +122,6 @@ def patients(inputs: Iterable[str], as_of: Optional[dt.date], profile: Optional[
     Inputs are bundle files, folders, Bulk Data NDJSON (:func:`mdtflag.load.iter_inputs`) or rule test
     files (``.yaml``: every case, with its own as_of and profile unless given).
     """
-    from mdtflag.authoring.cases import case_bundle, load_test_file
-    from mdtflag.ruleset.diagnostics import Diagnostics
-    from mdtflag.fhir.load import iter_inputs, load_bundle
-
     for inp in inputs:
         if inp.endswith((".yaml", ".yml")):
             diags = Diagnostics()
