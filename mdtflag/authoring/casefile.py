@@ -20,19 +20,21 @@ the criteria must be among the row's failed / unknown ones, or not among its fai
 Test files are validated like rule files (unknown keys, unknown rule / criterion / cohort ids are
 errors with file:line:col; ``T`` codes in :data:`mdtflag.ruleset.diagnostics.CODES`).
 """
+# ruff: noqa: UP007, UP045 - pydantic evaluates these annotations at run time, and Python 3.9 has no `X | None`
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
 import mdtflag.ruleset.model as rm
-from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos
 from mdtflag.fhir.facts import FACT_SCHEMA
+from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos
 from mdtflag.ruleset.walk import criterion_ids
 from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, locate, read_yaml, strip
 
@@ -122,7 +124,7 @@ class Case(rm.Model):
         return _jsonable(strip(v))
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Case":
+    def _one_source(self) -> Case:
         if (self.bundle is None) == (self.resources is None):
             raise ValueError("a case needs either 'bundle' (a file) or 'resources' (inline FHIR resources)")
         return self
@@ -202,7 +204,7 @@ def load_test_file(path: Path, label: str, diags: Diagnostics, sources: dict[str
         case = rm._validate(Case, data, label, diags)
         if case is None:
             return []
-        pairs = [(case, tuple(), case.name or _stem(path))]
+        pairs = [(case, (), case.name or _stem(path))]
         as_of, profile = None, None
     out = []
     for case, prefix, name in pairs:

@@ -11,13 +11,22 @@ Every code, its severity and meaning: :data:`mdtflag.ruleset.diagnostics.CODES`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import mdtflag.ruleset.model as rm
 from mdtflag.authoring.casefile import check_rule_tests
-from mdtflag.authoring.lint import lint_fragments, lint_placeholders, lint_sources, lint_tags, lint_texts_and_ids, lint_usage, lint_absent_fills
+from mdtflag.authoring.lint import (
+    lint_absent_fills,
+    lint_fragments,
+    lint_placeholders,
+    lint_sources,
+    lint_tags,
+    lint_texts_and_ids,
+    lint_usage,
+)
 from mdtflag.authoring.lint_plans import lint_plans
 from mdtflag.authoring.words import count as _n
 from mdtflag.compile.compiler import CompiledRuleSet, compile_ruleset
@@ -32,7 +41,7 @@ class CheckReport:
 
     root: str
     diagnostics: list[Diagnostic]
-    ruleset: Optional[rm.RuleSet] = None
+    ruleset: rm.RuleSet | None = None
     compiled: dict[str, CompiledRuleSet] = field(default_factory=dict)
     profiles: tuple[str, ...] = ()
 
@@ -54,7 +63,7 @@ def lint_ruleset(rs: rm.RuleSet, compiled: Mapping[str, CompiledRuleSet]) -> Dia
     return diags
 
 
-def check_ruleset(path: str | Path, profiles: Optional[Sequence[str]] = None, *, with_tests: bool = True) -> CheckReport:
+def check_ruleset(path: str | Path, profiles: Sequence[str] | None = None, *, with_tests: bool = True) -> CheckReport:
     """Read, compile for every profile (or those named) and lint one rule directory.
 
     Unknown profile names are reported as C005 errors. Diagnostics are sorted, with snippets.

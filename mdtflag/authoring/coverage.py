@@ -1,12 +1,13 @@
 """Criterion coverage of rule tests: which outcomes (met / not met / unknown) the cases reach, and which can happen."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any
 
 from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.fhir.facts import FACT_MODELS
 from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
+from mdtflag.fhir.facts import FACT_MODELS
 from mdtflag.ruleset.walk import criterion_ids
 
 OUTCOMES = (MET, NOT_MET, UNKNOWN)
@@ -78,7 +79,7 @@ def seen_outcomes(evals: Iterable[RuleEval], into: dict[tuple[str, str], set[str
             walk(ev.rule.id, t)
 
 
-def _test_may_lack(t: Optional[TNode], kind: str) -> bool:
+def _test_may_lack(t: TNode | None, kind: str) -> bool:
     """Whether a fact of ``kind`` can lack a field the test reads (then the test can be unknown)."""
     if t is None:
         return False

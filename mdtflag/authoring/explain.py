@@ -11,7 +11,8 @@ rows with their status and what blocked them.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
 from mdtflag.evaluate.decide import criterion_texts
@@ -72,7 +73,7 @@ def describe(p: PNode, lang: str = "en") -> str:
 
 # ----------------------------------------------------------------------------- blockers
 
-def blockers(r: NodeResult, outcome: str, ancestor: Optional[str] = None) -> list[tuple[NodeResult, Optional[str]]]:
+def blockers(r: NodeResult, outcome: str, ancestor: str | None = None) -> list[tuple[NodeResult, str | None]]:
     """The smallest set of nodes that give ``r`` its outcome (not met or unknown), with the nearest id above."""
     if r.outcome != outcome:
         return []
@@ -82,10 +83,10 @@ def blockers(r: NodeResult, outcome: str, ancestor: Optional[str] = None) -> lis
     return [(r, ancestor)]
 
 
-def label(r: NodeResult, ancestor: Optional[str], lang: str) -> str:
+def label(r: NodeResult, ancestor: str | None, lang: str) -> str:
     cid = getattr(r.node, "id", None)
     if cid:
-        return cid
+        return str(cid)
     inside = f" (in {ancestor})" if ancestor else ""
     return f"{describe(r.plan, lang)}{inside}"
 
@@ -100,7 +101,7 @@ class Explainer:
     def missing(self, r: NodeResult) -> list[str]:
         return list(dict.fromkeys(getattr(t, self.lang) for t in self.texts(r, None).missing))
 
-    def node(self, r: NodeResult, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    def node(self, r: NodeResult, row: Mapping[str, Any] | None) -> dict[str, Any]:
         cid = getattr(r.node, "id", None)
         p = r.plan
         shown = self.texts(r, row)
@@ -126,7 +127,7 @@ class Explainer:
             "children": [self.node(ch, row) for ch in r.children],
         }
 
-    def blocked(self, r: Optional[NodeResult], outcome: str) -> list[dict[str, Any]]:
+    def blocked(self, r: NodeResult | None, outcome: str) -> list[dict[str, Any]]:
         if r is None:
             return []
         return [{"criterion": label(n, anc, self.lang), "outcome": n.outcome,
@@ -169,7 +170,7 @@ class Explainer:
         return out
 
 
-def explain(evaluator: Any, bundle: Any, as_of: dt.date, profile: Optional[str], rule_ids: Sequence[str],
+def explain(evaluator: Any, bundle: Any, as_of: dt.date, profile: str | None, rule_ids: Sequence[str],
             lang: str = "en") -> dict[str, Any]:
     """The explanation of the named rules (all when none are named) for one loaded bundle."""
     result, fs, evals = evaluator.run(bundle, as_of, profile)

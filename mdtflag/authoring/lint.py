@@ -6,13 +6,14 @@ rule uses, provenance tags; the analyses of compiled plans are in :mod:`mdtflag.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 import mdtflag.ruleset.model as rm
-from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 from mdtflag.fhir.facts import FACT_MODELS
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 from mdtflag.ruleset.walk import rule_nodes, walk_criteria, walk_models
 from mdtflag.ruleset.yamlpos import locate, read_yaml
 
@@ -53,12 +54,12 @@ class TextScope:
     """What :func:`mdtflag.decide.fill` can put into one text."""
 
     params: Mapping[str, frozenset[str]]  # profile -> parameter names
-    row_keys: Optional[Sequence[Mapping[str, Any]]]  # rows of the for_each table; None: no row
+    row_keys: Sequence[Mapping[str, Any]] | None  # rows of the for_each table; None: no row
     kinds: frozenset[str]
     filled: bool = True  # False: the text is shown as written (no placeholders are filled)
 
 
-def placeholder_problems(name: str, scope: TextScope) -> Optional[tuple[str, str, str]]:
+def placeholder_problems(name: str, scope: TextScope) -> tuple[str, str, str] | None:
     """(code, message, help) for a placeholder that stays as written, or None when it is filled."""
     if not scope.filled:
         return ("L002", f"placeholder `{{{name}}}` is never filled: this text is shown as written",
@@ -97,14 +98,14 @@ def placeholder_problems(name: str, scope: TextScope) -> Optional[tuple[str, str
     others = sorted(k for k in FACT_MODELS if name in fact_fields(k))
     if others or name == "resource":
         reads = ", ".join(sorted(scope.kinds)) or "no facts"
-        return ("L002", f"placeholder `{{{name}}}` is never filled here: it is a field of {', '.join(others) or 'fact'} facts, "
-                        f"but this text is about {reads}",
+        return ("L002", (f"placeholder `{{{name}}}` is never filled here: it is a field of {', '.join(others) or 'fact'} facts, "
+                         f"but this text is about {reads}"),
                 "fact fields are filled from the first fact behind the outcome")
     hint = ", ".join(sorted(own)) if own else "none (no facts stand behind this text)"
     return ("L001", f"unknown placeholder `{{{name}}}`", f"fields here: {hint}; also {{p.NAME}}, {{row.COLUMN}}, {{region}}, {{as_of}}")
 
 
-def lint_text(text: Optional[rm.Text], label: str, scope: TextScope, diags: Diagnostics) -> None:
+def lint_text(text: rm.Text | None, label: str, scope: TextScope, diags: Diagnostics) -> None:
     if text is None:
         return
     for lang in ("sv", "en"):
@@ -115,7 +116,7 @@ def lint_text(text: Optional[rm.Text], label: str, scope: TextScope, diags: Diag
                 diags.add(code, f"{msg} (in {label}.{lang})", text.pos, severity="warning", help=help_)
 
 
-def for_each_rows(rule: rm.Rule, rs: rm.RuleSet) -> Optional[list[Mapping[str, Any]]]:
+def for_each_rows(rule: rm.Rule, rs: rm.RuleSet) -> list[Mapping[str, Any]] | None:
     if rule.for_each is None:
         return None
     table = rs.tables.get(rule.for_each.table)

@@ -1,14 +1,15 @@
 """Lint analyses of compiled plans: contradictory conditions (L009) and criteria that never matter (L011)."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
 import mdtflag.ruleset.model as rm
+from mdtflag.authoring.lint import for_each_rows
 from mdtflag.authoring.words import count as _n
 from mdtflag.compile.compiler import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos
-from mdtflag.authoring.lint import for_each_rows
 from mdtflag.ruleset.walk import children, rule_nodes, walk_criteria
 
 #: Fact kinds of which a patient has at most one fact per value of the given ``where`` field
@@ -20,10 +21,10 @@ SINGLE_FACT = {"patient": None, "ecog": None, "lab": "analyte", "assertion": "co
 class FieldRange:
     """What a conjunction of conditions allows for one field (encoded values: ints, strings, bools)."""
 
-    allowed: Optional[set[Any]] = None
+    allowed: set[Any] | None = None
     excluded: set[Any] = field(default_factory=set)
-    lo: Optional[int] = None
-    hi: Optional[int] = None
+    lo: int | None = None
+    hi: int | None = None
     shown: list[str] = field(default_factory=list)
 
     def add(self, op: str, values: Sequence[Any], shown: str) -> None:
@@ -59,7 +60,7 @@ class FieldRange:
         return {True, False} <= self.excluded
 
 
-def _conjuncts(t: Optional[TNode]) -> list[TField]:
+def _conjuncts(t: TNode | None) -> list[TField]:
     if t is None:
         return []
     if isinstance(t, TField):
@@ -81,7 +82,7 @@ def _ranges(tfields: Iterable[TField], crs: CompiledRuleSet) -> dict[str, FieldR
     return out
 
 
-def _contradiction(tfields: Sequence[TField], crs: CompiledRuleSet) -> Optional[str]:
+def _contradiction(tfields: Sequence[TField], crs: CompiledRuleSet) -> str | None:
     for name, rng in sorted(_ranges(tfields, crs).items()):
         if len(rng.shown) > 1 and rng.empty():
             return " and ".join(f"`{s}`" for s in dict.fromkeys(rng.shown))
@@ -105,7 +106,7 @@ def _flat_all(p: PBool) -> list[PNode]:
     return out
 
 
-def _plans(crs: CompiledRuleSet) -> Iterator[tuple[rm.Rule, Optional[Mapping[str, Any]], PNode]]:
+def _plans(crs: CompiledRuleSet) -> Iterator[tuple[rm.Rule, Mapping[str, Any] | None, PNode]]:
     for cr in crs.rules:
         if cr.applies is not None:
             yield cr.rule, None, cr.applies
@@ -130,8 +131,8 @@ def find_contradictions(crs: CompiledRuleSet) -> dict[tuple[int, ...], tuple[Pos
                 why = _contradiction(list(p.where) + _conjuncts(p.test), crs)
                 if why:
                     alone.add(id(p))
-                    found.setdefault((id(p.node),), (p.node.pos, f"the conditions on this {p.kind} fact can never all hold: {why}; "
-                                                                 "the criterion can never be met"))
+                    found.setdefault((id(p.node),), (p.node.pos, (f"the conditions on this {p.kind} fact can never all hold: {why}; "
+                                                                  "the criterion can never be met")))
         for p in walk_plan(plan):
             if isinstance(p, PBool) and p.op == "all":
                 leaves = [x for x in _flat_all(p) if isinstance(x, PFact) and _single(x) and id(x) not in alone]
@@ -143,8 +144,8 @@ def find_contradictions(crs: CompiledRuleSet) -> dict[tuple[int, ...], tuple[Pos
                         if why:
                             line_b = b.node.pos.line
                             found.setdefault((id(a.node), id(b.node)), (
-                                a.node.pos, f"this criterion and the one on line {line_b} test the same {a.kind} fact "
-                                            f"and can never both be met: {why}"))
+                                a.node.pos, (f"this criterion and the one on line {line_b} test the same {a.kind} fact "
+                                             f"and can never both be met: {why}")))
     return found
 
 

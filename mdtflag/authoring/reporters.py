@@ -28,7 +28,7 @@ def failure_lines(res: CaseResult) -> list[str]:
             region = d.target.healthcare_region if d.target is not None else None
             out.append(f"    decision {group}: {d.level} by {', '.join(d.rules) or 'no rule'}; region {region or 'unknown'}; pending {pend}")
     for rid in dict.fromkeys(f.rule for f in res.failures if f.rule):
-        out.extend(rule_lines(res, rid))  # type: ignore[arg-type]
+        out.extend(rule_lines(res, rid))
     return out
 
 
@@ -70,9 +70,10 @@ def render_text(run: TestRun) -> str:
 
 def coverage_lines(cov: CoverageReport) -> list[str]:
     d = cov.to_dict()
-    out = [f"coverage of {cov.rules_dir}: {d['percent']:.1f}% ({d['seen']} of {d['counted']} criterion outcomes seen; "
-           f"{count(len(cov.criteria), 'criterion', 'criteria')}, {count(len(d['impossible']), 'outcome')} impossible by construction, "
-           f"{sum(len(v['outcomes']) for v in d['ignored'].values())} ignored)"]
+    head = (f"coverage of {cov.rules_dir}: {d['percent']:.1f}% ({d['seen']} of {d['counted']} criterion outcomes seen; "
+            f"{count(len(cov.criteria), 'criterion', 'criteria')}, {count(len(d['impossible']), 'outcome')} impossible by construction, "
+            f"{sum(len(v['outcomes']) for v in d['ignored'].values())} ignored)")
+    out = [head]
     for o in OUTCOMES:
         never = d["never"][o]
         if never:

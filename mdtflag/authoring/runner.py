@@ -1,11 +1,19 @@
 """``mdtflag rules test``: finding test files, running their cases and comparing with what they expect."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
-from mdtflag.authoring.casefile import COVERAGE_FILE, TestCase, case_bundle, load_coverage_spec, load_test_file, validate_case
+from mdtflag.authoring.casefile import (
+    COVERAGE_FILE,
+    TestCase,
+    case_bundle,
+    load_coverage_spec,
+    load_test_file,
+    validate_case,
+)
 from mdtflag.authoring.coverage import CoverageReport, coverage_report
 from mdtflag.errors import InputError
 from mdtflag.evaluate.match import RuleEval
@@ -18,7 +26,7 @@ class Failure:
     expected: str
     got: str
     pos: Pos
-    rule: Optional[str] = None
+    rule: str | None = None
 
 
 @dataclass
@@ -35,7 +43,7 @@ def run_case(tc: TestCase, evaluator: Any) -> CaseResult:
     from mdtflag.fhir.load import load_bundle
 
     try:
-        bundle = load_bundle(case_bundle(tc))  # type: ignore[arg-type]
+        bundle = load_bundle(case_bundle(tc))
         result, _fs, evals = evaluator.run(bundle, tc.as_of, tc.profile)
     except InputError as e:
         return CaseResult(tc, "error", error=f"the bundle cannot be read: {e}")
@@ -48,7 +56,7 @@ def compare(tc: TestCase, result: Any, evals: Mapping[str, RuleEval]) -> list[Fa
     ex = tc.model.expect
     out: list[Failure] = []
 
-    def check(expected: Any, got: Any, *path: str, rule: Optional[str] = None) -> None:
+    def check(expected: Any, got: Any, *path: str, rule: str | None = None) -> None:
         if expected != got:
             out.append(Failure(".".join(path), _show(expected), _show(got), tc.pos("expect", *path), rule))
 
@@ -118,7 +126,7 @@ class TestRun:
 
     results: list[CaseResult]
     diagnostics: list[Diagnostic]
-    coverage: list["CoverageReport"]
+    coverage: list[CoverageReport]
 
     @property
     def passed(self) -> int:
@@ -137,7 +145,7 @@ def is_rule_dir(p: Path) -> bool:
     return p.is_dir() and (p / "ruleset.yaml").is_file()
 
 
-def discover(paths: Sequence[str], rules: Optional[str]) -> list[tuple[Path, str, Path]]:
+def discover(paths: Sequence[str], rules: str | None) -> list[tuple[Path, str, Path]]:
     """(test file, label, rule directory) for every test file under the given paths, in order."""
     from mdtflag.api import default_rules_dir
 
@@ -165,7 +173,7 @@ def _yaml_under(d: Path) -> list[Path]:
     return sorted(f for f in d.rglob("*") if f.is_file() and f.suffix in (".yaml", ".yml") and f.name != COVERAGE_FILE)
 
 
-def run_tests(paths: Sequence[str], rules: Optional[str] = None, keyword: Optional[str] = None,
+def run_tests(paths: Sequence[str], rules: str | None = None, keyword: str | None = None,
               coverage: bool = False) -> TestRun:
     from mdtflag.api import Evaluator
 

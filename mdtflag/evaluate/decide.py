@@ -483,9 +483,9 @@ def _default_status_text(status: str) -> TextOut:
 class CriterionTexts(NamedTuple):
     """What a result shows for one criterion outcome: its text, the evidence behind it, the missing data."""
 
-    text: Optional[TextOut]  # as in a reason; None for a criterion without id
-    evidence: list[EvidenceOut]
-    missing: list[TextOut]  # one text per missing-data item
+    text: Optional[Doc]  # as in a reason; None for a criterion without id
+    evidence: list[Doc]
+    missing: list[Doc]  # one text per missing-data item
 
 
 def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callable[[NodeResult, Optional[Mapping[str, Any]]], CriterionTexts]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Optional
+from typing import Any, Literal, NamedTuple
 
 Severity = Literal["error", "warning", "info"]
 
@@ -155,7 +155,7 @@ class Diagnostics:
 
     items: list[Diagnostic] = field(default_factory=list)
 
-    def add(self, code: str, message: str, pos: Pos, *, severity: Optional[Severity] = None, help: str = "") -> None:
+    def add(self, code: str, message: str, pos: Pos, *, severity: Severity | None = None, help: str = "") -> None:
         """Add a diagnostic; its severity is the registered one (a different one given here is a programming error)."""
         info = code_info(code)
         if severity is not None and severity != info.severity:

@@ -12,8 +12,9 @@ reported where it is written and where it was used.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList

@@ -13,16 +13,17 @@ A rule directory holds::
 Everything is validated by pydantic models with ``extra="forbid"``; every problem becomes a
 :class:`~mdtflag.diagnostics.Diagnostic` with file:line:col.
 """
+# ruff: noqa: UP007, UP045 - pydantic evaluates these annotations at run time, and Python 3.9 has no `X | None`
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
-    TypeAdapter,
     ConfigDict,
     Discriminator,
     Field,
@@ -31,12 +32,12 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-
 from pydantic.json_schema import SkipJsonSchema
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
@@ -127,7 +128,7 @@ class FieldCond(Model):
     not_in: Optional[SetValue] = None
 
     @model_validator(mode="after")
-    def _one_op(self) -> "FieldCond":
+    def _one_op(self) -> FieldCond:
         if len(self.ops()) != 1:
             raise ValueError("a condition needs exactly one operator: eq, ne, lt, lte, gt, gte, in or not_in")
         return self
@@ -184,15 +185,15 @@ class Conditions(Model):
 
 
 class TestAll(Model):
-    all: tuple["TestExpr", ...] = Field(min_length=1)
+    all: tuple[TestExpr, ...] = Field(min_length=1)
 
 
 class TestAny(Model):
-    any: tuple["TestExpr", ...] = Field(min_length=1)
+    any: tuple[TestExpr, ...] = Field(min_length=1)
 
 
 class TestNot(Model):
-    not_: "TestExpr" = Field(alias="not")
+    not_: TestExpr = Field(alias="not")
 
 
 def _test_tag(v: Any) -> Optional[str]:
@@ -228,15 +229,15 @@ class NodeBase(Model):
 
 
 class AllNode(NodeBase):
-    all: tuple["Criterion", ...] = Field(min_length=1)
+    all: tuple[Criterion, ...] = Field(min_length=1)
 
 
 class AnyNode(NodeBase):
-    any: tuple["Criterion", ...] = Field(min_length=1)
+    any: tuple[Criterion, ...] = Field(min_length=1)
 
 
 class NotNode(NodeBase):
-    not_: "Criterion" = Field(alias="not")
+    not_: Criterion = Field(alias="not")
 
 
 LeafFallback = Literal["unknown", "not_met", "met"]
@@ -264,7 +265,7 @@ class RuleRefLeaf(NodeBase):
     outcome: Optional[tuple[Outcome, ...]] = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "RuleRefLeaf":
+    def _shape(self) -> RuleRefLeaf:
         if self.criterion is None and (self.status is None or self.outcome is not None):
             raise ValueError("a rule reference without 'criterion' needs 'status' (and no 'outcome')")
         if self.criterion is not None and (self.outcome is None or self.status is not None):
@@ -336,7 +337,7 @@ class Target(Model):
     fixed: Optional[Text] = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "Target":
+    def _shape(self) -> Target:
         if (self.fixed is None) == (self.column is None):
             raise ValueError("a target needs either 'fixed' or 'table' + 'column'")
         if self.column is not None and self.table is None:
@@ -458,7 +459,7 @@ class Profiles(KnowledgeBase):
         return strip(v)
 
     @model_validator(mode="after")
-    def _default_exists(self) -> "Profiles":
+    def _default_exists(self) -> Profiles:
         if self.default not in self.profiles:
             raise ValueError(f"default profile '{self.default}' is not defined")
         return self
@@ -680,7 +681,8 @@ def rule_json_schema() -> dict[str, Any]:
     frag["properties"]["criterion"] = {"oneOf": _criterion_refs()}
     frag["description"] = "A fragment file (fragments/<id>.yaml): a shared criteria block, used in rules as {use: <id>}."
     defs["Fragment"] = frag
-    return _drop_pos(schema)
+    out: dict[str, Any] = _drop_pos(schema)
+    return out
 
 
 def _criterion_refs() -> list[dict[str, str]]:

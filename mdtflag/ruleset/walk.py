@@ -1,7 +1,8 @@
 """Walks over the rule model: criteria trees, criterion ids, nested models, field conditions."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pydantic import BaseModel
 

@@ -6,7 +6,7 @@ Only YAML's safe types are built (PyYAML ``SafeLoader``): no tags that construct
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -14,8 +14,8 @@ from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
-POS_KEY = "__pos__"
-KEYPOS_KEY = "__keypos__"
+POS_KEY: Final = "__pos__"
+KEYPOS_KEY: Final = "__keypos__"
 
 
 class PosList(list):  # type: ignore[type-arg]
