@@ -4,14 +4,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.authoring.check import check_ruleset, render_json, render_text
 from mdtflag.ruleset.model import AnyNode, FactLeaf, NotNode, read_ruleset, rule_json_schema
 from mdtflag.ruleset.walk import criterion_ids
-
-from conftest import DATA
 
 MINI = DATA / "rules_min"
 
