@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdtflag.api import Evaluator, default_rules_dir
 from mdtflag.authoring.casefile import (
     COVERAGE_FILE,
     TestCase,
@@ -17,6 +18,7 @@ from mdtflag.authoring.casefile import (
 from mdtflag.authoring.coverage import CoverageReport, coverage_report
 from mdtflag.errors import InputError
 from mdtflag.evaluate.match import RuleEval
+from mdtflag.fhir.load import load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos, RuleSetError, prefixed
 
 
@@ -40,8 +42,6 @@ class CaseResult:
 
 
 def run_case(tc: TestCase, evaluator: Any) -> CaseResult:
-    from mdtflag.fhir.load import load_bundle
-
     try:
         bundle = load_bundle(case_bundle(tc))
         result, _fs, evals = evaluator.run(bundle, tc.as_of, tc.profile)
@@ -147,8 +147,6 @@ def is_rule_dir(p: Path) -> bool:
 
 def discover(paths: Sequence[str], rules: str | None) -> list[tuple[Path, str, Path]]:
     """(test file, label, rule directory) for every test file under the given paths, in order."""
-    from mdtflag.api import default_rules_dir
-
     rule_dirs = [Path(p) for p in paths if is_rule_dir(Path(p))]
     default = Path(rules) if rules else (rule_dirs[0] if rule_dirs else default_rules_dir())
     out: list[tuple[Path, str, Path]] = []
@@ -175,8 +173,6 @@ def _yaml_under(d: Path) -> list[Path]:
 
 def run_tests(paths: Sequence[str], rules: str | None = None, keyword: str | None = None,
               coverage: bool = False) -> TestRun:
-    from mdtflag.api import Evaluator
-
     diags = Diagnostics()
     sources: dict[str, str] = {}
     evaluators: dict[Path, Any] = {}
