@@ -1,8 +1,9 @@
 """Rule authoring commands: ``rules check``, ``rules test``, ``rules diff`` and ``explain``.
 
 :func:`register` adds them to the ``mdtflag`` command group (``mdtflag.cli`` calls it at import).
-The logic lives in :mod:`mdtflag.authoring_check`, :mod:`mdtflag.authoring_tests`,
-:mod:`mdtflag.authoring_explain` and :mod:`mdtflag.authoring_diff`; this module only parses options,
+The logic lives in :mod:`mdtflag.authoring.check` (with :mod:`~mdtflag.authoring.lint`), the test
+runner :mod:`mdtflag.authoring.runner` (case files, coverage, reporters), :mod:`mdtflag.authoring.explain`
+and :mod:`mdtflag.authoring.diff`; this module only parses options,
 picks a reporter and sets the exit code (0 ok · 1 failed tests or coverage below the bar ·
 2 unreadable bundle · 3 invalid rules or test files · 64 usage error). A guide for rule authors:
 docs/authoring.md.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 import orjson
@@ -35,7 +36,7 @@ def _json(data: Any) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
 
 
-def _date(value: Optional[str]) -> Any:
+def _date(value: str | None) -> Any:
     from mdtflag.api import parse_date
 
     try:
@@ -44,7 +45,7 @@ def _date(value: Optional[str]) -> Any:
         raise click.UsageError(str(e)) from None
 
 
-def _evaluator(rules: Optional[str]) -> Any:
+def _evaluator(rules: str | None) -> Any:
     from mdtflag.api import Evaluator
     from mdtflag.ruleset.diagnostics import RuleSetError
 
@@ -58,7 +59,7 @@ def _evaluator(rules: Optional[str]) -> Any:
         raise SystemExit(EXIT_RULES) from None
 
 
-def _check_profile(ev: Any, profile: Optional[str]) -> None:
+def _check_profile(ev: Any, profile: str | None) -> None:
     names = ev.ruleset.profiles.profiles
     if profile and profile not in names:
         raise click.UsageError(f"unknown profile '{profile}'; choose from {', '.join(sorted(names))}")
@@ -105,15 +106,16 @@ def check_cmd(paths: tuple[str, ...], fmt: str, profiles: tuple[str, ...], all_p
 @click.option("--fail-under", "fail_under", type=click.FloatRange(0, 100), default=None,
               help="Exit 1 when coverage is below this percentage (implies --coverage).")
 @click.option("-k", "keyword", default=None, help="Run only cases whose name or file contains this text.")
-def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: Optional[str], coverage: bool,
-             fail_under: Optional[float], keyword: Optional[str]) -> None:
+def test_cmd(paths: tuple[str, ...], rules: str | None, fmt: str, junit_xml: str | None, coverage: bool,
+             fail_under: float | None, keyword: str | None) -> None:
     """Run rule test cases: rule directories (their tests/ folder), test files, or folders of *.expected.yaml.
 
     Exit 0 when every case passes, 1 on failures (or coverage below --fail-under), 3 when the rules or
     a test file are invalid.
     """
     from mdtflag.api import default_rules_dir
-    from mdtflag.authoring.cases import render_json, render_junit, render_text, run_tests
+    from mdtflag.authoring.reporters import render_json, render_junit, render_text
+    from mdtflag.authoring.runner import run_tests
 
     coverage = coverage or fail_under is not None
     run = run_tests(list(paths or (str(default_rules_dir()),)), rules, keyword, coverage)
@@ -133,11 +135,11 @@ def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: 
 
 # ----------------------------------------------------------------------------- explain
 
-def _explain_source(bundle: str, case_name: Optional[str], ev: Any) -> tuple[Any, Optional[Any], Optional[str]]:
+def _explain_source(bundle: str, case_name: str | None, ev: Any) -> tuple[Any, Any | None, str | None]:
     """(loaded bundle, as_of, profile) from a bundle file, standard input, or a test case file."""
-    from mdtflag.authoring.cases import case_bundle, load_test_file
-    from mdtflag.ruleset.diagnostics import Diagnostics
+    from mdtflag.authoring.casefile import case_bundle, load_test_file
     from mdtflag.fhir.load import load_bundle
+    from mdtflag.ruleset.diagnostics import Diagnostics
 
     if bundle.endswith((".yaml", ".yml")):
         diags = Diagnostics()
@@ -152,7 +154,7 @@ def _explain_source(bundle: str, case_name: Optional[str], ev: Any) -> tuple[Any
             raise click.UsageError(f"choose one case with --case; {bundle} has {names}" if case_name is None
                                    else f"no case '{case_name}' in {bundle}; it has {names}")
         tc = chosen[0]
-        return load_bundle(case_bundle(tc)), tc.as_of, tc.profile  # type: ignore[arg-type]
+        return load_bundle(case_bundle(tc)), tc.as_of, tc.profile
     if case_name is not None:
         raise click.UsageError("--case needs a test file (.yaml) as BUNDLE")
     return load_bundle(sys.stdin.buffer.read() if bundle == "-" else bundle), None, None
@@ -167,8 +169,8 @@ def _explain_source(bundle: str, case_name: Optional[str], ev: Any) -> tuple[Any
 @click.option("--profile", default=None, help="Threshold profile (default: the test case's, else the rule set's default).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
-def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: Optional[str], as_of: Optional[str], rules: Optional[str],
-                profile: Optional[str], fmt: str, lang: str) -> None:
+def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: str | None, as_of: str | None, rules: str | None,
+                profile: str | None, fmt: str, lang: str) -> None:
     """Why each rule fired or not for one patient: the criteria tree with ✓ ✗ ?, values, resources, blockers.
 
     BUNDLE is a FHIR Bundle JSON file, - for standard input, or a rule test file (.yaml; pick a case with --case).
@@ -209,8 +211,8 @@ def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: Optional[str]
               help="Evaluation date (default: a test case's own, else today).")
 @click.option("--profile", default=None, help="Threshold profile for both versions (default: a test case's own, else each one's default).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def diff_cmd(old: str, new: str, more: tuple[str, ...], cohort: tuple[str, ...], as_of: Optional[str],
-             profile: Optional[str], fmt: str) -> None:
+def diff_cmd(old: str, new: str, more: tuple[str, ...], cohort: tuple[str, ...], as_of: str | None,
+             profile: str | None, fmt: str) -> None:
     """Compare two rule directories on a cohort: patients whose decisions, rule or row statuses change, and why."""
     from mdtflag.authoring.diff import diff_cohort, render_text
 
