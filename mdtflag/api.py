@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Union
 
 from mdtflag import __version__
-from mdtflag.compile.compiler import CompiledRuleSet, compile_or_raise
+from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.evaluate.decide import build_result
 from mdtflag.errors import InputError
 from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts

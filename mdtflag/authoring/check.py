@@ -26,7 +26,8 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 from pydantic import BaseModel
 
 import mdtflag.ruleset.model as rm
-from mdtflag.compile.compiler import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode, children, compile_ruleset
+from mdtflag.compile.compiler import compile_ruleset
+from mdtflag.compile.plan import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode, children
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos
 from mdtflag.fhir.facts import FACT_MODELS
 from mdtflag.ruleset.yamlpos import locate, read_yaml

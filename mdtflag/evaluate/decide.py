@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Mapping, Optional, Sequence
 
 import mdtflag.ruleset.model as rm
-from mdtflag.compile.compiler import CompiledRuleSet, PFact
+from mdtflag.compile.plan import CompiledRuleSet, PFact
 from mdtflag.fhir.facts import FactSet
 from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval, id_keys
 from mdtflag.output.result import RESULT_SCHEMA_ID, Doc, ResultDoc
