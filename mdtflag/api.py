@@ -20,7 +20,7 @@ from mdtflag.errors import InputError
 from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.evaluate.match import RuleEval, evaluate_facts
-from mdtflag.output.result import ErrorBody, ErrorResult, ResultDoc as Result
+from mdtflag.output.result import ErrorBody, ErrorResult, Result
 from mdtflag.ruleset.model import RuleSet, load_ruleset
 
 Source = Union[str, os.PathLike, bytes, dict]

@@ -5,7 +5,7 @@ from typing import Any, Union
 
 import orjson
 
-from mdtflag.output.result import Doc as FlagOut, ErrorResult, ResultDoc as Result
+from mdtflag.output.result import ErrorResult, FlagDoc, Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
@@ -70,7 +70,7 @@ def to_text(result: Result, lang: str = "en") -> str:
     return "\n".join(out) + "\n"
 
 
-def _flag_text(f: FlagOut, lang: str) -> list[str]:
+def _flag_text(f: FlagDoc, lang: str) -> list[str]:
     h = HEAD[lang]
     label = STATUS_LABEL[lang][f.status]
     lines = [f"  [{label}] {f.rule} v{f.version} — {getattr(f.title, lang)} ({f.tag})", f"      {getattr(f.text, lang)}"]
