@@ -8,7 +8,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mdtflag.evaluate.kleene import (
-    MET, NOT_MET, OUTCOMES, STATUS_OF, UNKNOWN, Outcome, all_of, any_of, combine, not_, possible,
+    MET,
+    NOT_MET,
+    OUTCOMES,
+    STATUS_OF,
+    UNKNOWN,
+    Outcome,
+    all_of,
+    any_of,
+    combine,
+    not_,
+    possible,
 )
 
 RANK = {NOT_MET: 0, UNKNOWN: 1, MET: 2}

@@ -2,22 +2,36 @@
 
 Every leaf condition becomes one or more *atoms* (fact kind + one single-field test) that the
 durable-rules engine evaluates; the boolean structure above atoms becomes a plan that
-:mod:`mdtflag.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
+:mod:`mdtflag.evaluate.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
 engine would otherwise get wrong: unknown fact fields, constants of the wrong type, ordering
 comparisons on text, the engine's static limits.
 """
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Mapping, Optional, TypeVar, Union, cast
+from typing import Any, Optional, TypeVar, Union, cast
 
-from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
-from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, FieldType, Test
-from mdtflag.compile.plan import (CompiledRule, CompiledRuleSet, Instance, PBool, PConst, PFact, PNode, PRuleRef, TBool,
-                                  TField, TNode, children, criterion_ids)
-from mdtflag.fhir.facts import FACT_SCHEMA
 import mdtflag.ruleset.model as rm
+from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, FieldType, Test
+from mdtflag.compile.plan import (
+    CompiledRule,
+    CompiledRuleSet,
+    Instance,
+    PBool,
+    PConst,
+    PFact,
+    PNode,
+    PRuleRef,
+    TBool,
+    TField,
+    TNode,
+    children,
+    criterion_ids,
+)
+from mdtflag.fhir.facts import FACT_SCHEMA
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
 EPOCH = dt.date(1970, 1, 1)
 #: The date field used by ``latest`` and the age field used by ``max_age_days``, per fact kind.
@@ -80,7 +94,7 @@ class _Compiler:
         return idx
 
     # ---- values
-    def param(self, name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
+    def param(self, name: str, row: Mapping[str, Any] | None, pos: Pos) -> Any:
         if name.startswith("row."):
             col = name[4:]
             if row is None:
@@ -96,7 +110,7 @@ class _Compiler:
             return None
         return UNSET if self.params[name] is None else self.params[name]
 
-    def resolve(self, v: Any, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
+    def resolve(self, v: Any, row: Mapping[str, Any] | None, pos: Pos) -> Any:
         if isinstance(v, rm.ParamRef):
             got = self.param(v.param, row, pos)
             if got is not None and got is not UNSET and v.lookup is not None:
@@ -104,7 +118,7 @@ class _Compiler:
             return got
         return v
 
-    def lookup(self, lk: rm.Lookup, value: Any, pos: Pos) -> Optional[list[Any]]:
+    def lookup(self, lk: rm.Lookup, value: Any, pos: Pos) -> list[Any] | None:
         table = self.rs.tables.get(lk.table)
         if table is None:
             self.diags.add("C011", f"unknown table '{lk.table}' in lookup", pos)
@@ -122,7 +136,7 @@ class _Compiler:
                         out.append(x)
         return out
 
-    def resolve_set(self, v: Any, field_name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
+    def resolve_set(self, v: Any, field_name: str, row: Mapping[str, Any] | None, pos: Pos) -> list[Any] | None:
         if isinstance(v, rm.ParamRef):
             return self.resolve_list(v, row, pos)
         if isinstance(v, rm.ValueSetRef):
@@ -132,7 +146,7 @@ class _Compiler:
             return None if ids is None else self.valueset_values(list(ids), field_name, pos)
         return list(v)
 
-    def resolve_list(self, v: rm.ParamRef, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
+    def resolve_list(self, v: rm.ParamRef, row: Mapping[str, Any] | None, pos: Pos) -> list[Any] | None:
         """A parameter as a list: a scalar becomes one item, null an empty list, an error None."""
         val = self.resolve(v, row, pos)
         if val is None:
@@ -141,7 +155,7 @@ class _Compiler:
             return []
         return list(val) if isinstance(val, (list, tuple)) else [val]
 
-    def valueset_values(self, ids: list[str], field_name: str, pos: Pos) -> Optional[list[Any]]:
+    def valueset_values(self, ids: list[str], field_name: str, pos: Pos) -> list[Any] | None:
         out: list[Any] = []
         for vid in ids:
             vs = self.rs.valuesets.get(vid) if isinstance(vid, str) else None
@@ -185,7 +199,7 @@ class _Compiler:
         return enc
 
     # ---- tests
-    def field_test(self, kind: str, ft: rm.FieldTest, row: Optional[Mapping[str, Any]]) -> Optional[TField]:
+    def field_test(self, kind: str, ft: rm.FieldTest, row: Mapping[str, Any] | None) -> TField | None:
         pos = ft.pos
         schema = FACT_SCHEMA.get(kind, {})
         if ft.field not in schema:
@@ -224,7 +238,7 @@ class _Compiler:
         sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}[op]
         return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),))),), False, f"{ft.field} {sym} {_shown(value)}")
 
-    def test_expr(self, kind: str, t: Any, row: Optional[Mapping[str, Any]]) -> Optional[TNode]:
+    def test_expr(self, kind: str, t: Any, row: Mapping[str, Any] | None) -> TNode | None:
         if isinstance(t, rm.Conditions):
             fields = [self.field_test(kind, ft, row) for ft in t.fields]
             tests = [i for i in fields if i is not None]
@@ -242,7 +256,7 @@ class _Compiler:
         return TBool(op, tuple(nodes))
 
     # ---- criteria
-    def criterion(self, c: Any, row: Optional[Mapping[str, Any]]) -> Optional[PNode]:
+    def criterion(self, c: Any, row: Mapping[str, Any] | None) -> PNode | None:
         if isinstance(c, (rm.AllNode, rm.AnyNode)):
             op = "all" if isinstance(c, rm.AllNode) else "any"
             found = [_through(self.criterion(x, row)) for x in (c.all if isinstance(c, rm.AllNode) else c.any)]
@@ -279,7 +293,7 @@ class _Compiler:
             return self.intern(PConst(c, "met" if got in want else "not_met", f"{c.param} = {got}"))
         return self.fact_leaf(c, row)
 
-    def fact_leaf(self, c: rm.FactLeaf, row: Optional[Mapping[str, Any]]) -> Optional[PFact]:
+    def fact_leaf(self, c: rm.FactLeaf, row: Mapping[str, Any] | None) -> PFact | None:
         if c.fact not in FACT_SCHEMA:
             self.diags.add("C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
             return None
@@ -332,7 +346,7 @@ class _Compiler:
         return cast(_T, self._same.setdefault(t, t))
 
 
-def _through(p: Optional[PNode]) -> Optional[PNode]:
+def _through(p: PNode | None) -> PNode | None:
     """A child position: an anonymous ``all``/``any`` left with one item (after compile-time pruning)
     is that item (same outcome, facts and missing data; it reports nothing of its own)."""
     while isinstance(p, PBool) and p.own is None and p.op != "not" and len(p.items) == 1:
@@ -340,7 +354,7 @@ def _through(p: Optional[PNode]) -> Optional[PNode]:
     return p
 
 
-def _conjunct(p: Any, gate: Optional[str]) -> Optional[Any]:
+def _conjunct(p: Any, gate: str | None) -> Any | None:
     """The plan node with id ``gate`` reached from ``p`` through ``all`` nodes only."""
     if gate is None:
         return None
@@ -360,7 +374,7 @@ def _is_conjunct(c: Any, gate: str) -> bool:
     return isinstance(c, rm.AllNode) and any(_is_conjunct(ch, gate) for ch in c.all)
 
 
-def const_outcome(p: Any) -> Optional[str]:
+def const_outcome(p: Any) -> str | None:
     """The outcome of a plan node that was decided when compiling, else None."""
     if isinstance(p, PConst):
         return p.outcome
@@ -423,7 +437,7 @@ def _order(rs: rm.RuleSet, diags: Diagnostics) -> list[rm.Rule]:
     return [rs.rule(i) for i in done if rs.rule(i) is not None]  # type: ignore[misc]
 
 
-def compile_ruleset(rs: rm.RuleSet, profile: Optional[str] = None) -> tuple[Optional[CompiledRuleSet], list[Any]]:
+def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[CompiledRuleSet | None, list[Any]]:
     """Compile for one threshold profile; returns (compiled or None, diagnostics)."""
     diags = Diagnostics()
     profile = profile or rs.profiles.default
@@ -496,7 +510,7 @@ def _check_outputs(rule: rm.Rule, rs: rm.RuleSet, diags: Diagnostics) -> None:
             diags.add("C011", f"unknown table '{s.table}'", s.pos)
 
 
-def compile_or_raise(rs: rm.RuleSet, profile: Optional[str] = None) -> CompiledRuleSet:
+def compile_or_raise(rs: rm.RuleSet, profile: str | None = None) -> CompiledRuleSet:
     crs, diags = compile_ruleset(rs, profile)
     if crs is None:
         raise RuleSetError(diags)

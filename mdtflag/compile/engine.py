@@ -32,7 +32,7 @@ import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional, Protocol, Union, cast
+from typing import Literal, Protocol, Union, cast
 
 import orjson
 
@@ -45,8 +45,8 @@ class _Native(Protocol):
     def create_ruleset(self, name: str, ruleset_json: str, /) -> int: ...
     def delete_ruleset(self, handle: int, /) -> None: ...
     def assert_facts(self, handle: int, facts_json: str, /) -> tuple[int, int]: ...
-    def start_action_for_state(self, handle: int, offset: int, /) -> Optional[tuple[str, str]]: ...
-    def complete_and_start_action(self, handle: int, offset: int, /) -> Optional[str]: ...
+    def start_action_for_state(self, handle: int, offset: int, /) -> tuple[str, str] | None: ...
+    def complete_and_start_action(self, handle: int, offset: int, /) -> str | None: ...
     def delete_state(self, handle: int, sid: str, /) -> None: ...
 
 
@@ -54,10 +54,10 @@ _dre = cast(_Native, importlib.import_module("durable_rules_engine"))
 
 __all__ = [
     "Atom",
+    "EncodeError",
     "Engine",
     "EngineError",
     "EngineLimitError",
-    "EncodeError",
     "FieldType",
     "Op",
     "Test",

@@ -9,8 +9,9 @@ evaluation and the authoring tools share.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Union
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.engine import Atom, Engine
@@ -32,7 +33,7 @@ class TField:
     atoms: tuple[int, ...]
     negate: bool
     shown: str  # human form, e.g. "value ≤ 2"
-    const: Optional[rm.Outcome] = None  # a fixed outcome (comparison with a parameter set to null)
+    const: rm.Outcome | None = None  # a fixed outcome (comparison with a parameter set to null)
 
     @property
     def plain(self) -> bool:
@@ -54,7 +55,7 @@ TNode = Union[TField, TBool]
 # integer ``tag`` for dispatch, both fixed at construction so evaluation does not look them up.
 # ``tag`` is a literal per class, so comparing it narrows a :data:`PNode` for the type checker.
 
-def _own(node: Any) -> Optional[str]:
+def _own(node: Any) -> str | None:
     got = getattr(node, "id", None)
     return got if isinstance(got, str) else None
 
@@ -64,13 +65,13 @@ class PFact:
     node: rm.FactLeaf
     kind: str
     where: tuple[TField, ...]
-    window: Optional[TField]
-    window_days: Optional[int]
-    test: Optional[TNode]
-    date_field: Optional[str]
+    window: TField | None
+    window_days: int | None
+    test: TNode | None
+    date_field: str | None
     #: the key under which a patient's candidate facts for (kind, where) are kept
     ckey: tuple[str, int] = field(init=False, repr=False)
-    own: Optional[str] = field(init=False, repr=False)
+    own: str | None = field(init=False, repr=False)
     tag: Literal[0] = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -80,10 +81,10 @@ class PFact:
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
 class PBool:
-    node: Union[rm.AllNode, rm.AnyNode, rm.NotNode]
+    node: rm.AllNode | rm.AnyNode | rm.NotNode
     op: str  # all | any | not
     items: tuple[PNode, ...]
-    own: Optional[str] = field(init=False, repr=False)
+    own: str | None = field(init=False, repr=False)
     tag: Literal[1] = field(default=1, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +96,7 @@ class PConst:
     node: rm.ParamLeaf
     outcome: rm.Outcome
     shown: str
-    own: Optional[str] = field(init=False, repr=False)
+    own: str | None = field(init=False, repr=False)
     tag: Literal[2] = field(default=2, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +106,7 @@ class PConst:
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
 class PRuleRef:
     node: rm.RuleRefLeaf
-    own: Optional[str] = field(init=False, repr=False)
+    own: str | None = field(init=False, repr=False)
     tag: Literal[3] = field(default=3, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,15 +122,15 @@ PNode = Union[PFact, PBool, PRuleRef, PConst]
 class Instance:
     """One evaluation of a rule's criteria: the whole rule, or one table row (e.g. one cohort)."""
 
-    row: Optional[Mapping[str, Any]]
+    row: Mapping[str, Any] | None
     plan: PNode
-    gate: Optional[PNode] = None  # a conjunct that, when not met, decides the row at once
+    gate: PNode | None = None  # a conjunct that, when not met, decides the row at once
 
 
 @dataclass(frozen=True)
 class CompiledRule:
     rule: rm.Rule
-    applies: Optional[PNode]
+    applies: PNode | None
     instances: tuple[Instance, ...]
     skipped_rows: tuple[Mapping[str, Any], ...]  # e.g. closed cohorts
 

@@ -3,21 +3,35 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
 
 import orjson
-from decimal import Decimal
-from typing import Any, Mapping, Optional, Sequence
 
 import mdtflag.ruleset.model as rm
-from mdtflag.ruleset.model import Status
 from mdtflag.compile.plan import CompiledRuleSet, PFact
 from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
 from mdtflag.evaluate.match import Missing, NodeResult, RuleEval, id_keys
 from mdtflag.fhir.facts import FactSet
 from mdtflag.output.result import (
-    RESULT_SCHEMA_ID, CohortDoc, DataQualityDoc, DecisionDoc, EvidenceDoc, FlagDoc, MissingDoc, NameVersionDoc,
-    PendingDoc, ReasonDoc, Result, RulesetDoc, SuggestedDoc, TargetDoc, TextDoc,
+    RESULT_SCHEMA_ID,
+    CohortDoc,
+    DataQualityDoc,
+    DecisionDoc,
+    EvidenceDoc,
+    FlagDoc,
+    MissingDoc,
+    NameVersionDoc,
+    PendingDoc,
+    ReasonDoc,
+    Result,
+    RulesetDoc,
+    SuggestedDoc,
+    TargetDoc,
+    TextDoc,
 )
+from mdtflag.ruleset.model import Status
 
 # Output objects are the typed dicts of ``result.py`` (TextDoc, FlagDoc, …), built with their keys in
 # the field order of the models there: that order is the canonical JSON order (tests/test_schemas.py).
@@ -86,7 +100,7 @@ def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
         if k % 2 == 0:
             out.append(part)
         else:
-            value = ctx[part] if part in ctx else None
+            value = ctx.get(part, None)
             out.append(show(value, lang) if value is not None else "{" + part + "}")
     return "".join(out)
 
@@ -94,7 +108,7 @@ def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
 _STATIC: dict[int, tuple[rm.Text, TextDoc]] = {}
 
 
-def text_out(text: Optional[rm.Text], ctx: Mapping[str, Any]) -> Optional[TextDoc]:
+def text_out(text: rm.Text | None, ctx: Mapping[str, Any]) -> TextDoc | None:
     if text is None:
         return None
     got = _STATIC.get(id(text))
@@ -146,10 +160,10 @@ class Builder:
         self._id_lists: dict[Any, list[tuple[Any, str]]] = crs.shared.setdefault("id_lists", {})
         self._const_reasons: dict[tuple[int, int], ReasonDoc] = crs.shared.setdefault("reasons", {})
         self._fields: dict[int, dict[str, Any]] = {}
-        self._pctx: Optional[dict[str, Any]] = None
+        self._pctx: dict[str, Any] | None = None
 
     # ---- context for templates
-    def base_ctx(self, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    def base_ctx(self, row: Mapping[str, Any] | None) -> dict[str, Any]:
         if self._pctx is None:
             self._pctx = {f"p.{k}": v for k, v in self.params.items()}
         ctx: dict[str, Any] = dict(self._pctx)
@@ -236,7 +250,7 @@ class Builder:
                    missing=self.missing(r.missing) if r.outcome == UNKNOWN else [])
 
     def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any],
-                blocking_only: bool = False, row: Optional[Mapping[str, Any]] = None) -> list[ReasonDoc]:
+                blocking_only: bool = False, row: Mapping[str, Any] | None = None) -> list[ReasonDoc]:
         """Reasons in tree order. For a rule that did not fire, only what blocked it (criteria not met
         or unknown, and below them); ``mdtflag explain`` shows the whole tree."""
         out: list[ReasonDoc] = []
@@ -275,14 +289,14 @@ class Builder:
                                  missing=self.missing(root.missing) if root.outcome == UNKNOWN else []))
         return out
 
-    def target(self, rule: rm.Rule) -> Optional[TargetDoc]:
+    def target(self, rule: rm.Rule) -> TargetDoc | None:
         t = rule.target
         if t is None:
             return None
         region_name = self.region_row.get("name") if self.region_row else None
         rn = TextDoc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
         if t.fixed is not None:
-            centre: Optional[TextDoc] = TextDoc(sv=t.fixed.sv, en=t.fixed.en)
+            centre: TextDoc | None = TextDoc(sv=t.fixed.sv, en=t.fixed.en)
         else:
             table = self.crs.ruleset.tables.get(t.table or "")
             row = table.row(self.region) if (table is not None and self.region) else None
@@ -295,7 +309,7 @@ class Builder:
                 centre = None
         return TargetDoc(healthcare_region=self.region, region_name=rn, centre=centre)
 
-    def cohorts(self, ev: RuleEval) -> Optional[list[CohortDoc]]:
+    def cohorts(self, ev: RuleEval) -> list[CohortDoc] | None:
         if ev.rule.for_each is None:
             return None
         # trial rules list every cohort; other per-row rules (e.g. one row per EU label) list the rows
@@ -327,8 +341,8 @@ class Builder:
                 unknown[cid] = None
         return list(failed), list(unknown)
 
-    def cohort(self, row: Mapping[str, Any], status: Status, res: Optional[NodeResult],
-               memo: Optional[Mapping[Any, NodeResult]] = None) -> CohortDoc:
+    def cohort(self, row: Mapping[str, Any], status: Status, res: NodeResult | None,
+               memo: Mapping[Any, NodeResult] | None = None) -> CohortDoc:
         failed, unknown = self.row_ids(res, memo) if res is not None and memo is not None else ([], [])
         title = row.get("title")
         enrolled = row.get("enrolled")
@@ -336,7 +350,7 @@ class Builder:
                          state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
                          status=status, failed=failed, unknown=unknown)
 
-    def suggested(self, ev: RuleEval) -> Optional[list[SuggestedDoc]]:
+    def suggested(self, ev: RuleEval) -> list[SuggestedDoc] | None:
         s = ev.rule.suggest
         if s is None or ev.status != "flagged" or ev.best is None:
             return None
@@ -416,7 +430,7 @@ class Builder:
         return out
 
 
-def _chosen_text(r: NodeResult) -> Optional[rm.Text]:
+def _chosen_text(r: NodeResult) -> rm.Text | None:
     """The criterion's own text for its outcome (``None``: the missing-data or default text)."""
     node = r[0].node
     out = r[1]
@@ -432,7 +446,7 @@ def _chosen_text(r: NodeResult) -> Optional[rm.Text]:
 _ROW_ONLY: dict[int, tuple[Any, bool]] = {}
 
 
-def _row_only(text: Optional[rm.Text]) -> bool:
+def _row_only(text: rm.Text | None) -> bool:
     """Whether a text names only table-row values and parameters (``{row.…}``, ``{p.…}``), so that
     it reads the same for every patient."""
     if text is None:
@@ -484,7 +498,7 @@ def _default_status_text(status: str) -> TextDoc:
 
 
 def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,
-                 notes: Sequence[Any] = (), patient_ref: Optional[str] = None) -> Result:
+                 notes: Sequence[Any] = (), patient_ref: str | None = None) -> Result:
     b = Builder(crs, fs, as_of, version)
     flags = {ev.rule.id: b.flag(ev) for ev in evals}
     rs = crs.ruleset

@@ -8,8 +8,9 @@ unknown stays unknown. Missing data is therefore never silently false.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Literal, NamedTuple
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRule, CompiledRuleSet, PBool, PFact, PNode, PRuleRef, TField, TNode
@@ -24,15 +25,15 @@ STATUS_RANK: dict[Status, int] = {"flagged": 0, "indeterminate": 1, "not_flagged
 class Missing:
     """Data that would decide an unknown criterion."""
 
-    criterion: Optional[str]
+    criterion: str | None
     fact: str
     reason: Literal["absent", "stale", "field", "rule"]
-    field: Optional[str] = None
-    resource: Optional[str] = None
-    days: Optional[int] = None
+    field: str | None = None
+    resource: str | None = None
+    days: int | None = None
     where: str = ""
-    rule: Optional[str] = None
-    text: Optional[rm.Text] = None
+    rule: str | None = None
+    text: rm.Text | None = None
 
 
 class NodeResult(NamedTuple):
@@ -42,14 +43,14 @@ class NodeResult(NamedTuple):
     outcome: Outcome
     facts: tuple[int, ...]
     missing: tuple[Missing, ...]
-    children: tuple["NodeResult", ...] = ()
+    children: tuple[NodeResult, ...] = ()
     detail: str = ""
 
     @property
     def node(self) -> Any:
         return self.plan.node
 
-    def find(self, cid: str) -> Optional["NodeResult"]:
+    def find(self, cid: str) -> NodeResult | None:
         if getattr(self.node, "id", None) == cid:
             return self
         for ch in self.children:
@@ -62,7 +63,7 @@ class NodeResult(NamedTuple):
 class InstanceResult(NamedTuple):
     """One table row (or the whole rule): its criteria's result and the status it gives."""
 
-    row: Optional[Mapping[str, Any]]
+    row: Mapping[str, Any] | None
     result: NodeResult
     status: Status
 
@@ -71,9 +72,9 @@ class InstanceResult(NamedTuple):
 class RuleEval:
     compiled: CompiledRule
     status: Status
-    applies: Optional[NodeResult]
+    applies: NodeResult | None
     instances: tuple[InstanceResult, ...]
-    best: Optional[InstanceResult]
+    best: InstanceResult | None
     #: every node result of the patient by evaluation key (see :func:`id_keys`)
     memo: Mapping[Any, NodeResult] = field(compare=False, repr=False)
 
@@ -81,7 +82,7 @@ class RuleEval:
     def rule(self) -> rm.Rule:
         return self.compiled.rule
 
-    def criterion(self, cid: str) -> Optional[NodeResult]:
+    def criterion(self, cid: str) -> NodeResult | None:
         if self.applies is not None:
             got = self.applies.find(cid)
             if got is not None:
@@ -113,7 +114,7 @@ class _Eval:
         self.done: dict[str, RuleEval] = {}
         self.memo: dict[Any, NodeResult] = {}
         self.cands: dict[Any, tuple[int, ...]] = {}
-        self._has: Optional[dict[str, frozenset[int]]] = None
+        self._has: dict[str, frozenset[int]] | None = None
         self._hits: dict[int, frozenset[int]] = {}
         self._whole: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
         self.universe = frozenset(range(len(encoded)))
@@ -121,10 +122,10 @@ class _Eval:
         # leaves, and nodes made only of such results) are built once and shared: by identity
         self._const: dict[Any, NodeResult] = crs.absent_results
         self._const_ids = crs.const_ids
-        self._witness: dict[Any, Optional[frozenset[Any]]] = crs.shared.setdefault("witness", {})
+        self._witness: dict[Any, frozenset[Any] | None] = crs.shared.setdefault("witness", {})
         self._tree_keys: dict[Any, list[tuple[Any, NodeResult]]] = crs.shared.setdefault("tree_keys", {})
         # what this patient's facts can make non-empty: atoms some fact satisfied, and fact kinds
-        self.matched: set[Union[int, tuple[str, str]]] = {a for a, hit in enumerate(sets) if hit}
+        self.matched: set[int | tuple[str, str]] = {a for a, hit in enumerate(sets) if hit}
         self.matched.update(("kind", k) for k in self.by_kind)
 
     # ---- tests over sets of facts
@@ -200,12 +201,12 @@ class _Eval:
             out += [f for f in self.absent_fields(x, i) if f not in out]
         return out
 
-    def resource(self, i: int) -> Optional[str]:
+    def resource(self, i: int) -> str | None:
         ev = self.fs.facts[i].evidence
         return ev[0].resource if ev else None
 
     # ---- criteria
-    def node(self, p: PNode, cid: Optional[str]) -> NodeResult:
+    def node(self, p: PNode, cid: str | None) -> NodeResult:
         # a node with its own id reports under that id wherever it is used: evaluate it once
         own = p.own
         key = p if own else (p, cid)
@@ -214,7 +215,7 @@ class _Eval:
             return got
         return self.compute(p, own, cid, key)
 
-    def compute(self, p: PNode, own: Optional[str], cid: Optional[str], key: Any) -> NodeResult:
+    def compute(self, p: PNode, own: str | None, cid: str | None, key: Any) -> NodeResult:
         if p.tag == 1:
             # a sub-tree whose every leaf is sure to find no candidate fact has the result it had for
             # every other such patient: take it, and its nodes' results, without walking it
@@ -236,7 +237,7 @@ class _Eval:
         self.memo[key] = got
         return got
 
-    def tree_keys(self, r: NodeResult, cid: Optional[str]) -> list[tuple[Any, NodeResult]]:
+    def tree_keys(self, r: NodeResult, cid: str | None) -> list[tuple[Any, NodeResult]]:
         """(evaluation key, result) of every node of a patient-independent result tree (kept)."""
         key = (id(r), cid)
         got = self._tree_keys.get(key)
@@ -257,7 +258,7 @@ class _Eval:
         self._const_ids.add(id(got))
         return got
 
-    def boolean(self, p: PBool, own: Optional[str]) -> NodeResult:
+    def boolean(self, p: PBool, own: str | None) -> NodeResult:
         memo = self.memo
         kids_list = []
         for x in p.items:  # node(), inlined
@@ -313,7 +314,7 @@ class _Eval:
             got = self.cands[key] = tuple(sorted(pool)) if pool else ()
         return got
 
-    def fact(self, p: PFact, cid: Optional[str]) -> NodeResult:
+    def fact(self, p: PFact, cid: str | None) -> NodeResult:
         leaf = p.node
         cands = self.candidates(p)
         if not cands:
@@ -354,7 +355,7 @@ class _Eval:
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
         return _nr((p, NOT_MET, cands, (), (), ""))
 
-    def ruleref(self, p: PRuleRef, cid: Optional[str]) -> NodeResult:
+    def ruleref(self, p: PRuleRef, cid: str | None) -> NodeResult:
         leaf = p.node
         ref = self.done.get(leaf.rule)
         if ref is None:  # cannot happen after topological ordering; stay safe
@@ -418,14 +419,14 @@ class _Eval:
 _UNSEEN: Any = object()  # not in a cache (``None`` is a cached answer)
 
 
-def witness(p: PNode, cache: dict[Any, Optional[frozenset[Any]]]) -> Optional[frozenset[Any]]:
+def witness(p: PNode, cache: dict[Any, frozenset[Any] | None]) -> frozenset[Any] | None:
     """Atoms and fact kinds of which at least one must be present for some leaf under ``p`` to have
     a candidate fact; ``None`` when that cannot be said (a rule reference). A leaf needs a fact of its
     kind that satisfies each plain ``where`` test, so the atoms of one such test (or else its kind)
     witness it."""
     if p in cache:
         return cache[p]
-    got: Optional[frozenset[Any]]
+    got: frozenset[Any] | None
     if p.tag == 0:
         plain = next((w for w in p.where if w.plain), None)
         got = frozenset(plain.atoms) if plain is not None else frozenset({("kind", p.kind)})
@@ -441,7 +442,7 @@ def witness(p: PNode, cache: dict[Any, Optional[frozenset[Any]]]) -> Optional[fr
     return got
 
 
-def id_keys(p: PNode, cid: Optional[str] = None, out: Optional[list[tuple[Any, str]]] = None) -> list[tuple[Any, str]]:
+def id_keys(p: PNode, cid: str | None = None, out: list[tuple[Any, str]] | None = None) -> list[tuple[Any, str]]:
     """The evaluation keys and criterion ids of the id'd nodes of a plan tree, in tree order."""
     if out is None:
         out = []

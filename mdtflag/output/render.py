@@ -1,7 +1,7 @@
 """Results → canonical JSON (byte-identical for identical input) or text a clinician reads."""
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
@@ -24,7 +24,7 @@ HEAD = {
 }
 
 
-def to_json(result: Union[Result, ErrorResult, dict[str, Any]], *, indent: bool = True) -> bytes:
+def to_json(result: Result | ErrorResult | dict[str, Any], *, indent: bool = True) -> bytes:
     """Canonical JSON: fixed key order from the model, UTF-8, newline at the end."""
     data = result if isinstance(result, dict) else result.to_dict()
     opt = orjson.OPT_INDENT_2 if indent else 0

@@ -5,8 +5,9 @@ its published JSON Schema, and validate documents read back. Evaluation builds t
 as the typed, read-only dicts below (:class:`Result` and its parts, ``…Doc``), which orjson writes
 directly: their keys are in the models' field order, which is the canonical JSON order.
 """
-from __future__ import annotations
-
+# ruff: noqa: FA100
+# (no ``from __future__ import annotations``: pydantic evaluates the models' annotations when the module is
+# imported, and ``X | None`` cannot be evaluated on Python 3.9, which mdtflag supports)
 from typing import TYPE_CHECKING, Any, Callable, Final, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
