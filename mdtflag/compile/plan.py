@@ -53,7 +53,8 @@ TNode = Union[TField, TBool]
 # ----------------------------------------------------------------- criteria
 # Besides its fields, every plan node carries its own criterion id (``own``, or ``None``) and a small
 # integer ``tag`` for dispatch, both fixed at construction so evaluation does not look them up.
-# ``tag`` is a literal per class, so comparing it narrows a :data:`PNode` for the type checker.
+# ``tag`` is a literal per class, so comparing it narrows a :data:`PNode` for the type checker. Both are
+# instance attributes only (no class attribute of the same name, which would make reading them slower).
 
 def _own(node: Any) -> str | None:
     got = getattr(node, "id", None)
@@ -72,11 +73,12 @@ class PFact:
     #: the key under which a patient's candidate facts for (kind, where) are kept
     ckey: tuple[str, int] = field(init=False, repr=False)
     own: str | None = field(init=False, repr=False)
-    tag: Literal[0] = field(default=0, init=False, repr=False)
+    tag: Literal[0] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ckey", (self.kind, id(self.where)))
         object.__setattr__(self, "own", _own(self.node))
+        object.__setattr__(self, "tag", 0)
 
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
@@ -85,10 +87,11 @@ class PBool:
     op: str  # all | any | not
     items: tuple[PNode, ...]
     own: str | None = field(init=False, repr=False)
-    tag: Literal[1] = field(default=1, init=False, repr=False)
+    tag: Literal[1] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "own", _own(self.node))
+        object.__setattr__(self, "tag", 1)
 
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
@@ -97,20 +100,22 @@ class PConst:
     outcome: rm.Outcome
     shown: str
     own: str | None = field(init=False, repr=False)
-    tag: Literal[2] = field(default=2, init=False, repr=False)
+    tag: Literal[2] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "own", _own(self.node))
+        object.__setattr__(self, "tag", 2)
 
 
 @dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
 class PRuleRef:
     node: rm.RuleRefLeaf
     own: str | None = field(init=False, repr=False)
-    tag: Literal[3] = field(default=3, init=False, repr=False)
+    tag: Literal[3] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "own", _own(self.node))
+        object.__setattr__(self, "tag", 3)
 
 
 PNode = Union[PFact, PBool, PRuleRef, PConst]
