@@ -434,7 +434,8 @@ def _order(rs: rm.RuleSet, diags: Diagnostics) -> list[rm.Rule]:
 
     for r in rs.rules:
         visit(r.id, [])
-    return [rs.rule(i) for i in done if rs.rule(i) is not None]  # type: ignore[misc]
+    ordered = [rs.rule(i) for i in done]
+    return [r for r in ordered if r is not None]
 
 
 def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[CompiledRuleSet | None, list[Any]]:

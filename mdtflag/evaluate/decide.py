@@ -394,37 +394,35 @@ class Builder:
         )
 
     def decisions(self, evals: Sequence[RuleEval], flags: Mapping[str, FlagDoc]) -> dict[str, DecisionDoc]:
-        groups: dict[str, list[RuleEval]] = {}
+        groups: dict[str, list[tuple[rm.Decision, RuleEval]]] = {}
         for ev in evals:
             if ev.rule.decision is not None:
-                groups.setdefault(ev.rule.decision.group, []).append(ev)
+                groups.setdefault(ev.rule.decision.group, []).append((ev.rule.decision, ev))
         out: dict[str, DecisionDoc] = {}
         for name in sorted(groups):
-            members = sorted(groups[name], key=lambda e: (e.rule.decision.rank, e.rule.id))  # type: ignore[union-attr]
-            flagged = [e for e in members if e.status == "flagged"]
-            best_rank = flagged[0].rule.decision.rank if flagged else None  # type: ignore[union-attr]
-            deciding = [e for e in flagged if e.rule.decision.rank == best_rank]  # type: ignore[union-attr]
-            pending = [e for e in members if e.status == "indeterminate"
-                       and (best_rank is None or e.rule.decision.rank < best_rank)]  # type: ignore[union-attr]
-            level = deciding[0].rule.decision.level if deciding else UNDETERMINED  # type: ignore[union-attr]
-            target = next((flags[e.rule.id].target for e in deciding if flags[e.rule.id].target is not None), None)
+            ranked = sorted(groups[name], key=lambda de: (de[0].rank, de[1].rule.id))
+            flagged = [(d, e) for d, e in ranked if e.status == "flagged"]
+            best_rank = flagged[0][0].rank if flagged else None
+            deciding = [(d, e) for d, e in flagged if d.rank == best_rank]
+            pending = [(d, e) for d, e in ranked if e.status == "indeterminate" and (best_rank is None or d.rank < best_rank)]
+            level = deciding[0][0].level if deciding else UNDETERMINED
+            target = next((flags[e.rule.id].target for _, e in deciding if flags[e.rule.id].target is not None), None)
             if deciding:
-                text = TextDoc(sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
-                               en=" ".join(flags[e.rule.id].text.en for e in deciding))
+                text = TextDoc(sv=" ".join(flags[e.rule.id].text.sv for _, e in deciding),
+                               en=" ".join(flags[e.rule.id].text.en for _, e in deciding))
             else:
                 # why no level: the rules that do not apply, the undecided ones, and the default route
                 # (the lowest-ranked rule that applies) with its own reason
-                applicable = [e.rule.decision.rank for e in members if e.status != "not_applicable"]  # type: ignore[union-attr]
+                applicable = [d.rank for d, e in ranked if e.status != "not_applicable"]
                 last = max(applicable) if applicable else None
-                why = [flags[e.rule.id] for e in members
-                       if e.status in ("not_applicable", "indeterminate") or e.rule.decision.rank == last]  # type: ignore[union-attr]
+                why = [flags[e.rule.id] for d, e in ranked if e.status in ("not_applicable", "indeterminate") or d.rank == last]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
                 en_why = " ".join(dict.fromkeys(f.text.en for f in why))
                 text = TextDoc(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
                                en=("No level could be decided. " + en_why).strip())
-            out[name] = DecisionDoc(level=level, rules=[e.rule.id for e in deciding], target=target,
-                pending=[PendingDoc(rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
-                         for e in pending],
+            out[name] = DecisionDoc(level=level, rules=[e.rule.id for _, e in deciding], target=target,
+                pending=[PendingDoc(rule=e.rule.id, level=d.level, missing=_unique(flags[e.rule.id].missing))
+                         for d, e in pending],
                 text=text,
             )
         return out
