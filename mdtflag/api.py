@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Union
 
 from mdtflag import __version__
-from mdtflag.compile.compiler import CompiledRuleSet, compile_or_raise
+from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.evaluate.decide import build_result
 from mdtflag.errors import InputError
 from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.evaluate.match import RuleEval, evaluate_facts
-from mdtflag.output.result import ErrorBody, ErrorResult, ResultDoc as Result
+from mdtflag.output.result import ErrorBody, ErrorResult, Result
 from mdtflag.ruleset.model import RuleSet, load_ruleset
 
 Source = Union[str, os.PathLike, bytes, dict]
