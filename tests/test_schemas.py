@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mdtflag.api import Evaluator
 from mdtflag.output.render import to_json
-from mdtflag.output.result import Result
+from mdtflag.output.result import ResultModel as Result
 
 from conftest import ROOT
 

@@ -111,7 +111,7 @@ class RulesetOut(Out):
     profile: str
 
 
-class Result(Out):
+class ResultModel(Out):
     schema_: Literal["mdtflag.result/1"] = Field(default=RESULT_SCHEMA_ID, alias="schema")
     patient: str
     as_of: str
@@ -169,8 +169,8 @@ class Doc(dict):  # type: ignore[type-arg]
         raise AttributeError("result documents are read-only")
 
 
-class ResultDoc(Doc):
-    """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`Result`)."""
+class Result(Doc):
+    """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`ResultModel`)."""
 
     __slots__ = ()
 
@@ -184,8 +184,11 @@ class ResultDoc(Doc):
         return None
 
 
+ResultDoc = Result  # the name modules used before the document type became ``Result``
+
+
 def result_json_schema() -> dict[str, Any]:
-    schema = Result.model_json_schema(by_alias=True)
+    schema = ResultModel.model_json_schema(by_alias=True)
     schema["$id"] = RESULT_SCHEMA_ID
     schema["title"] = "mdtflag result"
     return schema
