@@ -1,6 +1,16 @@
 """Errors and data-quality notes shared by the pipeline stages.
 
-Two kinds of trouble exist and they never mix:
+Every exception mdtflag raises on purpose derives from one root::
+
+    MdtflagError
+    ├── InputError      an input cannot be read as one patient (this module)
+    ├── RuleSetError    a rule directory has errors; carries every diagnostic (mdtflag.ruleset.diagnostics)
+    └── UsageError      a bad argument: an ``as_of`` that is not a date, an unknown profile name, ...
+
+``except mdtflag.MdtflagError`` therefore catches every expected failure; anything else is a bug.
+``UsageError`` is also a ``ValueError``, as a bad argument always was.
+
+Two kinds of trouble in the data exist and they never mix:
 
 * :class:`InputError` -- an input (a file, a byte string, a dict, one NDJSON line) that cannot be
   read as one patient at all. It names the input, the line where that makes sense, and a stable
@@ -17,9 +27,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
-__all__ = ["InputError", "INPUT_ERROR_CODES", "DataQualityNote", "NOTE_CODES"]
+__all__ = ["MdtflagError", "InputError", "UsageError", "INPUT_ERROR_CODES", "DataQualityNote", "NOTE_CODES"]
+
+
+class MdtflagError(Exception):
+    """The root of every exception mdtflag raises on purpose."""
+
+
+class UsageError(MdtflagError, ValueError):
+    """A bad argument from the caller, e.g. ``as_of="2026-13-01"`` or an unknown profile name."""
 
 #: Stable ``InputError.code`` values and what each means.
 INPUT_ERROR_CODES: Mapping[str, str] = MappingProxyType({
@@ -34,7 +52,7 @@ INPUT_ERROR_CODES: Mapping[str, str] = MappingProxyType({
 })
 
 
-class InputError(Exception):
+class InputError(MdtflagError):
     """An input that cannot be read as one patient.
 
     ``str(error)`` is ``"source[:line]: message [code]"``, e.g.
@@ -69,9 +87,9 @@ class InputError(Exception):
     def __hash__(self) -> int:
         return hash((self.code, self.source, self.message, self.line))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``line`` omitted when unknown)."""
-        d = {"code": self.code, "source": self.source, "message": self.message}
+        d: dict[str, Any] = {"code": self.code, "source": self.source, "message": self.message}
         if self.line is not None:
             d["line"] = self.line
         return d
@@ -120,7 +138,7 @@ class DataQualityNote:
     resource: str | None = None
     element: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str]:
         """JSON-ready form; absent ``resource``/``element`` are left out."""
         d = {"code": self.code, "message": self.message}
         if self.resource is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mdtflag.errors import MdtflagError
+
 Severity = Literal["error", "warning", "info"]
 
 
@@ -75,7 +77,7 @@ class Diagnostics:
         return out
 
 
-class RuleSetError(Exception):
+class RuleSetError(MdtflagError):
     """Raised when a rule directory has errors; carries every diagnostic, not only the first."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
