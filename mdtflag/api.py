@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from mdtflag._version import __version__
 from mdtflag.compile.compiler import CompiledRuleSet, compile_or_raise

@@ -180,8 +180,10 @@ def test_parse_date_round_trips(day: dt.date) -> None:
     assert mdtflag.api.parse_date(day.isoformat()) == day == mdtflag.api.parse_date(day)
 
 
-@pytest.mark.skipif(shutil.which("mypy") is None and importlib.util.find_spec("mypy") is None,
-                    reason="mypy is not installed (pip install -e '.[test]')")
+@pytest.mark.skipif(
+    shutil.which("mypy") is None and importlib.util.find_spec("mypy") is None,
+    reason="mypy is not installed (pip install -e '.[test]')",
+)
 def test_type_checker_sees_the_real_types(tmp_path: Path) -> None:
     snippet = tmp_path / "use.py"
     snippet.write_text(
@@ -190,8 +192,13 @@ def test_type_checker_sees_the_real_types(tmp_path: Path) -> None:
         "def f(ev: Evaluator) -> Result:\n    return ev.evaluate(b'')\n",
         encoding="utf-8",
     )
-    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-error-summary", str(snippet)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-error-summary", str(snippet)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert 'Revealed type is "def (rules:' in r.stdout, r.stdout
     assert "mdtflag.api.Evaluator" in r.stdout and "mdtflag.output.result.Result" in r.stdout
     assert "error:" not in r.stdout, r.stdout

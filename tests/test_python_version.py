@@ -33,7 +33,10 @@ def _as_if(version: str, code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_library_import_raises_import_error_with_the_reason() -> None:
-    r = _as_if("(3, 13, 0, 'final', 0)", "sys.argv = ['app.py']\ntry:\n import mdtflag\nexcept ImportError as e:\n print('IE', e)")
+    r = _as_if(
+        "(3, 13, 0, 'final', 0)",
+        "sys.argv = ['app.py']\ntry:\n import mdtflag\nexcept ImportError as e:\n print('IE', e)",
+    )
     assert r.returncode == 0 and r.stdout.startswith("IE mdtflag needs Python 3.9–3.12"), r.stderr
 
 
@@ -48,8 +51,9 @@ def test_python_m_mdtflag_gives_a_message_not_a_traceback(tmp_path: Path) -> Non
     # sitecustomize runs before `-m` looks the package up, as if this interpreter were Python 3.13
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.version_info = (3, 13, 0, 'final', 0)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    r = subprocess.run([sys.executable, "-m", "mdtflag", "--help"], capture_output=True, text=True, cwd=tmp_path,
-                       env=env, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "mdtflag", "--help"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60
+    )
     assert r.returncode == 1 and r.stdout == ""
     assert "ImportError: mdtflag needs Python 3.9–3.12" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1

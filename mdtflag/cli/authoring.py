@@ -49,10 +49,17 @@ __all__ = ["check_cmd", "diff_cmd", "explain_cmd", "register", "test_cmd"]
 @click.option("--profile", "profiles", multiple=True, help="Compile for this profile only (repeatable).")
 @click.option("--all-profiles", is_flag=True, help="Compile for every profile (the default).")
 @click.option("--strict", is_flag=True, help="Warnings fail the check too (exit 3).")
-@click.option("--severity", "min_severity", type=click.Choice(["info", "warning", "error"]), default="info",
-              show_default=True, help="Show diagnostics of this severity or worse.")
-def check_cmd(paths: tuple[str, ...], fmt: str, profiles: tuple[str, ...], all_profiles: bool, strict: bool,
-              min_severity: str) -> None:
+@click.option(
+    "--severity",
+    "min_severity",
+    type=click.Choice(["info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Show diagnostics of this severity or worse.",
+)
+def check_cmd(
+    paths: tuple[str, ...], fmt: str, profiles: tuple[str, ...], all_profiles: bool, strict: bool, min_severity: str
+) -> None:
     """Check rule directories (default: ./rules): YAML, schema, compilation for every profile, lint.
 
     Every problem is a diagnostic with a stable code, file:line:col, the source line and help.
@@ -75,18 +82,35 @@ def check_cmd(paths: tuple[str, ...], fmt: str, profiles: tuple[str, ...], all_p
 
 @click.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@rules_option(help="Rule directory for test files outside a rule directory "
-                   "(default: a rule directory among PATHS, else ./rules).", exists=True)
+@rules_option(
+    help="Rule directory for test files outside a rule directory "
+    "(default: a rule directory among PATHS, else ./rules).",
+    exists=True,
+)
 @format_option("text", "junit", "json")
-@click.option("--junit-xml", "junit_xml", type=click.Path(dir_okay=False), default=None,
-              help="Also write JUnit XML to this file.")
-@click.option("--coverage", is_flag=True,
-              help="Report which criterion outcomes (met / not met / unknown) the cases reach.")
-@click.option("--fail-under", "fail_under", type=click.FloatRange(0, 100), default=None,
-              help="Exit 1 when coverage is below this percentage (implies --coverage).")
+@click.option(
+    "--junit-xml", "junit_xml", type=click.Path(dir_okay=False), default=None, help="Also write JUnit XML to this file."
+)
+@click.option(
+    "--coverage", is_flag=True, help="Report which criterion outcomes (met / not met / unknown) the cases reach."
+)
+@click.option(
+    "--fail-under",
+    "fail_under",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Exit 1 when coverage is below this percentage (implies --coverage).",
+)
 @click.option("-k", "keyword", default=None, help="Run only cases whose name or file contains this text.")
-def test_cmd(paths: tuple[str, ...], rules: Optional[str], fmt: str, junit_xml: Optional[str], coverage: bool,
-             fail_under: Optional[float], keyword: Optional[str]) -> None:
+def test_cmd(
+    paths: tuple[str, ...],
+    rules: Optional[str],
+    fmt: str,
+    junit_xml: Optional[str],
+    coverage: bool,
+    fail_under: Optional[float],
+    keyword: Optional[str],
+) -> None:
     """Run rule test cases: rule directories (their tests/ folder), test files, or folders of *.expected.yaml.
 
     Exit 0 when every case passes, 1 on failures (or coverage below --fail-under), 3 when the rules or
@@ -123,8 +147,11 @@ def _explain_source(bundle: str, case_name: Optional[str]) -> tuple[LoadedBundle
         chosen = [c for c in found if case_name is None or c.name == case_name]
         if len(chosen) != 1:
             names = ", ".join(repr(c.name) for c in found)
-            raise click.UsageError(f"choose one case with --case; {bundle} has {names}" if case_name is None
-                                   else f"no case '{case_name}' in {bundle}; it has {names}")
+            raise click.UsageError(
+                f"choose one case with --case; {bundle} has {names}"
+                if case_name is None
+                else f"no case '{case_name}' in {bundle}; it has {names}"
+            )
         tc = chosen[0]
         return load_bundle(cases.case_bundle(tc)), tc.as_of, tc.profile
     if case_name is not None:
@@ -142,8 +169,16 @@ def _explain_source(bundle: str, case_name: Optional[str]) -> tuple[LoadedBundle
 @profile_option(help="Threshold profile (default: the test case's, else the rule set's default).")
 @format_option("text", "json")
 @click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True)
-def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: Optional[str], as_of: Optional[str],
-                rules: Optional[str], profile: Optional[str], fmt: str, lang: str) -> None:
+def explain_cmd(
+    bundle: str,
+    rule_ids: tuple[str, ...],
+    case_name: Optional[str],
+    as_of: Optional[str],
+    rules: Optional[str],
+    profile: Optional[str],
+    fmt: str,
+    lang: str,
+) -> None:
     """Why each rule fired or not for one patient: the criteria tree with ✓ ✗ ?, values, resources, blockers.
 
     BUNDLE is a FHIR Bundle JSON file, - for standard input, or a rule test file (.yaml; pick a case with --case).
@@ -174,14 +209,26 @@ def explain_cmd(bundle: str, rule_ids: tuple[str, ...], case_name: Optional[str]
 @click.argument("old", type=click.Path(file_okay=False, exists=True))
 @click.argument("new", type=click.Path(file_okay=False, exists=True))
 @click.argument("more", nargs=-1, type=click.Path(exists=True))
-@click.option("--cohort", "cohort", multiple=True, type=click.Path(exists=True),
-              help="Patients: bundle files, folders, Bulk Data NDJSON or rule test files (.yaml); "
-                   "repeatable, further paths may follow.")
+@click.option(
+    "--cohort",
+    "cohort",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Patients: bundle files, folders, Bulk Data NDJSON or rule test files (.yaml); "
+    "repeatable, further paths may follow.",
+)
 @as_of_option(help="Evaluation date (default: a test case's own, else today).")
 @profile_option(help="Threshold profile for both versions (default: a test case's own, else each one's default).")
 @format_option("text", "json")
-def diff_cmd(old: str, new: str, more: tuple[str, ...], cohort: tuple[str, ...], as_of: Optional[str],
-             profile: Optional[str], fmt: str) -> None:
+def diff_cmd(
+    old: str,
+    new: str,
+    more: tuple[str, ...],
+    cohort: tuple[str, ...],
+    as_of: Optional[str],
+    profile: Optional[str],
+    fmt: str,
+) -> None:
     """Compare two rule directories on a cohort: patients whose decisions, rule or row statuses change, and why."""
     inputs = list(cohort) + list(more)
     if not inputs:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 import click
 import orjson
@@ -141,13 +142,16 @@ def _unknown_profile(profile: str, choices: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------- shared options
 
 
-def rules_option(help: str = "Rule directory (default: $MDTFLAG_RULES, ./rules, else the rule set shipped with mdtflag).",
-                 exists: bool = False) -> Callable[[F], F]:
+def rules_option(
+    help: str = "Rule directory (default: $MDTFLAG_RULES, ./rules, else the rule set shipped with mdtflag).",
+    exists: bool = False,
+) -> Callable[[F], F]:
     return click.option("--rules", "rules", type=click.Path(file_okay=False, exists=exists), default=None, help=help)
 
 
-def as_of_option(help: str = "Evaluation date; ages and data windows are computed against it (default: today).",
-                 ) -> Callable[[F], F]:
+def as_of_option(
+    help: str = "Evaluation date; ages and data windows are computed against it (default: today).",
+) -> Callable[[F], F]:
     return click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD", help=help)
 
 
@@ -156,8 +160,13 @@ def profile_option(help: str = "Threshold profile (default: the rule set's defau
 
 
 def validate_option() -> Callable[[F], F]:
-    return click.option("--validate", type=click.Choice(["facts", "all", "none"]), default="facts", show_default=True,
-                        help="FHIR R4 validation: resources facts are read from, every resource, or none.")
+    return click.option(
+        "--validate",
+        type=click.Choice(["facts", "all", "none"]),
+        default="facts",
+        show_default=True,
+        help="FHIR R4 validation: resources facts are read from, every resource, or none.",
+    )
 
 
 def format_option(*choices: str) -> Callable[[F], F]:

@@ -7,8 +7,9 @@ authoring commands (``rules check|test|diff``, ``explain``) in :mod:`mdtflag.cli
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence, Union, cast
+from typing import NoReturn, Optional, Union, cast
 
 import click
 import orjson
@@ -62,11 +63,20 @@ def cli() -> None:
 @profile_option()
 @validate_option()
 @format_option("json", "text")
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True,
-              help="Language of the text format.")
+@click.option(
+    "--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the text format."
+)
 @click.option("-o", "--output", default=None, help="Write to a file instead of standard output.")
-def evaluate(bundle: str, as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
-             fmt: str, lang: str, output: Optional[str]) -> None:
+def evaluate(
+    bundle: str,
+    as_of: Optional[str],
+    rules: Optional[str],
+    profile: Optional[str],
+    validate: str,
+    fmt: str,
+    lang: str,
+    output: Optional[str],
+) -> None:
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
     day = as_of_date(as_of)
     ev = load_evaluator(rules, profile)
@@ -87,12 +97,25 @@ def evaluate(bundle: str, as_of: Optional[str], rules: Optional[str], profile: O
 @rules_option()
 @profile_option()
 @validate_option()
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Worker processes (a crash costs one patient, not the run).")
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes (a crash costs one patient, not the run).",
+)
 @click.option("-o", "--output", default=None, help="NDJSON results file (default: standard output).")
 @click.option("--summary", default=None, help="Also write a CSV summary (one row per input) to this file.")
-def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
-          workers: int, output: Optional[str], summary: Optional[str]) -> None:
+def batch(
+    inputs: tuple[str, ...],
+    as_of: Optional[str],
+    rules: Optional[str],
+    profile: Optional[str],
+    validate: str,
+    workers: int,
+    output: Optional[str],
+    summary: Optional[str],
+) -> None:
     """Screen many patients: files, folders of bundles, or FHIR Bulk Data NDJSON exports.
 
     Writes one JSON line per input (a result or a named error), in input order.
