@@ -125,7 +125,7 @@ def test_help_examples_name_real_commands() -> None:
         for part in line.replace("&&", "|").split("|"):
             words = shlex.split(part)
             if words and words[0] == "mdtflag":
-                group = cli
+                group: click.Command = cli
                 for word in words[1:]:
                     sub = group.commands.get(word) if isinstance(group, click.Group) else None
                     if sub is None:

@@ -47,6 +47,7 @@ __all__ = [
     "leave",
     "load_evaluator",
     "profile_option",
+    "report_ruleset_error",
     "rules_option",
     "run",
     "validate_option",
@@ -111,6 +112,7 @@ def as_of_date(value: Optional[str]) -> dt.date:
 
 
 def report_ruleset_error(e: RuleSetError) -> None:
+    """Every diagnostic of an invalid rule set on standard error, then a one-line summary."""
     for d in e.diagnostics:
         click.echo(d.format(), err=True)
     errors = sum(d.severity == "error" for d in e.diagnostics)
