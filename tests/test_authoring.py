@@ -16,7 +16,7 @@ import pytest
 from mdtflag.api import Evaluator
 from mdtflag.authoring.check import check_ruleset
 from mdtflag.authoring.explain import blockers
-from mdtflag.authoring.cases import possible_outcomes
+from mdtflag.authoring.coverage import possible_outcomes
 from mdtflag.cli.main import main
 
 from conftest import ROOT

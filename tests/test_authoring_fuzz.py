@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.authoring.check import check_ruleset, render_json, render_text
-from mdtflag.authoring.cases import render_junit, render_text as render_tests, run_tests
+from mdtflag.authoring.reporters import render_junit, render_text as render_tests
+from mdtflag.authoring.runner import run_tests
 
 from conftest import DATA
 

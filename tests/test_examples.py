@@ -208,48 +208,23 @@ def test_every_rule_reaches_every_status_across_examples(evaluator: Evaluator) -
     assert not missing, "statuses not covered by any expected file:\n  " + "\n  ".join(missing)
 
 
-def test_shared_blocks_are_identical() -> None:
-    """The biomarker block and the on-label tumour block are copied into several rule files; the copies must agree."""
-    def blocks(rule_file: str, cid: str) -> Any:
-        doc = yaml.safe_load((RULES / "criteria" / rule_file).read_text(encoding="utf-8"))
-
-        def find(node: Any) -> Any:
-            if isinstance(node, dict):
-                if node.get("id") == cid:
-                    return node
-                for v in node.values():
-                    got = find(v)
-                    if got is not None:
-                        return got
-            elif isinstance(node, list):
-                for v in node:
-                    got = find(v)
-                    if got is not None:
-                        return got
-            return None
-
-        node = find(doc)
-        assert node is not None, f"{rule_file}: criterion {cid} not found"
-        return node
-
-    def strip(node: dict) -> Any:
-        return {k: v for k, v in node.items() if k not in ("id", "text", "text_not_met", "text_unknown", "missing_text")}
-
-    biomarker = [("trial/F-ACT.yaml", "F-ACT-BIOMARKER"), ("trial/F-ONLABEL-ANY.yaml", "F-ONLABEL-ANY-BIOMARKER"),
-                 ("mdk/MDK-NAT-1.yaml", "MDK-NAT-1-ACT")]
-    ref = strip(blocks(*biomarker[0]))
-    for f, cid in biomarker[1:]:
-        assert strip(blocks(f, cid)) == ref, f"{f}: biomarker block differs from {biomarker[0][0]}"
-    trial = blocks("trial/TRIAL-FOCUSE.yaml", "TRIAL-C1-BIOMARKER")
-    assert trial["any"][0] == ref, "TRIAL-FOCUSE: biomarker block differs from F-ACT"
-    onlabel = strip(blocks("trial/F-ONLABEL-ANY.yaml", "F-ONLABEL-ANY-TUMOUR"))
-    assert strip(blocks("mdk/MDK-NAT-1.yaml", "MDK-NAT-1-OFFLABEL"))["not"] == onlabel, \
-        "MDK-NAT-1: on-label tumour block differs from F-ONLABEL-ANY"
+def test_shared_blocks_are_fragments_used_where_expected(evaluator: Evaluator) -> None:
+    """The biomarker block and the on-label tumour block exist once, as fragments, and each rule that needs them uses them."""
+    rs = evaluator.ruleset
+    used_in = {name: sorted({p.file for p in uses}) for name, uses in rs.fragment_uses.items()}
+    assert used_in == {
+        "biomarker-match": ["criteria/derived/F-ACT.yaml", "criteria/derived/F-ONLABEL-ANY.yaml",
+                            "criteria/mdk/MDK-NAT-1.yaml", "criteria/trial/TRIAL-FOCUSE.yaml"],
+        "on-label-tumour": ["criteria/derived/F-ONLABEL-ANY.yaml", "criteria/mdk/MDK-NAT-1.yaml"],
+    }
+    first = "{param: row.biomarker, equals: [BRAF-V600]}"  # the fragment's first branch is written nowhere else
+    assert first in (RULES / "fragments" / "biomarker-match.yaml").read_text(encoding="utf-8")
+    assert not [f for f in (RULES / "criteria").rglob("*.yaml") if first in f.read_text(encoding="utf-8")]
 
 
 def test_biomarker_block_covers_every_biomarker_key() -> None:
     table = yaml.safe_load((RULES / "tables" / "biomarkers.yaml").read_text(encoding="utf-8"))
-    text = (RULES / "criteria" / "trial" / "F-ACT.yaml").read_text(encoding="utf-8")
+    text = (RULES / "fragments" / "biomarker-match.yaml").read_text(encoding="utf-8")
     gated = set()
     for m in re.finditer(r"param: row\.biomarker, equals: \[([^\]]*)\]", text):
         gated |= {k.strip() for k in m.group(1).split(",")}

@@ -8,13 +8,16 @@ listed once, as added or removed, and not per patient.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any
 
-from mdtflag.ruleset.diagnostics import RuleSetError
+from mdtflag.authoring.casefile import case_bundle, load_test_file
 from mdtflag.errors import InputError
 from mdtflag.evaluate.match import NodeResult, RuleEval
+from mdtflag.fhir.load import iter_inputs, load_bundle
+from mdtflag.ruleset.diagnostics import Diagnostics, RuleSetError
 
 ABSENT = "—"
 
@@ -31,7 +34,7 @@ class PatientDiff:
         return bool(self.decisions or self.rules)
 
 
-def outcomes(r: Optional[NodeResult], into: Optional[dict[str, str]] = None) -> dict[str, str]:
+def outcomes(r: NodeResult | None, into: dict[str, str] | None = None) -> dict[str, str]:
     """Criterion id → outcome for a result tree."""
     into = {} if into is None else into
     if r is None:
@@ -44,14 +47,14 @@ def outcomes(r: Optional[NodeResult], into: Optional[dict[str, str]] = None) -> 
     return into
 
 
-def rule_outcomes(ev: Optional[RuleEval]) -> dict[str, str]:
+def rule_outcomes(ev: RuleEval | None) -> dict[str, str]:
     if ev is None:
         return {}
     out = outcomes(ev.applies)
     return outcomes(ev.best.result if ev.best else None, out)
 
 
-def row_outcomes(ev: Optional[RuleEval]) -> dict[str, tuple[str, dict[str, str]]]:
+def row_outcomes(ev: RuleEval | None) -> dict[str, tuple[str, dict[str, str]]]:
     """Row key → (status, criterion outcomes) for a for_each rule; closed rows are not_applicable."""
     if ev is None or ev.rule.for_each is None:
         return {}
@@ -68,7 +71,7 @@ def changed_criteria(old: Mapping[str, str], new: Mapping[str, str]) -> list[dic
             for c in sorted(set(old) | set(new)) if old.get(c) != new.get(c)]
 
 
-def decision_view(result: Any) -> dict[str, tuple[str, tuple[str, ...], Optional[str]]]:
+def decision_view(result: Any) -> dict[str, tuple[str, tuple[str, ...], str | None]]:
     return {g: (d.level, tuple(d.rules), d.target.healthcare_region if d.target is not None else None)
             for g, d in result.decisions.items()}
 
@@ -104,26 +107,22 @@ def diff_patient(old: tuple[Any, Sequence[RuleEval]], new: tuple[Any, Sequence[R
     return pd
 
 
-def _best_key(ev: RuleEval) -> Optional[str]:
+def _best_key(ev: RuleEval) -> str | None:
     return str(ev.best.row.get("key")) if ev.best is not None and ev.best.row is not None else None
 
 
-def _decision(v: Optional[tuple[str, tuple[str, ...], Optional[str]]]) -> Optional[dict[str, Any]]:
+def _decision(v: tuple[str, tuple[str, ...], str | None] | None) -> dict[str, Any] | None:
     if v is None:
         return None
     return {"level": v[0], "rules": list(v[1]), "target_region": v[2]}
 
 
-def patients(inputs: Iterable[str], as_of: Optional[dt.date], profile: Optional[str]) -> Iterator[tuple[Any, str, dt.date, Optional[str]]]:
+def patients(inputs: Iterable[str], as_of: dt.date | None, profile: str | None) -> Iterator[tuple[Any, str, dt.date, str | None]]:
     """(loaded bundle or InputError, source, as_of, profile) for every patient of the inputs.
 
     Inputs are bundle files, folders, Bulk Data NDJSON (:func:`mdtflag.load.iter_inputs`) or rule test
     files (``.yaml``: every case, with its own as_of and profile unless given).
     """
-    from mdtflag.authoring.cases import case_bundle, load_test_file
-    from mdtflag.ruleset.diagnostics import Diagnostics
-    from mdtflag.fhir.load import iter_inputs, load_bundle
-
     for inp in inputs:
         if inp.endswith((".yaml", ".yml")):
             diags = Diagnostics()
@@ -131,7 +130,7 @@ def patients(inputs: Iterable[str], as_of: Optional[dt.date], profile: Optional[
                 source = f"{tc.file}:{tc.line} {tc.name}"
                 day = as_of or tc.as_of or dt.date.today()
                 try:
-                    yield load_bundle(case_bundle(tc)), source, day, profile or tc.profile  # type: ignore[arg-type]
+                    yield load_bundle(case_bundle(tc)), source, day, profile or tc.profile
                 except InputError as e:
                     yield e, source, day, profile
             for d in diags.errors:
@@ -141,7 +140,7 @@ def patients(inputs: Iterable[str], as_of: Optional[dt.date], profile: Optional[
             yield item, getattr(item, "source", inp), as_of or dt.date.today(), profile
 
 
-def diff_cohort(old_ev: Any, new_ev: Any, inputs: Iterable[str], as_of: Optional[dt.date], profile: Optional[str] = None) -> dict[str, Any]:
+def diff_cohort(old_ev: Any, new_ev: Any, inputs: Iterable[str], as_of: dt.date | None, profile: str | None = None) -> dict[str, Any]:
     """Evaluate every patient of ``inputs`` with both evaluators and collect what changes."""
     old_ids = {r.id for r in old_ev.ruleset.rules}
     new_ids = {r.id for r in new_ev.ruleset.rules}
@@ -218,7 +217,7 @@ def render_text(data: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _dshow(d: Optional[Mapping[str, Any]]) -> str:
+def _dshow(d: Mapping[str, Any] | None) -> str:
     if d is None:
         return ABSENT
     by = f" by {', '.join(d['rules'])}" if d["rules"] else ""

@@ -11,11 +11,11 @@ rows with their status and what blocked them.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from mdtflag import __version__
 from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.evaluate.decide import Builder
+from mdtflag.evaluate.decide import criterion_texts
 from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
 from mdtflag.output.render import STATUS_LABEL
 
@@ -73,7 +73,7 @@ def describe(p: PNode, lang: str = "en") -> str:
 
 # ----------------------------------------------------------------------------- blockers
 
-def blockers(r: NodeResult, outcome: str, ancestor: Optional[str] = None) -> list[tuple[NodeResult, Optional[str]]]:
+def blockers(r: NodeResult, outcome: str, ancestor: str | None = None) -> list[tuple[NodeResult, str | None]]:
     """The smallest set of nodes that give ``r`` its outcome (not met or unknown), with the nearest id above."""
     if r.outcome != outcome:
         return []
@@ -83,10 +83,10 @@ def blockers(r: NodeResult, outcome: str, ancestor: Optional[str] = None) -> lis
     return [(r, ancestor)]
 
 
-def label(r: NodeResult, ancestor: Optional[str], lang: str) -> str:
+def label(r: NodeResult, ancestor: str | None, lang: str) -> str:
     cid = getattr(r.node, "id", None)
     if cid:
-        return cid
+        return str(cid)
     inside = f" (in {ancestor})" if ancestor else ""
     return f"{describe(r.plan, lang)}{inside}"
 
@@ -95,22 +95,22 @@ def label(r: NodeResult, ancestor: Optional[str], lang: str) -> str:
 
 class Explainer:
     def __init__(self, crs: Any, fs: Any, as_of: dt.date, lang: str):
-        self.b = Builder(crs, fs, as_of, __version__)
-        self.fs = fs
+        self.texts = criterion_texts(crs, fs, as_of)
         self.lang = lang
 
     def missing(self, r: NodeResult) -> list[str]:
-        return list(dict.fromkeys(getattr(self.b.missing_text(m), self.lang) for m in r.missing))
+        return list(dict.fromkeys(getattr(t, self.lang) for t in self.texts(r, None).missing))
 
-    def node(self, r: NodeResult, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    def node(self, r: NodeResult, row: Mapping[str, Any] | None) -> dict[str, Any]:
         cid = getattr(r.node, "id", None)
         p = r.plan
+        shown = self.texts(r, row)
         evidence = []
         if isinstance(p, PFact):
-            for e in self.b.evidence(r.facts):
+            for e in shown.evidence:
                 evidence.append({"resource": e.resource, "element": e.element, "value": e.value})
         authored = r.node.text or r.node.text_not_met or r.node.text_unknown
-        text = getattr(self.b.node_text(r, cid, ctx), self.lang) if cid and authored else None
+        text = getattr(shown.text, self.lang) if shown.text is not None and authored else None
         missing = self.missing(r) if r.outcome == UNKNOWN and not isinstance(p, PBool) else []
         detail = r.detail
         if isinstance(p, PRuleRef):
@@ -124,10 +124,10 @@ class Explainer:
             "text": text,
             "evidence": evidence,
             "missing": [m for m in missing if m != text],
-            "children": [self.node(ch, ctx) for ch in r.children],
+            "children": [self.node(ch, row) for ch in r.children],
         }
 
-    def blocked(self, r: Optional[NodeResult], outcome: str) -> list[dict[str, Any]]:
+    def blocked(self, r: NodeResult | None, outcome: str) -> list[dict[str, Any]]:
         if r is None:
             return []
         return [{"criterion": label(n, anc, self.lang), "outcome": n.outcome,
@@ -145,13 +145,12 @@ class Explainer:
         rule = ev.rule
         shown = self.shown_row(ev)
         row = shown.row if shown is not None else None
-        ctx = self.b.base_ctx(row)
         out: dict[str, Any] = {
             "rule": rule.id, "version": rule.version, "title": getattr(rule.title, self.lang), "status": ev.status,
             "row": row.get("key") if row is not None else None,
             "row_status": shown.status if shown is not None else None,
-            "applies": self.node(ev.applies, ctx) if ev.applies is not None else None,
-            "criteria": self.node(shown.result, ctx) if shown is not None else None,
+            "applies": self.node(ev.applies, row) if ev.applies is not None else None,
+            "criteria": self.node(shown.result, row) if shown is not None else None,
             "blocked_by": [], "would_decide": [], "other_rows": [], "skipped_rows": [],
         }
         if ev.status == "not_applicable":
@@ -171,7 +170,7 @@ class Explainer:
         return out
 
 
-def explain(evaluator: Any, bundle: Any, as_of: dt.date, profile: Optional[str], rule_ids: Sequence[str],
+def explain(evaluator: Any, bundle: Any, as_of: dt.date, profile: str | None, rule_ids: Sequence[str],
             lang: str = "en") -> dict[str, Any]:
     """The explanation of the named rules (all when none are named) for one loaded bundle."""
     result, fs, evals = evaluator.run(bundle, as_of, profile)

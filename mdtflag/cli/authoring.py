@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import click
 
 from mdtflag.api import default_rules_dir
-from mdtflag.authoring import cases, check, diff, explain
+from mdtflag.authoring import casefile, check, diff, explain, reporters, runner
 from mdtflag.cli.common import (
     EXIT_FAILED,
     EXIT_INPUT,
@@ -117,15 +117,15 @@ def test_cmd(
     a test file are invalid.
     """
     coverage = coverage or fail_under is not None
-    run = cases.run_tests(list(paths or (str(default_rules_dir()),)), rules, keyword, coverage)
+    run = runner.run_tests(list(paths or (str(default_rules_dir()),)), rules, keyword, coverage)
     if fmt == "json":
-        emit(json_text(cases.render_json(run)))
+        emit(json_text(reporters.render_json(run)))
     elif fmt == "junit":
-        emit(cases.render_junit(run))
+        emit(reporters.render_junit(run))
     else:
-        emit(cases.render_text(run))
+        emit(reporters.render_text(run))
     if junit_xml:
-        Path(junit_xml).write_text(cases.render_junit(run), encoding="utf-8")
+        Path(junit_xml).write_text(reporters.render_junit(run), encoding="utf-8")
     low = [c for c in run.coverage if fail_under is not None and c.percent < fail_under]
     for c in low:
         click.echo(f"coverage of {c.rules_dir} is {c.percent:.1f}%, below --fail-under {fail_under:g}", err=True)
@@ -139,7 +139,7 @@ def _explain_source(bundle: str, case_name: Optional[str]) -> tuple[LoadedBundle
     """(loaded bundle, as_of, profile) from a bundle file, standard input, or a test case file."""
     if bundle.endswith((".yaml", ".yml")):
         diags = Diagnostics()
-        found = cases.load_test_file(Path(bundle), bundle, diags, {})
+        found = casefile.load_test_file(Path(bundle), bundle, diags, {})
         for d in diags.items:
             click.echo(d.format(), err=True)
         if diags.errors:
@@ -153,7 +153,7 @@ def _explain_source(bundle: str, case_name: Optional[str]) -> tuple[LoadedBundle
                 else f"no case '{case_name}' in {bundle}; it has {names}"
             )
         tc = chosen[0]
-        return load_bundle(cases.case_bundle(tc)), tc.as_of, tc.profile
+        return load_bundle(casefile.case_bundle(tc)), tc.as_of, tc.profile
     if case_name is not None:
         raise click.UsageError("--case needs a test file (.yaml) as BUNDLE")
     src: Union[str, bytes] = sys.stdin.buffer.read() if bundle == "-" else bundle

@@ -6,7 +6,7 @@ import re
 
 import orjson
 from decimal import Decimal
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.compiler import CompiledRuleSet, PFact
@@ -478,6 +478,26 @@ def _default_status_text(status: str) -> TextOut:
     sv = {"flagged": "Flaggad", "not_flagged": "Ej flaggad", "indeterminate": "Obestämd – data saknas", "not_applicable": "Ej tillämplig"}[status]
     en = {"flagged": "Flagged", "not_flagged": "Not flagged", "indeterminate": "Indeterminate – data missing", "not_applicable": "Not applicable"}[status]
     return Doc(sv=sv, en=en)
+
+
+class CriterionTexts(NamedTuple):
+    """What a result shows for one criterion outcome: its text, the evidence behind it, the missing data."""
+
+    text: Optional[Doc]  # as in a reason; None for a criterion without id
+    evidence: list[Doc]
+    missing: list[Doc]  # one text per missing-data item
+
+
+def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callable[[NodeResult, Optional[Mapping[str, Any]]], CriterionTexts]:
+    """For one patient: criterion result and table row (or None) → its texts, filled as in the result document."""
+    b = Builder(crs, fs, as_of, "")
+
+    def texts(r: NodeResult, row: Optional[Mapping[str, Any]]) -> CriterionTexts:
+        cid = getattr(r.node, "id", None)
+        text = b.node_text(r, cid, b.base_ctx(row)) if cid else None
+        return CriterionTexts(text, b.evidence(r.facts), [b.missing_text(m) for m in r.missing])
+
+    return texts
 
 
 def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,

@@ -6,18 +6,21 @@ A rule directory holds::
     profiles.yaml         named threshold profiles (parameters for rules)
     valuesets/*.yaml      named code lists (value sets)
     tables/*.yaml         knowledge tables (rows with a key and a provenance tag)
+    fragments/*.yaml      shared criteria blocks, used in criteria trees as ``{use: NAME}``
     criteria/**/*.yaml    one rule per file
     tests/**/*.yaml       rule test cases (see ``mdtflag rules test``)
 
 Everything is validated by pydantic models with ``extra="forbid"``; every problem becomes a
 :class:`~mdtflag.diagnostics.Diagnostic` with file:line:col.
 """
+# ruff: noqa: UP007, UP045 - pydantic evaluates these annotations at run time, and Python 3.9 has no `X | None`
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
     BaseModel,
@@ -29,16 +32,17 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-
 from pydantic.json_schema import SkipJsonSchema
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
-from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate, read_yaml, strip
+from mdtflag.ruleset.fragments import FRAGMENT_DIR, Expander
+from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate_pos, read_yaml, strip
 
 TAGS = ("SEED-004", "PUB", "DA", "VERIFY")
 ProvTag = Literal["SEED-004", "PUB", "DA", "VERIFY"]
@@ -46,6 +50,7 @@ RuleKind = Literal["mdk", "trial", "hereditary", "paediatric", "data-quality", "
 Status = Literal["flagged", "not_flagged", "indeterminate", "not_applicable"]
 Outcome = Literal["met", "not_met", "unknown"]
 RULE_ID = r"^[A-Z][A-Z0-9]*(-[A-Za-z0-9]+)*$"
+FRAGMENT_ID = r"^[a-z0-9][a-z0-9_-]*$"
 SEMVER = r"^\d+\.\d+\.\d+$"
 
 
@@ -63,7 +68,8 @@ class Model(BaseModel):
             data.pop(KEYPOS_KEY, None)
             raw = data.get(POS_KEY)
             file = (info.context or {}).get("file", "")
-            data[POS_KEY] = Pos(file, *raw) if isinstance(raw, tuple) else Pos(file)
+            # a node copied from a fragment already holds its own position (file and where it was used)
+            data[POS_KEY] = raw if isinstance(raw, Pos) else Pos(file, *raw) if isinstance(raw, tuple) else Pos(file)
         return data
 
 
@@ -122,7 +128,7 @@ class FieldCond(Model):
     not_in: Optional[SetValue] = None
 
     @model_validator(mode="after")
-    def _one_op(self) -> "FieldCond":
+    def _one_op(self) -> FieldCond:
         if len(self.ops()) != 1:
             raise ValueError("a condition needs exactly one operator: eq, ne, lt, lte, gt, gte, in or not_in")
         return self
@@ -179,15 +185,15 @@ class Conditions(Model):
 
 
 class TestAll(Model):
-    all: tuple["TestExpr", ...] = Field(min_length=1)
+    all: tuple[TestExpr, ...] = Field(min_length=1)
 
 
 class TestAny(Model):
-    any: tuple["TestExpr", ...] = Field(min_length=1)
+    any: tuple[TestExpr, ...] = Field(min_length=1)
 
 
 class TestNot(Model):
-    not_: "TestExpr" = Field(alias="not")
+    not_: TestExpr = Field(alias="not")
 
 
 def _test_tag(v: Any) -> Optional[str]:
@@ -223,15 +229,15 @@ class NodeBase(Model):
 
 
 class AllNode(NodeBase):
-    all: tuple["Criterion", ...] = Field(min_length=1)
+    all: tuple[Criterion, ...] = Field(min_length=1)
 
 
 class AnyNode(NodeBase):
-    any: tuple["Criterion", ...] = Field(min_length=1)
+    any: tuple[Criterion, ...] = Field(min_length=1)
 
 
 class NotNode(NodeBase):
-    not_: "Criterion" = Field(alias="not")
+    not_: Criterion = Field(alias="not")
 
 
 LeafFallback = Literal["unknown", "not_met", "met"]
@@ -259,7 +265,7 @@ class RuleRefLeaf(NodeBase):
     outcome: Optional[tuple[Outcome, ...]] = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "RuleRefLeaf":
+    def _shape(self) -> RuleRefLeaf:
         if self.criterion is None and (self.status is None or self.outcome is not None):
             raise ValueError("a rule reference without 'criterion' needs 'status' (and no 'outcome')")
         if self.criterion is not None and (self.outcome is None or self.status is not None):
@@ -297,6 +303,16 @@ Criterion = Annotated[
     Discriminator(_crit_tag, custom_error_type="criterion", custom_error_message="a criterion needs one of the keys all, any, not, fact, rule or param"),
 ]
 
+class FragmentUse(NodeBase):
+    """``{use: NAME}``: the criterion of ``fragments/NAME.yaml`` in place of this node.
+
+    ``id`` and texts written here replace the fragment's own. Uses are expanded when the rule file is
+    read (:mod:`mdtflag.ruleset.fragments`), so this model only describes the key in the JSON Schema.
+    """
+
+    use: str = Field(pattern=FRAGMENT_ID)
+
+
 AllNode.model_rebuild()
 AnyNode.model_rebuild()
 NotNode.model_rebuild()
@@ -321,7 +337,7 @@ class Target(Model):
     fixed: Optional[Text] = None
 
     @model_validator(mode="after")
-    def _shape(self) -> "Target":
+    def _shape(self) -> Target:
         if (self.fixed is None) == (self.column is None):
             raise ValueError("a target needs either 'fixed' or 'table' + 'column'")
         if self.column is not None and self.table is None:
@@ -371,6 +387,18 @@ class Rule(Model):
     suggest: Optional[Suggest] = None
     texts: RuleTexts
     criteria: Criterion
+
+
+class Fragment(Model):
+    """A shared criteria block (``fragments/<id>.yaml``); its criterion is validated where it is used."""
+
+    id: str = Field(pattern=FRAGMENT_ID)
+    title: Text
+    description: Optional[Text] = None
+    criterion: dict[str, Any]
+
+
+_CRITERION: TypeAdapter[Any] = TypeAdapter(Criterion)
 
 
 class RulesetMeta(Model):
@@ -431,7 +459,7 @@ class Profiles(KnowledgeBase):
         return strip(v)
 
     @model_validator(mode="after")
-    def _default_exists(self) -> "Profiles":
+    def _default_exists(self) -> Profiles:
         if self.default not in self.profiles:
             raise ValueError(f"default profile '{self.default}' is not defined")
         return self
@@ -450,6 +478,9 @@ class RuleSet(BaseModel):
     profiles: Profiles
     sources: Mapping[str, str] = Field(repr=False)
     test_files: tuple[str, ...] = ()
+    fragments: Mapping[str, Fragment] = Field(default_factory=dict)
+    #: where each fragment is used (fragments no rule uses are absent)
+    fragment_uses: Mapping[str, tuple[Pos, ...]] = Field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -476,7 +507,7 @@ def _schema_diags(exc: ValidationError, data: Any, file: str, diags: Diagnostics
         # "too short" on a list whose items failed is noise: the item errors say what is wrong
         if etype == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs):
             continue
-        line, col = locate(data, loc)
+        pos = locate_pos(data, loc, file)
         if etype == "extra_forbidden":
             msg, code = f"unknown key '{loc[-1]}'", "S002"
         elif etype == "missing":
@@ -485,7 +516,7 @@ def _schema_diags(exc: ValidationError, data: Any, file: str, diags: Diagnostics
             text = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
             key = next((p for p in reversed(loc) if isinstance(p, str) and p not in ("fields", "cond", "fact", "rule", "param", "all", "any", "not")), None)
             msg, code = (f"'{key}': {text}" if key else text), "S001"
-        diags.add(code, msg, Pos(file, line, col))
+        diags.add(code, msg, pos)
 
 
 def _validate(model: type[Model], data: Any, file: str, diags: Diagnostics) -> Optional[Any]:
@@ -497,6 +528,13 @@ def _validate(model: type[Model], data: Any, file: str, diags: Diagnostics) -> O
     except ValidationError as e:
         _schema_diags(e, data, file, diags)
         return None
+
+
+def _validate_criterion(data: Any, file: str, diags: Diagnostics) -> None:
+    try:
+        _CRITERION.validate_python(data, context={"file": file})
+    except ValidationError as e:
+        _schema_diags(e, data, file, diags)
 
 
 def _yaml_files(root: Path, sub: str) -> list[Path]:
@@ -567,12 +605,32 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
                 diags.add("S005", f"duplicate row key '{k}' in table '{tb.id}'", tb.pos)
             tables[tb.id] = tb
 
+    fragments: dict[str, Fragment] = {}
+    bodies: dict[str, tuple[str, Any]] = {}
+    for p in _yaml_files(root, FRAGMENT_DIR):
+        rel, data = read(p)
+        frag = _validate(Fragment, data, rel, diags) if data is not None else None
+        if frag is not None:
+            if frag.id != p.stem:
+                diags.add("S004", f"fragment id '{frag.id}' differs from its file name '{p.stem}'", frag.pos)
+            if frag.id in fragments:
+                diags.add("S005", f"duplicate fragment id '{frag.id}' (also {fragments[frag.id].pos})", frag.pos)
+            fragments[frag.id] = frag
+            bodies[frag.id] = (rel, data["criterion"])
+    expander = Expander(bodies, diags)
+
     rules: list[Rule] = []
     for p in _yaml_files(root, "criteria"):
         rel, data = read(p)
-        rule = _validate(Rule, data, rel, diags) if data is not None else None
+        if data is None:
+            continue
+        before = len(diags.errors)
+        data = expander.rule(data, rel)
+        rule = _validate(Rule, data, rel, diags) if len(diags.errors) == before else None
         if rule is not None:
             rules.append(rule)
+    for name in sorted(set(bodies) - set(expander.uses)):  # used nowhere: still checked on its own
+        _validate_criterion(Expander(bodies, diags).fragment(name), bodies[name][0], diags)
     seen: dict[str, Rule] = {}
     for r in rules:
         if r.id in seen:
@@ -594,6 +652,8 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
         profiles=profiles,
         sources=sources,
         test_files=test_files,
+        fragments=fragments,
+        fragment_uses={k: tuple(v) for k, v in sorted(expander.uses.items())},
     )
     return rs, diags.sorted(sources)
 
@@ -611,7 +671,35 @@ def rule_json_schema() -> dict[str, Any]:
     schema = Rule.model_json_schema(by_alias=True, mode="validation")
     schema["$id"] = "mdtflag.rule/1"
     schema["title"] = "mdtflag rule file"
-    return _drop_pos(schema)
+    schema = _with_uses(schema)
+    defs = schema["$defs"]
+    use = FragmentUse.model_json_schema(by_alias=True, mode="validation")
+    defs.update(use.pop("$defs", {}))
+    defs["FragmentUse"] = use
+    frag = Fragment.model_json_schema(by_alias=True, mode="validation")
+    frag.pop("$defs", None)
+    frag["properties"]["criterion"] = {"oneOf": _criterion_refs()}
+    frag["description"] = "A fragment file (fragments/<id>.yaml): a shared criteria block, used in rules as {use: <id>}."
+    defs["Fragment"] = frag
+    out: dict[str, Any] = _drop_pos(schema)
+    return out
+
+
+def _criterion_refs() -> list[dict[str, str]]:
+    return [{"$ref": f"#/$defs/{n}"} for n in ("AllNode", "AnyNode", "NotNode", "FactLeaf", "RuleRefLeaf", "ParamLeaf", "FragmentUse")]
+
+
+def _with_uses(obj: Any) -> Any:
+    """Every place that takes a criterion also takes ``{use: NAME}``."""
+    if isinstance(obj, dict):
+        out = {k: _with_uses(v) for k, v in obj.items()}
+        refs = out.get("oneOf")
+        if isinstance(refs, list) and {"$ref": "#/$defs/ParamLeaf"} in refs:
+            out["oneOf"] = refs + [{"$ref": "#/$defs/FragmentUse"}]
+        return out
+    if isinstance(obj, list):
+        return [_with_uses(v) for v in obj]
+    return obj
 
 
 def _drop_pos(obj: Any) -> Any:

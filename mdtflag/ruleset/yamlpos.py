@@ -6,7 +6,7 @@ Only YAML's safe types are built (PyYAML ``SafeLoader``): no tags that construct
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -14,8 +14,8 @@ from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
-POS_KEY = "__pos__"
-KEYPOS_KEY = "__keypos__"
+POS_KEY: Final = "__pos__"
+KEYPOS_KEY: Final = "__keypos__"
 
 
 class PosList(list):  # type: ignore[type-arg]
@@ -117,7 +117,18 @@ def locate(data: Any, path: tuple[Any, ...]) -> tuple[int, int]:
     Path parts that do not exist in the data (union tags, model names) are skipped, so the deepest
     existing node wins; an integer index into a mapping means its n-th key (field conditions).
     """
-    pos = (1, 1)
+    got = _locate(data, path)
+    return (got.line, got.col) if isinstance(got, Pos) else got
+
+
+def locate_pos(data: Any, path: tuple[Any, ...], file: str) -> Pos:
+    """:func:`locate` as a :class:`Pos` in ``file``, or where a node copied from a fragment came from."""
+    got = _locate(data, path)
+    return got if isinstance(got, Pos) else Pos(file, *got)
+
+
+def _locate(data: Any, path: tuple[Any, ...]) -> Any:
+    pos: Any = (1, 1)
     cur = data
     if isinstance(cur, dict):
         pos = cur.get(POS_KEY, pos)
