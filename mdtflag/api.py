@@ -16,8 +16,9 @@ from mdtflag import __version__
 from mdtflag.compile.compiler import CompiledRuleSet, compile_or_raise
 from mdtflag.evaluate.decide import build_result
 from mdtflag.errors import InputError
-from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts
+from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
+from mdtflag.fhir.regions import region_map
 from mdtflag.evaluate.match import RuleEval, evaluate_facts
 from mdtflag.output.result import ErrorBody, ErrorResult, ResultDoc as Result
 from mdtflag.ruleset.model import RuleSet, load_ruleset
@@ -50,21 +51,6 @@ def parse_date(value: Union[str, dt.date, None]) -> dt.date:
         raise ValueError(f"as_of must be a date YYYY-MM-DD, got {value!r}") from None
 
 
-def region_map(rs: RuleSet) -> Optional[RegionMap]:
-    """County → healthcare region (and split municipalities) from the rule set's ``regions`` table."""
-    table = rs.tables.get("regions")
-    if table is None:
-        return None
-    counties: dict[str, str] = {}
-    munis: dict[str, str] = {}
-    for row in table.rows:
-        for c in row.get("counties") or []:
-            counties[str(c)] = row["key"]
-        for m in row.get("split_municipalities") or []:
-            munis[str(m)] = row["key"]
-    return RegionMap(county_to_region=counties, municipality_to_region=munis)
-
-
 class Evaluator:
     """A rule set loaded and compiled once; ``evaluate`` is safe to call from many threads.
 
@@ -75,7 +61,7 @@ class Evaluator:
     def __init__(self, rules: Union[str, os.PathLike, RuleSet, None] = None, profile: Optional[str] = None):
         self.ruleset = rules if isinstance(rules, RuleSet) else load_ruleset(rules or default_rules_dir())
         self.profile = profile or self.ruleset.profiles.default
-        self.regions = region_map(self.ruleset)
+        self.regions = region_map(self.ruleset.tables.get("regions"))
         self._compiled: dict[str, CompiledRuleSet] = {}
         self._lock = threading.Lock()
         self.compiled(self.profile)

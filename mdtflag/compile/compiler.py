@@ -8,20 +8,15 @@ comparisons on text, the engine's static limits.
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Mapping, Optional, Union
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, Test
-from mdtflag.fhir.facts import FACT_SCHEMA
+from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
+from mdtflag.fhir.facts.encoding import ENGINE_TYPE, encode_constant
 import mdtflag.ruleset.model as rm
 
-EPOCH = dt.date(1970, 1, 1)
-#: The date field used by ``latest`` and the age field used by ``max_age_days``, per fact kind.
-DATE_FIELD = {"diagnosis": "onset", "medication": "start"}
-AGE_FIELD = {"diagnosis": "onset_days_ago", "medication": "start_days_ago"}
 CLOSED_STATE = "closed"
 
 
@@ -275,28 +270,8 @@ class _Compiler:
 
     def encode(self, kind: str, field_name: str, value: Any, pos: Pos) -> Optional[Union[str, int, bool]]:
         ftype = FACT_SCHEMA[kind][field_name]
-        bad = False
-        if ftype == "str":
-            bad = not isinstance(value, str)
-            enc: Any = value
-        elif ftype == "bool":
-            bad = not isinstance(value, bool)
-            enc = value
-        elif ftype == "int":
-            bad = isinstance(value, bool) or not isinstance(value, int)
-            enc = value
-        elif ftype == "decimal":
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                bad = True
-                enc = None
-            else:
-                try:
-                    enc = int((Decimal(str(value)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-                except InvalidOperation:
-                    bad, enc = True, None
-        else:  # date
-            bad = not isinstance(value, dt.date) or isinstance(value, dt.datetime)
-            enc = (value - EPOCH).days if not bad else None
+        enc = encode_constant(ftype, value)
+        bad = enc is None
         if bad:
             self.diags.add("C003", f"field '{kind}.{field_name}' holds {ftype} values; {value!r} is not one", pos)
             return None
@@ -398,7 +373,6 @@ class _Compiler:
         if c.fact not in FACT_SCHEMA:
             self.diags.add("C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
             return None
-        schema = FACT_SCHEMA[c.fact]
         where: list[TField] = []
         if c.where is not None:
             for ft in c.where.fields:
@@ -406,22 +380,22 @@ class _Compiler:
                 if tf is None:
                     return None
                 where.append(tf)
-        date_field = DATE_FIELD.get(c.fact, "date")
+        date_field = FACT_MODELS[c.fact].date_field
         if c.latest and (c.min_count or 1) > 1:
             self.diags.add("C015", "'latest' keeps one fact, so 'min_count' above 1 can never be met", c.pos)
             return None
-        if c.latest and date_field not in schema:
+        if c.latest and date_field is None:
             self.diags.add("C013", f"'latest' needs a date; fact '{c.fact}' has none", c.pos)
             return None
         window = None
         days = None
         if c.max_age_days is not None:
-            age_field = AGE_FIELD.get(c.fact, "age_days")
+            age_field = FACT_MODELS[c.fact].age_field
             days = self.resolve(c.max_age_days, row, c.pos)
             if days is UNSET:
                 days = None
         if days is not None:
-            if age_field not in schema:
+            if age_field is None:
                 self.diags.add("C013", f"'max_age_days' needs an age field; fact '{c.fact}' has none", c.pos)
                 return None
             if not isinstance(days, int) or isinstance(days, bool) or days < 0:
@@ -438,7 +412,7 @@ class _Compiler:
         return self.intern(PFact(c, c.fact, self.same(tuple(self.same(w) for w in where)),
                                  self.same(window) if window is not None else None, days,
                                  self.same(test) if test is not None else None,
-                                 date_field if date_field in schema else None))
+                                 date_field))
 
     def same(self, t: Any) -> Any:
         """The one shared instance of an equal test, condition tuple or test tree."""
@@ -604,7 +578,7 @@ def compile_ruleset(rs: rm.RuleSet, profile: Optional[str] = None) -> tuple[Opti
         compiled.append(CompiledRule(rule, applies, tuple(instances), tuple(skipped)))
     if diags.errors:
         return None, diags.sorted(dict(rs.sources))
-    schema = {k: {f: ("int" if t in ("decimal", "date") else t) for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
+    schema = {k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
     try:
         engine = Engine(comp.atom_list, schema)
     except EngineLimitError as e:

@@ -149,7 +149,9 @@ def _setup() -> bool:
         import fhir_core.constraints as _fc_constraints
         from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
         from fhir_core.types import FhirBase as _FhirBase
-        from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
+        from fhir_core.types import (
+            FhirElementOrResourceBase as _FhirElementOrResourceBase,
+        )
         from fhir_core.types import import_string as _import_string
         from pydantic import BaseModel as _BaseModel
         from pydantic import TypeAdapter as _TypeAdapter
