@@ -2,6 +2,8 @@
 (ServiceRequest, Encounter) to cancer genetics."""
 from __future__ import annotations
 
+from typing import Optional
+
 from mdtflag.fhir.facts.codes import ASSERTION_SYSTEM, ASSERTIONS, REFERRAL
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import AssertionFact, Evidence, ExtentFact
@@ -12,11 +14,12 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     spec = ASSERTIONS.get(code)
     if spec is None:
         x.note("unknown-code", f"{code!r} is not an {ASSERTION_SYSTEM} code", name,
-                  "Observation.code")
+               "Observation.code")
         return
     kind, allowed = spec
-    value = flag = None
-    if kind == "bool":
+    value: Optional[str] = None
+    flag: Optional[bool] = None
+    if kind == "bool" or allowed is None:
         raw = res.get("valueBoolean")
         if type(raw) is not bool:
             x.note("wrong-type" if "valueBoolean" in res or any(
@@ -29,8 +32,8 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
         cc = res.get("valueCodeableConcept")
         if type(cc) is not dict:
             x.note("wrong-type" if any(k.startswith("value") for k in res)
-                      else "missing-element", f"assertion {code} needs valueCodeableConcept",
-                      name, "Observation.valueCodeableConcept")
+                   else "missing-element", f"assertion {code} needs valueCodeableConcept",
+                   name, "Observation.valueCodeableConcept")
             return
         for s, c, _ in codings(cc):
             if s == ASSERTION_SYSTEM and c in allowed:
@@ -38,7 +41,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 break
         if value is None:
             x.note("unknown-code", f"assertion {code} value is not one of "
-                      f"{', '.join(sorted(allowed))}", name, "Observation.valueCodeableConcept")
+                   f"{', '.join(sorted(allowed))}", name, "Observation.valueCodeableConcept")
             return
         ev = Evidence(resource=name, element="Observation.valueCodeableConcept", value=value)
     when, _ = x.effective(res, name)
@@ -50,9 +53,9 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
         "assertion", (i, 0), AssertionFact(code=code, value=value, flag=flag, date=when,
                                            age_days=x.days_ago(when), since_days=since,
                                            evidence=(ev,))))
-    if code == "extent":
+    if code == "extent" and value is not None:
         x.add("extent", (i, 0), ExtentFact(value=value, source="assertion", date=when,
-                                              evidence=(ev,)))
+                                           evidence=(ev,)))
 
 
 def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:

@@ -2,6 +2,8 @@
 and the pathology DiagnosticReports that confirm a diagnosis histologically."""
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from mdtflag.fhir.facts.codes import (
     ICD10_OIDS,
     IGNORED_STATUS,
@@ -42,7 +44,7 @@ def prepare_report(x: Extraction, res: Resource, name: str, i: int) -> None:
         return
     x.pathology_reports.add(id(res))
     # references from the report to conditions (extensions, supportingInfo, ...)
-    stack: list = [v for k, v in res.items() if k not in ("subject", "performer", "result")]
+    stack: list[Any] = [v for k, v in res.items() if k not in ("subject", "performer", "result")]
     while stack:
         node = stack.pop()
         if type(node) is dict:
@@ -58,16 +60,16 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     vs_raw = res.get("verificationStatus")
     if vs_raw is not None and type(vs_raw) is not dict:
         x.note("wrong-type", "Condition.verificationStatus is not a CodeableConcept",
-                  name, "Condition.verificationStatus")
+               name, "Condition.verificationStatus")
     vs = status_code(vs_raw)
     if vs in ("refuted", "entered-in-error"):
         x.note("ignored-status", f"{name} has verificationStatus {vs}; ignored", name,
-                  "Condition.verificationStatus")
+               "Condition.verificationStatus")
         return
     cs_raw = res.get("clinicalStatus")
     if cs_raw is not None and type(cs_raw) is not dict:
         x.note("wrong-type", "Condition.clinicalStatus is not a CodeableConcept", name,
-                  "Condition.clinicalStatus")
+               "Condition.clinicalStatus")
     cs = status_code(cs_raw)
     code = read_condition_code(x, res.get("code"), name, "Condition.code")
     if code is None:
@@ -139,7 +141,7 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         evidence=evidence))
     if secondary:
         x.add("extent", (i, 0), ExtentFact(value="metastatic", source="secondary-condition",
-                                              date=onset, evidence=evidence))
+                                           date=onset, evidence=evidence))
     for j, stage in enumerate(as_list(res.get("stage"))):
         summary = as_dict(stage).get("summary")
         hit = stage_iv_value(summary)
@@ -162,7 +164,11 @@ def condition_has_pathology_evidence(x: Extraction, res: Resource) -> bool:
     return False
 
 
-def read_condition_code(x: Extraction, cc: object, name: str, element: str):
+#: (ICD-10, SNOMED CT, ICD-O-3 topography, ICD-O-3 morphology, evidence) of a diagnosis code.
+ConditionCode = tuple[Optional[str], Optional[str], Optional[str], Optional[str], list[Evidence]]
+
+
+def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> Optional[ConditionCode]:
     """(icd10, snomed, topography, morphology, evidence) or None (with a note)."""
     if cc is None:
         x.note("missing-element", f"{element} is absent", name, element)
@@ -179,7 +185,7 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str):
             norm = normalise_icd10(c)
             if norm is None:
                 x.note("invalid-code", f"{element} ICD-10 code {c[:20]!r} is not of ICD-10 "
-                          f"form", name, el)
+                       f"form", name, el)
             elif icd10 is None:
                 icd10 = norm
                 ev.append(Evidence(resource=name, element=el, value=f"{s}|{c}"))
@@ -194,7 +200,7 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str):
             t, m = icdo3(c)
             if t is None and m is None:
                 x.note("invalid-code", f"ICD-O-3 code {c[:20]!r} is neither a topography "
-                          f"nor a morphology", name, el)
+                       f"nor a morphology", name, el)
             topo = topo or t
             morph = morph or m
             if t or m:
@@ -204,7 +210,7 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str):
     if not (icd10 or snomed or topo or morph):
         if other:
             x.note("unknown-code-system", f"{element} has no ICD-10, SNOMED CT or ICD-O-3 "
-                      f"code (systems: {', '.join(sorted(set(other)))[:200]})", name, element)
+                   f"code (systems: {', '.join(sorted(set(other)))[:200]})", name, element)
         else:
             x.note("missing-element", f"{element} has no usable coding", name, element)
         return None

@@ -7,20 +7,24 @@ only if it is the most recent of its key, ``x.note`` records what could not be u
 from __future__ import annotations
 
 from datetime import date as Date
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from mdtflag.errors import DataQualityNote
-from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence
+from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
 from mdtflag.fhir.facts.parse import parse_date, ref_key
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.regions import RegionMap
 
-__all__ = ["Extraction", "Handler", "Resource", "Rank"]
+__all__ = ["Extraction", "Handler", "Resource", "Rank", "Builder"]
+
+_T = TypeVar("_T")
 
 #: A FHIR resource as a plain dict.
 Resource = dict[str, Any]
 #: Order of latest-value candidates: (dated, day number, bundle order).
 Rank = tuple[bool, int, tuple[int, int]]
+#: Builds the fact of a latest-value candidate once it is known to be the latest.
+Builder = Callable[[], None]
 
 
 class Extraction:
@@ -33,23 +37,23 @@ class Extraction:
         self.as_of_ord = as_of.toordinal()
         self.regions = regions if regions is not None else RegionMap({})
         self.notes: list[DataQualityNote] = []
-        self.out: dict[str, list[tuple[tuple[int, int], Any]]] = {k: [] for k in FACT_SCHEMA}
+        self.out: dict[str, list[tuple[tuple[int, int], FactBase]]] = {k: [] for k in FACT_SCHEMA}
         # latest-value candidates: key -> (rank, order, builder)
-        self.latest: dict[tuple, tuple[tuple, tuple[int, int], Callable[[], None]]] = {}
-        self.latest_kps: Optional[Callable[[], None]] = None
-        self.latest_kps_rank: tuple = ()
+        self.latest: dict[tuple[str, ...], tuple[Rank, tuple[int, int], Builder]] = {}
+        self.latest_kps: Optional[Builder] = None
+        self.latest_kps_rank: Optional[Rank] = None
         self.ecog_seen = False
-        self.patient = bundle.patient if type(bundle.patient) is dict else {}
+        self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
         self.birth: Optional[Date] = None
         # index for reference resolution, and the resources handlers read, with their names
-        self.by_key: dict[str, dict] = {}
-        self.by_url: dict[str, dict] = {}
-        self.work: list[tuple[int, dict, str, Callable]] = []
-        self.reports: list[tuple[int, dict, str]] = []
-        self.observations: list[tuple[int, dict, str]] = []
-        self.own_refs = {f"Patient/{pid}"} if self.patient_id else set()
+        self.by_key: dict[str, Resource] = {}
+        self.by_url: dict[str, Resource] = {}
+        self.work: list[tuple[int, Resource, str, Handler]] = []
+        self.reports: list[tuple[int, Resource, str]] = []
+        self.observations: list[tuple[int, Resource, str]] = []
+        self.own_refs: set[str] = {f"Patient/{pid}"} if self.patient_id else set()
         urls = bundle.full_urls if len(bundle.full_urls) == len(bundle.resources) else ()
         for i, res in enumerate(bundle.resources):
             if type(res) is not dict:
@@ -62,10 +66,11 @@ class Extraction:
                 self.by_key.setdefault(name, res)
             else:
                 name = f"{rt}/#{i}"
-            if urls and urls[i]:
-                self.by_url.setdefault(urls[i], res)
+            url = urls[i] if urls else None
+            if url:
+                self.by_url.setdefault(url, res)
                 if res is self.patient:
-                    self.own_refs.add(urls[i])
+                    self.own_refs.add(url)
             handler = handlers.get(rt)
             if handler is not None and res is not self.patient:
                 self.work.append((i, res, name, handler))
@@ -81,13 +86,13 @@ class Extraction:
              element: Optional[str] = None) -> None:
         self.notes.append(DataQualityNote(code, message, resource, element))
 
-    def add(self, kind: str, order: tuple[int, int], fact: Any) -> None:
+    def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
         self.out[kind].append((order, fact))
 
-    def offer_latest(self, key: tuple, when: Optional[Date], order: tuple[int, int],
-                     build: Callable[[], None]) -> None:
+    def offer_latest(self, key: tuple[str, ...], when: Optional[Date], order: tuple[int, int],
+                     build: Builder) -> None:
         """Keep ``build`` only if it is the most recent candidate for ``key`` so far."""
-        rank = (when is not None, when.toordinal() if when else 0, order)
+        rank: Rank = (when is not None, when.toordinal() if when else 0, order)
         cur = self.latest.get(key)
         if cur is None or rank > cur[0]:
             self.latest[key] = (rank, order, build)
@@ -109,7 +114,7 @@ class Extraction:
                       name, element)
         return d
 
-    def effective(self, res: dict, name: str) -> tuple[Optional[Date], str]:
+    def effective(self, res: Resource, name: str) -> tuple[Optional[Date], str]:
         """Observation-like date: effectiveDateTime, effectivePeriod.start, effectiveInstant, issued."""
         rt = res.get("resourceType", "Observation")
         for key in ("effectiveDateTime", "effectiveInstant"):
@@ -123,7 +128,7 @@ class Extraction:
             return self.date_of(res["issued"], name, f"{rt}.issued"), f"{rt}.issued"
         return None, ""
 
-    def resolve(self, reference: object) -> tuple[Optional[dict], Optional[str]]:
+    def resolve(self, reference: object) -> tuple[Optional[Resource], Optional[str]]:
         """(resource, reference text) for a Reference; resource None when absent from the bundle."""
         ref = reference.get("reference") if type(reference) is dict else None
         if type(ref) is not str or not ref:
@@ -134,7 +139,7 @@ class Extraction:
             hit = self.by_key.get(key) if key else None
         return hit, ref
 
-    def other_patient(self, res: dict) -> Optional[tuple[str, str]]:
+    def other_patient(self, res: Resource) -> Optional[tuple[str, str]]:
         """(reference text, element) if ``res`` clearly belongs to another Patient, else None."""
         for link in ("subject", "patient", "individual"):
             reference = res.get(link)
@@ -156,13 +161,14 @@ class Extraction:
         return None
 
     @staticmethod
-    def name_of(res: dict, index: int) -> str:
+    def name_of(res: Resource, index: int) -> str:
         rt = res.get("resourceType")
         rid = res.get("id")
         rt = rt if type(rt) is str else "Resource"
         return f"{rt}/{rid}" if type(rid) is str and rid else f"{rt}/#{index}"
 
-    def safely(self, fn: Callable, *args: Any) -> Any:
+    def safely(self, fn: Callable[..., _T], *args: Any) -> Optional[_T]:
+        """``fn(*args)``; on an internal error a note ``extraction-error`` and ``None``."""
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - the safety net; tests assert it never fires

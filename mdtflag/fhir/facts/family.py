@@ -21,7 +21,7 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
     status = status_of(res)
     if status == "entered-in-error":
         x.note("ignored-status", f"{name} has status {status}; ignored", name,
-                  "FamilyMemberHistory.status")
+               "FamilyMemberHistory.status")
         return
     relationship = None
     for s, c, _ in codings(res.get("relationship")):
@@ -30,8 +30,8 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
             break
     if relationship is None:
         x.note("unknown-code-system" if codings(res.get("relationship")) else
-                  "missing-element", "FamilyMemberHistory.relationship has no v3-RoleCode",
-                  name, "FamilyMemberHistory.relationship")
+               "missing-element", "FamilyMemberHistory.relationship has no v3-RoleCode",
+               name, "FamilyMemberHistory.relationship")
         return
     degree = DEGREE.get(relationship)
     rel_ev = Evidence(resource=name, element="FamilyMemberHistory.relationship",

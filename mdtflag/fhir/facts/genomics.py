@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date as Date
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 from mdtflag.fhir.facts.codes import (
     ASSAY_SYSTEM,
@@ -77,12 +77,13 @@ def read_implication(x: Extraction, res: Resource, name: str, i: int) -> None:
                         resource=name, element=f"Observation.component[{j}].valueCodeableConcept",
                         value=c))
                     break
-    if found is None:
+    cache = x.significance_cache
+    if found is None or cache is None:
         return
     for reference in as_list(res.get("derivedFrom")):
         target, _ = x.resolve(reference)
         if target is not None:
-            x.significance_cache.setdefault(id(target), found)
+            cache.setdefault(id(target), found)
 
 
 def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -98,11 +99,11 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                 break
             if s == LOINC and c in VARIANT_NO_CALL:
                 x.note("unknown-code", f"variant result {c} (no call / indeterminate): "
-                          "not tested", name, "Observation.valueCodeableConcept")
+                       "not tested", name, "Observation.valueCodeableConcept")
                 return
         if present is None:
             x.note("unknown-code", "variant value is not LA9633-4 present / LA9634-2 absent",
-                      name, "Observation.valueCodeableConcept")
+                   name, "Observation.valueCodeableConcept")
             return
     genes: list[tuple[str, Evidence]] = []
     fields: dict[str, Any] = {}
@@ -138,12 +139,12 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         fields.setdefault("change_type", "cnv")
     if not genes:
         x.note("missing-element", "variant without a readable gene (component 48018-6): "
-                  "not used", name, "Observation.component")
+               "not used", name, "Observation.component")
         return
     if present is None:
         present = True
         x.note("assumed-value", "variant without a value but with a gene: read as present "
-                  "(LA9633-4)", name, "Observation.valueCodeableConcept")
+               "(LA9633-4)", name, "Observation.valueCodeableConcept")
     implied = significance(x).get(id(res))
     if implied is not None and "significance" not in fields:
         sig, sig_ev = implied
@@ -158,19 +159,19 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                 how = (f"as a rearrangement ({so})" if so in SO_REARRANGEMENT
                        else "without a change type")
                 x.note("assumed-value", f"variant {pair} coded {how} between two "
-                          "genes: read as a fusion of the first gene with the second",
-                          name, "Observation.component")
+                       "genes: read as a fusion of the first gene with the second",
+                       name, "Observation.component")
                 fields["change_type"] = "fusion"
             fields["fusion_partner"] = genes[1][0]
             ev.append(genes[1][1])
         else:
             x.note("several-genes", f"variant names {len(genes)} genes "
-                      f"({', '.join(g for g, _ in genes)}) but is not coded as a fusion "
-                      "(SO:0001565); only the first gene used", name, "Observation.component")
+                   f"({', '.join(g for g, _ in genes)}) but is not coded as a fusion "
+                   "(SO:0001565); only the first gene used", name, "Observation.component")
         genes = genes[:1]
     for k, (gene, gene_ev) in enumerate(genes):
         x.add("variant", (i, k), VariantFact(gene=gene, present=present, date=when,
-                                                evidence=(gene_ev, *ev), **fields))
+                                             evidence=(gene_ev, *ev), **fields))
 
 
 def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> Optional[tuple[str, Evidence]]:
@@ -204,7 +205,7 @@ def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> Optional[
 
 def variant_component(x: Extraction, code: str, comp: Resource, name: str, element: str,
                       fields: dict[str, Any], ev: list[Evidence]) -> None:
-    def coded(table: Mapping[str, str], key: str, systems=(LOINC,)) -> None:
+    def coded(table: Mapping[str, str], key: str, systems: Collection[str] = (LOINC,)) -> None:
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             if s in systems and c in table:
                 fields[key] = table[c]
@@ -212,17 +213,17 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
                                    value=c))
                 return
         x.note("unknown-code", f"{element} ({code}) value is not a known code", name,
-                  f"{element}.valueCodeableConcept")
+               f"{element}.valueCodeableConcept")
 
     if code == "48005-3":
         text = component_text(comp)
         protein = normalise_protein_hgvs(text) if text else None
-        if protein:
+        if text and protein:
             fields["protein"] = protein
             ev.append(Evidence(resource=name, element=element, value=text))
         else:
             x.note("invalid-code", f"{element} protein change {str(text)[:40]!r} is not "
-                      "p. HGVS", name, element)
+                   "p. HGVS", name, element)
     elif code == "48004-6":
         text = component_text(comp)
         if text and "c." in text:
@@ -230,7 +231,7 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
             ev.append(Evidence(resource=name, element=element, value=text))
         else:
             x.note("invalid-code", f"{element} DNA change {str(text)[:40]!r} is not c. HGVS",
-                      name, element)
+                   name, element)
     elif code == "48019-4":
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             c = c.replace("_", ":")
@@ -244,13 +245,13 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
             ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c))
             return
         x.note("unknown-code-system", f"{element} change type is not a Sequence Ontology "
-                  "code", name, f"{element}.valueCodeableConcept")
+               "code", name, f"{element}.valueCodeableConcept")
     elif code == "82155-3":
         q = comp.get("valueQuantity")
         value = number(as_dict(q).get("value"))
         if value is None:
             x.note("wrong-type", f"{element} copy number is not a Quantity with a number",
-                      name, element)
+                   name, element)
         else:
             fields["copy_number"] = value
             ev.append(Evidence(resource=name, element=f"{element}.valueQuantity", value=str(value)))
@@ -266,22 +267,22 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
 
 def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str, Any],
         ev: list[Evidence]) -> None:
-    q = comp.get("valueQuantity")
-    if type(q) is not dict or number(q.get("value")) is None:
-        x.note("wrong-type", f"{element} allele frequency is not a Quantity with a number",
-                  name, element)
-        return
+    q = as_dict(comp.get("valueQuantity"))
     value = number(q.get("value"))
+    if type(comp.get("valueQuantity")) is not dict or value is None:
+        x.note("wrong-type", f"{element} allele frequency is not a Quantity with a number",
+               name, element)
+        return
     code, unit = string(q.get("code")), string(q.get("unit"))
     if code == "%" or (code is None and unit == "%"):
         value = value / 100
     elif code not in (None, "1"):
         x.note("unknown-unit", f"{element} allele frequency unit {code!r} is not 1 or %",
-                  name, f"{element}.valueQuantity.code")
+               name, f"{element}.valueQuantity.code")
         return
     if not 0 <= value <= 1:
         x.note("out-of-range", f"{element} allele frequency {q.get('value')} "
-                  f"{code or unit or ''} is outside 0-1", name, element)
+               f"{code or unit or ''} is outside 0-1", name, element)
         return
     fields["vaf"] = value
     ev.append(Evidence(resource=name, element=f"{element}.valueQuantity",
@@ -294,12 +295,12 @@ def obs_tmb(x: Extraction, res: Resource, name: str, i: int, code: str, element:
     value = number(as_dict(q).get("value"))
     if value is None:
         x.note("wrong-type", f"{element}: TMB without a numeric valueQuantity", name,
-                  f"{element}.valueQuantity")
+               f"{element}.valueQuantity")
         return
     unit = string(as_dict(q).get("code")) or string(as_dict(q).get("unit"))
     if unit is not None and not is_tmb_unit(unit):
         x.note("unknown-unit", f"{element}: TMB unit {unit!r} is not mutations per megabase",
-                  name, f"{element}.valueQuantity")
+               name, f"{element}.valueQuantity")
         return
     if value < 0:
         x.note("out-of-range", f"{element}: TMB {value} is negative", name, element)
@@ -320,7 +321,7 @@ def obs_msi(x: Extraction, res: Resource, name: str, i: int, code: str, element:
                 resource=name, element=f"{element}.valueCodeableConcept", value=c),)))
             return
     x.note("unknown-code", f"{element}: MSI value is not LA26203-2 / LA26202-4 / LA14122-8",
-              name, f"{element}.valueCodeableConcept")
+           name, f"{element}.valueCodeableConcept")
 
 
 def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
@@ -333,7 +334,7 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
     status = status_of(res)
     if status in IGNORED_STATUS:
         x.note("ignored-status", f"{name} has status {status}; ignored", name,
-                  "DiagnosticReport.status")
+               "DiagnosticReport.status")
         return
     ev: list[Evidence] = []
     assay = None
@@ -345,7 +346,7 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
                                    value=c))
             else:
                 x.note("unknown-code", f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}",
-                          name, f"DiagnosticReport.code.coding[{j}]")
+                       name, f"DiagnosticReport.code.coding[{j}]")
     final = status in FINAL_REPORT
     if status:
         ev.append(Evidence(resource=name, element="DiagnosticReport.status", value=status))

@@ -20,7 +20,7 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
         target, ref = x.resolve(res["medicationReference"])
         if target is None:
             x.note("unresolved-reference", f"{rt}.medicationReference {str(ref)[:80]!r} "
-                      "is not in the bundle: drug unknown", name, f"{rt}.medicationReference")
+                   "is not in the bundle: drug unknown", name, f"{rt}.medicationReference")
             return
         cc, element = target.get("code"), f"{x.name_of(target, -1)}: Medication.code"
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
 from mdtflag.fhir.facts.assertions import obs_assertion
 from mdtflag.fhir.facts.codes import (
@@ -65,6 +65,7 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if type(code) is not str:
             continue
         system = norm_system(c.get("system"))
+        handler: Optional[ObservationReader]
         if system == ASSERTION_SYSTEM:
             handler, code = obs_assertion, code.strip()
         else:
@@ -74,7 +75,7 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         status = status_of(res)
         if status in IGNORED_STATUS:
             x.note("ignored-status", f"{name} has status {status}; ignored", name,
-                      "Observation.status")
+                   "Observation.status")
         elif status != "registered":           # registered: no result yet
             handler(x, res, name, i, code)
         return
@@ -105,7 +106,7 @@ def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) ->
             3 if value >= 30 else 4 if value >= 10 else 5)
     when, _ = x.effective(res, name)
     rank = (when is not None, when.toordinal() if when else 0, (i, 0))
-    if x.latest_kps is None or rank > x.latest_kps_rank:
+    if x.latest_kps_rank is None or rank > x.latest_kps_rank:
         ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
         x.latest_kps_rank = rank
         x.latest_kps = lambda: x.add("ecog", (i, 0), EcogFact(
@@ -113,7 +114,7 @@ def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) ->
 
 
 def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, int],
-                      snomed: Mapping[str, int]):
+                      snomed: Mapping[str, int]) -> tuple[Optional[int], str, str]:
     """(score, element, shown) from valueInteger / valueQuantity / valueString /
     valueCodeableConcept / interpretation; (None, ..) with a note when there is none."""
     if "valueInteger" in res:
@@ -121,21 +122,21 @@ def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, 
         if type(v) is int:
             return v, "Observation.valueInteger", str(v)
         x.note("wrong-type", "Observation.valueInteger is not an integer", name,
-                  "Observation.valueInteger")
+               "Observation.valueInteger")
         return None, "", ""
     if "valueQuantity" in res:
         v = number(as_dict(res["valueQuantity"]).get("value"))
         if v is not None and v == v.to_integral_value():
             return int(v), "Observation.valueQuantity", str(v)
         x.note("wrong-type", "Observation.valueQuantity.value is not a whole number", name,
-                  "Observation.valueQuantity.value")
+               "Observation.valueQuantity.value")
         return None, "", ""
     if "valueString" in res:
         v = res["valueString"]
         if type(v) is str and v.strip().lstrip("-").isdigit():
             return int(v.strip()), "Observation.valueString", v.strip()
         x.note("wrong-type", "Observation.valueString is not a whole number", name,
-                  "Observation.valueString")
+               "Observation.valueString")
         return None, "", ""
     for element in ("valueCodeableConcept", "interpretation"):
         ccs = res.get(element)
@@ -148,15 +149,15 @@ def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, 
                     return snomed[c], f"Observation.{element}", c
         if ccs:
             x.note("unknown-code", f"Observation.{element} holds no known performance-status "
-                      f"code", name, f"Observation.{element}")
+                   f"code", name, f"Observation.{element}")
             return None, "", ""
     x.note("missing-element", "performance status without a value", name, "Observation.value[x]")
     return None, "", ""
 
 
 def quantity(x: Extraction, q: object, name: str, element: str,
-             units: Mapping[str, tuple[Decimal, str]]):
-    """(value in canonical unit, canonical unit, shown, censored) or None with a note."""
+             units: Mapping[str, tuple[Decimal, str]]) -> Optional[tuple[Decimal, str, str, bool, Decimal]]:
+    """(value in canonical unit, canonical unit, shown, censored, factor) or None with a note."""
     if type(q) is not dict:
         x.note("wrong-type", f"{element} is not a Quantity", name, element)
         return None
@@ -167,13 +168,13 @@ def quantity(x: Extraction, q: object, name: str, element: str,
             x.note("missing-element", f"{element}.value is absent", name, f"{element}.value")
         else:
             x.note("wrong-type", f"{element}.value {str(raw)[:20]!r} is not a number",
-                      name, f"{element}.value")
+                   name, f"{element}.value")
         return None
     system, code, unit = q.get("system"), q.get("code"), q.get("unit")
     if type(code) is str and code.strip():
         if system is not None and norm_system(system) != UCUM:
             x.note("unknown-unit", f"{element} unit {code!r} is not UCUM ({str(system)[:60]})",
-                      name, f"{element}.system")
+                   name, f"{element}.system")
             return None
         u = code.strip()
     elif type(unit) is str and unit.strip():
@@ -183,7 +184,7 @@ def quantity(x: Extraction, q: object, name: str, element: str,
     conv = units.get(u)
     if conv is None:
         x.note("unknown-unit", f"{element} unit {u or '(none)'!r} is not accepted here "
-                  f"(accepted: {', '.join(units)})", name, f"{element}.code")
+               f"(accepted: {', '.join(units)})", name, f"{element}.code")
         return None
     factor, canonical = conv
     comparator = q.get("comparator")
@@ -201,10 +202,10 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
             value_keys = [k for k in res if k.startswith("value")]
             if value_keys:
                 x.note("wrong-type", f"{value_keys[0]} where a valueQuantity is required",
-                          name, f"Observation.{value_keys[0]}")
+                       name, f"Observation.{value_keys[0]}")
             else:
                 x.note("missing-element", "laboratory value without valueQuantity", name,
-                          "Observation.valueQuantity")
+                       "Observation.valueQuantity")
         return
     q = quantity(x, res["valueQuantity"], name, "Observation.valueQuantity", units)
     if q is None:
@@ -220,7 +221,7 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
             x_uln = value / uln if uln > 0 else None
             if x_uln is not None and x_uln >= LIMIT:
                 x.note("out-of-range", f"{analyte} ULN {uln_shown} is implausibly small",
-                          name, f"Observation.referenceRange[{j}].high")
+                       name, f"Observation.referenceRange[{j}].high")
                 x_uln = None
             ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
                                value=uln_shown))
@@ -229,16 +230,18 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     def build() -> None:
         if censored:
             x.note("censored-value", f"latest {analyte} is {shown}: exact value unknown",
-                      name, "Observation.valueQuantity.comparator")
+                   name, "Observation.valueQuantity.comparator")
             return
         x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
-                                        x_uln=x_uln, date=when, age_days=x.days_ago(when),
-                                        evidence=evidence))
+                                     x_uln=x_uln, date=when, age_days=x.days_ago(when),
+                                     evidence=evidence))
     x.offer_latest(("lab", analyte), when, (i, 0), build)
 
 
 def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, tuple[Decimal, str]],
-                   canonical: str, value_factor: Decimal):
+                   canonical: str, value_factor: Decimal) -> Optional[tuple[Decimal, str, int]]:
+    """(upper limit of normal in the canonical unit, shown, index) of the first normal range with a high
+    limit; None (with a note when it cannot be read)."""
     for j, rr in enumerate(as_list(res.get("referenceRange"))):
         if type(rr) is not dict or "high" not in rr:
             continue
@@ -259,7 +262,7 @@ def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, 
         value, unit, shown, _, _ = q
         if unit != canonical:
             x.note("unknown-unit", f"{element} is in {unit}, the value in {canonical}: "
-                      f"ULN not used", name, element)
+                   f"ULN not used", name, element)
             return None
         return value, shown, j
     return None
@@ -269,7 +272,7 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     cc = res.get("valueCodeableConcept")
     if cc is None:
         x.note("missing-element", "pregnancy observation without valueCodeableConcept",
-                  name, "Observation.valueCodeableConcept")
+               name, "Observation.valueCodeableConcept")
         return
     hcg = code in HCG_CODES
     status = None
@@ -283,7 +286,7 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
             break
     if status is None:
         x.note("unknown-code", "pregnancy observation value is not a known code", name,
-                  "Observation.valueCodeableConcept")
+               "Observation.valueCodeableConcept")
         return
     when, _ = x.effective(res, name)
     source = "hcg" if hcg else "pregnancy-status"
@@ -298,7 +301,7 @@ def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> Non
     if hit:
         when, _ = x.effective(res, name)
         x.add("extent", (i, 0), ExtentFact(value="metastatic", source="tnm-m", date=when,
-                                              evidence=(Evidence(
+                                           evidence=(Evidence(
                                                   resource=name,
                                                   element="Observation.valueCodeableConcept",
                                                   value=hit),)))
@@ -309,7 +312,7 @@ def obs_stage_group(x: Extraction, res: Resource, name: str, i: int, code: str) 
     if hit:
         when, _ = x.effective(res, name)
         x.add("extent", (i, 0), ExtentFact(value="metastatic", source="stage-group",
-                                              date=when, evidence=(Evidence(
+                                           date=when, evidence=(Evidence(
                                                   resource=name,
                                                   element="Observation.valueCodeableConcept",
                                                   value=hit),)))
@@ -320,18 +323,18 @@ def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code
         flag = res["valueBoolean"]
         if type(flag) is not bool:
             x.note("wrong-type", "Observation.valueBoolean is not a boolean", name,
-                      "Observation.valueBoolean")
+                   "Observation.valueBoolean")
             return
         if not flag:
             return
         ev = Evidence(resource=name, element="Observation.valueBoolean", value="true")
     else:
         x.note("assumed-value", "history-of-metastatic-cancer without a value read as true "
-                  "(the observation asserts the history)", name, "Observation.valueBoolean")
+               "(the observation asserts the history)", name, "Observation.valueBoolean")
         ev = Evidence(resource=name, element="Observation.code", value=f"{SNOMED}|{code}")
     when, _ = x.effective(res, name)
     x.add("extent", (i, 0), ExtentFact(value="metastatic", source="history-of-metastatic",
-                                          date=when, evidence=(ev,)))
+                                       date=when, evidence=(ev,)))
 
 
 def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -364,11 +367,11 @@ def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
         ev.append(Evidence(resource=name, element="Observation.value[x]", value=score))
     if result is None and score is None and value is None:
         x.note("unknown-code", f"{marker} result is not positive/negative, a score or a "
-                  "number", name, "Observation.value[x]")
+               "number", name, "Observation.value[x]")
         return
     when, _ = x.effective(res, name)
     x.add("ihc", (i, 0), IhcFact(marker=marker, result=result, score=score, value=value,
-                                    date=when, evidence=tuple(ev)))
+                                 date=when, evidence=tuple(ev)))
 
 
 #: (normalised system, code) of Observation.code -> reader. Codes of the mdtflag assertion system go

@@ -8,7 +8,7 @@ import re
 from datetime import date as Date
 from decimal import Decimal
 from functools import lru_cache
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 from mdtflag.fhir.facts.codes import (
     M1_CODE,
@@ -53,11 +53,11 @@ def string(x: object) -> Optional[str]:
     return None
 
 
-def as_list(x: object) -> list:
+def as_list(x: object) -> list[Any]:
     return x if type(x) is list else []
 
 
-def as_dict(x: object) -> dict:
+def as_dict(x: object) -> dict[str, Any]:
     return x if type(x) is dict else {}
 
 
@@ -108,10 +108,9 @@ def parse_date(text: str) -> tuple[Optional[Date], bool]:
 
 def number(x: object) -> Optional[Decimal]:
     """A JSON number as Decimal (bool excluded); None for anything else or out of range."""
-    t = type(x)
-    if t is int:
+    if type(x) is int:
         d = Decimal(x)
-    elif t is float:
+    elif type(x) is float:
         if x != x or x in (float("inf"), float("-inf")):
             return None
         d = Decimal(repr(x))
@@ -176,7 +175,7 @@ def ref_key(ref: str) -> Optional[str]:
     return None
 
 
-def status_of(res: dict) -> Optional[str]:
+def status_of(res: dict[str, Any]) -> Optional[str]:
     status = res.get("status")
     return status.strip() if type(status) is str and status.strip() else None
 
@@ -230,7 +229,7 @@ def stage_iv_value(cc: object) -> Optional[str]:
     return None
 
 
-def component_codes(comp: dict):
+def component_codes(comp: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(normalised system, code) of each coding of ``component.code`` (a generator: the caller
     usually stops at the first)."""
     cc = comp.get("code")
@@ -242,7 +241,7 @@ def component_codes(comp: dict):
                     yield norm_system(c.get("system")), code.strip()
 
 
-def component_text(comp: dict) -> Optional[str]:
+def component_text(comp: dict[str, Any]) -> Optional[str]:
     """The text of a component value: first coding's code, else its display, else
     ``valueCodeableConcept.text``, else ``valueString``."""
     cc = comp.get("valueCodeableConcept")

@@ -1,6 +1,8 @@
 """Patient: age, sex, deceased, and the place of residence (county, municipality, healthcare region)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import mdtflag.fhir.regions as scb
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, PatientFact
@@ -18,7 +20,7 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
             ev.append(Evidence(resource=name, element="Patient.gender", value=gender))
         else:
             x.note("wrong-type", "Patient.gender is not one of male/female/other/unknown",
-                      name, "Patient.gender")
+                   name, "Patient.gender")
     age = None
     if "birthDate" in p:
         birth = x.date_of(p["birthDate"], name, "Patient.birthDate")
@@ -28,7 +30,7 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
             ev.append(Evidence(resource=name, element="Patient.birthDate", value=p["birthDate"]))
     else:
         x.note("missing-element", "Patient.birthDate is absent: age unknown", name,
-                  "Patient.birthDate")
+               "Patient.birthDate")
     deceased = False
     if "deceasedBoolean" in p:
         flag = p["deceasedBoolean"]
@@ -38,7 +40,7 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
                                value=str(flag).lower()))
         else:
             x.note("wrong-type", "Patient.deceasedBoolean is not a boolean", name,
-                      "Patient.deceasedBoolean")
+                   "Patient.deceasedBoolean")
     elif "deceasedDateTime" in p:
         raw = p["deceasedDateTime"]
         when = x.date_of(raw, name, "Patient.deceasedDateTime")
@@ -50,13 +52,15 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
                        municipality=municipality, healthcare_region=region, evidence=tuple(ev))
 
 
-def read_address(x: Extraction, p: Resource, name: str, ev: list[Evidence]):
+def read_address(x: Extraction, p: Resource, name: str,
+                 ev: list[Evidence]) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """(county, municipality, healthcare region) of the home address (else the first not old one)."""
     addresses = [(j, a) for j, a in enumerate(as_list(p.get("address"))) if type(a) is dict]
     if "address" in p and type(p["address"]) is not list:
         x.note("wrong-type", "Patient.address is not an array", name, "Patient.address")
     if not addresses:
         x.note("unknown-region", "Patient.address is absent: healthcare region unknown",
-                  name, "Patient.address")
+               name, "Patient.address")
         return None, None, None
     idx, chosen = next((ja for ja in addresses if ja[1].get("use") == "home"),
                        next((ja for ja in addresses if ja[1].get("use") != "old"),
@@ -70,7 +74,7 @@ def read_address(x: Extraction, p: Resource, name: str, ev: list[Evidence]):
                                value=str(state)))
         else:
             x.note("unknown-region", f"Patient.address.state {str(state)[:40]!r} is not a "
-                      f"Swedish county code or name", name, f"Patient.address[{idx}].state")
+                   f"Swedish county code or name", name, f"Patient.address[{idx}].state")
     if district is not None:
         municipality = scb.municipality_code(district)
         if municipality is not None:
@@ -80,13 +84,13 @@ def read_address(x: Extraction, p: Resource, name: str, ev: list[Evidence]):
                 county = municipality[:2]
             elif county != municipality[:2]:
                 x.note("unknown-region", f"municipality {municipality} does not lie in "
-                          f"county {county}; municipality not used", name,
-                          f"Patient.address[{idx}].district")
+                       f"county {county}; municipality not used", name,
+                       f"Patient.address[{idx}].district")
                 municipality = None
     if county is None:
         if state is None:
             x.note("unknown-region", "no county (Patient.address.state): healthcare "
-                      "region unknown", name, f"Patient.address[{idx}].state")
+                   "region unknown", name, f"Patient.address[{idx}].state")
         return None, municipality, None
     region = x.regions.region_for(county, municipality)
     if region is None:
@@ -94,8 +98,8 @@ def read_address(x: Extraction, p: Resource, name: str, ev: list[Evidence]):
             what = ("municipality unknown" if municipality is None
                     else f"municipality {municipality} not in the region table")
             x.note("unknown-region", f"county {county} is split between healthcare "
-                      f"regions and the {what}", name, f"Patient.address[{idx}].district")
+                   f"regions and the {what}", name, f"Patient.address[{idx}].district")
         else:
             x.note("unknown-region", f"county {county} is not in the region table", name,
-                      f"Patient.address[{idx}].state")
+                   f"Patient.address[{idx}].state")
     return county, municipality, region

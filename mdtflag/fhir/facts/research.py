@@ -18,7 +18,7 @@ def read_research_subject(x: Extraction, res: Resource, name: str, i: int) -> No
     status = status_of(res)
     if status is None:
         x.note("missing-element", "ResearchSubject.status is absent", name,
-                  "ResearchSubject.status")
+               "ResearchSubject.status")
         return
     ev = [Evidence(resource=name, element="ResearchSubject.status", value=status)]
     phase = study = None
@@ -26,10 +26,10 @@ def read_research_subject(x: Extraction, res: Resource, name: str, i: int) -> No
         target, ref = x.resolve(res["study"])
         if target is None or target.get("resourceType") != "ResearchStudy":
             ident = as_dict(as_dict(res["study"]).get("identifier")).get("value")
-            study = string(ident) or (ref_key(ref).split("/", 1)[1] if ref and ref_key(ref)
-                                    else None)
+            key = ref_key(ref) if ref else None
+            study = string(ident) or (key.split("/", 1)[1] if key else None)
             x.note("unresolved-reference", f"ResearchSubject.study {str(ref or ident)[:80]!r} "
-                      "is not in the bundle: phase unknown", name, "ResearchSubject.study")
+                   "is not in the bundle: phase unknown", name, "ResearchSubject.study")
         else:
             sname = x.name_of(target, -1)
             study = next((v for v in (string(as_dict(ident).get("value"))
@@ -43,6 +43,6 @@ def read_research_subject(x: Extraction, res: Resource, name: str, i: int) -> No
             else:
                 if target.get("phase") is not None:
                     x.note("unknown-code-system", "ResearchStudy.phase is not from "
-                              "research-study-phase", sname, "ResearchStudy.phase")
+                           "research-study-phase", sname, "ResearchStudy.phase")
     x.add("trial_candidacy", (i, 0), TrialCandidacyFact(status=status, phase=phase,
-                                                           study=study, evidence=tuple(ev)))
+                                                        study=study, evidence=tuple(ev)))
