@@ -133,7 +133,7 @@ if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag
     from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
     from fhir_core.types import FhirBase as _FhirBase
     from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
-    from fhir_core.types import import_string as _import_string
+    from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]  # not re-exported by name
     from pydantic import BaseModel as _BaseModel
     from pydantic import TypeAdapter as _TypeAdapter
 
@@ -152,7 +152,7 @@ def _setup() -> bool:
         from fhir_core.types import (
             FhirElementOrResourceBase as _FhirElementOrResourceBase,
         )
-        from fhir_core.types import import_string as _import_string
+        from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]
         from pydantic import BaseModel as _BaseModel
         from pydantic import TypeAdapter as _TypeAdapter
     except ImportError:  # pragma: no cover - other fhir.resources generations: always full
@@ -178,7 +178,7 @@ class _Unsupported(Exception):
 
 # _walk_dict and _walk_list repeat the per-value dispatch on purpose: it runs for every value of every
 # resource, and a shared helper would add a call per value to the warm path.
-def _walk_dict(d: dict, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
+def _walk_dict(d: Dict[str, Any], ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Unsupported
     depth += 1
@@ -204,7 +204,7 @@ def _walk_dict(d: dict, ap: Callable[[Any], None], lap: Callable[[Any], None], d
             raise _Unsupported
 
 
-def _walk_list(lst: list, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
+def _walk_list(lst: List[Any], ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Unsupported
     depth += 1
@@ -225,7 +225,7 @@ def _walk_list(lst: list, ap: Callable[[Any], None], lap: Callable[[Any], None],
             raise _Unsupported
 
 
-def skeleton(cls: Any, resource: dict) -> Optional[Tuple[tuple, List[Any]]]:
+def skeleton(cls: Any, resource: Dict[str, Any]) -> Optional[Tuple[Tuple[Any, ...], List[Any]]]:
     """``(skeleton, leaves)`` of ``resource`` for model ``cls``, or ``None`` when unsupported."""
     if resource.__class__ is not dict:
         return None
@@ -263,8 +263,8 @@ class _Leaf:
         self.annotation = annotation
         self.single: Callable[[Any], Any] = _TypeAdapter(annotation).validate_python
         self.batch: Callable[[Any], Any] = \
-            _TypeAdapter(List[annotation]).validate_python  # type: ignore[valid-type]
-        self.memo: Optional[set] = set() if _runs_python(annotation) else None
+            _TypeAdapter(List[annotation]).validate_python
+        self.memo: Optional[set[Any]] = set() if _runs_python(annotation) else None
 
 
 _SLOW_NAMES = frozenset({"Date", "DateTime", "Instant", "Time", "Decimal", "Url", "Base64Binary",
@@ -472,7 +472,7 @@ def _func(method: Any) -> Any:
     return getattr(method, "__func__", method)
 
 
-def _resolve(fhir_type: Any, value: dict) -> Any:
+def _resolve(fhir_type: Any, value: Dict[str, Any]) -> Any:
     """The model class ``fhir_type``'s validator uses for the dict ``value`` (fhir_core's rule)."""
     if _func(fhir_type.__get_pydantic_core_schema__) is not _func(_FhirBase.__get_pydantic_core_schema__):
         raise _Unsupported
@@ -509,12 +509,12 @@ def _resolve(fhir_type: Any, value: dict) -> Any:
 class _Plan:
     __slots__ = ("groups", "paths")
 
-    def __init__(self, groups: Tuple[Tuple[_Leaf, Callable[[list], Any]], ...],
+    def __init__(self, groups: Tuple[Tuple[_Leaf, Callable[[List[Any]], Any]], ...],
                  paths: Tuple[Tuple[_Leaf, Tuple[Any, ...]], ...]) -> None:
         self.groups = groups
         self.paths = paths
 
-    def check(self, resource: dict, leaves: List[Any]) -> bool:
+    def check(self, resource: Dict[str, Any], leaves: List[Any]) -> bool:
         """True when every primitive check passes (the resource is then valid)."""
         try:
             for leaf, get in self.groups:
@@ -560,7 +560,7 @@ class _Builder:
         self.paths.append((leaf, path))
         self.n += _count_scalars(value)
 
-    def model(self, klass: Any, data: dict, inst: Any, path: Tuple[Any, ...]) -> None:
+    def model(self, klass: Any, data: Dict[str, Any], inst: Any, path: Tuple[Any, ...]) -> None:
         if type(inst) is not klass:
             raise _Unsupported
         info = _class_info(klass)
@@ -628,20 +628,20 @@ class _Builder:
     def plan(self) -> _Plan:
         groups = []
         for leaf, idx in self.groups.items():
-            get: Callable[[list], Any] = (_one(idx[0]) if len(idx) == 1
+            get: Callable[[List[Any]], Any] = (_one(idx[0]) if len(idx) == 1
                                           else operator.itemgetter(*idx))
             groups.append((leaf, get))
         return _Plan(tuple(groups), tuple(self.paths))
 
 
-def _one(i: int) -> Callable[[list], Tuple[Any]]:
+def _one(i: int) -> Callable[[List[Any]], Tuple[Any]]:
     """Like ``operator.itemgetter(i)`` but always a 1-tuple (what the batch validator takes)."""
-    def get(leaves: list) -> Tuple[Any]:
+    def get(leaves: List[Any]) -> Tuple[Any]:
         return (leaves[i],)
     return get
 
 
-def _derive(cls: Any, resource: dict, instance: Any, n_leaves: int) -> _Plan:
+def _derive(cls: Any, resource: Dict[str, Any], instance: Any, n_leaves: int) -> _Plan:
     global _ENABLED
     if not _ENABLED:
         return _NO_PLAN
@@ -664,7 +664,7 @@ def _derive(cls: Any, resource: dict, instance: Any, n_leaves: int) -> _Plan:
 # --------------------------------------------------------------------------------------------
 # entry point
 
-_PLANS: Dict[tuple, _Plan] = {}
+_PLANS: Dict[Tuple[Any, ...], _Plan] = {}
 
 
 def _full(cls: Any, resource: Any) -> Any:
@@ -673,7 +673,7 @@ def _full(cls: Any, resource: Any) -> Any:
     return cls.model_validate(resource)
 
 
-def validate(cls: Any, resource: dict) -> None:
+def validate(cls: Any, resource: Dict[str, Any]) -> None:
     """Validate ``resource`` with FHIR model ``cls``: ``None`` when valid, else raise what
     ``cls.model_validate(resource)`` raises (it is then the one that decided)."""
     if not _ENABLED and (_ENABLED is False or not _setup()):

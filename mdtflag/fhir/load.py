@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Optional, Union
+from typing import Any, Iterable, Iterator, Literal, Optional, Union
 
 import orjson
 from pydantic import ValidationError
@@ -53,7 +53,9 @@ FACT_RESOURCE_TYPES = frozenset({
 })
 
 ValidateMode = Literal["facts", "all", "none"]
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, dict]
+#: A FHIR resource (or any JSON object) as a plain dict.
+JsonObject = dict[str, Any]
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, JsonObject]
 
 #: Elements that tie a resource to its patient (Bulk Data grouping), in order of preference.
 _PATIENT_LINKS = ("subject", "patient", "individual")
@@ -69,8 +71,8 @@ class LoadedBundle:
     """
 
     source: str
-    patient: dict
-    resources: tuple[dict, ...]
+    patient: JsonObject
+    resources: tuple[JsonObject, ...]
     notes: tuple[DataQualityNote, ...] = ()
     full_urls: tuple[Optional[str], ...] = ()
 
@@ -174,10 +176,10 @@ def _describe(obj: object) -> str:
 # --------------------------------------------------------------------------------------------
 # validation
 
-_MODEL_CACHE: dict[str, object] = {}
+_MODEL_CACHE: dict[str, Optional[type[Any]]] = {}
 
 
-def _model_class(resource_type: str):
+def _model_class(resource_type: str) -> Optional[type[Any]]:
     """The R4B model class for a resource type, or ``None`` for an unknown type (cached)."""
     try:
         return _MODEL_CACHE[resource_type]
@@ -194,7 +196,7 @@ def _model_class(resource_type: str):
     return cls
 
 
-def _loc_path(resource_type: str, loc: tuple) -> str:
+def _loc_path(resource_type: str, loc: tuple[Any, ...]) -> str:
     path = resource_type
     for part in loc:
         if isinstance(part, int):
@@ -204,13 +206,13 @@ def _loc_path(resource_type: str, loc: tuple) -> str:
     return path
 
 
-def _ref_name(resource: dict) -> str:
+def _ref_name(resource: JsonObject) -> str:
     rt = resource.get("resourceType")
     rid = resource.get("id")
     return f"{rt}/{rid}" if isinstance(rid, str) and rid else f"{rt}/(no id)"
 
 
-def _validate(resource: dict) -> Optional[DataQualityNote]:
+def _validate(resource: JsonObject) -> Optional[DataQualityNote]:
     """Validate one resource with its R4B model; a note when it fails, else ``None``."""
     rt = resource["resourceType"]
     name = _ref_name(resource)
@@ -241,13 +243,14 @@ def _validate(resource: dict) -> Optional[DataQualityNote]:
 # bundle -> LoadedBundle
 
 
-def _collect_entries(bundle: dict, source: str):
+def _collect_entries(bundle: JsonObject, source: str
+                     ) -> tuple[list[JsonObject], list[Optional[str]], list[DataQualityNote]]:
     entries = bundle.get("entry")
     if entries is None:
         entries = []
     if not isinstance(entries, list):
         raise InputError("not-bundle", source, "malformed Bundle: Bundle.entry is not an array")
-    resources: list[dict] = []
+    resources: list[JsonObject] = []
     urls: list[Optional[str]] = []
     notes: list[DataQualityNote] = []
     for i, entry in enumerate(entries):
@@ -269,7 +272,7 @@ def _collect_entries(bundle: dict, source: str):
     return resources, urls, notes
 
 
-def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQualityNote],
+def _finish(resources: list[JsonObject], urls: list[Optional[str]], notes: list[DataQualityNote],
             source: str, validate: str) -> LoadedBundle:
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if not patients:
@@ -281,7 +284,7 @@ def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQu
                          f"exactly one is required")
     patient = patients[0]
     if validate != "none":
-        kept_res: list[dict] = []
+        kept_res: list[JsonObject] = []
         kept_urls: list[Optional[str]] = []
         for res, url in zip(resources, urls):
             if validate == "all" or res["resourceType"] in FACT_RESOURCE_TYPES:
@@ -382,9 +385,9 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
     yielded as one ``no-patient`` error for that patient. The export is held in memory.
     """
     _check_mode(validate)
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[JsonObject]] = {}
     group_file: dict[str, str] = {}
-    shared: dict[str, dict] = {}
+    shared: dict[str, JsonObject] = {}
     for path in paths:
         fname = os.fspath(path)
         try:
@@ -419,7 +422,7 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
                     yield err
                     continue
                 rt = res.get("resourceType") if isinstance(res, dict) else None
-                if not isinstance(rt, str) or not rt:
+                if not isinstance(res, dict) or not isinstance(rt, str) or not rt:
                     yield InputError("not-bundle", fname,
                                      f"expected one FHIR resource per line, found {_describe(res)}",
                                      lineno)
@@ -495,7 +498,7 @@ def iter_inputs(path: Union[str, "os.PathLike[str]"], *,
         yield InputError("not-found", os.fspath(path), "no such file or folder")
 
 
-def _load_or_error(path: Path, validate: str) -> Union[LoadedBundle, InputError]:
+def _load_or_error(path: Path, validate: ValidateMode) -> Union[LoadedBundle, InputError]:
     try:
         return load_bundle(path, validate=validate)
     except InputError as err:
