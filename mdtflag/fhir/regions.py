@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Protocol
 
 __all__ = [
     "COUNTIES", "HALLAND_MUNICIPALITIES", "RegionMap", "RegionTable", "county_code", "municipality_code",
@@ -91,7 +92,7 @@ _COUNTY_BY_NAME = _name_index(COUNTIES, {
 _MUNICIPALITY_BY_NAME = _name_index(HALLAND_MUNICIPALITIES, {})
 
 
-def _lookup(value: str, index: Mapping[str, str]) -> Optional[str]:
+def _lookup(value: str, index: Mapping[str, str]) -> str | None:
     key = normalise_name(value)
     code = index.get(key)
     if code is None and key.endswith("s"):
@@ -99,7 +100,7 @@ def _lookup(value: str, index: Mapping[str, str]) -> Optional[str]:
     return code
 
 
-def county_code(value: object) -> Optional[str]:
+def county_code(value: object) -> str | None:
     """SCB länskod for a county code or name; ``None`` when not recognised.
 
     ``"12"``, ``"Skåne"``, ``"Region Skåne"``, ``"skane lan"`` -> ``"12"``; ``"1"`` -> ``"01"``.
@@ -113,7 +114,7 @@ def county_code(value: object) -> Optional[str]:
     return _lookup(text, _COUNTY_BY_NAME) if text else None
 
 
-def municipality_code(value: object) -> Optional[str]:
+def municipality_code(value: object) -> str | None:
     """SCB kommunkod for a municipality code or a (Halland) municipality name; ``None`` otherwise.
 
     Any 4-digit code whose first two digits are a county code is accepted as a code; names are
@@ -127,7 +128,7 @@ def municipality_code(value: object) -> Optional[str]:
     return _lookup(text, _MUNICIPALITY_BY_NAME) if text else None
 
 
-def _frozen_codes(mapping: Mapping[str, str], to_code: Callable[[object], Optional[str]],
+def _frozen_codes(mapping: Mapping[str, str], to_code: Callable[[object], str | None],
                   what: str) -> Mapping[str, str]:
     out: dict[str, str] = {}
     for key, region in mapping.items():
@@ -156,7 +157,7 @@ class RegionMap:
         # counties whose region depends on the municipality (those with municipality entries)
         object.__setattr__(self, "split_counties", frozenset(m[:2] for m in munis))
 
-    def region_for(self, county: Optional[str], municipality: Optional[str]) -> Optional[str]:
+    def region_for(self, county: str | None, municipality: str | None) -> str | None:
         if county is None:
             return None
         if county in self.split_counties:
@@ -171,7 +172,7 @@ class RegionTable(Protocol):
     def rows(self) -> Sequence[Mapping[str, Any]]: ...
 
 
-def region_map(table: Optional[RegionTable]) -> Optional[RegionMap]:
+def region_map(table: RegionTable | None) -> RegionMap | None:
     """County -> healthcare region (and split municipalities) from the rows of a ``regions`` table
     (``key``, ``counties``, ``split_municipalities``); ``None`` without a table."""
     if table is None:

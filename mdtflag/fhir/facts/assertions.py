@@ -2,8 +2,6 @@
 (ServiceRequest, Encounter) to cancer genetics."""
 from __future__ import annotations
 
-from typing import Optional
-
 from mdtflag.fhir.facts.codes import ASSERTION_SYSTEM, ASSERTIONS, REFERRAL
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import AssertionFact, Evidence, ExtentFact
@@ -17,8 +15,8 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                "Observation.code")
         return
     kind, allowed = spec
-    value: Optional[str] = None
-    flag: Optional[bool] = None
+    value: str | None = None
+    flag: bool | None = None
     if kind == "bool" or allowed is None:
         raw = res.get("valueBoolean")
         if type(raw) is not bool:

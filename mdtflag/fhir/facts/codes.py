@@ -6,9 +6,9 @@ A code that is not in these tables is not understood: the reader leaves the fact
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Mapping, Optional
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -135,7 +135,7 @@ MED_GIVEN = frozenset({"active", "completed", "stopped", "on-hold", "in-progress
 MED_CURRENT = frozenset({"active", "in-progress"})
 
 #: mdtflag assertion code -> ("coded", allowed values) | ("bool", None)
-ASSERTIONS: Mapping[str, tuple[str, Optional[frozenset[str]]]] = MappingProxyType({
+ASSERTIONS: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType({
     "standard-treatment-status": ("coded", frozenset({"exhausted", "not-exhausted", "declined",
                                                        "none-available"})),
     "measurable-disease": ("bool", None),

@@ -168,7 +168,7 @@ def condition_has_pathology_evidence(x: Extraction, res: Resource) -> bool:
 ConditionCode = tuple[Optional[str], Optional[str], Optional[str], Optional[str], list[Evidence]]
 
 
-def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> Optional[ConditionCode]:
+def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> ConditionCode | None:
     """(icd10, snomed, topography, morphology, evidence) or None (with a note)."""
     if cc is None:
         x.note("missing-element", f"{element} is absent", name, element)

@@ -6,8 +6,9 @@ only if it is the most recent of its key, ``x.note`` records what could not be u
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date as Date
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 from mdtflag.errors import DataQualityNote
 from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
@@ -15,7 +16,7 @@ from mdtflag.fhir.facts.parse import parse_date, ref_key
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.regions import RegionMap
 
-__all__ = ["Extraction", "Handler", "Resource", "Rank", "Builder"]
+__all__ = ["Builder", "Extraction", "Handler", "Rank", "Resource"]
 
 _T = TypeVar("_T")
 
@@ -30,7 +31,7 @@ Builder = Callable[[], None]
 class Extraction:
     """One extraction run. Facts are collected per kind as (order key, fact)."""
 
-    def __init__(self, bundle: LoadedBundle, as_of: Date, regions: Optional[RegionMap],
+    def __init__(self, bundle: LoadedBundle, as_of: Date, regions: RegionMap | None,
                  handlers: Mapping[str, Handler]) -> None:
         self.bundle = bundle
         self.as_of = as_of
@@ -40,13 +41,13 @@ class Extraction:
         self.out: dict[str, list[tuple[tuple[int, int], FactBase]]] = {k: [] for k in FACT_SCHEMA}
         # latest-value candidates: key -> (rank, order, builder)
         self.latest: dict[tuple[str, ...], tuple[Rank, tuple[int, int], Builder]] = {}
-        self.latest_kps: Optional[Builder] = None
-        self.latest_kps_rank: Optional[Rank] = None
+        self.latest_kps: Builder | None = None
+        self.latest_kps_rank: Rank | None = None
         self.ecog_seen = False
         self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
-        self.birth: Optional[Date] = None
+        self.birth: Date | None = None
         # index for reference resolution, and the resources handlers read, with their names
         self.by_key: dict[str, Resource] = {}
         self.by_url: dict[str, Resource] = {}
@@ -80,16 +81,16 @@ class Extraction:
                     self.reports.append((i, res, name))
         self.pathology_reports: set[int] = set()      # id() of pathology DiagnosticReports
         self.pathology_conditions: set[int] = set()   # id() of Conditions they refer to
-        self.significance_cache: Optional[dict[int, tuple[str, Evidence]]] = None
+        self.significance_cache: dict[int, tuple[str, Evidence]] | None = None
 
-    def note(self, code: str, message: str, resource: Optional[str] = None,
-             element: Optional[str] = None) -> None:
+    def note(self, code: str, message: str, resource: str | None = None,
+             element: str | None = None) -> None:
         self.notes.append(DataQualityNote(code, message, resource, element))
 
     def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
         self.out[kind].append((order, fact))
 
-    def offer_latest(self, key: tuple[str, ...], when: Optional[Date], order: tuple[int, int],
+    def offer_latest(self, key: tuple[str, ...], when: Date | None, order: tuple[int, int],
                      build: Builder) -> None:
         """Keep ``build`` only if it is the most recent candidate for ``key`` so far."""
         rank: Rank = (when is not None, when.toordinal() if when else 0, order)
@@ -97,10 +98,10 @@ class Extraction:
         if cur is None or rank > cur[0]:
             self.latest[key] = (rank, order, build)
 
-    def days_ago(self, d: Optional[Date]) -> Optional[int]:
+    def days_ago(self, d: Date | None) -> int | None:
         return None if d is None else self.as_of_ord - d.toordinal()
 
-    def date_of(self, value: object, name: str, element: str) -> Optional[Date]:
+    def date_of(self, value: object, name: str, element: str) -> Date | None:
         if value is None:
             return None
         if type(value) is not str:
@@ -114,7 +115,7 @@ class Extraction:
                       name, element)
         return d
 
-    def effective(self, res: Resource, name: str) -> tuple[Optional[Date], str]:
+    def effective(self, res: Resource, name: str) -> tuple[Date | None, str]:
         """Observation-like date: effectiveDateTime, effectivePeriod.start, effectiveInstant, issued."""
         rt = res.get("resourceType", "Observation")
         for key in ("effectiveDateTime", "effectiveInstant"):
@@ -128,7 +129,7 @@ class Extraction:
             return self.date_of(res["issued"], name, f"{rt}.issued"), f"{rt}.issued"
         return None, ""
 
-    def resolve(self, reference: object) -> tuple[Optional[Resource], Optional[str]]:
+    def resolve(self, reference: object) -> tuple[Resource | None, str | None]:
         """(resource, reference text) for a Reference; resource None when absent from the bundle."""
         ref = reference.get("reference") if type(reference) is dict else None
         if type(ref) is not str or not ref:
@@ -139,7 +140,7 @@ class Extraction:
             hit = self.by_key.get(key) if key else None
         return hit, ref
 
-    def other_patient(self, res: Resource) -> Optional[tuple[str, str]]:
+    def other_patient(self, res: Resource) -> tuple[str, str] | None:
         """(reference text, element) if ``res`` clearly belongs to another Patient, else None."""
         for link in ("subject", "patient", "individual"):
             reference = res.get(link)
@@ -167,7 +168,7 @@ class Extraction:
         rt = rt if type(rt) is str else "Resource"
         return f"{rt}/{rid}" if type(rid) is str and rid else f"{rt}/#{index}"
 
-    def safely(self, fn: Callable[..., _T], *args: Any) -> Optional[_T]:
+    def safely(self, fn: Callable[..., _T], *args: Any) -> _T | None:
         """``fn(*args)``; on an internal error a note ``extraction-error`` and ``None``."""
         try:
             return fn(*args)

@@ -7,15 +7,24 @@ and a patient's value always meet on the same scale.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date as Date
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Callable, Literal, Mapping, Optional, Union
+from typing import Callable, Literal, Union
 
 __all__ = [
-    "FieldType", "EngineType", "EngineValue", "EPOCH", "ENGINE_TYPE", "ENCODERS", "encode_decimal",
-    "encode_date", "encode_value", "encode_constant",
+    "ENCODERS",
+    "ENGINE_TYPE",
+    "EPOCH",
+    "EngineType",
+    "EngineValue",
+    "FieldType",
+    "encode_constant",
+    "encode_date",
+    "encode_decimal",
+    "encode_value",
 ]
 
 #: The type of a fact field as rules see it.
@@ -45,7 +54,7 @@ ENGINE_TYPE: Mapping[FieldType, EngineType] = MappingProxyType({
     "str": "str", "int": "int", "bool": "bool", "decimal": "int", "date": "int",
 })
 #: field type -> encoder, ``None`` where the value is sent as it is.
-ENCODERS: Mapping[FieldType, Optional[Callable[..., int]]] = MappingProxyType({
+ENCODERS: Mapping[FieldType, Callable[..., int] | None] = MappingProxyType({
     "str": None, "int": None, "bool": None, "decimal": encode_decimal, "date": encode_date,
 })
 
@@ -64,7 +73,7 @@ def encode_value(field_type: str, value: object) -> object:
     return value
 
 
-def encode_constant(field_type: FieldType, value: object) -> Optional[EngineValue]:
+def encode_constant(field_type: FieldType, value: object) -> EngineValue | None:
     """Encode a rule constant for a field of ``field_type``; ``None`` when the constant is not
     of that type (a ``decimal`` accepts a number or a numeric text, a ``date`` a date)."""
     if field_type == "str":

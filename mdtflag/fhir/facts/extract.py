@@ -1,10 +1,11 @@
 """The dispatch from resource type to reader, and one extraction run from start to end."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date as Date
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from mdtflag.fhir.facts.assertions import read_referral
 from mdtflag.fhir.facts.condition import prepare_report, read_condition
@@ -68,7 +69,7 @@ def _run(x: Extraction) -> FactSet:
                    source=x.bundle.source)
 
 
-def extract_facts(bundle: LoadedBundle, as_of: Date, regions: Optional[RegionMap] = None) -> FactSet:
+def extract_facts(bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None) -> FactSet:
     """All facts of one patient at ``as_of`` (see :mod:`mdtflag.fhir.facts`). Never raises for any
     content of ``bundle``: what cannot be used becomes a note in ``FactSet.notes``. Without
     ``regions`` no healthcare region is known."""

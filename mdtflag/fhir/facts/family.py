@@ -1,8 +1,6 @@
 """FamilyMemberHistory: relatives' diagnoses and onset ages."""
 from __future__ import annotations
 
-from typing import Optional
-
 from mdtflag.fhir.facts.codes import DEGREE, ROLE_SYSTEMS
 from mdtflag.fhir.facts.condition import read_condition_code
 from mdtflag.fhir.facts.context import Extraction, Resource
@@ -56,7 +54,7 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
             evidence=(rel_ev, *ev)))
 
 
-def read_onset_age(x: Extraction, q: object, name: str, element: str, ev: list[Evidence]) -> Optional[int]:
+def read_onset_age(x: Extraction, q: object, name: str, element: str, ev: list[Evidence]) -> int | None:
     value = number(as_dict(q).get("value"))
     if value is None:
         x.note("wrong-type", f"{element} is not an Age with a number", name, element)

@@ -1,8 +1,9 @@
 """Genomics: variants, TMB, MSI, diagnostic implications and genomic DiagnosticReports."""
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import date as Date
-from typing import Any, Collection, Mapping, Optional
+from typing import Any
 
 from mdtflag.fhir.facts.codes import (
     ASSAY_SYSTEM,
@@ -88,7 +89,7 @@ def read_implication(x: Extraction, res: Resource, name: str, i: int) -> None:
 
 def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     when, _ = x.effective(res, name)
-    present: Optional[bool] = None
+    present: bool | None = None
     ev: list[Evidence] = []
     if "valueCodeableConcept" in res:
         for s, c, _ in codings(res.get("valueCodeableConcept")):
@@ -174,7 +175,7 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                                              evidence=(gene_ev, *ev), **fields))
 
 
-def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> Optional[tuple[str, Evidence]]:
+def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str, Evidence] | None:
     if type(cc) is not dict:
         x.note("wrong-type", f"{element} is not a CodeableConcept", name, element)
         return None
@@ -290,7 +291,7 @@ def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str
 
 
 def obs_tmb(x: Extraction, res: Resource, name: str, i: int, code: str, element: str = "Observation",
-            when: Optional[Date] = None) -> None:
+            when: Date | None = None) -> None:
     q = res.get("valueQuantity")
     value = number(as_dict(q).get("value"))
     if value is None:
@@ -312,7 +313,7 @@ def obs_tmb(x: Extraction, res: Resource, name: str, i: int, code: str, element:
 
 
 def obs_msi(x: Extraction, res: Resource, name: str, i: int, code: str, element: str = "Observation",
-            when: Optional[Date] = None) -> None:
+            when: Date | None = None) -> None:
     for s, c, _ in codings(res.get("valueCodeableConcept")):
         if s == LOINC and c in MSI:
             if element == "Observation":

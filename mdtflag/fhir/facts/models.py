@@ -13,6 +13,10 @@ A model declares everything the rest of the pipeline needs to know about its kin
 """
 from __future__ import annotations
 
+# Pydantic evaluates these annotations at run time, and Python 3.9 cannot evaluate ``X | None``:
+# the models keep ``Optional``.
+# ruff: noqa: UP045
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date as Date
 from decimal import Decimal
@@ -21,9 +25,7 @@ from typing import (
     Any,
     Callable,
     ClassVar,
-    Iterable,
     Literal,
-    Mapping,
     NamedTuple,
     Optional,
     Union,
@@ -36,10 +38,30 @@ from mdtflag.errors import DataQualityNote
 from mdtflag.fhir.facts.encoding import ENCODERS, FieldType
 
 __all__ = [
-    "Label", "Evidence", "FactBase", "Fact", "PatientFact", "DiagnosisFact", "ExtentFact", "EcogFact",
-    "LabFact", "PregnancyFact", "VariantFact", "TmbFact", "MsiFact", "IhcFact", "GenomicReportFact",
-    "MedicationFact", "TrialCandidacyFact", "AssertionFact", "FamilyHistoryFact", "FACT_MODELS",
-    "FACT_SCHEMA", "FactSet", "count_by_kind", "schema_of",
+    "FACT_MODELS",
+    "FACT_SCHEMA",
+    "AssertionFact",
+    "DiagnosisFact",
+    "EcogFact",
+    "Evidence",
+    "ExtentFact",
+    "Fact",
+    "FactBase",
+    "FactSet",
+    "FamilyHistoryFact",
+    "GenomicReportFact",
+    "IhcFact",
+    "LabFact",
+    "Label",
+    "MedicationFact",
+    "MsiFact",
+    "PatientFact",
+    "PregnancyFact",
+    "TmbFact",
+    "TrialCandidacyFact",
+    "VariantFact",
+    "count_by_kind",
+    "schema_of",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")

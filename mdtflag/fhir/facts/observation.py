@@ -2,9 +2,10 @@
 pregnancy, TNM M / stage group / history of metastatic disease, IHC/ISH markers)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Callable, Mapping, Optional
+from typing import Callable
 
 from mdtflag.fhir.facts.assertions import obs_assertion
 from mdtflag.fhir.facts.codes import (
@@ -65,7 +66,7 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if type(code) is not str:
             continue
         system = norm_system(c.get("system"))
-        handler: Optional[ObservationReader]
+        handler: ObservationReader | None
         if system == ASSERTION_SYSTEM:
             handler, code = obs_assertion, code.strip()
         else:
@@ -114,7 +115,7 @@ def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) ->
 
 
 def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, int],
-                      snomed: Mapping[str, int]) -> tuple[Optional[int], str, str]:
+                      snomed: Mapping[str, int]) -> tuple[int | None, str, str]:
     """(score, element, shown) from valueInteger / valueQuantity / valueString /
     valueCodeableConcept / interpretation; (None, ..) with a note when there is none."""
     if "valueInteger" in res:
@@ -156,7 +157,7 @@ def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, 
 
 
 def quantity(x: Extraction, q: object, name: str, element: str,
-             units: Mapping[str, tuple[Decimal, str]]) -> Optional[tuple[Decimal, str, str, bool, Decimal]]:
+             units: Mapping[str, tuple[Decimal, str]]) -> tuple[Decimal, str, str, bool, Decimal] | None:
     """(value in canonical unit, canonical unit, shown, censored, factor) or None with a note."""
     if type(q) is not dict:
         x.note("wrong-type", f"{element} is not a Quantity", name, element)
@@ -239,7 +240,7 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
 
 
 def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, tuple[Decimal, str]],
-                   canonical: str, value_factor: Decimal) -> Optional[tuple[Decimal, str, int]]:
+                   canonical: str, value_factor: Decimal) -> tuple[Decimal, str, int] | None:
     """(upper limit of normal in the canonical unit, shown, index) of the first normal range with a high
     limit; None (with a note when it cannot be read)."""
     for j, rr in enumerate(as_list(res.get("referenceRange"))):

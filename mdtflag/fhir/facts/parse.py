@@ -4,11 +4,13 @@ Codings, dates, numbers, references, and the normalisation of ICD-10, ICD-O-3 an
 """
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from datetime import date as Date
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from mdtflag.fhir.facts.codes import (
     M1_CODE,
@@ -46,7 +48,7 @@ def norm_system(system: object) -> str:
 LIMIT = Decimal("9e15")   # engine values are int64 after ×1000
 
 
-def string(x: object) -> Optional[str]:
+def string(x: object) -> str | None:
     if type(x) is str:
         x = x.strip()
         return x or None
@@ -61,7 +63,7 @@ def as_dict(x: object) -> dict[str, Any]:
     return x if type(x) is dict else {}
 
 
-def codings(cc: object) -> list[tuple[str, str, Optional[str]]]:
+def codings(cc: object) -> list[tuple[str, str, str | None]]:
     """(normalised system, code, display) for each coding with a non-empty string code."""
     if type(cc) is not dict:
         return []
@@ -83,7 +85,7 @@ def codings(cc: object) -> list[tuple[str, str, Optional[str]]]:
     return out
 
 
-def status_code(cc: object) -> Optional[str]:
+def status_code(cc: object) -> str | None:
     """First code of a CodeableConcept status (e.g. Condition.verificationStatus)."""
     for _, code, _ in codings(cc):
         return code
@@ -91,7 +93,7 @@ def status_code(cc: object) -> Optional[str]:
 
 
 @lru_cache(maxsize=8192)
-def parse_date(text: str) -> tuple[Optional[Date], bool]:
+def parse_date(text: str) -> tuple[Date | None, bool]:
     """(date, partial) for a FHIR date/dateTime/instant; (None, False) when unreadable."""
     s = text.strip()
     try:
@@ -106,12 +108,12 @@ def parse_date(text: str) -> tuple[Optional[Date], bool]:
     return None, False
 
 
-def number(x: object) -> Optional[Decimal]:
+def number(x: object) -> Decimal | None:
     """A JSON number as Decimal (bool excluded); None for anything else or out of range."""
     if type(x) is int:
         d = Decimal(x)
     elif type(x) is float:
-        if x != x or x in (float("inf"), float("-inf")):
+        if not math.isfinite(x):
             return None
         d = Decimal(repr(x))
     else:
@@ -127,7 +129,7 @@ _THREE_TO_ONE = {"Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gl
 _THREE_LETTER = re.compile("|".join(_THREE_TO_ONE))
 
 
-def normalise_protein_hgvs(text: str) -> Optional[str]:
+def normalise_protein_hgvs(text: str) -> str | None:
     """One-letter protein HGVS: "NP_004324.2:p.Val600Glu", "p.(Val600Glu)", "p.V600E" -> "p.V600E".
 
     Returns ``None`` when ``text`` holds no ``p.`` description.
@@ -146,7 +148,7 @@ def normalise_protein_hgvs(text: str) -> Optional[str]:
 _ICD10_FORM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
 
 
-def normalise_icd10(code: str) -> Optional[str]:
+def normalise_icd10(code: str) -> str | None:
     """"C221" / "c22.1" / "C22.1" -> "C22.1"; None when not of ICD-10 form."""
     s = code.strip().upper().replace(" ", "").rstrip("*+†").rstrip(".")
     if len(s) > 3 and "." not in s:
@@ -167,7 +169,7 @@ def icd10_classes(icd10: str) -> tuple[bool, bool, bool]:
     return False, False, icd10[:3] == "Z33"
 
 
-def ref_key(ref: str) -> Optional[str]:
+def ref_key(ref: str) -> str | None:
     """``"Type/id"`` from a relative or absolute literal reference (history stripped)."""
     parts = ref.split("/_history/")[0].rstrip("/").split("/")
     if len(parts) >= 2 and parts[-2][:1].isupper() and parts[-1]:
@@ -175,7 +177,7 @@ def ref_key(ref: str) -> Optional[str]:
     return None
 
 
-def status_of(res: dict[str, Any]) -> Optional[str]:
+def status_of(res: dict[str, Any]) -> str | None:
     status = res.get("status")
     return status.strip() if type(status) is str and status.strip() else None
 
@@ -191,7 +193,7 @@ _ICDO_TOPO = re.compile(r"^C\d\d\.?\d$")
 _ICDO_MORPH = re.compile(r"^\d{4}/\d$")
 
 
-def icdo3(code: str) -> tuple[Optional[str], Optional[str]]:
+def icdo3(code: str) -> tuple[str | None, str | None]:
     """(topography "C34.1", morphology "8140/3") from an ICD-O-3 code (either, or both
     space-separated as in "C34.9 8140/3")."""
     topo = morph = None
@@ -203,7 +205,7 @@ def icdo3(code: str) -> tuple[Optional[str], Optional[str]]:
     return topo, morph
 
 
-def m1_value(cc: object) -> Optional[str]:
+def m1_value(cc: object) -> str | None:
     """The value text if a TNM M category value is M1 (AJCC string, or SNOMED display)."""
     for s, c, d in codings(cc):
         if s == SNOMED:
@@ -214,7 +216,7 @@ def m1_value(cc: object) -> Optional[str]:
     return None
 
 
-def stage_iv_value(cc: object) -> Optional[str]:
+def stage_iv_value(cc: object) -> str | None:
     """The value text if a stage group value is stage IV (AJCC string, or SNOMED display)."""
     for s, c, d in codings(cc):
         if s == SNOMED:
@@ -241,7 +243,7 @@ def component_codes(comp: dict[str, Any]) -> Iterator[tuple[str, str]]:
                     yield norm_system(c.get("system")), code.strip()
 
 
-def component_text(comp: dict[str, Any]) -> Optional[str]:
+def component_text(comp: dict[str, Any]) -> str | None:
     """The text of a component value: first coding's code, else its display, else
     ``valueCodeableConcept.text``, else ``valueString``."""
     cc = comp.get("valueCodeableConcept")

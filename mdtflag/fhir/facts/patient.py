@@ -1,8 +1,6 @@
 """Patient: age, sex, deceased, and the place of residence (county, municipality, healthcare region)."""
 from __future__ import annotations
 
-from typing import Optional
-
 import mdtflag.fhir.regions as scb
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, PatientFact
@@ -53,7 +51,7 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
 
 
 def read_address(x: Extraction, p: Resource, name: str,
-                 ev: list[Evidence]) -> tuple[Optional[str], Optional[str], Optional[str]]:
+                 ev: list[Evidence]) -> tuple[str | None, str | None, str | None]:
     """(county, municipality, healthcare region) of the home address (else the first not old one)."""
     addresses = [(j, a) for j, a in enumerate(as_list(p.get("address"))) if type(a) is dict]
     if "address" in p and type(p["address"]) is not list:
