@@ -602,8 +602,10 @@ def _check_outputs(rule: rm.Rule, rs: rm.RuleSet, diags: Diagnostics) -> None:
         table = rs.tables.get(t.table)
         if table is None:
             diags.add("C011", f"unknown table '{t.table}'", t.pos)
-        elif not all(t.column in row for row in table.rows):
+        elif t.column is not None and not all(t.column in row for row in table.rows):
             diags.add("C011", f"table '{t.table}' has rows without column '{t.column}'", t.pos)
+        elif t.value is not None and table.text(t.value) is None:
+            diags.add("C011", f"table '{t.table}' has no text '{t.value}'", t.pos)
     s = rule.suggest
     if s is not None:
         table = rs.tables.get(s.table)

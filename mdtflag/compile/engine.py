@@ -36,19 +36,19 @@ from typing import Literal, Union, cast
 import durable_rules_engine as _dre
 import orjson
 
+from mdtflag.fhir.facts.encoding import EngineType
+
 __all__ = [
     "Atom",
     "Engine",
     "EngineError",
     "EngineLimitError",
     "EncodeError",
-    "FieldType",
     "Op",
     "Test",
 ]
 
 Op = Literal["eq", "ne", "lt", "lte", "gt", "gte"]
-FieldType = Literal["str", "int", "bool"]
 Scalar = Union[str, int, bool]
 FactValue = Union[str, int, bool, None]  # None: unknown, dropped by the encoder
 
@@ -261,7 +261,7 @@ def _max_simultaneous_int(tests: list[tuple[str, int]]) -> int:
 class Engine:
     """A compiled ruleset of atoms; ``match`` evaluates one patient at a time."""
 
-    def __init__(self, atoms: Sequence[Atom], schema: Mapping[str, Mapping[str, FieldType]]) -> None:
+    def __init__(self, atoms: Sequence[Atom], schema: Mapping[str, Mapping[str, EngineType]]) -> None:
         self._atoms: tuple[Atom, ...] = tuple(atoms)
         self._types: dict[str, dict[str, str]] = self._check_schema(schema)
         canon: dict[tuple[str, tuple[_TestKey, ...]], int] = {}
@@ -297,7 +297,7 @@ class Engine:
 
     # --- compile time -------------------------------------------------------------------
     @staticmethod
-    def _check_schema(schema: Mapping[str, Mapping[str, FieldType]]) -> dict[str, dict[str, str]]:
+    def _check_schema(schema: Mapping[str, Mapping[str, EngineType]]) -> dict[str, dict[str, str]]:
         types: dict[str, dict[str, str]] = {}
         for kind, fields in schema.items():
             if type(kind) is not str or not kind:

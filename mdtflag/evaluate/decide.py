@@ -263,6 +263,10 @@ class Builder:
         rn = Doc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
         if t.fixed is not None:
             centre: Optional[TextOut] = Doc(sv=t.fixed.sv, en=t.fixed.en)
+        elif t.value is not None:
+            table = self.crs.ruleset.tables.get(t.table or "")
+            text = table.text(t.value) if table is not None else None
+            centre = Doc(sv=text.sv, en=text.en) if text is not None else None
         else:
             table = self.crs.ruleset.tables.get(t.table or "")
             row = table.row(self.region) if (table is not None and self.region) else None
