@@ -5,14 +5,7 @@ from mdtflag.fhir.facts.codes import DEGREE, ROLE_SYSTEMS
 from mdtflag.fhir.facts.condition import read_condition_code
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, FamilyHistoryFact
-from mdtflag.fhir.facts.parse import (
-    as_dict,
-    as_list,
-    codings,
-    number,
-    status_of,
-    string,
-)
+from mdtflag.fhir.facts.parse import as_dict, as_list, codings, number, status_of, string
 
 
 def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:

@@ -29,13 +29,7 @@ from mdtflag.fhir.facts.codes import (
     VARIANT_VALUE,
 )
 from mdtflag.fhir.facts.context import Extraction, Resource
-from mdtflag.fhir.facts.models import (
-    Evidence,
-    GenomicReportFact,
-    MsiFact,
-    TmbFact,
-    VariantFact,
-)
+from mdtflag.fhir.facts.models import Evidence, GenomicReportFact, MsiFact, TmbFact, VariantFact
 from mdtflag.fhir.facts.parse import (
     as_dict,
     as_list,

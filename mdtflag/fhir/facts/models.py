@@ -21,16 +21,7 @@ from dataclasses import dataclass
 from datetime import date as Date
 from decimal import Decimal
 from types import MappingProxyType
-from typing import (
-    Any,
-    Callable,
-    ClassVar,
-    Literal,
-    NamedTuple,
-    Optional,
-    Union,
-    get_args,
-)
+from typing import Any, Callable, ClassVar, Literal, NamedTuple, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict
 

@@ -29,14 +29,7 @@ from mdtflag.fhir.facts.codes import (
 )
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.genomics import obs_msi, obs_tmb, obs_variant
-from mdtflag.fhir.facts.models import (
-    EcogFact,
-    Evidence,
-    ExtentFact,
-    IhcFact,
-    LabFact,
-    PregnancyFact,
-)
+from mdtflag.fhir.facts.models import EcogFact, Evidence, ExtentFact, IhcFact, LabFact, PregnancyFact
 from mdtflag.fhir.facts.parse import (
     LIMIT,
     as_dict,

@@ -12,13 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from mdtflag.fhir.facts.codes import (
-    M1_CODE,
-    M1_TEXT,
-    SNOMED,
-    STAGE_IV_CODE,
-    STAGE_IV_TEXT,
-)
+from mdtflag.fhir.facts.codes import M1_CODE, M1_TEXT, SNOMED, STAGE_IV_CODE, STAGE_IV_TEXT
 
 
 def _norm_system_uncached(system: str) -> str:

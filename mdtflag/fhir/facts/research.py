@@ -4,14 +4,7 @@ from __future__ import annotations
 from mdtflag.fhir.facts.codes import PHASE_SYSTEM
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, TrialCandidacyFact
-from mdtflag.fhir.facts.parse import (
-    as_dict,
-    as_list,
-    codings,
-    ref_key,
-    status_of,
-    string,
-)
+from mdtflag.fhir.facts.parse import as_dict, as_list, codings, ref_key, status_of, string
 
 
 def read_research_subject(x: Extraction, res: Resource, name: str, i: int) -> None:
