@@ -128,8 +128,7 @@ _MAX_DEPTH = 120
 #: Counters for tests and benchmarks: cache hits (fast verdict "valid"), misses, full validations.
 stats: dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
 
-# Imported lazily (first use, by _setup) to keep ``import mdtflag.fhir.load`` cheap; named here for the type checker.
-if typing.TYPE_CHECKING:
+if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.fhir.load`` cheap
     import fhir_core.constraints as _fc_constraints  # noqa: TC004
     from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel  # noqa: TC004
     from fhir_core.types import FhirBase as _FhirBase  # noqa: TC004
@@ -137,7 +136,6 @@ if typing.TYPE_CHECKING:
     from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]  # noqa: TC004
     from pydantic import BaseModel as _BaseModel  # noqa: TC004
     from pydantic import TypeAdapter as _TypeAdapter  # noqa: TC004
-
 
 #: ``None`` until first use, then whether fhir_core could be imported and read.
 _ENABLED: bool | None = None
