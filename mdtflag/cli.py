@@ -165,6 +165,12 @@ def _register_optional() -> None:
 
 _register_optional()
 
+try:
+    from .service.command import serve as _serve
+except ImportError:  # the service extra is not installed: the command says how to install it
+    from .service.unavailable import serve as _serve
+cli.add_command(_serve)
+
 
 def main(argv: Optional[list[str]] = None) -> None:
     try:
