@@ -326,7 +326,7 @@ class _Service:
         if pids and pids != {patient_id}:
             raise HttpError(400, "bad-request", "the prefetched Patient is not context.patientId")
         lang = pick_language(request.headers.get("accept-language"))
-        result = self.evaluate(bundle, dt.date.today(), None)
+        result = self.evaluate(bundle, _hook_date(req), None)
         cards = build_cards(result, lang, instance, f"{self.public}/rules")
         if hook != "patient-view":
             cards = [c for c in cards if c["uuid"] in _kinds(instance, ("mdk", "trial"))]
@@ -448,6 +448,18 @@ class _Service:
 
     async def openapi(self, request: Request, call: _Call) -> Response:
         return Response(_openapi_bytes(), media_type="application/json")
+
+
+def _hook_date(req: Mapping[str, Any]) -> dt.date:
+    """Today, or the date in the request's ``extension["org.mdtflag.as_of"]`` (replaying a past call)."""
+    ext = req.get("extension")
+    value = ext.get("org.mdtflag.as_of") if isinstance(ext, dict) else None
+    if value is None:
+        return dt.date.today()
+    try:
+        return parse_date(str(value))
+    except ValueError as e:
+        raise HttpError(400, "bad-as-of", f"extension org.mdtflag.as_of: {e}") from None
 
 
 def _kinds(instance: str, kinds: Sequence[str]) -> set[str]:

@@ -96,7 +96,7 @@ def _reason_lines(flag: Mapping[str, Any], lang: str) -> list[str]:
     out = [f"**{_md(flag['title'][lang])}** ({_md(flag['rule'])} v{_md(flag['version'])}): {_md(flag['text'][lang])}"]
     for r in flag["reasons"]:
         out.append(f"- {MARK[r['outcome']]} {_md(r['text'][lang])}")
-        for e in r["evidence"][:6]:
+        for e in r["evidence"][:3]:
             out.append(f"  - {_md(e['resource'])} {_md(e['element'])} = {_md(e['value'])}")
     return out
 
