@@ -14,6 +14,7 @@ and timing -- never patient data, request bodies or tokens.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gc
 import logging
@@ -189,11 +190,16 @@ class _Service:
             admitted = False
             try:
                 if gated:
-                    if self.s.in_flight >= self.s.config.queue:
-                        raise HttpError(503, "overloaded", "the service is at capacity; retry shortly",
-                                        {"Retry-After": "1"})
+                    # Take a place in line, then let every request already delivered to this worker
+                    # take its place too: evaluation blocks the loop, so the line is only visible
+                    # between evaluations. Places beyond the queue are refused at once.
+                    place = self.s.in_flight
                     self.s.in_flight += 1
                     admitted = True
+                    await asyncio.sleep(0)
+                    if place >= self.s.config.queue:
+                        raise HttpError(503, "overloaded", "the service is at capacity; retry shortly",
+                                        {"Retry-After": "1"})
                 if auth:
                     call.claims = await self.authenticate(request)
                 response = await handler(request, call)

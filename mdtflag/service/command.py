@@ -27,20 +27,17 @@ _BANNER = """\
 ************************************************************************"""
 
 
-def run(config: ServiceConfig, host: str, port: int, workers: int, target: str = "mdtflag.service.app:worker_app") -> None:
+def run(config: ServiceConfig, host: str, port: int, workers: int, target: str = "mdtflag.service.app:worker_app",
+        state: Path | None = None) -> None:
     """Serve ``target`` (an application factory) with granian until SIGINT/SIGTERM."""
     from granian import Granian as Server
     from granian.constants import Interfaces
 
-    state = Path(tempfile.mkdtemp(prefix="mdtflag-serve-"))
-    metrics_dir = state / "metrics"
-    metrics_dir.mkdir()
-    replay_dir = state / "replay"
-    replay_dir.mkdir()
+    own = state is None
+    state = state or prepare_state()
     if config.replay_dir is None:
-        config = ServiceConfig(**{**config.__dict__, "replay_dir": str(replay_dir)})
+        config = ServiceConfig(**{**config.__dict__, "replay_dir": str(state / "replay")})
     os.environ[ENV_CONFIG] = config.to_env()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     try:
         server = Server(
             target, address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True,
@@ -49,7 +46,21 @@ def run(config: ServiceConfig, host: str, port: int, workers: int, target: str =
         )
         server.serve()
     finally:
-        shutil.rmtree(state, ignore_errors=True)
+        if own:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def prepare_state() -> Path:
+    """A fresh folder for the workers' shared state (metrics, replay store), announced in the environment.
+
+    Must run before anything imports :mod:`mdtflag.service.metrics` in this process: the metrics
+    become multi-process only when ``PROMETHEUS_MULTIPROC_DIR`` is set at their creation.
+    """
+    state = Path(tempfile.mkdtemp(prefix="mdtflag-serve-"))
+    (state / "metrics").mkdir()
+    (state / "replay").mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(state / "metrics")
+    return state
 
 
 @click.command("serve")
@@ -97,13 +108,17 @@ def serve(host: str, port: int, workers: int | None, rules: str | None, profile:
     )
     if insecure_no_auth:
         click.echo(_BANNER, err=True)
-    else:
-        from .app import make_authenticator
+    state = prepare_state()
+    try:
+        if not insecure_no_auth:
+            from .auth import Authenticator
 
-        try:
-            make_authenticator(config)  # a broken trust file stops here
-        except Exception as e:  # noqa: BLE001 - reported as a usage error
-            raise click.UsageError(f"trust file {trust}: {getattr(e, 'reason', e)}") from None
-    n = workers or os.cpu_count() or 1
-    click.echo(f"mdtflag serve: {n} workers on http://{host}:{port} (public URL {config.public_url})", err=True)
-    run(config, host, port, n)
+            try:  # a broken trust file stops here, not in every worker
+                Authenticator.from_trust_file(Path(str(config.trust)), state / "replay")
+            except Exception as e:  # noqa: BLE001 - reported as a usage error
+                raise click.UsageError(f"trust file {trust}: {e}") from None
+        n = workers or os.cpu_count() or 1
+        click.echo(f"mdtflag serve: {n} workers on http://{host}:{port} (public URL {config.public_url})", err=True)
+        run(config, host, port, n, state=state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
