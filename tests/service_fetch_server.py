@@ -15,6 +15,7 @@ the behaviour:
 * ``outcome``: searches return an OperationOutcome entry with severity ``error``;
 * ``warning``: searches also carry an OperationOutcome entry with severity ``warning``;
 * ``notfound``: the Patient read answers 404;
+* ``wrongpatient``: searches return resources about ``Patient/someone-else``;
 * ``html``: answers are ``text/html``;
 * ``redirect``: answers are 302 to another host.
 
@@ -112,8 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         if pid == "warning" and page == 1:
             entries.append({"resource": _outcome("warning", "informational", "partial index"), "search": {"mode": "outcome"}})
         first = (page - 1) * opts.page_size
+        about = "someone-else" if pid == "wrongpatient" else pid
         for i in range(first, min(first + opts.page_size, opts.per_type)):
-            entries.append({"resource": _resource(rtype, pid, i), "search": {"mode": "match"}})
+            entries.append({"resource": _resource(rtype, about, i), "search": {"mode": "match"}})
         if rtype == "ResearchSubject" and page == 1:
             study = {"resourceType": "ResearchStudy", "id": "study-1", "status": "active"}
             entries.append({"resource": study, "search": {"mode": "include"}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from mdtflag.service.auth import (
     Authenticator,
     AuthError,
     ReplayStore,
+    ReplayStoreError,
     TrustFileError,
     load_trust_file,
 )
@@ -254,6 +256,20 @@ def test_replay_entries_expire_with_the_token(tmp_path: Path) -> None:
     assert reason_of(auth, value) == "expired"
     # ... and a new token reusing the jti after that is accepted, its entry replacing the old one
     assert verify(auth, setup.bearer(AUD, now=now[0], lifetime_s=300, jti="reused"))
+
+
+def test_an_unwritable_replay_store_is_a_server_fault_not_an_auth_error(tmp_path: Path) -> None:
+    setup = make_trust_setup(tmp_path)
+    auth = Authenticator(load_trust_file(setup.trust_file), ReplayStore(setup.replay_dir, busy_timeout_ms=50))
+    blocker = sqlite3.connect(setup.replay_dir / ReplayStore.FILE_NAME, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock past the busy timeout
+    try:
+        with pytest.raises(ReplayStoreError):
+            verify(auth, setup.bearer(AUD))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert verify(auth, setup.bearer(AUD))
 
 
 def test_the_replay_store_keeps_no_token_and_no_plain_jti(tmp_path: Path) -> None:

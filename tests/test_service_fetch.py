@@ -122,6 +122,9 @@ def test_slow_server_times_out(fhir: FhirServer) -> None:
         ("redirect", "conditions", "http-error", 302),
         ("html", "conditions", "bad-response", None),
         ("outcome", "conditions", "operation-outcome", None),
+        ("wrongpatient", "conditions", "wrong-patient", None),
+        ("wrongpatient", "familyMemberHistories", "wrong-patient", None),
+        ("wrongpatient", "researchSubjects", "wrong-patient", None),
     ],
 )
 def test_server_answers_that_are_not_data(

@@ -55,6 +55,7 @@ __all__ = [
     "AuthError",
     "Authenticator",
     "ReplayStore",
+    "ReplayStoreError",
     "TrustFileError",
     "TrustedIssuer",
     "load_trust_file",
@@ -300,6 +301,13 @@ def _normalise_base(url: str) -> str:
     return url.rstrip("/")
 
 
+class ReplayStoreError(Exception):
+    """The replay database cannot be read or written: a fault of the server, not of the caller's token.
+
+    The request must fail (503, not 401): without the replay check a token cannot be accepted.
+    """
+
+
 class ReplayStore:
     """Remembers accepted ``(iss, jti)`` pairs until they expire, shared by every process using ``directory``.
 
@@ -352,16 +360,19 @@ class ReplayStore:
         now = self._clock()
         key = self._digest(iss, jti)
         with self._lock:
-            conn = self._connection()
-            cur = conn.execute(
-                "INSERT INTO seen (k, expires) VALUES (?, ?) "
-                "ON CONFLICT (k) DO UPDATE SET expires = excluded.expires WHERE seen.expires <= ?",
-                (key, expires, now),
-            )
-            fresh = cur.rowcount == 1
-            if now - self._last_prune >= self._prune_every_s:
-                self._last_prune = now
-                conn.execute("DELETE FROM seen WHERE expires <= ?", (now,))
+            try:
+                conn = self._connection()
+                cur = conn.execute(
+                    "INSERT INTO seen (k, expires) VALUES (?, ?) "
+                    "ON CONFLICT (k) DO UPDATE SET expires = excluded.expires WHERE seen.expires <= ?",
+                    (key, expires, now),
+                )
+                fresh = cur.rowcount == 1
+                if now - self._last_prune >= self._prune_every_s:
+                    self._last_prune = now
+                    conn.execute("DELETE FROM seen WHERE expires <= ?", (now,))
+            except sqlite3.Error as exc:
+                raise ReplayStoreError(f"the replay database {self.path} cannot be written ({exc})") from None
         return fresh
 
     def count(self) -> int:
@@ -437,7 +448,11 @@ class Authenticator:
         return tuple(self._issuers)
 
     async def verify(self, authorization: str | None, audience: str) -> dict[str, object]:
-        """Check an ``Authorization`` header value for ``audience``; return the token's claims or raise AuthError."""
+        """Check an ``Authorization`` header value for ``audience``; return the token's claims.
+
+        Raises :class:`AuthError` when the credential is refused, and :class:`ReplayStoreError` when
+        the replay database cannot be written (a server fault).
+        """
         token = _bearer_token(authorization)
         try:
             parts = jwt.decode_complete(token, options={"verify_signature": False})
@@ -523,9 +538,10 @@ class Authenticator:
                 raise AuthError("unknown-kid", "kid is not in the issuer's key set")
             return found
         remote = self._remote[issuer.iss]
-        if self._fresh(remote) and kid in remote.keys:
-            return remote.keys[kid]
-        async with remote.get_lock():
+        lock = remote.get_lock()
+        if kid in remote.keys and (self._fresh(remote) or lock.locked()):
+            return remote.keys[kid]  # a known key serves while a refresh is under way
+        async with lock:
             now = time.monotonic()
             stale = not self._fresh(remote)
             missing = kid not in remote.keys

@@ -48,6 +48,9 @@ _TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 _BAD_SEVERITIES = ("error", "fatal")
+_PATIENT_FIELDS = ("subject", "patient", "individual")
+#: Connections opened at once to the FHIR server for one call.
+MAX_CONNECTIONS = 6
 
 
 class FetchError(Exception):
@@ -55,7 +58,8 @@ class FetchError(Exception):
 
     Reasons: ``unknown-key``, ``bad-patient-id``, ``bad-fhir-server``, ``bad-token``, ``timeout``, ``unreachable``,
     ``http-error`` (``status`` holds the HTTP status), ``too-large``, ``too-many-pages``,
-    ``cross-host-next-link``, ``bad-response``, ``operation-outcome``.
+    ``cross-host-next-link``, ``bad-response``, ``operation-outcome``, ``wrong-patient`` (a search
+    returned a resource whose patient reference names someone else).
     """
 
     def __init__(self, reason: str, message: str, *, key: str | None = None, status: int | None = None) -> None:
@@ -132,7 +136,8 @@ async def fetch_missing(
     budget = _Budget(max_bytes)
     headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/fhir+json"}
     try:
-        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, headers=headers) as client:
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, headers=headers, limits=limits) as client:
             per_key = await asyncio.wait_for(
                 _all(client, fhir_server, list(zip(keys, urls)), patient_id, budget), timeout=timeout_s
             )
@@ -194,7 +199,7 @@ async def _one(
     current = url
     while True:
         pages += 1
-        resources.extend(_bundle_resources(doc, key))
+        resources.extend(_bundle_resources(doc, key, patient_id))
         next_url = _next_link(doc, current, key)
         if next_url is None:
             return resources
@@ -219,7 +224,19 @@ def _next_link(bundle: Mapping[str, Any], current: str, key: str) -> str | None:
     return None
 
 
-def _bundle_resources(doc: Mapping[str, Any], key: str) -> list[dict[str, object]]:
+def _about(resource: Mapping[str, Any], patient_id: str) -> bool:
+    """False when the resource's literal patient reference names another patient (absent: True)."""
+    for name in _PATIENT_FIELDS:
+        ref = resource.get(name)
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str):
+            target = target.split("/_history/", 1)[0]
+            if "Patient/" in target and not (target == f"Patient/{patient_id}" or target.endswith(f"/Patient/{patient_id}")):
+                return False
+    return True
+
+
+def _bundle_resources(doc: Mapping[str, Any], key: str, patient_id: str) -> list[dict[str, object]]:
     if doc.get("resourceType") == "OperationOutcome":
         raise FetchError("operation-outcome", "the server answered the search with an OperationOutcome", key=key)
     if doc.get("resourceType") != "Bundle":
@@ -232,6 +249,10 @@ def _bundle_resources(doc: Mapping[str, Any], key: str) -> list[dict[str, object
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise FetchError("bad-response", "a Bundle entry has no resource", key=key)
+        search = entry.get("search")
+        mode = search.get("mode") if isinstance(search, dict) else None
+        if mode != "include" and resource["resourceType"] != "OperationOutcome" and not _about(resource, patient_id):
+            raise FetchError("wrong-patient", "the search returned a resource about another patient", key=key)
         if resource["resourceType"] == "OperationOutcome":
             issues = resource.get("issue", [])
             if isinstance(issues, list) and any(
