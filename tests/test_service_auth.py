@@ -272,6 +272,13 @@ def test_an_unwritable_replay_store_is_a_server_fault_not_an_auth_error(tmp_path
     assert verify(auth, setup.bearer(AUD))
 
 
+def test_a_replay_directory_that_cannot_be_created_is_reported(tmp_path: Path) -> None:
+    setup = make_trust_setup(tmp_path)
+    (tmp_path / "a-file").write_text("not a directory", encoding="utf-8")
+    with pytest.raises(ReplayStoreError, match="cannot be opened"):
+        Authenticator.from_trust_file(setup.trust_file, tmp_path / "a-file" / "replay")
+
+
 def test_the_replay_store_keeps_no_token_and_no_plain_jti(tmp_path: Path) -> None:
     setup = make_trust_setup(tmp_path)
     auth = authenticator(setup)

@@ -335,8 +335,11 @@ class ReplayStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._last_prune = float("-inf")
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._connection()
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._connection()
+        except (OSError, sqlite3.Error) as exc:
+            raise ReplayStoreError(f"the replay database {self.path} cannot be opened ({exc})") from None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
