@@ -389,7 +389,7 @@ def slow_bundle(copies: int) -> bytes:
 
 
 def test_overload_beyond_queue_is_503_and_admitted_requests_complete() -> None:
-    with Server("--insecure-no-auth", "--queue", "1", workers=1) as srv:
+    with Server("--insecure-no-auth", "--queue", "1", "--system-actions", workers=1) as srv:
         slow = slow_bundle(400)  # about a second of evaluation, blocking the worker
         results: dict[str, int] = {}
 
@@ -413,6 +413,10 @@ def test_overload_beyond_queue_is_503_and_admitted_requests_complete() -> None:
         assert srv.call("GET", "/health").status == 200  # never counted against the queue
         assert srv.call("POST", f"/evaluate?as_of={AS_OF}", EX01.read_bytes()).status == 200
         assert "WARNING: --insecure-no-auth" in srv.log()
+        answer = srv.call("POST", PV, hook_request(json.loads(EX01.read_text()))).json()
+        tasks = [a["resource"] for a in answer["systemActions"]]
+        assert [t["resourceType"] for t in tasks] == ["Task"]
+        assert tasks[0] == answer["cards"][0]["suggestions"][0]["actions"][0]["resource"]
 
 
 def test_graceful_shutdown_finishes_in_flight_request() -> None:
