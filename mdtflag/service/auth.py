@@ -596,22 +596,20 @@ class Authenticator:
     async def _download(self, url: str) -> bytes:
         limit = self._jwks_max_bytes
         accept = {"Accept": "application/jwk-set+json, application/json"}
-        async with (
-            httpx.AsyncClient(timeout=self._jwks_timeout, follow_redirects=False) as client,
-            client.stream("GET", url, headers=accept) as resp,
-        ):
-            if resp.status_code != 200:
-                raise _JwksFetchError(f"HTTP status {resp.status_code}")
-            declared = resp.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise _JwksFetchError(f"larger than {limit} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
+        async with httpx.AsyncClient(timeout=self._jwks_timeout, follow_redirects=False) as client:  # noqa: SIM117 - Python 3.9 syntax
+            async with client.stream("GET", url, headers=accept) as resp:
+                if resp.status_code != 200:
+                    raise _JwksFetchError(f"HTTP status {resp.status_code}")
+                declared = resp.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise _JwksFetchError(f"larger than {limit} bytes")
-                chunks.append(chunk)
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _JwksFetchError(f"larger than {limit} bytes")
+                    chunks.append(chunk)
         return b"".join(chunks)
 
 
