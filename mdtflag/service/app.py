@@ -39,7 +39,7 @@ from ..errors import InputError
 from ..load import MAX_DEPTH
 from ..render import to_json
 from . import metrics
-from .auth import Authenticator, AuthError
+from .auth import Authenticator, AuthError, ReplayStoreError
 from .cards import build_cards, pick_language, system_actions
 from .config import ServiceConfig
 from .fhirfetch import fetch_missing
@@ -234,12 +234,12 @@ class _Service:
         audience = self.public + request.url.path
         try:
             return await self.s.verifier.verify(request.headers.get("authorization"), audience)
-        except Exception as e:  # noqa: BLE001 - AuthError and anything else from verification means 401
-            reason = getattr(e, "reason", None)
-            if not isinstance(reason, str):
-                log.warning("verification error", extra={"fields": {"error": type(e).__name__}})
-                reason = "the token could not be verified"
-            raise HttpError(401, "unauthorized", reason, {"WWW-Authenticate": "Bearer"}) from None
+        except AuthError as e:
+            raise HttpError(401, "unauthorized", e.reason, {"WWW-Authenticate": "Bearer"}) from None
+        except ReplayStoreError:
+            log.error("replay store unavailable", extra={"fields": {"endpoint": request.url.path}})
+            raise HttpError(503, "unavailable", "tokens cannot be checked for replay right now; retry shortly",
+                            {"Retry-After": "5"}) from None
 
     async def body(self, request: Request) -> bytes:
         limit = self.s.config.max_body
