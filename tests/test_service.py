@@ -463,3 +463,6 @@ def test_serve_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "serve", "--port", "1"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 64 and "--trust" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "serve", "--insecure-no-auth", "--public-url", "ftp://x"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 64 and "--public-url" in r.stderr

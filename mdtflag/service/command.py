@@ -90,6 +90,10 @@ def serve(host: str, port: int, workers: int | None, rules: str | None, profile:
     if not insecure_no_auth and not trust:
         raise click.UsageError("give --trust FILE (the issuers whose tokens are accepted), "
                                "or --insecure-no-auth for local development")
+    if public_url is not None and (not public_url.startswith(("https://", "http://")) or "?" in public_url
+                                   or "#" in public_url):
+        raise click.UsageError("--public-url must be an http(s) URL without query or fragment, "
+                               "e.g. https://cds.example.org")
     try:
         ev = Evaluator(rules, profile)  # fails here, once, rather than in every worker
     except RuleSetError as e:
