@@ -9,6 +9,7 @@ the behaviour:
   ``ResearchSubject`` searches also include ``ResearchStudy/study-1`` (``search.mode: include``);
 * ``slow``: every answer waits ``slow_s`` seconds first;
 * ``big``: searches return one Observation of about 3 MB;
+* ``chunkedbig``: the same, sent chunked without a Content-Length;
 * ``crosshost``: the first page's ``next`` link points to another host;
 * ``relative``: ``next`` links are relative;
 * ``endless``: every page has a ``next`` link;
@@ -95,7 +96,24 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._json(200, {"resourceType": "Patient", "id": pid, "gender": "female"})
             return
-        self._json(200, self._search_page(rtype, pid, int(query.get("_page", "1"))))
+        page = self._search_page(rtype, pid, int(query.get("_page", "1")))
+        if pid == "chunkedbig":
+            self._chunked(json.dumps(page).encode("utf-8"))
+            return
+        self._json(200, page)
+
+    def _chunked(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for start in range(0, len(body), 65536):
+                piece = body[start:start + 65536]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _search_page(self, rtype: str, pid: str, page: int) -> dict[str, Any]:
         opts = self.server.opts
@@ -106,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
         if pid == "outcome":
             entries.append({"resource": _outcome("error", "processing", "search failed"), "search": {"mode": "outcome"}})
             return {"resourceType": "Bundle", "type": "searchset", "entry": entries, "link": links}
-        if pid == "big":
+        if pid in ("big", "chunkedbig"):
             note = "x" * 3_000_000
             entries.append({"resource": _resource("Observation", pid, 0, note), "search": {"mode": "match"}})
             return {"resourceType": "Bundle", "type": "searchset", "entry": entries, "link": links}

@@ -416,6 +416,7 @@ def test_refresh_on_unknown_kid_is_rate_limited(tmp_path: Path) -> None:
         assert server.requests("jwks.json") == 1
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_unusable_keys_in_a_fetched_set_are_skipped(tmp_path: Path) -> None:
     good = SigningKey.generate("ES384")
     weak = SigningKey.generate("RS384", rsa_bits=1024)

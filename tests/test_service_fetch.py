@@ -102,6 +102,9 @@ def test_paging_is_bounded(fhir: FhirServer) -> None:
 
 def test_total_size_is_bounded(fhir: FhirServer) -> None:
     assert failure(fhir, "big", ["observations"], max_bytes=1_000_000).reason == "too-large"
+    # without a Content-Length the bytes are counted as they arrive
+    assert failure(fhir, "chunkedbig", ["observations"], max_bytes=1_000_000).reason == "too-large"
+    assert len(fetch(fhir, "chunkedbig", ["observations"], max_bytes=10_000_000)) == 1
     # the budget is shared by all queries: each small answer fits, all together do not
     assert len(fetch(fhir, "p3", SEARCH_KEYS, max_bytes=1_000_000)) > 0
     assert failure(fhir, "p3", SEARCH_KEYS, max_bytes=3_000).reason == "too-large"
