@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import sqlite3
@@ -112,7 +113,19 @@ def test_absent_or_non_bearer_credentials_are_missing_token(tmp_path: Path, valu
     assert reason_of(auth, value) == "missing-token"
 
 
-@pytest.mark.parametrize("value", ["Bearer", "Bearer ", "Bearer a b", "Bearer " + "x" * 20_000, "Bearer a.b.c", "Bearer ..."])
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+_NESTED = b'{"a":' * 1500 + b"1" + b"}" * 1500
+
+
+@pytest.mark.parametrize("value", [
+    "Bearer " + _b64(b'{"alg":"ES384","kid":"k"}') + "." + _b64(_NESTED) + ".AAAA",
+    "Bearer " + _b64(_NESTED) + "." + _b64(b"{}") + ".AAAA",
+    "Bearer " + _b64(b'{"alg":"ES384","kid":"k"}') + "." + _b64(b"[1, 2]") + ".AAAA",
+    "Bearer " + _b64(b"not json") + "." + _b64(b"{}") + ".AAAA",
+    "Bearer", "Bearer ", "Bearer a b", "Bearer " + "x" * 20_000, "Bearer a.b.c", "Bearer ..."])
 def test_malformed_bearer_values(tmp_path: Path, value: str) -> None:
     auth = authenticator(make_trust_setup(tmp_path))
     assert reason_of(auth, value) == "malformed"

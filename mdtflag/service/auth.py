@@ -459,7 +459,7 @@ class Authenticator:
         token = _bearer_token(authorization)
         try:
             parts = jwt.decode_complete(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, RecursionError):
             raise AuthError("malformed", "not a compact JWS with a JSON header and payload") from None
         header: dict[str, Any] = parts["header"]
         claims: dict[str, object] = parts["payload"]
