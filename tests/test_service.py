@@ -298,6 +298,12 @@ def test_bad_input(server: Server, trust: TrustSetup) -> None:
     req = hook_request(json.loads(EX01.read_text()))
     req["prefetch"]["conditions"] = [1, 2]
     assert post(server, trust, PV, req).json()["error"] == "not-bundle"
+    other = hook_request(json.loads(EX01.read_text()))
+    other["context"]["patientId"] = "someone-else"
+    r = post(server, trust, PV, other)
+    assert (r.status, r.json()["error"]) == (400, "bad-request") and "patientId" in r.json()["reason"]
+    wrong_hook = hook_request(json.loads(EX01.read_text()), hook="order-sign")
+    assert post(server, trust, PV, wrong_hook).json()["error"] == "bad-request"
     assert post(server, trust, "/evaluate?as_of=yesterday", EX01.read_bytes()).json()["error"] == "bad-as-of"
     assert post(server, trust, "/evaluate?profile=NOPE", EX01.read_bytes()).json()["error"] == "unknown-profile"
 
