@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
-from service_auth_keys import TrustSetup, failing_authorizations, make_trust_setup
+from service_auth_keys import (
+    TrustSetup,
+    failing_authorizations,
+    jwks,
+    make_trust_setup,
+    write_trust_file,
+)
 from service_fetch_server import FhirServer
 from service_support import AS_OF, ROOT, Server, example_paths, hook_request
 
@@ -191,6 +197,22 @@ def test_incomplete_prefetch_fetched_from_fhir_server(server: Server, trust: Tru
         req["fhirAuthorization"]["access_token"] = "wrong-token-abc"
         assert post(server, trust, PV, req).status == 412
     assert fhir.token not in server.log() and "wrong-token-abc" not in server.log()
+
+
+def test_fhir_server_outside_the_issuers_list_is_refused(tmp_path: Path) -> None:
+    setup = make_trust_setup(tmp_path)
+    write_trust_file(setup.trust_file, [{"iss": setup.issuer, "jwks": jwks(setup.key),
+                                         "fhir_servers": ["https://ehr.example.org/fhir"]}])
+    srv = Server("--trust", str(setup.trust_file), workers=1)
+    srv.args += ["--public-url", srv.base]
+    with srv, FhirServer() as fhir:
+        req = hook_request(json.loads(EX01.read_text()), keys=["patient"])
+        req["fhirServer"] = fhir.base
+        req["fhirAuthorization"] = {"access_token": fhir.token, "token_type": "Bearer", "expires_in": 300,
+                                    "scope": "user/*.read", "subject": "mdtflag"}
+        r = srv.call("POST", PV, req, {"Authorization": setup.bearer(srv.base + PV)})
+        assert (r.status, r.json()) == (401, {"error": "unauthorized", "reason": "fhir-server-not-allowed"})
+        assert evaluation_count(srv) == 0
 
 
 def test_feedback(server: Server, trust: TrustSetup) -> None:
