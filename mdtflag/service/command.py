@@ -103,7 +103,7 @@ def serve(host: str, port: int, workers: int | None, rules: str | None, profile:
         sys.exit(3)
     if profile and profile not in ev.ruleset.profiles.profiles:
         raise click.UsageError(f"unknown profile '{profile}'; choose from {', '.join(sorted(ev.ruleset.profiles.profiles))}")
-    rules_dir = str(ev.ruleset.root)
+    rules_dir = str(Path(ev.ruleset.root).resolve())
     del ev
     config = ServiceConfig(
         rules=rules_dir, profile=profile, public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
