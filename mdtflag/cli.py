@@ -94,51 +94,6 @@ def evaluate(bundle: str, as_of: Optional[str], rules: Optional[str], profile: O
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@asof_opt
-@rules_opt
-@profile_opt
-@validate_opt
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes (a crash costs one patient, not the run).")
-@click.option("-o", "--output", default=None, help="NDJSON results file (default: standard output).")
-@click.option("--summary", default=None, help="Also write a CSV summary (one row per input) to this file.")
-def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
-          workers: int, output: Optional[str], summary: Optional[str]) -> None:
-    """Screen many patients: files, folders of bundles, or FHIR Bulk Data NDJSON exports.
-
-    Writes one JSON line per input (a result or a named error), in input order.
-    """
-    from .api import parse_date
-    from .batch import run_batch, summary_csv
-
-    try:
-        day = parse_date(as_of)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    ev = _evaluator(rules, profile)  # validates the rule set once, before any worker starts
-    rules_dir = ev.ruleset.root
-    del ev
-    stream = open(output, "wb") if output and output != "-" else sys.stdout.buffer
-    rows = []
-    errors = 0
-    try:
-        for line, row in run_batch(list(inputs), rules_dir, day, profile, validate, workers):
-            stream.write(line)
-            rows.append(row)
-            errors += row["status"] == "error"
-    finally:
-        if stream is not sys.stdout.buffer:
-            stream.close()
-        else:
-            stream.flush()
-    if summary:
-        Path(summary).write_text(summary_csv(rows), encoding="utf-8")
-    click.echo(f"{len(rows)} inputs: {len(rows) - errors} results, {errors} errors", err=True)
-    if errors:
-        raise ExitCode(EXIT_INPUT)
-
-
-@cli.command()
 @click.argument("which", type=click.Choice(["result", "rule"]))
 def schema(which: str) -> None:
     """Print the JSON Schema of the result format or of a rule file."""
@@ -156,6 +111,9 @@ def schema(which: str) -> None:
 
 
 def _register_optional() -> None:
+    from .cohort.command import register as register_batch
+
+    register_batch(cli)
     try:
         from . import authoring
     except ImportError:  # pragma: no cover

@@ -1,0 +1,131 @@
+"""``mdtflag batch``: screen a cohort (files, folders, one-bundle-per-line NDJSON, Bulk Data exports, stdin)."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+import click
+
+# exit codes of the command line (see mdtflag.cli)
+EXIT_INTERNAL, EXIT_INPUT, EXIT_RULES, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 3, 64, 130
+
+
+def _evaluator(rules: Optional[str], profile: Optional[str]) -> Any:
+    from ..api import Evaluator
+    from ..diagnostics import RuleSetError
+
+    try:
+        return Evaluator(rules, profile)
+    except RuleSetError as e:
+        for d in e.diagnostics:
+            click.echo(d.format(), err=True)
+        n = len([d for d in e.diagnostics if d.severity == "error"])
+        click.echo(f"error: the rule set is invalid ({n} errors)", err=True)
+        raise SystemExit(EXIT_RULES) from None
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def accounting_text(counts: dict[str, Any]) -> list[str]:
+    """The accounting printed at the end of a run (also in the run manifest as numbers)."""
+    out = [f"{_n(counts['inputs'])} inputs = {_n(counts['results'])} results + {_n(counts['errors'])} errors"
+           f" + {_n(counts['unassigned'])} resources that belong to no patient"]
+    if counts.get("error_codes"):
+        out.append("errors: " + ", ".join(f"{code} {_n(n)}" for code, n in counts["error_codes"].items()))
+    lines = counts["lines"]
+    if lines["read"]:
+        out.append(f"Bulk export lines: {_n(lines['read'])} = {_n(lines['in_results'])} in results"
+                   f" + {_n(lines['in_errors'])} in errors + {_n(lines['unassigned'])} unassigned"
+                   f" + {_n(lines['blank'])} blank")
+    return out
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
+              help="Evaluation date (default: today; on --resume: the interrupted run's).")
+@click.option("--rules", "rules", type=click.Path(file_okay=False), default=None,
+              help="Rule directory (default: $MDTFLAG_RULES or ./rules).")
+@click.option("--profile", default=None, help="Threshold profile (default: the rule set's default).")
+@click.option("--validate", type=click.Choice(["facts", "all", "none"]), default="facts", show_default=True,
+              help="FHIR R4 validation: resources facts are read from, every resource, or none.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes; each reads, validates and evaluates its own inputs (a crash costs one input).")
+@click.option("-o", "--output", default=None,
+              help="NDJSON results file (default: standard output). Also keeps the run manifest beside it "
+                   "(OUTPUT.manifest.json) so that the run can be resumed.")
+@click.option("--summary", default=None, help="Also write a CSV summary (one row per input) to this file.")
+@click.option("--manifest", "manifest", default=None, help="Run manifest path (default: OUTPUT.manifest.json).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run with the same -o (refused if the rule set, "
+                                             "as_of, profile or inputs changed).")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Read folders recursively.")
+@click.option("--progress/--no-progress", "progress", default=None,
+              help="Progress on standard error (default: when it is a terminal).")
+@click.option("--table", "table", default=None,
+              help="Also write the flat results table (one row per patient × flag/cohort): .parquet or .csv.")
+@click.option("--report", "report", default=None, help="Also write the self-contained HTML cohort report.")
+@click.option("--lang", type=click.Choice(["sv", "en"]), default="sv", show_default=True,
+              help="Language of the table's words and of the report.")
+def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
+          workers: int, output: Optional[str], summary: Optional[str], manifest: Optional[str], resume: bool,
+          recursive: bool, progress: Optional[bool], table: Optional[str], report: Optional[str], lang: str) -> None:
+    """Screen many patients: bundle files, folders (recursively), one-bundle-per-line NDJSON, FHIR Bulk Data
+    exports (.ndjson / .ndjson.gz with manifest.json), or - for NDJSON on standard input.
+
+    Writes one JSON line per input (a result or a named error), in input order, and accounts for every input:
+    inputs = results + named errors + resources that belong to no patient.
+    """
+    from ..api import parse_date
+    from .run import Options, ResumeRefused, RuleSetId, RunFailed, run
+
+    if output == "-":
+        output = None
+    if (resume or table or report) and not output:
+        raise click.UsageError("--resume, --table and --report need a results file (-o)")
+    try:
+        day = parse_date(as_of)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    ev = _evaluator(rules, profile)  # validates the rule set once, before any worker starts
+    if profile and profile not in ev.ruleset.profiles.profiles:
+        raise click.UsageError(f"unknown profile '{profile}'; choose from {', '.join(sorted(ev.ruleset.profiles.profiles))}")
+    rs = ev.ruleset
+    ident = RuleSetId(root=os.path.abspath(rs.root), name=rs.name, version=rs.version, digest=rs.digest)
+    effective_profile = ev.profile
+    del ev
+    opts = Options(inputs=list(inputs), ruleset=ident, as_of=day, profile=effective_profile, validate=validate,
+                   workers=workers, output=output, summary=summary, manifest=manifest, resume=resume,
+                   recursive=recursive, progress=sys.stderr.isatty() if progress is None else progress,
+                   as_of_given=as_of is not None)
+    try:
+        outcome = run(opts)
+    except ResumeRefused as e:
+        click.echo(f"error: cannot resume: {e}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except RunFailed as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(EXIT_INTERNAL) from None
+    counts = outcome.manifest["counts"]
+    for line in accounting_text(counts):
+        click.echo(line, err=True)
+    if outcome.interrupted:
+        click.echo(f"interrupted; the results up to the last checkpoint are kept"
+                   f"{'; continue with --resume' if output else ''}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED)
+    if output and table:
+        from .table import write_table
+
+        write_table(output, table)
+    if output and report:
+        from .report import write_report
+
+        write_report(output, outcome.manifest_path, report, lang)
+    if outcome.errors:
+        raise SystemExit(EXIT_INPUT)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(batch)
