@@ -69,7 +69,7 @@ class Evaluator:
     """A rule set loaded and compiled once; ``evaluate`` is safe to call from many threads.
 
     Not picklable (it holds an engine handle): in worker processes build one per process,
-    e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.batch`).
+    e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.cohort.worker`).
     """
 
     def __init__(self, rules: Union[str, os.PathLike, RuleSet, None] = None, profile: Optional[str] = None):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import click
@@ -118,11 +119,11 @@ def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], p
     if output and table:
         from .table import write_table
 
-        write_table(output, table)
+        write_table(Path(output), Path(table), lang)
     if output and report:
         from .report import write_report
 
-        write_report(output, outcome.manifest_path, report, lang)
+        write_report(Path(output), Path(outcome.manifest_path) if outcome.manifest_path else None, Path(report), lang)
     if outcome.errors:
         raise SystemExit(EXIT_INPUT)
 

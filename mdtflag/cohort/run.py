@@ -37,7 +37,7 @@ from .summary import csv_header
 from .worker import Config, Job, Sink, _write_spill, crash_doc, worker_main
 
 MANIFEST_SCHEMA = "mdtflag.run/1"
-CHECKPOINT_SECONDS = 2.0
+CHECKPOINT_SECONDS = 1.0
 #: Tasks allowed to run ahead of the oldest unwritten task, per worker.
 WINDOW_PER_WORKER = 8
 #: Inputs listed one by one in the manifest (beyond this, only their count and digest).
@@ -296,13 +296,13 @@ class Runner:
         differs("as_of", old["as_of"], ident["as_of"])
         differs("the profile", old["profile"], ident["profile"])
         differs("the validation mode", old["validate"], ident["validate"])
-        differs("the plan", old["plan"], ident["plan"])
         if old["inputs"]["digest"] != ident["inputs"]["digest"]:
             before = {x["path"]: x for x in old["inputs"]["listed"]}
             now = {x["path"]: x for x in ident["inputs"]["listed"]}
             changed = sorted(p for p in set(before) | set(now) if before.get(p) != now.get(p))
             detail = f" ({', '.join(changed[:5])}{' …' if len(changed) > 5 else ''})" if changed else ""
             raise ResumeRefused(f"the inputs changed since the interrupted run{detail}; start a new run instead")
+        differs("the way inputs are cut into tasks", old["plan"], ident["plan"])
 
     def _load_manifest(self) -> dict[str, Any]:
         if not self.manifest_path or not os.path.exists(self.manifest_path):
