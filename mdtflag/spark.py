@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,17 +84,28 @@ def evaluator_for(digest: str, files: RuleFiles, profile: str | None) -> Evaluat
     return ev
 
 
+def stage_functions() -> tuple[Callable[..., Any], Callable[..., bytes]]:
+    """``(load_bundle, to_json)`` from the package's loading and output stages, wherever the package
+    layout keeps them (``mdtflag.fhir.load`` / ``mdtflag.output.render``, or top-level modules)."""
+    for load_name, render_name in (("mdtflag.fhir.load", "mdtflag.output.render"), ("mdtflag.load", "mdtflag.render")):
+        try:
+            load_mod, render_mod = importlib.import_module(load_name), importlib.import_module(render_name)
+        except ImportError:
+            continue
+        return load_mod.load_bundle, render_mod.to_json
+    raise ImportError("mdtflag's load_bundle and to_json were not found")
+
+
 def evaluate_one(ev: Evaluator, bundle: str | bytes | None, source: str, as_of: dt.date,
                  profile: str | None, validate: str = "facts") -> dict[str, str]:
     """One input row to one output row (see the module documentation)."""
     from .api import error_result
     from .errors import InputError
-    from .load import load_bundle
-    from .render import to_json
 
+    load_bundle, to_json = stage_functions()
     data = bundle.encode("utf-8") if isinstance(bundle, str) else (bundle or b"")
     try:
-        loaded = load_bundle(data, validate=validate, name=source)  # type: ignore[arg-type]
+        loaded = load_bundle(data, validate=validate, name=source)
         doc: Any = ev.run(loaded, as_of, profile)[0]
     except InputError as e:
         doc = error_result(e).to_dict()

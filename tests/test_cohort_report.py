@@ -20,7 +20,9 @@ import pytest
 
 from mdtflag.api import Evaluator
 from mdtflag.cohort.report import summarise, write_report
-from mdtflag.render import to_json
+from mdtflag.spark import stage_functions
+
+to_json = stage_functions()[1]
 
 pytest.importorskip("matplotlib", reason="matplotlib draws the report's plots")
 

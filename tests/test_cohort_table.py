@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from mdtflag.api import Evaluator
 from mdtflag.cohort.table import COLUMNS, FIELD_WORDS, missing_words, write_table
-from mdtflag.render import to_json
+from mdtflag.spark import stage_functions
+
+to_json = stage_functions()[1]
 
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is needed for the Parquet table")
 
@@ -116,8 +118,14 @@ def test_missing_data_is_in_words(tmp_path: Path, result_lines: list[bytes]) -> 
 
 
 def test_every_fact_field_has_words() -> None:
-    from mdtflag import facts  # the fact schema: every field a rule can miss
+    import importlib
 
+    for name in ("mdtflag.fhir.facts", "mdtflag.facts"):  # the fact schema: every field a rule can miss
+        try:
+            facts = importlib.import_module(name)
+            break
+        except ImportError:
+            continue
     missing = sorted({f for fields in facts.FACT_SCHEMA.values() for f in fields} - set(FIELD_WORDS))
     assert missing == []
 

@@ -20,8 +20,14 @@ from pyspark.sql import SparkSession
 
 from mdtflag.api import Evaluator, error_result
 from mdtflag.errors import InputError
-from mdtflag.render import to_json
-from mdtflag.spark import RESULT_COLUMNS, evaluate_dataframe, pack_rules
+from mdtflag.spark import (
+    RESULT_COLUMNS,
+    evaluate_dataframe,
+    pack_rules,
+    stage_functions,
+)
+
+load_bundle, to_json = stage_functions()
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-01"
@@ -63,8 +69,6 @@ def test_spark_lines_equal_the_batch_command(spark: SparkSession, tmp_path: Path
 
 
 def _in_process(ev: Evaluator, bundle: Any, source: str) -> bytes:
-    from mdtflag.load import load_bundle
-
     data = bundle.encode("utf-8") if isinstance(bundle, str) else (bundle or b"")
     try:
         doc: Any = ev.run(load_bundle(data, name=source), AS_OF)[0]
