@@ -305,3 +305,12 @@ def test_funnel_accounts_for_every_screened_patient(run: Run) -> None:
         drops = drop_points(unit, s.criteria.get(unit.rule, []))
         out = counts.get("not_applicable", 0) + counts.get("not_listed", 0) + sum(drops.values())
         assert with_rule - out == counts.get("flagged", 0), unit.name
+
+
+def test_an_empty_run_still_gives_a_page(tmp_path: Path) -> None:
+    empty = tmp_path / "results.ndjson"
+    empty.write_bytes(b"")
+    write_report(empty, None, tmp_path / "r.html", lang="sv")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Kohortscreening – rapport" in page and "Inga fel." in page and "Inga obestämda patienter." in page
+    assert not (tmp_path / "r.html.part").exists()
