@@ -285,11 +285,12 @@ def test_no_manifest_and_unreadable_manifest(run: Run, tmp_path: Path) -> None:
     write_report(run.results, bad, tmp_path / "b.html", lang="en")
     assert "The manifest could not be read: not valid JSON" in (tmp_path / "b.html").read_text(encoding="utf-8")
     other = tmp_path / "other.json"
-    other.write_bytes(orjson.dumps({"as_of": "2020-01-01", "counts": {"results": 3}}))
+    other.write_bytes(orjson.dumps({"as_of": "2020-01-01", "state": "running", "counts": {"results": 3}}))
     write_report(run.results, other, tmp_path / "c.html", lang="en")
     page = (tmp_path / "c.html").read_text(encoding="utf-8")
     assert "The manifest and the results file disagree: Evaluated as of 2020-01-01 ≠ " + AS_OF in page
     assert "The manifest and the results file disagree: Results 3 / " in page
+    assert "The run is not complete according to its manifest (state: running)" in page
 
 
 def test_funnel_accounts_for_every_screened_patient(run: Run) -> None:

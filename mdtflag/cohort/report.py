@@ -45,7 +45,8 @@ T: Mapping[str, Mapping[str, str]] = {
         "inputs": "Indata", "results": "Resultat", "errors": "Fel", "unassigned": "Utan patient",
         "unreadable": "Oläsbara rader", "in_file": "I resultatfilen", "in_manifest": "Enligt körningens manifest",
         "no_manifest": "Inget manifest angavs; redovisningen bygger enbart på resultatfilen.",
-        "bad_manifest": "Manifestet kunde inte läsas", "mismatch": "Manifestet och resultatfilen stämmer inte överens",
+        "bad_manifest": "Manifestet kunde inte läsas",
+        "incomplete": "Körningen är inte avslutad enligt manifestet (state: {state}); siffrorna gäller det som hunnit skrivas.", "mismatch": "Manifestet och resultatfilen stämmer inte överens",
         "several_rulesets": "Resultaten kommer från flera regelverk eller bedömningsdagar",
         "manifest": "Manifestets innehåll", "levels": "MDK-nivå och sjukvårdsregion",
         "levels_lead": "Antal patienter per beslutad MDK-nivå och sjukvårdsregionen för remissmålet.",
@@ -78,7 +79,8 @@ T: Mapping[str, Mapping[str, str]] = {
         "inputs": "Inputs", "results": "Results", "errors": "Errors", "unassigned": "Unassigned",
         "unreadable": "Unreadable lines", "in_file": "In the results file", "in_manifest": "In the run's manifest",
         "no_manifest": "No manifest was given; the accounting rests on the results file alone.",
-        "bad_manifest": "The manifest could not be read", "mismatch": "The manifest and the results file disagree",
+        "bad_manifest": "The manifest could not be read",
+        "incomplete": "The run is not complete according to its manifest (state: {state}); the figures cover what was written.", "mismatch": "The manifest and the results file disagree",
         "several_rulesets": "The results come from several rule sets or evaluation dates",
         "manifest": "Manifest contents", "levels": "MDK level and healthcare region",
         "levels_lead": "Patients per decided MDK level and the healthcare region of the routing target.",
@@ -595,6 +597,9 @@ def render_html(s: Summary, manifest: Mapping[str, Any] | None, manifest_problem
         if (m_res is not None and m_res != s.results) or (m_err is not None and m_err != s.errors_total):
             add(f'<p class="warn">{_h(tx["mismatch"])}: {_h(tx["results"])} {m_res} / {s.results}, '
                 f'{_h(tx["errors"])} {m_err} / {s.errors_total}</p>')
+    state = man.get("state")
+    if isinstance(state, str) and state not in ("complete", "completed", "done"):
+        add(f'<p class="warn">{_h(tx["incomplete"].format(state=state))}</p>')
     add(_table([("", False), (tx["inputs"], True), (tx["results"], True), (tx["errors"], True),
                 (tx["unassigned"], True), (tx["unreadable"], True)], acc_rows))
     if manifest_problem is not None:
