@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         fh = files.get(name)
         if fh is None:
             path = a.out / f"{name}{ext}"
-            fh = files[name] = gzip.open(path, "wb", compresslevel=1) if a.gzip else open(path, "wb", buffering=1 << 20)
+            if a.gzip:
+                fh = gzip.open(path, "wb", compresslevel=1)  # noqa: SIM115 - closed after the loop
+            else:
+                fh = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed after the loop
+            files[name] = fh
             counts[name] = 0
         return fh
 

@@ -10,10 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
-
 from conftest import DATA, ROOT
 
 MINI = DATA / "rules_min"
@@ -22,10 +21,10 @@ AS_OF = "2026-11-01"
 EXAMPLES = sorted(p for p in (ROOT / "fhir_examples").glob("*.json"))
 
 
-def cli(*args: str, stdin: Optional[bytes] = None, env: Optional[dict[str, str]] = None,
+def cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "mdtflag.cli", "batch", *args], input=stdin, capture_output=True,
-                          cwd=ROOT, timeout=timeout, env=env)
+                          check=False, cwd=ROOT, timeout=timeout, env=env)
 
 
 def patient_bundle(pid: str = "p1") -> dict[str, Any]:
@@ -40,7 +39,8 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def manifest(out: Path) -> dict[str, Any]:
-    return json.loads(Path(str(out) + ".manifest.json").read_bytes())
+    doc: dict[str, Any] = json.loads(Path(str(out) + ".manifest.json").read_bytes())
+    return doc
 
 
 def synth(out: Path, n: int, *extra: str) -> None:
@@ -343,7 +343,7 @@ def test_resume_after_kill_9_of_the_parent(tmp_path: Path) -> None:
 
     def checkpointed() -> bool:
         try:
-            return json.loads(man.read_bytes())["progress"]["tasks_committed"] >= 1
+            return bool(json.loads(man.read_bytes())["progress"]["tasks_committed"] >= 1)
         except (OSError, ValueError, KeyError):
             return False
 

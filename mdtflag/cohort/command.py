@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 
@@ -12,7 +12,7 @@ import click
 EXIT_INTERNAL, EXIT_INPUT, EXIT_RULES, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 3, 64, 130
 
 
-def _evaluator(rules: Optional[str], profile: Optional[str]) -> Any:
+def _evaluator(rules: str | None, profile: str | None) -> Any:
     from ..api import Evaluator
     from ..diagnostics import RuleSetError
 
@@ -32,8 +32,9 @@ def _n(x: int) -> str:
 
 def accounting_text(counts: dict[str, Any]) -> list[str]:
     """The accounting printed at the end of a run (also in the run manifest as numbers)."""
-    out = [f"{_n(counts['inputs'])} inputs = {_n(counts['results'])} results + {_n(counts['errors'])} errors"
-           f" + {_n(counts['unassigned'])} resources that belong to no patient"]
+    first = (f"{_n(counts['inputs'])} inputs = {_n(counts['results'])} results + {_n(counts['errors'])} errors"
+             f" + {_n(counts['unassigned'])} resources that belong to no patient")
+    out = [first]
     if counts.get("error_codes"):
         out.append("errors: " + ", ".join(f"{code} {_n(n)}" for code, n in counts["error_codes"].items()))
     lines = counts["lines"]
@@ -70,9 +71,9 @@ def accounting_text(counts: dict[str, Any]) -> list[str]:
 @click.option("--report", "report", default=None, help="Also write the self-contained HTML cohort report.")
 @click.option("--lang", type=click.Choice(["sv", "en"]), default="sv", show_default=True,
               help="Language of the table's words and of the report.")
-def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
-          workers: int, output: Optional[str], summary: Optional[str], manifest: Optional[str], resume: bool,
-          recursive: bool, progress: Optional[bool], table: Optional[str], report: Optional[str], lang: str) -> None:
+def batch(inputs: tuple[str, ...], as_of: str | None, rules: str | None, profile: str | None, validate: str,
+          workers: int, output: str | None, summary: str | None, manifest: str | None, resume: bool,
+          recursive: bool, progress: bool | None, table: str | None, report: str | None, lang: str) -> None:
     """Screen many patients: bundle files, folders (recursively), one-bundle-per-line NDJSON, FHIR Bulk Data
     exports (.ndjson / .ndjson.gz with manifest.json), or - for NDJSON on standard input.
 

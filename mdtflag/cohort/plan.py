@@ -23,9 +23,10 @@ import gzip
 import hashlib
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import BinaryIO, Union
 
 import orjson
 
@@ -36,9 +37,10 @@ LINES_BYTES = 512 * 1024
 #: Bytes of a Bulk export file per grouping (spill) task.
 SPILL_BYTES = 16 * 1024 * 1024
 #: Target bytes of one patient group file (all of it is held by one worker at a time).
-BUCKET_BYTES = 24 * 1024 * 1024
+BUCKET_BYTES = 8 * 1024 * 1024
 #: Compressed NDJSON is counted this many times its size when sizing groups.
 GZIP_RATIO = 8
+MIN_BUCKETS = 16
 MAX_BUCKETS = 4096
 
 _SUFFIXES = (".json", ".ndjson", ".ndjson.gz")
@@ -52,7 +54,7 @@ class Problem:
     code: str
     source: str
     message: str
-    line: Optional[int] = None
+    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class FileItem:
     """One bundle file (``path``) or a problem found while listing the inputs."""
 
     name: str
-    path: Optional[str] = None
-    problem: Optional[Problem] = None
+    path: str | None = None
+    problem: Problem | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class SpillTask:
     start: int
     end: int
     first_line: int
-    lines: Optional[int]
+    lines: int | None
     gz: bool
     buckets: int
     out: str
@@ -123,7 +125,7 @@ class Found:
     size: int
     mtime_ns: int
     gz: bool = False
-    digest: Optional[str] = None
+    digest: str | None = None
 
 
 @dataclass
@@ -131,7 +133,7 @@ class ExportInfo:
     folder: str
     files: list[Found] = field(default_factory=list)
     declared: dict[str, int] = field(default_factory=dict)   # file name -> count in the export's manifest
-    manifest: Optional[str] = None
+    manifest: str | None = None
 
 
 @dataclass
@@ -171,7 +173,7 @@ def _is_ndjson(name: str) -> bool:
     return name.lower().endswith((".ndjson", ".ndjson.gz"))
 
 
-def _bulk_manifest(path: str) -> Optional[dict[str, object]]:
+def _bulk_manifest(path: str) -> dict[str, object] | None:
     """The Bulk Data export manifest in ``path``, or ``None`` when the file is not one."""
     try:
         if os.path.getsize(path) > 16 * 1024 * 1024:
@@ -186,7 +188,7 @@ def _bulk_manifest(path: str) -> Optional[dict[str, object]]:
 
 
 def _walk(folder: str, shown: str, recursive: bool, seen: set[str],
-          out: list[Union[tuple[str, str], Problem]], manifests: dict[str, tuple[str, dict[str, object]]]) -> int:
+          out: list[tuple[str, str] | Problem], manifests: dict[str, tuple[str, dict[str, object]]]) -> int:
     """Append (shown name, path) of every input file under ``folder``; returns how many were found."""
     real = os.path.realpath(folder)
     if real in seen:
@@ -259,10 +261,10 @@ def _kind(path: str, gz: bool) -> str:
 
 
 def discover(inputs: Sequence[str], *, recursive: bool = True,
-             stdin_path: Optional[str] = None, stdin_digest: Optional[str] = None
-             ) -> tuple[list[Union[Found, Problem]], list[ExportInfo]]:
+             stdin_path: str | None = None, stdin_digest: str | None = None
+             ) -> tuple[list[Found | Problem], list[ExportInfo]]:
     """Every input file (in order) and every problem met while listing; exports by folder."""
-    listed: list[Union[tuple[str, str], Problem]] = []
+    listed: list[tuple[str, str] | Problem] = []
     manifests: dict[str, tuple[str, dict[str, object]]] = {}
     for arg in inputs:
         if arg == "-":
@@ -285,7 +287,7 @@ def discover(inputs: Sequence[str], *, recursive: bool = True,
         else:
             listed.append(Problem("not-found", arg, "no such file or folder"))
 
-    out: list[Union[Found, Problem]] = []
+    out: list[Found | Problem] = []
     exports: dict[str, ExportInfo] = {}
     export_list: list[ExportInfo] = []
     for x in listed:
@@ -365,7 +367,7 @@ def _ranges(path: str, target: int) -> Iterator[tuple[int, int, int, int]]:
             line += lines
 
 
-def make_plan(items: Sequence[Union[Found, Problem]], exports: Sequence[ExportInfo], workdir: str) -> Plan:
+def make_plan(items: Sequence[Found | Problem], exports: Sequence[ExportInfo], workdir: str) -> Plan:
     tasks: list[Task] = []
     deps: dict[int, list[int]] = {}
     export_of_task: dict[int, int] = {}
@@ -410,24 +412,24 @@ def make_plan(items: Sequence[Union[Found, Problem]], exports: Sequence[ExportIn
         ex = exports[k]
         found.extend(ex.files)
         size = sum(f.size * (GZIP_RATIO if f.gz else 1) for f in ex.files)
-        buckets = max(1, min(MAX_BUCKETS, math.ceil(size / BUCKET_BYTES)))
+        buckets = max(MIN_BUCKETS, min(MAX_BUCKETS, math.ceil(size / BUCKET_BYTES)))
         spill_ids: list[int] = []
         names = tuple(f.name for f in ex.files)
         for fi, f in enumerate(ex.files):
             if f.gz:
-                ranges: list[tuple[int, int, int, Optional[int]]] = [(0, f.size, 1, None)]
+                ranges: list[tuple[int, int, int, int | None]] = [(0, f.size, 1, None)]
             else:
                 ranges = []
                 total = 0
-                for s, e, first, n in _ranges(f.path, SPILL_BYTES):
-                    ranges.append((s, e, first, n))
-                    total += n
+                for s, e, first, count in _ranges(f.path, SPILL_BYTES):
+                    ranges.append((s, e, first, count))
+                    total += count
                 line_counts[f.name] = total
-            for s, e, first, n in ranges:
+            for s, e, first, lines in ranges:
                 out = os.path.join(workdir, "spill", f"e{k}-t{len(tasks)}.spill")
                 spill_ids.append(len(tasks))
                 export_of_task[len(tasks)] = k
-                tasks.append(SpillTask(k, fi, f.name, f.path, s, e, first, n, f.gz, buckets, out))
+                tasks.append(SpillTask(k, fi, f.name, f.path, s, e, first, lines, f.gz, buckets, out))
         spills = tuple(t.out for t in (tasks[i] for i in spill_ids) if isinstance(t, SpillTask))
         for b in range(buckets):
             deps[len(tasks)] = spill_ids
@@ -437,10 +439,10 @@ def make_plan(items: Sequence[Union[Found, Problem]], exports: Sequence[ExportIn
     return Plan(tasks, found, problems, list(exports), deps, export_of_task, expected, line_counts)
 
 
-def copy_stdin(src: "os.PathLike[str] | str", fh_in: object) -> str:
+def copy_stdin(src: os.PathLike[str] | str, fh_in: BinaryIO) -> str:
     """Copy a binary stream to ``src``; returns its SHA-256 digest."""
     h = hashlib.sha256()
-    read = getattr(fh_in, "read")
+    read = fh_in.read
     with open(src, "wb") as out:
         while True:
             block = read(1024 * 1024)
@@ -453,6 +455,6 @@ def copy_stdin(src: "os.PathLike[str] | str", fh_in: object) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def workdir_for(output: Optional[str]) -> Optional[Path]:
+def workdir_for(output: str | None) -> Path | None:
     """The work folder beside a results file (spill files, task parts, standard input)."""
     return Path(output + ".work") if output else None

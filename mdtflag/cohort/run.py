@@ -23,16 +23,27 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, BinaryIO, Optional, Sequence
+from typing import Any, BinaryIO
 
 import orjson
 
 from .. import __version__
-from .plan import (BUCKET_BYTES, FILES_PER_TASK, LINES_BYTES, SPILL_BYTES, GroupTask, Plan, SpillTask,
-                   copy_stdin, discover, make_plan)
+from .plan import (
+    BUCKET_BYTES,
+    FILES_PER_TASK,
+    LINES_BYTES,
+    SPILL_BYTES,
+    GroupTask,
+    Plan,
+    SpillTask,
+    copy_stdin,
+    discover,
+    make_plan,
+)
 from .summary import csv_header
 from .worker import Config, Job, Sink, _write_spill, crash_doc, worker_main
 
@@ -69,9 +80,9 @@ class Options:
     profile: str
     validate: str
     workers: int = 1
-    output: Optional[str] = None          # None: standard output
-    summary: Optional[str] = None
-    manifest: Optional[str] = None
+    output: str | None = None          # None: standard output
+    summary: str | None = None
+    manifest: str | None = None
     resume: bool = False
     recursive: bool = True
     progress: bool = False
@@ -84,7 +95,7 @@ class Outcome:
     errors: int
     unassigned: int
     manifest: dict[str, Any]
-    manifest_path: Optional[str]
+    manifest_path: str | None
     interrupted: bool = False
 
     @property
@@ -109,7 +120,7 @@ class _Handle:
         child_conn.close()
         self.conn: Connection = parent_conn
         self.ready = False
-        self.job: Optional[Job] = None
+        self.job: Job | None = None
 
 
 def _empty_totals() -> dict[str, Any]:
@@ -234,14 +245,14 @@ def _summary_rows(idx_path: str) -> bytes:
 
 
 class Runner:
-    def __init__(self, opts: Options, stdin: Optional[BinaryIO] = None) -> None:
+    def __init__(self, opts: Options, stdin: BinaryIO | None = None) -> None:
         self.opts = opts
         self.stdin = stdin
         self.t0 = time.monotonic()
         self.cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         self.children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.manifest_path = opts.manifest or (opts.output + ".manifest.json" if opts.output else None)
-        self.tmp_work: Optional[str] = None
+        self.tmp_work: str | None = None
         if opts.output:
             self.work = opts.output + ".work"
         else:
@@ -251,10 +262,11 @@ class Runner:
         self.bar: Any = None
         self.shown_units = 0
         self.shown_errors = 0
+        self.startup_cpu = 0.0
 
     # ------------------------------------------------------------------ planning and the manifest
 
-    def _plan(self) -> tuple[Plan, Optional[str]]:
+    def _plan(self) -> tuple[Plan, str | None]:
         os.makedirs(os.path.join(self.work, "spill"), exist_ok=True)
         os.makedirs(os.path.join(self.work, "parts"), exist_ok=True)
         stdin_path = stdin_digest = None
@@ -315,7 +327,7 @@ class Runner:
     # ------------------------------------------------------------------ the run
 
     def run(self) -> Outcome:
-        old: Optional[dict[str, Any]] = None
+        old: dict[str, Any] | None = None
         if self.opts.resume:
             if not self.opts.output:
                 raise ResumeRefused("--resume needs the results file (-o) of the interrupted run")
@@ -359,7 +371,7 @@ class Runner:
             self._close_outputs()
         return self._finish(plan, interrupted)
 
-    def _open_outputs(self, out_bytes: int, sum_bytes: int, resuming: bool) -> tuple[int, Optional[int]]:
+    def _open_outputs(self, out_bytes: int, sum_bytes: int, resuming: bool) -> tuple[int, int | None]:
         if self.opts.output and self.opts.output != "-":
             out_fd = self._open_truncated(self.opts.output, out_bytes, resuming, "results")
         else:
@@ -425,7 +437,7 @@ class Runner:
         window = WINDOW_PER_WORKER * max(1, opts.workers)
         start_failures = 0
         last_checkpoint = time.monotonic()
-        self.first_ready: Optional[float] = None
+        self.first_ready: float | None = None
         self._progress_open(plan, start)
         stop = {"signal": False}
 
@@ -441,7 +453,7 @@ class Runner:
                 for h in handles:
                     if not h.ready or h.job is not None:
                         continue
-                    job: Optional[Job] = queue.popleft() if queue else None
+                    job: Job | None = queue.popleft() if queue else None
                     if job is None and next_task < len(tasks) and next_task - commit < window:
                         deps = plan.deps.get(next_task, ())
                         if all(d in done_ids for d in deps):
@@ -455,13 +467,13 @@ class Runner:
                     h.conn.send(job)
                 conns = [h.conn for h in handles] + [h.proc.sentinel for h in handles]
                 for obj in wait(conns, timeout=0.5):
-                    h = next((x for x in handles if x.conn is obj or x.proc.sentinel == obj), None)
-                    if h is None:
+                    hit = next((x for x in handles if x.conn is obj or x.proc.sentinel == obj), None)
+                    if hit is None:
                         continue
-                    if obj is h.conn:
+                    if obj is hit.conn:
                         try:
-                            while h.conn.poll():
-                                self._message(h, h.conn.recv(), states, done_ids, tasks)
+                            while hit.conn.poll():
+                                self._message(hit, hit.conn.recv(), states, done_ids, tasks)
                         except (EOFError, OSError):
                             pass
                 for h in list(handles):
@@ -517,6 +529,7 @@ class Runner:
         kind = msg[0]
         if kind == "ready":
             h.ready = True
+            self.startup_cpu += msg[2]
             if self.first_ready is None:
                 self.first_ready = time.monotonic()
         elif kind == "progress":
@@ -627,6 +640,7 @@ class Runner:
             "units_per_s": round(units / evaluating, 2) if complete else None,
             "cpu_parent_s": round(cpu.ru_utime + cpu.ru_stime - self.cpu0.ru_utime - self.cpu0.ru_stime, 3),
             "cpu_workers_s": round(kids.ru_utime + kids.ru_stime - self.children0.ru_utime - self.children0.ru_stime, 3),
+            "cpu_workers_startup_s": round(self.startup_cpu, 3),
             "peak_rss_parent_mb": round(cpu.ru_maxrss / 1024, 1),
             "peak_rss_worker_mb": round(kids.ru_maxrss / 1024, 1),
             "workers": self.opts.workers,
@@ -658,6 +672,6 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def run(opts: Options, stdin: Optional[BinaryIO] = None) -> Outcome:
+def run(opts: Options, stdin: BinaryIO | None = None) -> Outcome:
     """Run (or resume) a cohort run; see the module documentation."""
     return Runner(opts, stdin).run()

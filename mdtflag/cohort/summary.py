@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 #: Columns of the summary CSV, in order.
 COLUMNS = ("source", "patient", "status", "mdk_level", "mdk_target", "flagged", "indeterminate", "cohorts",

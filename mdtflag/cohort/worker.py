@@ -32,8 +32,9 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
+from typing import Any, BinaryIO, Callable, Union
 
 import orjson
 
@@ -60,7 +61,7 @@ class Job:
     segment: int
     task: Task
     skip: int
-    crashed_at: Optional[int]
+    crashed_at: int | None
     prefix: str
     attempt: int = 1
 
@@ -68,7 +69,7 @@ class Job:
 @dataclass(frozen=True)
 class Config:
     rules_dir: str
-    profile: Optional[str]
+    profile: str | None
     as_of: dt.date
     validate: str
 
@@ -104,7 +105,7 @@ def worker_main(conn: Any, parent_pid: int, config: Config) -> None:
     watch_parent(parent_pid)
     worker = Worker(config)
     gc.freeze()                                      # compiled rules live as long as the process
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), time.process_time()))
     while True:
         try:
             job = conn.recv()
@@ -112,7 +113,10 @@ def worker_main(conn: Any, parent_pid: int, config: Config) -> None:
             return
         if job is None:
             return
-        stats = worker.run(job, lambda units, errors: conn.send(("progress", job.task_id, units, errors)))
+        def progress(units: int, errors: int, task_id: int = job.task_id) -> None:
+            conn.send(("progress", task_id, units, errors))
+
+        stats = worker.run(job, progress)
         conn.send(("done", job.task_id, job.segment, stats))
 
 
@@ -186,7 +190,7 @@ def _describe(obj: object) -> str:
     return f"a JSON {type(obj).__name__}" if obj is not None else "JSON null"
 
 
-def patient_key(resource: dict[str, Any]) -> Optional[str]:
+def patient_key(resource: dict[str, Any]) -> str | None:
     """``Patient/<id>`` the resource belongs to (a Patient to itself), else ``None``."""
     if resource.get("resourceType") == "Patient":
         pid = resource.get("id")
@@ -248,8 +252,8 @@ class Unit:
     """One input of a task: its name (for a crash error), and how to load it."""
 
     name: str
-    line: Optional[int]
-    load: Callable[[], Union[LoadedBundle, InputError]]
+    line: int | None
+    load: Callable[[], LoadedBundle | InputError]
     lines: int = 0
 
 
@@ -270,7 +274,7 @@ class Sink:
         line = to_json(doc, indent=False)
         error = doc.get("schema") == "mdtflag.error/1"
         status = doc["error"]["code"] if error else "ok"
-        idx = f"{status}\t{lines}\t".encode("utf-8") + csv_line(summary_row(doc, source))
+        idx = f"{status}\t{lines}\t".encode() + csv_line(summary_row(doc, source))
         _write_all(self.nd, line)
         _write_all(self.idx, idx)
         if error:
@@ -297,7 +301,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def crash_doc(name: str, line: Optional[int]) -> dict[str, Any]:
+def crash_doc(name: str, line: int | None) -> dict[str, Any]:
     return ErrorResult(source=name, error=ErrorBody(code="engine-crash", message=CRASH_MESSAGE, line=line)).to_dict()
 
 
@@ -371,7 +375,7 @@ class Worker:
                 continue
             path = item.path or ""
 
-            def load(path: str = path, name: str = item.name) -> Union[LoadedBundle, InputError]:
+            def load(path: str = path, name: str = item.name) -> LoadedBundle | InputError:
                 try:
                     return load_bundle(path, validate=validate, name=name)  # type: ignore[arg-type]
                 except InputError as e:
@@ -389,7 +393,7 @@ class Worker:
             if not raw.strip():
                 continue
 
-            def load(raw: bytes = raw, lineno: int = lineno) -> Union[LoadedBundle, InputError]:
+            def load(raw: bytes = raw, lineno: int = lineno) -> LoadedBundle | InputError:
                 try:
                     return load_bundle(_strip(raw), validate=validate,  # type: ignore[arg-type]
                                        name=f"{task.name}:{lineno}")
@@ -432,7 +436,7 @@ class Worker:
             if key.startswith("B:"):
                 _, fi, ln, raw = members[0]
 
-                def load_line(raw: bytes = raw, name: str = names[fi], ln: int = ln) -> Union[LoadedBundle, InputError]:
+                def load_line(raw: bytes = raw, name: str = names[fi], ln: int = ln) -> LoadedBundle | InputError:
                     try:
                         return load_bundle(raw, validate=validate, name=f"{name}:{ln}")  # type: ignore[arg-type]
                     except InputError as e:
@@ -447,7 +451,7 @@ class Worker:
             source = f"{names[first[1]]}#{key}"
 
             def load_group(members: list[tuple[str, int, int, bytes]] = members, key: str = key, source: str = source,
-                           has_patient: bool = bool(patients)) -> Union[LoadedBundle, InputError]:
+                           has_patient: bool = bool(patients)) -> LoadedBundle | InputError:
                 if not has_patient:
                     return InputError("no-patient", source,
                                       f"{len(members)} resources refer to {key}, which is not in the export")
@@ -498,7 +502,7 @@ class Worker:
                     sink.put(error_result(err).to_dict(), err.source, 1)
                     continue
                 if rt == "Bundle":
-                    key: Optional[str] = f"B:{task.file_index}:{lineno}"
+                    key: str | None = f"B:{task.file_index}:{lineno}"
                     st["bundles"] += 1
                 else:
                     key = patient_key(res)
