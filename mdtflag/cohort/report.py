@@ -368,16 +368,13 @@ def read_manifest(path: Path | None) -> tuple[Mapping[str, Any] | None, str | No
     return data, None
 
 
-def _find(man: Mapping[str, Any], *names: str) -> object:
-    """The first of ``names`` found at the top of the manifest or one level down."""
-    for name in names:
-        if name in man:
-            return man[name]
-    for v in man.values():
-        if isinstance(v, Mapping):
-            for name in names:
-                if name in v and not isinstance(v[name], (Mapping, list)):
-                    return v[name]
+def _find(man: Mapping[str, Any], key: str) -> object:
+    """A run setting from the manifest: ``key`` inside ``ruleset``, else ``ruleset_<key>`` or ``key`` at
+    the top (name, version, digest, profile and as_of may sit in either place)."""
+    rs = man.get("ruleset")
+    for where, name in ((rs, key), (man, f"ruleset_{key}"), (man, key)):
+        if isinstance(where, Mapping) and name in where and not isinstance(where[name], (Mapping, list)):
+            return where[name]
     return None
 
 
@@ -564,9 +561,9 @@ def render_html(s: Summary, manifest: Mapping[str, Any] | None, manifest_problem
     add(f'<section id="run"><h2>{_h(tx["run"])}</h2>')
     ident = s.identities.most_common(1)[0][0] if s.identities else ("",) * 6
     man = manifest or {}
-    fields = [(tx["ruleset"], ident[0] or _s(_find(man, "ruleset_name", "name"))),
-              (tx["version"], ident[1] or _s(_find(man, "ruleset_version", "version"))),
-              (tx["digest"], ident[2] or _s(_find(man, "ruleset_digest", "digest"))),
+    fields = [(tx["ruleset"], ident[0] or _s(_find(man, "name"))),
+              (tx["version"], ident[1] or _s(_find(man, "version"))),
+              (tx["digest"], ident[2] or _s(_find(man, "digest"))),
               (tx["profile"], ident[3] or _s(_find(man, "profile"))),
               (tx["as_of"], ident[4] or _s(_find(man, "as_of"))),
               (tx["engine"], ident[5])]
@@ -576,7 +573,7 @@ def render_html(s: Summary, manifest: Mapping[str, Any] | None, manifest_problem
             + "; ".join(_h(f"{i[0]} {i[1]} {i[2][:19]}… {i[3]} {i[4]} ({n})") for i, n in s.identities.most_common())
             + "</p>")
     for key, label in (("digest", "digest"), ("as_of", "as_of"), ("profile", "profile")):
-        want = _find(man, f"ruleset_{key}", key) if manifest else None
+        want = _find(man, key) if manifest else None
         got = {"digest": ident[2], "as_of": ident[4], "profile": ident[3]}[key]
         if isinstance(want, str) and got and want != got:
             add(f'<p class="warn">{_h(tx["mismatch"])}: {_h(tx[label])} {_h(want)} ≠ {_h(got)}</p>')
@@ -586,8 +583,8 @@ def render_html(s: Summary, manifest: Mapping[str, Any] | None, manifest_problem
                       + ([("error", tx["unreadable"], len(s.unreadable))] if s.unreadable else [])))
     acc_rows = [[_h(tx["in_file"]), "", str(s.results), str(s.errors_total), "", str(len(s.unreadable))]]
     if manifest is not None:
-        counts = _m(_find(man, "counts")) or man
-        m_in = _count(counts.get("inputs")) if "inputs" in counts else _count(_find(man, "inputs"))
+        counts = _m(man.get("counts")) or man
+        m_in = _count(counts.get("inputs"))
         m_res, m_err, m_un = (_count(counts.get(k)) for k in ("results", "errors", "unassigned"))
 
         def cell(v: int | None) -> str:
