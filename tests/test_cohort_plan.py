@@ -9,7 +9,15 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdtflag.cohort.plan import FilesTask, GroupTask, LinesTask, SpillTask, _ranges, discover, make_plan
+from mdtflag.cohort.plan import (
+    FilesTask,
+    GroupTask,
+    LinesTask,
+    SpillTask,
+    _ranges,
+    discover,
+    make_plan,
+)
 from mdtflag.cohort.summary import COLUMNS, csv_line
 from mdtflag.cohort.worker import bucket_of, patient_key
 
@@ -19,9 +27,9 @@ lines_st = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))
 @settings(max_examples=200, deadline=None)
 @given(lines=lines_st, final_newline=st.booleans(), target=st.integers(min_value=1, max_value=200))
 def test_ranges_cover_the_file_on_line_boundaries_with_true_line_numbers(
-        tmp_path_factory: object, lines: list[bytes], final_newline: bool, target: int) -> None:
+        tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], final_newline: bool, target: int) -> None:
     data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
-    path = Path(getattr(tmp_path_factory, "mktemp")("r")) / "f.ndjson"
+    path = Path(tmp_path_factory.mktemp("r")) / "f.ndjson"
     path.write_bytes(data)
     got = list(_ranges(str(path), target))
     pos, line = 0, 1
@@ -37,7 +45,7 @@ def test_ranges_cover_the_file_on_line_boundaries_with_true_line_numbers(
     assert line - 1 == physical
 
 
-text_st = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
+text_st = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30)
 
 
 @given(row=st.fixed_dictionaries({c: text_st for c in COLUMNS}))
