@@ -1,7 +1,9 @@
 """``mdtflag batch`` at scale: accounting, Bulk exports grouped out of core, resume after kill -9, worker death."""
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import os
 import shutil
@@ -413,3 +415,19 @@ def test_gzip_bundle_lines(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert [d["patient"] for d in lines(out)] == ["Patient/g1", "Patient/g2", "Patient/g3"]
     assert all(key(d) for d in lines(out))
+
+
+def test_table_and_report_are_written_after_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("matplotlib")
+    for p in ("t1", "t2"):
+        (tmp_path / f"{p}.json").write_text(json.dumps(patient_bundle(p)))
+    out, table, report = tmp_path / "out.ndjson", tmp_path / "table.csv", tmp_path / "report.html"
+    r = cli(str(tmp_path / "t1.json"), str(tmp_path / "t2.json"), "--rules", str(MINI), "--as-of", AS_OF,
+            "-o", str(out), "--table", str(table), "--report", str(report), "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    cells = {cell for row in csv.reader(io.StringIO(table.read_text(encoding="utf-8"))) for cell in row}
+    assert {"Patient/t1", "Patient/t2"} <= cells
+    assert report.read_text().lstrip().lower().startswith("<!doctype html")
+    needs_output = cli(str(tmp_path / "t1.json"), "--rules", str(MINI), "--table", str(table))
+    assert needs_output.returncode == 64
