@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mdtflag.api import Evaluator
 from mdtflag.cohort.report import summarise, write_report
@@ -315,3 +317,44 @@ def test_an_empty_run_still_gives_a_page(tmp_path: Path) -> None:
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Kohortscreening – rapport" in page and "Inga fel." in page and "Inga obestämda patienter." in page
     assert not (tmp_path / "r.html.part").exists()
+
+
+ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4", "p", "nav", "a",
+                "main", "section", "article", "div", "dl", "dt", "dd", "table", "thead", "tbody", "tr", "th", "td",
+                "span", "code", "b", "br", "details", "summary", "ul", "li", "img", "footer"}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_mix_of_lines_is_accounted_and_escaped(run: Run, tmp_path_factory: pytest.TempPathFactory,
+                                                   data: st.DataObject) -> None:
+    text = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+    error = st.builds(lambda src, code, msg: orjson.dumps({"schema": "mdtflag.error/1", "source": src,
+                                                           "error": {"code": code, "message": msg, "line": None}}),
+                      text, text.filter(bool), text)
+    good = st.sampled_from([orjson.dumps(d) for d in run.docs if d["schema"] == "mdtflag.result/1"])
+    junk = st.binary(max_size=20).filter(lambda b: b"\n" not in b and b.strip() != b"")
+    lines = data.draw(st.lists(good | error | junk, max_size=10))
+    d = tmp_path_factory.mktemp("mix")
+    (d / "r.ndjson").write_bytes(b"".join(x + b"\n" for x in lines))
+    lang = data.draw(st.sampled_from(["sv", "en"]))
+    s = summarise(d / "r.ndjson", lang)
+    assert s.results + s.errors_total + len(s.unreadable) == len(lines)
+    write_report(d / "r.ndjson", None, d / "r.html", lang=lang)
+    dom = Dom()
+    dom.feed((d / "r.html").read_text(encoding="utf-8"))
+    dom.close()
+    assert {t for t, _, _ in dom.elements} <= ALLOWED_TAGS
+    assert not any(k.startswith("on") for _, a, _ in dom.elements for k in a)
+    page_text = " ".join(text for t, _, text in dom.elements if t == "td")
+    shown: dict[str, int] = {}  # the page names up to five sources per error code
+    for x in lines:
+        try:
+            doc = orjson.loads(x)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict) and doc.get("schema") == "mdtflag.error/1":
+            code = doc["error"]["code"]
+            shown[code] = shown.get(code, 0) + 1
+            if shown[code] <= 5 and doc["source"].strip():
+                assert " ".join(doc["source"].split()) in page_text
