@@ -325,7 +325,8 @@ def test_killed_worker_mid_run_loses_at_most_its_current_input(tmp_path: Path) -
         workers = _workers(proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
-        assert proc.wait(timeout=300) in (0, 2)
+        code = proc.wait(timeout=300)
+        assert code in (0, 2), proc.stderr.read() if proc.stderr else code
     finally:
         proc.kill()
     docs = lines(out)

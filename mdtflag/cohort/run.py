@@ -120,6 +120,7 @@ class _Handle:
         child_conn.close()
         self.conn: Connection = parent_conn
         self.ready = False
+        self.broken = False
         self.job: Job | None = None
 
 
@@ -351,6 +352,9 @@ class Runner:
             self.totals = prog["totals"]
             if self.opts.summary is None:
                 self.opts.summary = old.get("summary")
+            elif os.path.abspath(self.opts.summary) != old.get("summary"):
+                raise ResumeRefused(f"the interrupted run wrote its summary to {old.get('summary') or 'no file'}, "
+                                    f"not {self.opts.summary}")
         shutil.rmtree(os.path.join(self.work, "parts"), ignore_errors=True)
         os.makedirs(os.path.join(self.work, "parts"), exist_ok=True)
         self.manifest: dict[str, Any] = {
@@ -451,7 +455,7 @@ class Runner:
                 if stop["signal"]:
                     return True
                 for h in handles:
-                    if not h.ready or h.job is not None:
+                    if not h.ready or h.job is not None or h.broken:
                         continue
                     job: Job | None = queue.popleft() if queue else None
                     if job is None and next_task < len(tasks) and next_task - commit < window:
@@ -463,8 +467,13 @@ class Runner:
                             next_task += 1
                     if job is None:
                         break
+                    try:
+                        h.conn.send(job)
+                    except OSError:                      # the worker died since it last spoke
+                        queue.appendleft(job)
+                        h.broken = True
+                        continue
                     h.job = job
-                    h.conn.send(job)
                 conns = [h.conn for h in handles] + [h.proc.sentinel for h in handles]
                 for obj in wait(conns, timeout=0.5):
                     hit = next((x for x in handles if x.conn is obj or x.proc.sentinel == obj), None)
