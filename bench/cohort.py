@@ -183,6 +183,56 @@ def bulk(n: int, work: Path, workers: int) -> dict[str, Any]:
             "exit": proc.returncode, "stderr_tail": text.strip().splitlines()[:4]}
 
 
+def group_only(n: int, work: Path) -> dict[str, Any]:
+    """Group a Bulk export of ``n`` patients by patient (both passes, one process, no evaluation)."""
+    import resource
+
+    from mdtflag.cohort import plan as plan_mod
+    from mdtflag.cohort.worker import Config, Job, Worker
+
+    data = work / "group-only"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n),
+                    "--unassigned", "10"], check=True)
+    gen = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in data.iterdir())
+    spill_dir = work / "group-only-work"
+    (spill_dir / "spill").mkdir(parents=True, exist_ok=True)
+    (spill_dir / "parts").mkdir(parents=True, exist_ok=True)
+    import datetime as dt
+
+    worker = Worker(Config(str(ROOT / "rules"), None, dt.date(2026, 11, 1), "facts"))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0, c0 = time.perf_counter(), time.process_time()
+    items, exports = plan_mod.discover([str(data)])
+    plan = plan_mod.make_plan(items, exports, str(spill_dir))
+    t_plan = time.perf_counter() - t0
+    lines = spilled = 0
+    for i, task in enumerate(plan.tasks):
+        if isinstance(task, plan_mod.SpillTask):
+            st = worker.run(Job(i, 0, task, 0, None, str(spill_dir / "parts" / f"t{i}")), lambda u, e: None)
+            lines += st["lines"]
+            spilled += st["spilled"]
+    t_spill = time.perf_counter() - t0
+    patients = grouped = 0
+    for task in plan.tasks:
+        if isinstance(task, plan_mod.GroupTask):
+            for unit in worker._group_units(task):
+                patients += 1
+                grouped += unit.lines
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    shutil.rmtree(spill_dir, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+    return {"patients_grouped": patients, "export_mb": round(size / 1e6, 1), "generate_s": round(gen, 1),
+            "lines": lines, "lines_spilled": spilled, "lines_grouped": grouped,
+            "buckets": sum(1 for t in plan.tasks if isinstance(t, plan_mod.GroupTask)),
+            "spill_tasks": sum(1 for t in plan.tasks if isinstance(t, plan_mod.SpillTask)),
+            "plan_s": round(t_plan, 1), "spill_s": round(t_spill - t_plan, 1),
+            "group_s": round(wall - t_spill, 1), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "rss_before_mb": round(rss0 / 1024, 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=2000, help="patients for the scaling runs (default 2000)")
@@ -190,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bulk", type=int, default=0, help="also run a Bulk export of this many patients")
     ap.add_argument("--bulk-workers", type=int, default=2)
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--group-only", type=int, default=0,
+                    help="also group a Bulk export of this many patients in one process, without evaluating")
     ap.add_argument("--keep", type=Path, default=None, help="work folder (kept); default: a temporary one")
     a = ap.parse_args(argv)
     work = a.keep or Path(tempfile.mkdtemp(prefix="mdtflag-bench-"))
@@ -208,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"Bulk export of {b['patients']} patients ({b['export_mb']} MB): {b['wall_s']} s wall, "
                   f"{b['patients_per_s']} patients/s, CPU {b['cpu_s']} s, peak memory of all processes "
                   f"{b['peak_rss_tree_mb']} MB (largest process {b['max_rss_one_process_mb']} MB)")
+        if a.group_only:
+            report["group_only"] = g = group_only(a.group_only, work)
+            print(f"grouping only, {g['patients_grouped']} patients ({g['export_mb']} MB): {g['wall_s']} s wall "
+                  f"(spill {g['spill_s']} s, group {g['group_s']} s), CPU {g['cpu_s']} s, peak memory {g['peak_rss_mb']} MB")
     finally:
         report["load_avg_end"] = os.getloadavg()
         out = ROOT / "bench" / "results" / "cohort.json"
