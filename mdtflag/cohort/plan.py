@@ -330,9 +330,9 @@ def discover(inputs: Sequence[str], *, recursive: bool = True,
             if ex is not None and isinstance(count, int):
                 ex.declared[base] = count
             if base not in listed_names:
-                where = next((i for i, x in enumerate(out) if ex is not None and x is ex.files[0]), len(out))
-                out.insert(where, Problem("not-found", os.path.join(os.path.dirname(mshown), base),
-                                   f"listed in the export's {os.path.basename(mshown)} but not in the folder"))
+                at = next((i for i, x in enumerate(out) if ex is not None and x is ex.files[0]), len(out))
+                out.insert(at, Problem("not-found", os.path.join(os.path.dirname(mshown), base),
+                                       f"listed in the export's {os.path.basename(mshown)} but not in the folder"))
         if ex is not None:
             ex.manifest = mshown
     return out, export_list
