@@ -114,7 +114,7 @@ class Evaluator:
     """A rule set loaded and compiled once; ``evaluate`` is safe to call from many threads.
 
     Not picklable (it holds an engine handle): in worker processes build one per process,
-    e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.batch`).
+    e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.cohort.worker`).
     Raises :class:`RuleSetError` for a rule directory with errors and :class:`UnknownProfileError`
     (a :class:`UsageError`) for a profile the rule set does not define.
     """

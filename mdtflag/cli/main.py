@@ -16,8 +16,8 @@ import orjson
 
 from mdtflag._version import __version__
 from mdtflag.api import Validate, error_result, example_bundle
-from mdtflag.batch import run_batch, summary_csv
 from mdtflag.cli.authoring import register as register_authoring
+from mdtflag.cli.batch import batch
 from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
@@ -92,59 +92,6 @@ def evaluate(
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@as_of_option()
-@rules_option()
-@profile_option()
-@validate_option()
-@click.option(
-    "--workers",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Worker processes (a crash costs one patient, not the run).",
-)
-@click.option("-o", "--output", default=None, help="NDJSON results file (default: standard output).")
-@click.option("--summary", default=None, help="Also write a CSV summary (one row per input) to this file.")
-def batch(
-    inputs: tuple[str, ...],
-    as_of: Optional[str],
-    rules: Optional[str],
-    profile: Optional[str],
-    validate: str,
-    workers: int,
-    output: Optional[str],
-    summary: Optional[str],
-) -> None:
-    """Screen many patients: files, folders of bundles, or FHIR Bulk Data NDJSON exports.
-
-    Writes one JSON line per input (a result or a named error), in input order.
-    """
-    day = as_of_date(as_of)
-    ev = load_evaluator(rules, profile)  # validates the rule set once, before any worker starts
-    rules_dir = ev.ruleset.root
-    del ev
-    stream = open(output, "wb") if output and output != "-" else sys.stdout.buffer  # noqa: SIM115
-    rows = []
-    errors = 0
-    try:
-        for line, row in run_batch(list(inputs), rules_dir, day, profile, validate, workers):
-            stream.write(line)
-            rows.append(row)
-            errors += row["status"] == "error"
-    finally:
-        if stream is not sys.stdout.buffer:
-            stream.close()
-        else:
-            stream.flush()
-    if summary:
-        Path(summary).write_text(summary_csv(rows), encoding="utf-8")
-    click.echo(f"{len(rows)} inputs: {len(rows) - errors} results, {errors} errors", err=True)
-    if errors:
-        leave(EXIT_INPUT)
-
-
-@cli.command()
 @click.argument("which", type=click.Choice(["result", "rule"]))
 def schema(which: str) -> None:
     """Print the JSON Schema of the result format or of a rule file."""
@@ -165,6 +112,7 @@ def example(show_path: bool) -> None:
 
 
 register_authoring(cli)
+cli.add_command(batch)
 
 
 def _register_serve() -> None:
