@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
-from mdtflag.errors import InputError
+from mdtflag.errors import InputError, one_line
 from mdtflag.fhir.load import LoadedBundle, iter_inputs
 from mdtflag.output.render import to_json
 from mdtflag.output.result import ErrorBody, ErrorResult, Result
@@ -70,8 +70,8 @@ def summary_csv(rows: Sequence[dict[str, Any]]) -> str:
     cols = ["source", "patient", "status", "mdk_level", "mdk_target", "flagged", "indeterminate", "cohorts", "missing", "error"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow(r)
+    for r in rows:  # cells escaped: a summary opened in a terminal or viewer shows data, not control sequences
+        w.writerow({k: one_line(v) if isinstance(v, str) else v for k, v in r.items()})
     return buf.getvalue()
 
 

@@ -33,7 +33,7 @@ from mdtflag.cli.common import (
     profile_option,
     rules_option,
 )
-from mdtflag.errors import InputError
+from mdtflag.errors import InputError, one_line
 from mdtflag.fhir.load import LoadedBundle, load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostics
 
@@ -194,7 +194,7 @@ def explain_cmd(
     try:
         loaded, case_day, case_profile = _explain_source(bundle, case_name)
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         leave(EXIT_INPUT)
     profile = profile or case_profile
     check_profile(ev, profile)

@@ -27,7 +27,7 @@ import click
 import orjson
 
 from mdtflag.api import Evaluator, UnknownProfileError, parse_date
-from mdtflag.errors import InputError, UsageError
+from mdtflag.errors import InputError, UsageError, one_line
 from mdtflag.ruleset.diagnostics import RuleSetError
 
 __all__ = [
@@ -198,7 +198,7 @@ def run(group: click.Group, argv: Optional[Sequence[str]] = None) -> NoReturn:
         click.echo(f"Error: {e}", err=True)
         code = EXIT_USAGE
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         code = EXIT_INPUT
     except RuleSetError as e:
         report_ruleset_error(e)

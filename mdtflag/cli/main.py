@@ -31,7 +31,7 @@ from mdtflag.cli.common import (
     validate_option,
     write_output,
 )
-from mdtflag.errors import InputError
+from mdtflag.errors import InputError, one_line
 from mdtflag.output.render import to_json, to_text
 from mdtflag.output.result import result_json_schema
 from mdtflag.ruleset.model import rule_json_schema
@@ -84,7 +84,7 @@ def evaluate(
     try:
         result = ev.evaluate(src, as_of=day, profile=profile, validate=cast(Validate, validate))
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         if fmt == "json":
             write_output(to_json(error_result(e)), output)
         leave(EXIT_INPUT)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from mdtflag.errors import MdtflagError
+from mdtflag.errors import MdtflagError, one_line
 
 Severity = Literal["error", "warning", "info"]
 
@@ -135,13 +135,14 @@ class Diagnostic:
         return out
 
     def format(self) -> str:
-        out = f"{self.pos}: {self.severity}[{self.code}]: {self.message}"
+        """The diagnostic as text, one line per part; each part escaped (:func:`~mdtflag.errors.one_line`)."""
+        out = one_line(f"{self.pos}: {self.severity}[{self.code}]: {self.message}")
         if self.snippet:
-            out += "\n    | " + self.snippet
+            out += "\n    | " + one_line(self.snippet)
         for v in self.pos.via:
-            out += f"\n    = used at {v}"
+            out += f"\n    = used at {one_line(str(v))}"
         if self.help:
-            out += "\n    = help: " + self.help
+            out += "\n    = help: " + one_line(self.help)
         return out
 
 
