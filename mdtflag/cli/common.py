@@ -18,8 +18,9 @@ own errors and mdtflag's errors (:class:`~mdtflag.errors.UsageError`, :class:`~m
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
@@ -40,7 +41,9 @@ __all__ = [
     "Leave",
     "as_of_date",
     "as_of_option",
+    "check_output_path",
     "check_profile",
+    "check_profile_names",
     "emit",
     "format_option",
     "json_text",
@@ -51,6 +54,7 @@ __all__ = [
     "rules_option",
     "run",
     "validate_option",
+    "workers_option",
     "write_output",
 ]
 
@@ -88,6 +92,29 @@ def write_output(data: Union[bytes, str], output: Optional[str] = None) -> None:
     else:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
+
+
+def check_output_path(path: Optional[str], option: str = "-o/--output") -> None:
+    """A usage error, before any work starts, when ``path`` cannot be written as a file.
+
+    ``None`` and ``-`` (standard output) are always fine. A path that is a directory, whose folder does not
+    exist or is not a folder, or whose folder cannot be written is refused with the option's name, so a
+    long run never ends with its output lost.
+    """
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise click.BadParameter(f"'{path}' is a directory; give a file name", param_hint=option)
+    folder = target.parent
+    if not folder.exists():
+        raise click.BadParameter(f"the folder '{folder}' does not exist", param_hint=option)
+    if not folder.is_dir():
+        raise click.BadParameter(f"'{folder}' is not a folder", param_hint=option)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise click.BadParameter(f"'{path}' cannot be written", param_hint=option)
+    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"the folder '{folder}' cannot be written", param_hint=option)
 
 
 def emit(text: str) -> None:
@@ -137,6 +164,13 @@ def check_profile(ev: Evaluator, profile: Optional[str]) -> None:
         raise click.UsageError(_unknown_profile(profile, sorted(names)))
 
 
+def check_profile_names(requested: Sequence[str], known: Collection[str]) -> None:
+    """A usage error for the first of ``requested`` that is not one of the ``known`` profile names."""
+    for name in requested:
+        if name not in known:
+            raise click.UsageError(_unknown_profile(name, sorted(known)))
+
+
 def _unknown_profile(profile: str, choices: Sequence[str]) -> str:
     return f"unknown profile '{profile}'; choose from {', '.join(choices)}"
 
@@ -168,6 +202,17 @@ def validate_option() -> Callable[[F], F]:
         default="facts",
         show_default=True,
         help="FHIR R4 validation: resources facts are read from, every resource, or none.",
+    )
+
+
+def workers_option() -> Callable[[F], F]:
+    """``--workers N``: worker processes, at least 1 (0 or a negative number is a usage error)."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Worker processes, at least 1 (a crash costs one patient, not the run).",
     )
 
 

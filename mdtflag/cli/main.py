@@ -22,6 +22,7 @@ from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
     as_of_option,
+    check_output_path,
     format_option,
     leave,
     load_evaluator,
@@ -29,6 +30,7 @@ from mdtflag.cli.common import (
     rules_option,
     run,
     validate_option,
+    workers_option,
     write_output,
 )
 from mdtflag.errors import InputError, one_line
@@ -78,6 +80,7 @@ def evaluate(
     output: Optional[str],
 ) -> None:
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
+    check_output_path(output)
     day = as_of_date(as_of)
     ev = load_evaluator(rules, profile)
     src: Union[str, bytes] = sys.stdin.buffer.read() if bundle == "-" else bundle
@@ -97,13 +100,7 @@ def evaluate(
 @rules_option()
 @profile_option()
 @validate_option()
-@click.option(
-    "--workers",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Worker processes (a crash costs one patient, not the run).",
-)
+@workers_option()
 @click.option("-o", "--output", default=None, help="NDJSON results file (default: standard output).")
 @click.option("--summary", default=None, help="Also write a CSV summary (one row per input) to this file.")
 def batch(
@@ -120,6 +117,8 @@ def batch(
 
     Writes one JSON line per input (a result or a named error), in input order.
     """
+    check_output_path(output)
+    check_output_path(summary, "--summary")
     day = as_of_date(as_of)
     ev = load_evaluator(rules, profile)  # validates the rule set once, before any worker starts
     rules_dir = ev.ruleset.root
