@@ -8,7 +8,7 @@ directly: their keys are in the models' field order, which is the canonical JSON
 # ruff: noqa: FA100
 # (no ``from __future__ import annotations``: pydantic evaluates the models' annotations when the module is
 # imported, and ``X | None`` cannot be evaluated on Python 3.9, which mdtflag supports)
-from typing import TYPE_CHECKING, Any, Callable, Final, Literal, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Final, Literal, NoReturn, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -173,15 +173,92 @@ class ErrorResult(Out):
 # fields of the model of the same name above, in the same order: the constructors are called with
 # every key, in that order (tests/test_schemas.py checks both). For a type checker the classes are
 # read-only records whose constructors take exactly those keys; values are also read as attributes
-# (``flag.status``). Documents are never changed after they are built: parts that are the same for
-# every patient are built once and shared between results.
+# (``flag.status``). Parts that are the same for every patient are built once and shared between results,
+# so documents are deeply read-only: every mapping refuses changes, and every list in a document is a
+# ReadOnlyList (a list that refuses changes) or a ReadOnlyDict, made when the document is built. A caller
+# that wants to change a result works on a copy: ``thaw(result)`` gives plain dicts and lists.
+
+
+def _read_only(*_: Any, **__: Any) -> NoReturn:
+    raise TypeError("result documents are read-only (shared between results); change a copy: thaw(result)")
+
+
+class ReadOnlyList(list[Any]):
+    """A list in a result document: reads like a list (and equals one), refuses every change."""
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:  # the list interface for a type checker; each change raises TypeError
+        __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+        append = extend = insert = remove = pop = clear = sort = reverse = _read_only
+
+        def __reduce__(self):
+            return (ReadOnlyList, (list(self),))
+
+    def __copy__(self) -> "ReadOnlyList":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ReadOnlyList":
+        return self
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """A mapping in a result document that refuses every change (``decisions``, suggested ``codes``)."""
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:  # the dict interface for a type checker; each change raises TypeError
+        __setitem__ = __delitem__ = __ior__ = _read_only
+        clear = pop = popitem = setdefault = update = _read_only
+
+        def __reduce__(self):
+            return (type(self), (dict(self),))
+
+    def __copy__(self) -> "ReadOnlyDict":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ReadOnlyDict":
+        return self
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` read-only: a list (of documents or text) as a ReadOnlyList, a plain dict as a ReadOnlyDict."""
+    cls = value.__class__
+    if cls is list:
+        return ReadOnlyList(value)
+    if cls is dict:
+        return ReadOnlyDict({k: _frozen(v) for k, v in value.items()})
+    return value
+
+
+def thaw(doc: Any) -> Any:
+    """A deep copy of a result document (or any part of it) as plain, changeable dicts and lists."""
+    if isinstance(doc, dict):
+        return {k: thaw(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [thaw(v) for v in doc]
+    return doc
+
+
+def _init_with_containers(self: "Doc", *args: Any, **kw: Any) -> None:
+    """The constructor of a document class with list or mapping fields: those become read-only."""
+    if args:
+        kw = {**dict(*args), **kw}
+    for name in self._containers:
+        v = kw.get(name)
+        cls = v.__class__
+        if cls is list or cls is dict:
+            kw[name] = _frozen(v)
+    dict.__init__(self, kw)
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True)
-class Doc(dict[str, Any]):
-    """One object of a result document: a dict with read-only attribute access (``flag.status``)."""
+class Doc(ReadOnlyDict):
+    """One object of a result document: a read-only dict with attribute access (``flag.status``)."""
 
     __slots__ = ()
+    #: the fields that hold lists or mappings, made read-only when the document is built
+    _containers = ()  # type: tuple[str, ...]  # (a comment, not an annotation: the annotations are the fields)
 
     if not TYPE_CHECKING:  # for a type checker, only the declared fields are attributes
 
@@ -190,6 +267,11 @@ class Doc(dict[str, Any]):
                 return self[name]
             except KeyError:
                 raise AttributeError(name) from None
+
+        def __init_subclass__(cls, **kw):
+            super().__init_subclass__(**kw)
+            if cls._containers:  # the others keep dict's own constructor
+                cls.__init__ = _init_with_containers
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("result documents are read-only")
@@ -220,6 +302,7 @@ class MissingDoc(Doc):
 
 class ReasonDoc(Doc):
     __slots__ = ()
+    _containers = ("evidence", "missing")
     criterion: str
     outcome: Outcome
     text: TextDoc
@@ -236,6 +319,7 @@ class TargetDoc(Doc):
 
 class CohortDoc(Doc):
     __slots__ = ()
+    _containers = ("failed", "unknown")
     key: str
     tag: Optional[str]
     title: Optional[TextDoc]
@@ -248,12 +332,14 @@ class CohortDoc(Doc):
 
 class SuggestedDoc(Doc):
     __slots__ = ()
+    _containers = ("codes",)
     key: str
     codes: dict[str, list[str]]
 
 
 class FlagDoc(Doc):
     __slots__ = ()
+    _containers = ("reasons", "missing", "cohorts", "suggested_codes")
     rule: str
     version: str
     kind: RuleKind
@@ -270,6 +356,7 @@ class FlagDoc(Doc):
 
 class PendingDoc(Doc):
     __slots__ = ()
+    _containers = ("missing",)
     rule: str
     level: str
     missing: list[MissingDoc]
@@ -277,6 +364,7 @@ class PendingDoc(Doc):
 
 class DecisionDoc(Doc):
     __slots__ = ()
+    _containers = ("rules", "pending")
     level: str
     rules: list[str]
     target: Optional[TargetDoc]
@@ -310,6 +398,7 @@ class Result(Doc):
     """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`ResultModel`)."""
 
     __slots__ = ()
+    _containers = ("decisions", "flags", "data_quality")
     schema: Literal["mdtflag.result/1"]
     patient: str
     as_of: str
