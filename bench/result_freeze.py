@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 
 from mdtflag._version import __version__  # noqa: E402
 from mdtflag.api import Evaluator, parse_date  # noqa: E402
-from mdtflag.evaluate.decide import build_result  # noqa: E402
-from mdtflag.evaluate.match import evaluate_facts  # noqa: E402
+from mdtflag.evaluation import result as docs  # noqa: E402
+from mdtflag.evaluation.decide import build_result  # noqa: E402
+from mdtflag.evaluation.match import evaluate_facts  # noqa: E402
 from mdtflag.fhir.load import load_bundle  # noqa: E402
-from mdtflag.output import result as docs  # noqa: E402
 from mdtflag.output.render import to_json  # noqa: E402
 
 

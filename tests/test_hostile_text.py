@@ -23,8 +23,8 @@ from test_authoring import run_cli
 
 from mdtflag.api import Evaluator
 from mdtflag.errors import one_line
+from mdtflag.evaluation.result import Result
 from mdtflag.output.render import to_text
-from mdtflag.output.result import Result
 from mdtflag.ruleset.diagnostics import Diagnostic, Pos
 
 EXAMPLE = ROOT / "fhir_examples" / "01-cholangio-braf-v600e-focuse-eligible.json"

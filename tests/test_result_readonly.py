@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdtflag.api import Evaluator
+from mdtflag.evaluation.result import ReadOnlyDict, ReadOnlyList, Result, thaw
 from mdtflag.output.render import to_json
-from mdtflag.output.result import ReadOnlyDict, ReadOnlyList, Result, thaw
 
 AS_OF = "2026-11-01"
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))

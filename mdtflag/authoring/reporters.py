@@ -9,7 +9,7 @@ from mdtflag.authoring.coverage import OUTCOMES, CoverageReport
 from mdtflag.authoring.runner import CaseResult, TestRun
 from mdtflag.authoring.words import count
 from mdtflag.errors import one_line
-from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}
 

@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 
 from mdtflag.errors import one_line
-from mdtflag.output.result import ErrorResult, FlagDoc, Result
+from mdtflag.evaluation.result import ErrorResult, FlagDoc, Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
