@@ -27,9 +27,9 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 import click
 import orjson
 
-from mdtflag.api import Evaluator, UnknownProfileError, parse_date
+from mdtflag.api import Evaluator, UnknownProfileError, default_rules_dir, parse_date
 from mdtflag.errors import InputError, UsageError, one_line
-from mdtflag.ruleset.diagnostics import RuleSetError
+from mdtflag.ruleset.diagnostics import RuleSetError, prefixed
 
 __all__ = [
     "EXIT_FAILED",
@@ -146,8 +146,25 @@ def report_ruleset_error(e: RuleSetError) -> None:
     click.echo(f"error: the rule set is invalid ({errors} errors); run `mdtflag rules check` for details", err=True)
 
 
-def load_evaluator(rules: Optional[str], profile: Optional[str] = None) -> Evaluator:
-    """The rule set loaded and compiled for ``profile``; exit 3 when it is invalid, 64 for an unknown profile."""
+def load_evaluator(rules: Optional[str], profile: Optional[str] = None, *, checked: bool = False) -> Evaluator:
+    """The rule set loaded and compiled for ``profile``; exit 3 when it is invalid, 64 for an unknown profile.
+
+    ``checked`` (``evaluate``, ``batch``): the rule set must also pass ``rules check`` — compiled for every
+    profile, and no lint error such as a criterion id used twice — or the command exits 3 with those
+    errors before any patient is read. (The rule directory's own test files are not part of this.)
+    """
+    if checked:
+        from mdtflag.authoring.check import check_ruleset
+
+        report = check_ruleset(rules or default_rules_dir(), with_tests=False)
+        errors = [prefixed(d, report.root) for d in report.diagnostics if d.severity == "error"]
+        if errors or report.ruleset is None:
+            report_ruleset_error(RuleSetError(errors))
+            leave(EXIT_RULES)
+        try:
+            return Evaluator(report.ruleset, profile, compiled=report.compiled)
+        except UnknownProfileError as e:
+            raise click.UsageError(_unknown_profile(e.profile, e.choices)) from None
     try:
         return Evaluator(rules, profile)
     except UnknownProfileError as e:

@@ -82,7 +82,7 @@ def evaluate(
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
     check_output_path(output)
     day = as_of_date(as_of)
-    ev = load_evaluator(rules, profile)
+    ev = load_evaluator(rules, profile, checked=True)
     src: Union[str, bytes] = sys.stdin.buffer.read() if bundle == "-" else bundle
     try:
         result = ev.evaluate(src, as_of=day, profile=profile, validate=cast(Validate, validate))
@@ -120,7 +120,7 @@ def batch(
     check_output_path(output)
     check_output_path(summary, "--summary")
     day = as_of_date(as_of)
-    ev = load_evaluator(rules, profile)  # validates the rule set once, before any worker starts
+    ev = load_evaluator(rules, profile, checked=True)  # checks the rule set once, before any worker starts
     rules_dir = ev.ruleset.root
     del ev
     stream = open(output, "wb") if output and output != "-" else sys.stdout.buffer  # noqa: SIM115
