@@ -35,12 +35,12 @@ def main() -> None:
     ev = Evaluator(str(ROOT / "rules"))
     crs = ev.compiled()
     day = parse_date("2026-11-01")
-    with_lists = [c for c in docs.DOC_MODELS if c._containers]
+    with_lists = {c: c.__dict__["__init__"] for c in docs.DOC_MODELS if "__init__" in c.__dict__}
 
     def mode(frozen: bool) -> None:
         # plain: documents are built by dict's own constructor, as before they were read-only
-        for c in with_lists:
-            c.__init__ = docs._init_with_containers if frozen else dict.__init__  # type: ignore[assignment,method-assign]
+        for c, init in with_lists.items():
+            c.__init__ = init if frozen else dict.__init__  # type: ignore[method-assign]
 
     cpu: dict[bool, list[float]] = {True: [], False: []}
     wall: dict[bool, list[float]] = {True: [], False: []}

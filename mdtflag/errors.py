@@ -62,6 +62,8 @@ INPUT_ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "several-patients": "the bundle holds more than one Patient resource",
         "too-large": "the input is larger than the documented size limit",
         "too-deep": "the JSON is nested deeper than the documented depth limit",
+        "too-many-resources": "the bundle (or NDJSON patient) holds more resources than the documented limit "
+        "(mdtflag.fhir.load.MAX_RESOURCES, 25,000)",
     }
 )
 

@@ -24,6 +24,9 @@ else:
         return lambda cls: cls
 
 RESULT_SCHEMA_ID: Final = "mdtflag.result/1"
+#: Most evidence items one reason lists; the rest are counted in ``evidence_omitted``. A reason met by
+#: thousands of resources (58,000 copies of one Condition) would otherwise fill hundreds of megabytes.
+MAX_EVIDENCE: Final = 100
 ERROR_SCHEMA_ID: Final = "mdtflag.error/1"
 
 
@@ -55,8 +58,14 @@ class ReasonOut(Out):
     criterion: str
     outcome: Literal["met", "not_met", "unknown"]
     text: TextOut
-    evidence: list[EvidenceOut]
+    evidence: list[EvidenceOut] = Field(description=f"at most {MAX_EVIDENCE} items, the first in evidence order")
     missing: list[MissingOut]
+    evidence_omitted: Optional[int] = Field(
+        default=None,
+        ge=1,
+        description=f"present only when the reason had more than {MAX_EVIDENCE} evidence items: how many are "
+        "left out of `evidence`",
+    )
 
 
 class TargetOut(Out):
@@ -270,7 +279,7 @@ class Doc(ReadOnlyDict):
 
         def __init_subclass__(cls, **kw):
             super().__init_subclass__(**kw)
-            if cls._containers:  # the others keep dict's own constructor
+            if cls._containers and "__init__" not in cls.__dict__:  # the others keep dict's own constructor
                 cls.__init__ = _init_with_containers
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -301,6 +310,9 @@ class MissingDoc(Doc):
 
 
 class ReasonDoc(Doc):
+    """A reason; built with more than :data:`MAX_EVIDENCE` evidence items it keeps the first ones and counts
+    the rest in ``evidence_omitted`` (a key present only then)."""
+
     __slots__ = ()
     _containers = ("evidence", "missing")
     criterion: str
@@ -308,6 +320,22 @@ class ReasonDoc(Doc):
     text: TextDoc
     evidence: list[EvidenceDoc]
     missing: list[MissingDoc]
+    if TYPE_CHECKING:
+        evidence_omitted: Optional[int] = None
+    else:
+        __annotations__["evidence_omitted"] = Optional[int]
+
+        def __getattr__(self, name):
+            if name == "evidence_omitted":
+                return self.get(name)
+            return Doc.__getattr__(self, name)
+
+        def __init__(self, *args, **kw):
+            evidence = kw.get("evidence")
+            if evidence is not None and len(evidence) > MAX_EVIDENCE and "evidence_omitted" not in kw:
+                kw["evidence"] = evidence[:MAX_EVIDENCE]
+                kw["evidence_omitted"] = len(evidence) - MAX_EVIDENCE
+            _init_with_containers(self, *args, **kw)
 
 
 class TargetDoc(Doc):

@@ -82,6 +82,8 @@ def _flag_text(f: FlagDoc, lang: str) -> list[str]:
         if f.status in ("not_flagged", "not_applicable") and r.outcome == "met":
             continue
         ev = ", ".join(sorted({e.resource for e in r.evidence}))
+        if r.evidence_omitted:
+            ev += f" +{r.evidence_omitted}"
         lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
     if f.cohorts:
         shown = [c for c in f.cohorts if c.status in ("flagged", "indeterminate")]
