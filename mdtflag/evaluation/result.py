@@ -330,12 +330,19 @@ class ReasonDoc(Doc):
                 return self.get(name)
             return Doc.__getattr__(self, name)
 
-        def __init__(self, *args, **kw):
+        def __init__(self, *args, **kw):  # one function: reasons are the most numerous documents
+            if args:
+                kw = {**dict(*args), **kw}
             evidence = kw.get("evidence")
-            if evidence is not None and len(evidence) > MAX_EVIDENCE and "evidence_omitted" not in kw:
-                kw["evidence"] = evidence[:MAX_EVIDENCE]
-                kw["evidence_omitted"] = len(evidence) - MAX_EVIDENCE
-            _init_with_containers(self, *args, **kw)
+            if evidence.__class__ is list:
+                if len(evidence) > MAX_EVIDENCE and "evidence_omitted" not in kw:
+                    kw["evidence_omitted"] = len(evidence) - MAX_EVIDENCE
+                    evidence = evidence[:MAX_EVIDENCE]
+                kw["evidence"] = ReadOnlyList(evidence)
+            missing = kw.get("missing")
+            if missing.__class__ is list:
+                kw["missing"] = ReadOnlyList(missing)
+            dict.__init__(self, kw)
 
 
 class TargetDoc(Doc):
