@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -119,7 +119,14 @@ class Evaluator:
     (a :class:`UsageError`) for a profile the rule set does not define.
     """
 
-    def __init__(self, rules: Union[PathArg, RuleSet, None] = None, profile: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        rules: Union[PathArg, RuleSet, None] = None,
+        profile: Optional[str] = None,
+        *,
+        compiled: Optional[Mapping[str, CompiledRuleSet]] = None,
+    ) -> None:
+        """``compiled``: profiles of this same rule set already compiled (e.g. by ``rules check``), reused."""
         if isinstance(rules, RuleSet):
             self.ruleset = rules
         elif not rules:
@@ -128,7 +135,9 @@ class Evaluator:
             self.ruleset = load_ruleset(rules if isinstance(rules, (str, Path)) else Path(rules))
         self.profile: str = profile or self.ruleset.profiles.default
         self.regions = region_map(self.ruleset.tables.get("regions"))
-        self._compiled: dict[str, CompiledRuleSet] = {}
+        self._compiled: dict[str, CompiledRuleSet] = {
+            name: crs for name, crs in (compiled or {}).items() if crs.ruleset is self.ruleset
+        }
         self._lock = threading.Lock()
         self.compiled(self.profile)
 

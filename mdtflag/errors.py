@@ -26,12 +26,21 @@ match on the code, never on the wording of the message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["INPUT_ERROR_CODES", "NOTE_CODES", "DataQualityNote", "InputError", "MdtflagError", "UsageError"]
+__all__ = [
+    "INPUT_ERROR_CODES",
+    "NOTE_CODES",
+    "DataQualityNote",
+    "InputError",
+    "MdtflagError",
+    "UsageError",
+    "one_line",
+]
 
 
 class MdtflagError(Exception):
@@ -53,6 +62,8 @@ INPUT_ERROR_CODES: Mapping[str, str] = MappingProxyType(
         "several-patients": "the bundle holds more than one Patient resource",
         "too-large": "the input is larger than the documented size limit",
         "too-deep": "the JSON is nested deeper than the documented depth limit",
+        "too-many-resources": "the bundle (or NDJSON patient) holds more resources than the documented limit "
+        "(mdtflag.fhir.load.MAX_RESOURCES, 25,000)",
     }
 )
 
@@ -156,3 +167,29 @@ class DataQualityNote:
     def __str__(self) -> str:
         where = " ".join(p for p in (self.resource, self.element) if p)
         return f"{where + ': ' if where else ''}{self.message} [{self.code}]"
+
+
+#: Characters that must not reach a terminal or a text report as they are: C0 controls (newline, carriage
+#: return, tab, escape, ...), DEL, C1 controls, the Unicode line and paragraph separators and the
+#: bidirectional formatting characters (which reorder what is shown around them).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group()
+    short = _SHORT.get(c)
+    if short is not None:
+        return short
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as (part of) one line: every control, separator and bidi character escaped.
+
+    A newline becomes ``\\n``, an escape character ``\\x1b``, a right-to-left override ``\\u202e``; all
+    other text is unchanged. Text renderings pass every line through it, so data (a patient id, a
+    resource id, a rule text) can neither start a line of its own nor send terminal control sequences.
+    """
+    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text

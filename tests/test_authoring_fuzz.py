@@ -166,3 +166,71 @@ def test_impossible_yaml_date_is_a_diagnostic() -> None:
     diags = Diagnostics()
     assert read_yaml("date: 2026-13-45\n", "f.yaml", diags) is None or diags.items
     assert any(d.code == "Y003" for d in diags.items)
+
+
+# ----------------------------------------------------------------------------- hostile rule files
+# Deep nesting (past the recursion limit of a recursive YAML composer), numbers that are not finite,
+# documents that are only null, and encodings other than UTF-8: diagnostics with file:line:col only.
+
+NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", "+.Inf", ".INF"]
+NULLS = ["null", "~", "Null", "NULL", "null\n...\n", "--- null\n", "# only a comment\nnull\n"]
+
+
+def _nested(draw: st.DrawFn) -> str:
+    depth = draw(st.integers(65, 3000))
+    style = draw(st.sampled_from(["not", "brackets", "braces", "block", "mixed"]))
+    if style == "not":
+        return "criteria:\n  " + "{not: " * depth + "{fact: patient, test: {age: {gte: 18}}}" + "}" * depth + "\n"
+    if style == "brackets":
+        return "id: " + "[" * depth + "]" * draw(st.integers(0, depth)) + "\n"
+    if style == "braces":
+        return "id: " + "{a: " * depth + "1" + "}" * depth + "\n"
+    if style == "block":
+        depth = min(depth, 400)
+        return "".join("  " * i + "not:\n" for i in range(depth)) + "  " * depth + "fact: patient\n"
+    return "criteria: " + "".join(draw(st.sampled_from(["[", "{a: ", "{not: [", "- "])) for _ in range(depth)) + "\n"
+
+
+@st.composite
+def hostile_rule_text(draw: st.DrawFn) -> bytes:
+    base = (MINI / "criteria" / "adult.yaml").read_text(encoding="utf-8")
+    kind = draw(st.sampled_from(["nested", "non-finite", "null", "encoding"]))
+    if kind == "nested":
+        return _nested(draw).encode()
+    if kind == "non-finite":
+        return base.replace("rank: 3", f"rank: {draw(st.sampled_from(NON_FINITE))}").encode()
+    if kind == "null":
+        return draw(st.sampled_from(NULLS)).encode()
+    text = base.replace("Vuxen", draw(st.sampled_from(["Vuxen åäö", "Ålder ≥ 18", "\u00c4lder"])))
+    codec = draw(st.sampled_from(["latin-1", "utf-16", "utf-16-le", "utf-32", "cp1252"]))
+    raw = text.encode(codec, errors="replace")
+    if draw(st.booleans()):  # a bad byte at a random place
+        i = draw(st.integers(0, len(raw)))
+        raw = raw[:i] + bytes([draw(st.integers(0x80, 0xFF))]) + raw[i:]
+    return raw
+
+
+@settings(FUZZ, max_examples=60 * SCALE)
+@given(raw=hostile_rule_text(), target=st.sampled_from(["criteria/adult.yaml", "profiles.yaml", "criteria/fuzz.yaml"]))
+def test_hostile_rule_files_are_diagnostics(workdir: Path, raw: bytes, target: str) -> None:
+    _restore(workdir)
+    (workdir / target).write_bytes(raw)
+    _assert_reported(workdir)
+
+
+@settings(FUZZ, max_examples=40 * SCALE)
+@given(
+    value=st.sampled_from(NON_FINITE),
+    param=st.sampled_from(["ecog_max", "anc_min", "min_age_years", "ecog_max_age_days"]),
+)
+def test_non_finite_profile_values_are_y003_at_the_value(workdir: Path, value: str, param: str) -> None:
+    _restore(workdir)
+    text = (MINI / "profiles.yaml").read_text(encoding="utf-8")
+    line_no, line = next((n, x) for n, x in enumerate(text.splitlines(), 1) if x.strip().startswith("A:"))
+    col = line.index(f"{param}: ") + len(param) + 3
+    new = re.sub(rf"(A: \{{.*?{param}: )[^,}}]+", rf"\g<1>{value}", text, count=1)
+    (workdir / "profiles.yaml").write_text(new, encoding="utf-8")
+    report = check_ruleset(workdir)
+    y003 = [d for d in report.diagnostics if d.code == "Y003"]
+    assert [(d.pos.file, d.pos.line, d.pos.col) for d in y003] == [("profiles.yaml", line_no, col)]
+    assert report.ruleset is None

@@ -163,7 +163,7 @@ def test_not_found(tmp_path):
 
 def test_input_error_codes_and_str():
     assert set(INPUT_ERROR_CODES) == {"not-json", "not-utf8", "not-bundle", "no-patient",
-                                      "several-patients", "too-large", "too-deep", "not-found"}
+                                      "several-patients", "too-large", "too-deep", "too-many-resources", "not-found"}
     e = InputError("not-json", "Observation.ndjson", "bad", 17)
     assert str(e) == "Observation.ndjson:17: bad [not-json]"
     assert str(InputError("no-patient", "<dict>", "none")) == "<dict>: none [no-patient]"

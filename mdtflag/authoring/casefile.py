@@ -34,7 +34,7 @@ from pydantic import Field, field_validator, model_validator
 
 import mdtflag.ruleset.model as rm
 from mdtflag.fhir.facts import FACT_SCHEMA
-from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos
+from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos, decode_utf8
 from mdtflag.ruleset.walk import criterion_ids
 from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, locate, read_yaml, strip
 
@@ -182,9 +182,12 @@ class TestCase:
 def load_test_file(path: Path, label: str, diags: Diagnostics, sources: dict[str, str]) -> list[TestCase]:
     """Read and validate (schema only) one test file; ``label`` names it in diagnostics."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
         diags.add("F002", f"cannot read file: {e}", Pos(label))
+        return []
+    text = decode_utf8(raw, label, diags)
+    if text is None:
         return []
     sources[label] = text
     data = read_yaml(text, label, diags)

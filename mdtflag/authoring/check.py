@@ -31,6 +31,7 @@ from mdtflag.authoring.lint_plans import lint_plans
 from mdtflag.authoring.words import count as _n
 from mdtflag.compile.compiler import compile_ruleset
 from mdtflag.compile.plan import CompiledRuleSet
+from mdtflag.errors import one_line
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, prefixed
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -117,7 +118,7 @@ def render_text(reports: Sequence[CheckReport], min_severity: str = "info") -> s
         failed = [p for p in r.profiles if p not in r.compiled]
         profiles = ", ".join(r.profiles) + (f" ({', '.join(failed)} with errors)" if failed else "")
         rules = len(r.ruleset.rules) if r.ruleset else 0
-        out.append(f"{r.root}: {_n(rules, 'rule')}, profiles {profiles or '-'}")
+        out.append(f"{one_line(r.root)}: {_n(rules, 'rule')}, profiles {profiles or '-'}")
     out.append(f"{_n(s['errors'], 'error')}, {_n(s['warnings'], 'warning')}, {_n(s['infos'], 'note')}")
     return "\n".join(out) + "\n"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mdtflag.authoring.casefile import case_bundle, load_test_file
-from mdtflag.errors import InputError
+from mdtflag.errors import InputError, one_line
 from mdtflag.evaluation.match import NodeResult, RuleEval
 from mdtflag.fhir.load import iter_inputs, load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostics, RuleSetError
@@ -215,7 +215,7 @@ def render_text(data: Mapping[str, Any]) -> str:
     by = ", ".join(f"{k} {v}" for k, v in s["changes_by_rule"].items())
     out.append(f"{s['patients']} patients: {s['changed']} changed, {s['unchanged']} unchanged, {s['errors']} errors"
                + (f" (changes by rule: {by})" if by else ""))
-    return "\n".join(out) + "\n"
+    return "\n".join(map(one_line, out)) + "\n"  # each item is one line: data cannot start another
 
 
 def _dshow(d: Mapping[str, Any] | None) -> str:

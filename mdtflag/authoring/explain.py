@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
+from mdtflag.errors import one_line
 from mdtflag.evaluation.decide import criterion_texts
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
 from mdtflag.evaluation.match import NodeResult, RuleEval
@@ -218,7 +219,7 @@ def render_text(data: Mapping[str, Any], lang: str = "en") -> str:
                 out.append(f"    {o['key']}: {STATUS_LABEL[lang][o['status']]}{why}")
             out.extend(f"    {k}: {lab['skipped']}" for k in r["skipped_rows"])
         out.append("")
-    return "\n".join(out)
+    return "\n".join(map(one_line, out))  # each item is one line: data cannot start another
 
 
 def _tree(n: Mapping[str, Any], depth: int, lang: str) -> list[str]:

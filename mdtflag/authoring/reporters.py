@@ -8,6 +8,7 @@ from mdtflag.authoring.casefile import COVERAGE_FILE
 from mdtflag.authoring.coverage import OUTCOMES, CoverageReport
 from mdtflag.authoring.runner import CaseResult, TestRun
 from mdtflag.authoring.words import count
+from mdtflag.errors import one_line
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}
@@ -52,7 +53,8 @@ def rule_lines(res: CaseResult, rid: str) -> list[str]:
 
 
 def render_text(run: TestRun) -> str:
-    out = [d.format() for d in run.diagnostics]
+    diags = [d.format() for d in run.diagnostics]  # several lines each, every part escaped by format()
+    out: list[str] = []
     for res in run.results:
         word = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}[res.status]
         out.append(f"{word} {res.case.name} ({res.case.file}:{res.case.line})")
@@ -65,7 +67,7 @@ def render_text(run: TestRun) -> str:
     if not run.results:
         out.append("no test cases ran")
     out.append(f"{run.passed} passed, {run.failed} failed")
-    return "\n".join(out) + "\n"
+    return "\n".join(diags + [one_line(line) for line in out]) + "\n"
 
 
 def coverage_lines(cov: CoverageReport) -> list[str]:

@@ -25,6 +25,7 @@ from mdtflag.cli.common import (
     as_of_date,
     as_of_option,
     check_profile,
+    check_profile_names,
     emit,
     format_option,
     json_text,
@@ -33,7 +34,7 @@ from mdtflag.cli.common import (
     profile_option,
     rules_option,
 )
-from mdtflag.errors import InputError
+from mdtflag.errors import InputError, one_line
 from mdtflag.fhir.load import LoadedBundle, load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostics
 
@@ -68,6 +69,9 @@ def check_cmd(
     if profiles and all_profiles:
         raise click.UsageError("--profile and --all-profiles exclude each other")
     reports = [check.check_ruleset(p, profiles or None) for p in (paths or (str(default_rules_dir()),))]
+    for r in reports:  # a profile the rule set does not define is a bad argument, not an invalid rule set
+        if r.ruleset is not None:
+            check_profile_names(profiles, r.ruleset.profiles.profiles)
     if fmt == "json":
         emit(json_text(check.render_json(reports, min_severity)))
     else:
@@ -194,7 +198,7 @@ def explain_cmd(
     try:
         loaded, case_day, case_profile = _explain_source(bundle, case_name)
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         leave(EXIT_INPUT)
     profile = profile or case_profile
     check_profile(ev, profile)

@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from mdtflag.cli.common import EXIT_INPUT, EXIT_INTERNAL, EXIT_USAGE, as_of_date, leave, load_evaluator
+from mdtflag.cli.common import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    as_of_date,
+    check_output_path,
+    leave,
+    load_evaluator,
+)
 from mdtflag.cohort.run import Options, ResumeRefused, RuleSetId, RunFailed, run
 
 #: Exit code of a run interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -73,8 +81,12 @@ def batch(inputs: tuple[str, ...], as_of: str | None, rules: str | None, profile
         output = None
     if (resume or table or report) and not output:
         raise click.UsageError("--resume, --table and --report need a results file (-o)")
+    check_output_path(output)
+    check_output_path(summary, "--summary")
+    check_output_path(table, "--table")
+    check_output_path(report, "--report")
     day = as_of_date(as_of)
-    ev = load_evaluator(rules, profile)  # validates the rule set once, before any worker starts
+    ev = load_evaluator(rules, profile, checked=True)  # checks the rule set once, before any worker starts
     rs = ev.ruleset
     ident = RuleSetId(root=os.path.abspath(rs.root), name=rs.name, version=rs.version, digest=rs.digest)
     effective_profile = ev.profile

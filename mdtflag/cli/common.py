@@ -18,17 +18,18 @@ own errors and mdtflag's errors (:class:`~mdtflag.errors.UsageError`, :class:`~m
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 import click
 import orjson
 
-from mdtflag.api import Evaluator, UnknownProfileError, parse_date
-from mdtflag.errors import InputError, UsageError
-from mdtflag.ruleset.diagnostics import RuleSetError
+from mdtflag.api import Evaluator, UnknownProfileError, default_rules_dir, parse_date
+from mdtflag.errors import InputError, UsageError, one_line
+from mdtflag.ruleset.diagnostics import RuleSetError, prefixed
 
 __all__ = [
     "EXIT_FAILED",
@@ -40,7 +41,9 @@ __all__ = [
     "Leave",
     "as_of_date",
     "as_of_option",
+    "check_output_path",
     "check_profile",
+    "check_profile_names",
     "emit",
     "format_option",
     "json_text",
@@ -51,6 +54,7 @@ __all__ = [
     "rules_option",
     "run",
     "validate_option",
+    "workers_option",
     "write_output",
 ]
 
@@ -90,6 +94,29 @@ def write_output(data: Union[bytes, str], output: Optional[str] = None) -> None:
         sys.stdout.flush()
 
 
+def check_output_path(path: Optional[str], option: str = "-o/--output") -> None:
+    """A usage error, before any work starts, when ``path`` cannot be written as a file.
+
+    ``None`` and ``-`` (standard output) are always fine. A path that is a directory, whose folder does not
+    exist or is not a folder, or whose folder cannot be written is refused with the option's name, so a
+    long run never ends with its output lost.
+    """
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise click.BadParameter(f"'{path}' is a directory; give a file name", param_hint=option)
+    folder = target.parent
+    if not folder.exists():
+        raise click.BadParameter(f"the folder '{folder}' does not exist", param_hint=option)
+    if not folder.is_dir():
+        raise click.BadParameter(f"'{folder}' is not a folder", param_hint=option)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise click.BadParameter(f"'{path}' cannot be written", param_hint=option)
+    if not target.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"the folder '{folder}' cannot be written", param_hint=option)
+
+
 def emit(text: str) -> None:
     """Text to standard output, UTF-8 whatever the locale."""
     write_output(text)
@@ -119,8 +146,25 @@ def report_ruleset_error(e: RuleSetError) -> None:
     click.echo(f"error: the rule set is invalid ({errors} errors); run `mdtflag rules check` for details", err=True)
 
 
-def load_evaluator(rules: Optional[str], profile: Optional[str] = None) -> Evaluator:
-    """The rule set loaded and compiled for ``profile``; exit 3 when it is invalid, 64 for an unknown profile."""
+def load_evaluator(rules: Optional[str], profile: Optional[str] = None, *, checked: bool = False) -> Evaluator:
+    """The rule set loaded and compiled for ``profile``; exit 3 when it is invalid, 64 for an unknown profile.
+
+    ``checked`` (``evaluate``, ``batch``): the rule set must also pass ``rules check`` — compiled for every
+    profile, and no lint error such as a criterion id used twice — or the command exits 3 with those
+    errors before any patient is read. (The rule directory's own test files are not part of this.)
+    """
+    if checked:
+        from mdtflag.authoring.check import check_ruleset
+
+        report = check_ruleset(rules or default_rules_dir(), with_tests=False)
+        errors = [prefixed(d, report.root) for d in report.diagnostics if d.severity == "error"]
+        if errors or report.ruleset is None:
+            report_ruleset_error(RuleSetError(errors))
+            leave(EXIT_RULES)
+        try:
+            return Evaluator(report.ruleset, profile, compiled=report.compiled)
+        except UnknownProfileError as e:
+            raise click.UsageError(_unknown_profile(e.profile, e.choices)) from None
     try:
         return Evaluator(rules, profile)
     except UnknownProfileError as e:
@@ -135,6 +179,13 @@ def check_profile(ev: Evaluator, profile: Optional[str]) -> None:
     names = ev.ruleset.profiles.profiles
     if profile and profile not in names:
         raise click.UsageError(_unknown_profile(profile, sorted(names)))
+
+
+def check_profile_names(requested: Sequence[str], known: Collection[str]) -> None:
+    """A usage error for the first of ``requested`` that is not one of the ``known`` profile names."""
+    for name in requested:
+        if name not in known:
+            raise click.UsageError(_unknown_profile(name, sorted(known)))
 
 
 def _unknown_profile(profile: str, choices: Sequence[str]) -> str:
@@ -171,6 +222,17 @@ def validate_option() -> Callable[[F], F]:
     )
 
 
+def workers_option() -> Callable[[F], F]:
+    """``--workers N``: worker processes, at least 1 (0 or a negative number is a usage error)."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Worker processes, at least 1 (a crash costs one patient, not the run).",
+    )
+
+
 def format_option(*choices: str) -> Callable[[F], F]:
     """``--format`` with these choices; the first is the default."""
     return click.option("--format", "fmt", type=click.Choice(list(choices)), default=choices[0], show_default=True)
@@ -198,7 +260,7 @@ def run(group: click.Group, argv: Optional[Sequence[str]] = None) -> NoReturn:
         click.echo(f"Error: {e}", err=True)
         code = EXIT_USAGE
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         code = EXIT_INPUT
     except RuleSetError as e:
         report_ruleset_error(e)

@@ -22,6 +22,7 @@ from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
     as_of_option,
+    check_output_path,
     format_option,
     leave,
     load_evaluator,
@@ -29,9 +30,10 @@ from mdtflag.cli.common import (
     rules_option,
     run,
     validate_option,
+    workers_option,
     write_output,
 )
-from mdtflag.errors import InputError
+from mdtflag.errors import InputError, one_line
 from mdtflag.output.render import to_json, to_text
 from mdtflag.evaluation.result import result_json_schema
 from mdtflag.ruleset.schema import rule_json_schema
@@ -78,13 +80,14 @@ def evaluate(
     output: Optional[str],
 ) -> None:
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
+    check_output_path(output)
     day = as_of_date(as_of)
-    ev = load_evaluator(rules, profile)
+    ev = load_evaluator(rules, profile, checked=True)
     src: Union[str, bytes] = sys.stdin.buffer.read() if bundle == "-" else bundle
     try:
         result = ev.evaluate(src, as_of=day, profile=profile, validate=cast(Validate, validate))
     except InputError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         if fmt == "json":
             write_output(to_json(error_result(e)), output)
         leave(EXIT_INPUT)

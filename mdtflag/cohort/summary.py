@@ -6,6 +6,8 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mdtflag.errors import one_line
+
 #: Columns of the summary CSV, in order.
 COLUMNS = ("source", "patient", "status", "mdk_level", "mdk_target", "flagged", "indeterminate", "cohorts",
            "missing", "error")
@@ -38,10 +40,10 @@ def csv_header() -> bytes:
 
 
 def csv_line(row: Mapping[str, str]) -> bytes:
-    """One CSV row on exactly one line (line breaks inside values become spaces)."""
+    """One CSV row on exactly one line: control characters in values are escaped (see :func:`one_line`), so a
+    summary opened in a terminal or viewer shows data, never line breaks or control sequences."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(
-        [str(row.get(c, "")).replace("\r\n", " ").replace("\n", " ").replace("\r", " ") for c in COLUMNS])
+    csv.writer(buf, lineterminator="\n").writerow([one_line(str(row.get(c, ""))) for c in COLUMNS])
     return buf.getvalue().encode("utf-8")
 
 

@@ -9,6 +9,7 @@ comparisons on text, the engine's static limits.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Optional, TypeVar, Union, cast
@@ -61,6 +62,7 @@ class _Compiler:
         self._same = {}
         self.atoms: dict[Atom, int] = {}
         self.atom_list: list[Atom] = []
+        self.atom_pos: list[Pos] = []  # where each atom was first made
         self.used_valuesets: set[str] = set()
         self.plans: dict[tuple[Any, ...], PNode] = {}
 
@@ -84,12 +86,29 @@ class _Compiler:
         return cast(_P, got)
 
     # ---- atoms
-    def atom(self, a: Atom) -> int:
+    def atom(self, a: Atom, pos: Pos) -> int:
         idx = self.atoms.get(a)
         if idx is None:
             idx = self.atoms[a] = len(self.atom_list)
             self.atom_list.append(a)
+            self.atom_pos.append(pos)
         return idx
+
+    def limit_pos(self, message: str) -> Pos:
+        """Where an engine limit was crossed: the atom the message names; else, of the fact kind it names, the
+        leaf that made the most atoms (a long value list, many thresholds); else the last atom made."""
+        m = re.search(r"\batom (\d+)\b", message)
+        if m and int(m.group(1)) < len(self.atom_pos):
+            return self.atom_pos[int(m.group(1))]
+        m = re.search(r"\bkind eq '([^']*)'", message)
+        if m:
+            made: dict[Pos, int] = {}
+            for a, pos in zip(self.atom_list, self.atom_pos):
+                if a.kind == m.group(1):
+                    made[pos] = made.get(pos, 0) + 1
+            if made:
+                return max(made, key=lambda p: made[p])
+        return self.atom_pos[-1] if self.atom_pos else Pos("ruleset.yaml")
 
     # ---- values
     def param(self, name: str, row: Mapping[str, Any] | None, pos: Pos) -> Any:
@@ -198,7 +217,7 @@ class _Compiler:
                 enc = self.encode(kind, ft.field, v, pos)
                 if enc is None:
                     return None
-                atoms.append(self.atom(Atom(kind, (Test(ft.field, "eq", enc),))))
+                atoms.append(self.atom(Atom(kind, (Test(ft.field, "eq", enc),)), pos))
             shown_vals = ", ".join(_shown(v) for v in values[:6]) + (" …" if len(values) > 6 else "")
             return TField(ft.field, op, tuple(sorted(set(atoms))), op == "not_in",
                           f"{ft.field} {'in' if op == 'in' else 'not in'} {{{shown_vals}}}")
@@ -214,7 +233,8 @@ class _Compiler:
         if enc is None:
             return None
         sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}[op]
-        return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),))),), False, f"{ft.field} {sym} {_shown(value)}")
+        return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),)), pos),), False,
+                      f"{ft.field} {sym} {_shown(value)}")
 
     def test_expr(self, kind: str, t: Any, row: Mapping[str, Any] | None) -> TNode | None:
         if isinstance(t, rm.Conditions):
@@ -303,7 +323,7 @@ class _Compiler:
             if not isinstance(days, int) or isinstance(days, bool) or days < 0:
                 self.diags.add("C003", f"max_age_days must be a whole number of days ≥ 0, got {days!r}", c.pos)
                 return None
-            window = TField(age_field, "lte", (self.atom(Atom(c.fact, (Test(age_field, "lte", days),))),), False,
+            window = TField(age_field, "lte", (self.atom(Atom(c.fact, (Test(age_field, "lte", days),)), c.pos),), False,
                             f"{age_field} ≤ {days}")
         test = None
         if c.test is not None:
@@ -458,11 +478,11 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
     try:
         engine = Engine(comp.atom_list, schema)
     except EngineLimitError as e:
-        diags.add("C010", f"the rule set exceeds an engine limit: {e}", Pos("ruleset.yaml"),
+        diags.add("C010", f"the rule set exceeds an engine limit: {e}", comp.limit_pos(str(e)),
                   help="split value sets or reduce distinct thresholds on one fact kind")
         return None, diags.sorted(dict(rs.sources))
     except EngineError as e:
-        diags.add("C010", f"the engine refused the compiled rules: {e}", Pos("ruleset.yaml"))
+        diags.add("C010", f"the engine refused the compiled rules: {e}", comp.limit_pos(str(e)))
         return None, diags.sorted(dict(rs.sources))
     sent: dict[str, set[str]] = {}
     for a in comp.atom_list:

@@ -8,7 +8,7 @@ directly: their keys are in the models' field order, which is the canonical JSON
 # ruff: noqa: FA100
 # (no ``from __future__ import annotations``: pydantic evaluates the models' annotations when the module is
 # imported, and ``X | None`` cannot be evaluated on Python 3.9, which mdtflag supports)
-from typing import TYPE_CHECKING, Any, Callable, Final, Literal, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Final, Literal, NoReturn, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,9 @@ else:
         return lambda cls: cls
 
 RESULT_SCHEMA_ID: Final = "mdtflag.result/1"
+#: Most evidence items one reason lists; the rest are counted in ``evidence_omitted``. A reason met by
+#: thousands of resources (58,000 copies of one Condition) would otherwise fill hundreds of megabytes.
+MAX_EVIDENCE: Final = 100
 ERROR_SCHEMA_ID: Final = "mdtflag.error/1"
 
 
@@ -55,8 +58,14 @@ class ReasonOut(Out):
     criterion: str
     outcome: Literal["met", "not_met", "unknown"]
     text: TextOut
-    evidence: list[EvidenceOut]
+    evidence: list[EvidenceOut] = Field(description=f"at most {MAX_EVIDENCE} items, the first in evidence order")
     missing: list[MissingOut]
+    evidence_omitted: Optional[int] = Field(
+        default=None,
+        ge=1,
+        description=f"present only when the reason had more than {MAX_EVIDENCE} evidence items: how many are "
+        "left out of `evidence`",
+    )
 
 
 class TargetOut(Out):
@@ -173,15 +182,92 @@ class ErrorResult(Out):
 # fields of the model of the same name above, in the same order: the constructors are called with
 # every key, in that order (tests/test_schemas.py checks both). For a type checker the classes are
 # read-only records whose constructors take exactly those keys; values are also read as attributes
-# (``flag.status``). Documents are never changed after they are built: parts that are the same for
-# every patient are built once and shared between results.
+# (``flag.status``). Parts that are the same for every patient are built once and shared between results,
+# so documents are deeply read-only: every mapping refuses changes, and every list in a document is a
+# ReadOnlyList (a list that refuses changes) or a ReadOnlyDict, made when the document is built. A caller
+# that wants to change a result works on a copy: ``thaw(result)`` gives plain dicts and lists.
+
+
+def _read_only(*_: Any, **__: Any) -> NoReturn:
+    raise TypeError("result documents are read-only (shared between results); change a copy: thaw(result)")
+
+
+class ReadOnlyList(list[Any]):
+    """A list in a result document: reads like a list (and equals one), refuses every change."""
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:  # the list interface for a type checker; each change raises TypeError
+        __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+        append = extend = insert = remove = pop = clear = sort = reverse = _read_only
+
+        def __reduce__(self):
+            return (ReadOnlyList, (list(self),))
+
+    def __copy__(self) -> "ReadOnlyList":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ReadOnlyList":
+        return self
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """A mapping in a result document that refuses every change (``decisions``, suggested ``codes``)."""
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:  # the dict interface for a type checker; each change raises TypeError
+        __setitem__ = __delitem__ = __ior__ = _read_only
+        clear = pop = popitem = setdefault = update = _read_only
+
+        def __reduce__(self):
+            return (type(self), (dict(self),))
+
+    def __copy__(self) -> "ReadOnlyDict":
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "ReadOnlyDict":
+        return self
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` read-only: a list (of documents or text) as a ReadOnlyList, a plain dict as a ReadOnlyDict."""
+    cls = value.__class__
+    if cls is list:
+        return ReadOnlyList(value)
+    if cls is dict:
+        return ReadOnlyDict({k: _frozen(v) for k, v in value.items()})
+    return value
+
+
+def thaw(doc: Any) -> Any:
+    """A deep copy of a result document (or any part of it) as plain, changeable dicts and lists."""
+    if isinstance(doc, dict):
+        return {k: thaw(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [thaw(v) for v in doc]
+    return doc
+
+
+def _init_with_containers(self: "Doc", *args: Any, **kw: Any) -> None:
+    """The constructor of a document class with list or mapping fields: those become read-only."""
+    if args:
+        kw = {**dict(*args), **kw}
+    for name in self._containers:
+        v = kw.get(name)
+        cls = v.__class__
+        if cls is list or cls is dict:
+            kw[name] = _frozen(v)
+    dict.__init__(self, kw)
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True)
-class Doc(dict[str, Any]):
-    """One object of a result document: a dict with read-only attribute access (``flag.status``)."""
+class Doc(ReadOnlyDict):
+    """One object of a result document: a read-only dict with attribute access (``flag.status``)."""
 
     __slots__ = ()
+    #: the fields that hold lists or mappings, made read-only when the document is built
+    _containers = ()  # type: tuple[str, ...]  # (a comment, not an annotation: the annotations are the fields)
 
     if not TYPE_CHECKING:  # for a type checker, only the declared fields are attributes
 
@@ -190,6 +276,11 @@ class Doc(dict[str, Any]):
                 return self[name]
             except KeyError:
                 raise AttributeError(name) from None
+
+        def __init_subclass__(cls, **kw):
+            super().__init_subclass__(**kw)
+            if cls._containers and "__init__" not in cls.__dict__:  # the others keep dict's own constructor
+                cls.__init__ = _init_with_containers
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("result documents are read-only")
@@ -219,12 +310,39 @@ class MissingDoc(Doc):
 
 
 class ReasonDoc(Doc):
+    """A reason; built with more than :data:`MAX_EVIDENCE` evidence items it keeps the first ones and counts
+    the rest in ``evidence_omitted`` (a key present only then)."""
+
     __slots__ = ()
+    _containers = ("evidence", "missing")
     criterion: str
     outcome: Outcome
     text: TextDoc
     evidence: list[EvidenceDoc]
     missing: list[MissingDoc]
+    if TYPE_CHECKING:
+        evidence_omitted: Optional[int] = None
+    else:
+        __annotations__["evidence_omitted"] = Optional[int]
+
+        def __getattr__(self, name):
+            if name == "evidence_omitted":
+                return self.get(name)
+            return Doc.__getattr__(self, name)
+
+        def __init__(self, *args, **kw):  # one function: reasons are the most numerous documents
+            if args:
+                kw = {**dict(*args), **kw}
+            evidence = kw.get("evidence")
+            if evidence.__class__ is list:
+                if len(evidence) > MAX_EVIDENCE and "evidence_omitted" not in kw:
+                    kw["evidence_omitted"] = len(evidence) - MAX_EVIDENCE
+                    evidence = evidence[:MAX_EVIDENCE]
+                kw["evidence"] = ReadOnlyList(evidence)
+            missing = kw.get("missing")
+            if missing.__class__ is list:
+                kw["missing"] = ReadOnlyList(missing)
+            dict.__init__(self, kw)
 
 
 class TargetDoc(Doc):
@@ -236,6 +354,7 @@ class TargetDoc(Doc):
 
 class CohortDoc(Doc):
     __slots__ = ()
+    _containers = ("failed", "unknown")
     key: str
     tag: Optional[str]
     title: Optional[TextDoc]
@@ -248,12 +367,14 @@ class CohortDoc(Doc):
 
 class SuggestedDoc(Doc):
     __slots__ = ()
+    _containers = ("codes",)
     key: str
     codes: dict[str, list[str]]
 
 
 class FlagDoc(Doc):
     __slots__ = ()
+    _containers = ("reasons", "missing", "cohorts", "suggested_codes")
     rule: str
     version: str
     kind: RuleKind
@@ -270,6 +391,7 @@ class FlagDoc(Doc):
 
 class PendingDoc(Doc):
     __slots__ = ()
+    _containers = ("missing",)
     rule: str
     level: str
     missing: list[MissingDoc]
@@ -277,6 +399,7 @@ class PendingDoc(Doc):
 
 class DecisionDoc(Doc):
     __slots__ = ()
+    _containers = ("rules", "pending")
     level: str
     rules: list[str]
     target: Optional[TargetDoc]
@@ -310,6 +433,7 @@ class Result(Doc):
     """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`ResultModel`)."""
 
     __slots__ = ()
+    _containers = ("decisions", "flags", "data_quality")
     schema: Literal["mdtflag.result/1"]
     patient: str
     as_of: str

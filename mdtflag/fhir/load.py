@@ -11,6 +11,8 @@ Limits (refused with an ``InputError`` that names the limit):
 
 * :data:`MAX_BYTES` -- 50 MiB per bundle file, per byte string and per NDJSON line (``too-large``);
 * :data:`MAX_DEPTH` -- JSON nesting depth 100 (``too-deep``); real FHIR bundles are about 12 deep.
+* :data:`MAX_RESOURCES` -- 25,000 resources per bundle or NDJSON patient (``too-many-resources``); a
+  lifetime synthetic record (Synthea) holds about 1,000, a long cancer history a few thousand.
 
 Validation with ``fhir.resources`` (R4B models; they implement FHIR 4.3, whose resources read R4
 data) runs one resource at a time. It is the slow part (about 0.2 ms per resource), so it can be
@@ -38,6 +40,7 @@ __all__ = [
     "FACT_RESOURCE_TYPES",
     "MAX_BYTES",
     "MAX_DEPTH",
+    "MAX_RESOURCES",
     "LoadedBundle",
     "ValidateMode",
     "iter_inputs",
@@ -49,6 +52,8 @@ __all__ = [
 MAX_BYTES = 50 * 1024 * 1024
 #: Deepest accepted JSON nesting (objects and arrays; the top-level object is depth 1).
 MAX_DEPTH = 100
+#: Most resources accepted for one patient (read when a bundle is loaded: a host may change it).
+MAX_RESOURCES = 25_000
 #: Safety cap on the number of JSON containers walked for a caller's dict (shared sub-objects).
 _MAX_NODES = MAX_BYTES // 2
 
@@ -257,6 +262,9 @@ def _collect_entries(bundle: JsonObject, source: str
         entries = []
     if not isinstance(entries, list):
         raise InputError("not-bundle", source, "malformed Bundle: Bundle.entry is not an array")
+    if len(entries) > MAX_RESOURCES:  # refused before any entry is read
+        raise InputError("too-many-resources", source,
+                         f"{len(entries)} entries, above the limit of {MAX_RESOURCES} resources per patient")
     resources: list[JsonObject] = []
     urls: list[str | None] = []
     notes: list[DataQualityNote] = []
@@ -281,6 +289,9 @@ def _collect_entries(bundle: JsonObject, source: str
 
 def _finish(resources: list[JsonObject], urls: list[str | None], notes: list[DataQualityNote],
             source: str, validate: str) -> LoadedBundle:
+    if len(resources) > MAX_RESOURCES:
+        raise InputError("too-many-resources", source,
+                         f"{len(resources)} resources, above the limit of {MAX_RESOURCES} per patient")
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if not patients:
         raise InputError("no-patient", source, "the bundle holds no Patient resource")

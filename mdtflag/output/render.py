@@ -5,6 +5,7 @@ from typing import Any
 
 import orjson
 
+from mdtflag.errors import one_line
 from mdtflag.evaluation.result import ErrorResult, FlagDoc, Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
@@ -67,7 +68,7 @@ def to_text(result: Result, lang: str = "en") -> str:
         for n in result.data_quality:
             where = f" [{n.resource}{'.' + n.element if n.element else ''}]" if n.resource else ""
             out.append(f"  - {n.code}: {n.message}{where}")
-    return "\n".join(out) + "\n"
+    return "\n".join(map(one_line, out)) + "\n"  # each item is one line: data cannot start another
 
 
 def _flag_text(f: FlagDoc, lang: str) -> list[str]:
@@ -81,6 +82,8 @@ def _flag_text(f: FlagDoc, lang: str) -> list[str]:
         if f.status in ("not_flagged", "not_applicable") and r.outcome == "met":
             continue
         ev = ", ".join(sorted({e.resource for e in r.evidence}))
+        if r.evidence_omitted:
+            ev += f" +{r.evidence_omitted}"
         lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
     if f.cohorts:
         shown = [c for c in f.cohorts if c.status in ("flagged", "indeterminate")]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from mdtflag.errors import MdtflagError
+from mdtflag.errors import MdtflagError, one_line
 
 Severity = Literal["error", "warning", "info"]
 
@@ -23,8 +23,8 @@ class Code(NamedTuple):
 #: code → (severity, meaning). Y: YAML · S: schema · F: files · C: compilation · L: lint · T: test files.
 CODES: dict[str, Code] = {
     "Y001": Code("error", "YAML syntax error"),
-    "Y002": Code("error", "empty file"),
-    "Y003": Code("error", "a value that cannot be read (e.g. an impossible date)"),
+    "Y002": Code("error", "empty file, or a file that holds only null"),
+    "Y003": Code("error", "a value that cannot be read (e.g. an impossible date, a number that is not finite)"),
     "Y004": Code("error", "duplicate key, merge key (<<) or a key that is not text"),
     "Y005": Code("error", "file too large or nested too deeply"),
     "S001": Code("error", "invalid value"),
@@ -34,8 +34,9 @@ CODES: dict[str, Code] = {
     "S005": Code("error", "duplicate id or row key"),
     "S006": Code("error", "`use` names an unknown fragment"),
     "S007": Code("error", "fragments use each other in a cycle"),
+    "S008": Code("error", "two levels at the same rank of one decision group"),
     "F001": Code("error", "missing rule directory or file"),
-    "F002": Code("error", "unreadable file"),
+    "F002": Code("error", "unreadable file, or a file that is not UTF-8 text"),
     "F003": Code("error", "no rule files"),
     "C001": Code("error", "unknown fact kind"),
     "C002": Code("error", "unknown fact field"),
@@ -135,14 +136,44 @@ class Diagnostic:
         return out
 
     def format(self) -> str:
-        out = f"{self.pos}: {self.severity}[{self.code}]: {self.message}"
+        """The diagnostic as text, one line per part; each part escaped (:func:`~mdtflag.errors.one_line`)."""
+        out = one_line(f"{self.pos}: {self.severity}[{self.code}]: {self.message}")
         if self.snippet:
-            out += "\n    | " + self.snippet
+            out += "\n    | " + one_line(self.snippet)
         for v in self.pos.via:
-            out += f"\n    = used at {v}"
+            out += f"\n    = used at {one_line(str(v))}"
         if self.help:
-            out += "\n    = help: " + self.help
+            out += "\n    = help: " + one_line(self.help)
         return out
+
+
+def byte_position(raw: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of the byte at ``offset`` (columns count characters of the decodable text before it)."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, len(raw[start:offset].decode("utf-8", "replace")) + 1
+
+
+def decode_utf8(raw: bytes, file: str, diags: Diagnostics) -> str | None:
+    """``raw`` as UTF-8 text, or None with an F002 diagnostic at the line and column of the first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        diags.add("F002", f"not UTF-8 text: byte 0x{raw[e.start]:02x} cannot be decoded ({e.reason})",
+                  Pos(file, *byte_position(raw, e.start)), help="save the file as UTF-8")
+        return None
+
+
+#: a source line longer than this is shown as a window around the column
+SNIPPET_WIDTH = 160
+
+
+def snippet(line: str, col: int) -> str:
+    """The source line shown under a diagnostic, cut to a window around ``col`` when it is very long."""
+    line = line.rstrip()
+    if len(line) <= SNIPPET_WIDTH:
+        return line
+    start = max(0, min(col - 1 - SNIPPET_WIDTH // 2, len(line) - SNIPPET_WIDTH))
+    return ("…" if start else "") + line[start : start + SNIPPET_WIDTH] + ("…" if start + SNIPPET_WIDTH < len(line) else "")
 
 
 def prefixed(d: Diagnostic, root: str) -> Diagnostic:
@@ -176,7 +207,8 @@ class Diagnostics:
                 if text is not None:
                     lines = text.splitlines()
                     if 0 < d.pos.line <= len(lines):
-                        d = Diagnostic(d.code, d.severity, d.message, d.pos, lines[d.pos.line - 1].rstrip(), d.help)
+                        shown = snippet(lines[d.pos.line - 1], d.pos.col)
+                        d = Diagnostic(d.code, d.severity, d.message, d.pos, shown, d.help)
             out.append(d)
         return out
 

@@ -40,7 +40,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError, decode_utf8
 from mdtflag.ruleset.fragments import FRAGMENT_DIR, Expander
 from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate_pos, read_yaml, strip
 
@@ -564,9 +564,11 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
         rel = p.relative_to(root).as_posix()
         try:
             raw = p.read_bytes()
-            text = raw.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as e:
+        except OSError as e:
             diags.add("F002", f"cannot read file: {e}", Pos(rel))
+            return rel, None
+        text = decode_utf8(raw, rel, diags)
+        if text is None:
             return rel, None
         sources[rel] = text
         digest.update(rel.encode() + b"\0" + raw + b"\0")
@@ -642,6 +644,7 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
         if r.id in seen:
             diags.add("S005", f"duplicate rule id '{r.id}' (also {seen[r.id].pos})", r.pos)
         seen[r.id] = r
+    _check_ranks(rules, diags)
 
     test_files = tuple(p.relative_to(root).as_posix() for p in _yaml_files(root, "tests"))
     if not rules and not diags.errors:
@@ -662,6 +665,20 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
         fragment_uses={k: tuple(v) for k, v in sorted(expander.uses.items())},
     )
     return rs, diags.sorted(sources)
+
+
+def _check_ranks(rules: list[Rule], diags: Diagnostics) -> None:
+    """S008: in a decision group, all rules at one rank decide the same level (else the order would be arbitrary)."""
+    first: dict[tuple[str, int], Rule] = {}
+    for r in sorted(rules, key=lambda r: r.id):
+        d = r.decision
+        if d is None:
+            continue
+        other = first.setdefault((d.group, d.rank), r)
+        if other.decision is not None and other.decision.level != d.level:
+            diags.add("S008", f"rank {d.rank} of decision group '{d.group}' is level '{other.decision.level}' in rule "
+                      f"{other.id} ({other.decision.pos}) but '{d.level}' here",
+                      d.pos, help="give each level of a decision group its own rank")
 
 
 def load_ruleset(path: str | Path) -> RuleSet:

@@ -6,6 +6,7 @@ Only YAML's safe types are built (PyYAML ``SafeLoader``): no tags that construct
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import yaml
@@ -27,14 +28,49 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(f"document is nested deeper than {MAX_DEPTH} levels (limit)")
+        self.mark = mark
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the nesting limit applied while the node tree is built.
+
+    PyYAML's scanner and parser are iterative but its composer recurses once per level, so a document
+    nested a few hundred levels deep (``[[[[…``, ``not: {not: …}``) would end in a RecursionError before
+    any check on the finished tree could run. Here the level beyond :data:`MAX_DEPTH` stops the
+    composition at once, with its line and column.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
-    """Parse one YAML document; problems go to ``diags`` (code Y001..Y005) and ``None`` is returned."""
+    """Parse one YAML document; problems go to ``diags`` (code Y001..Y005) and ``None`` is returned.
+
+    A file whose only content is ``null`` (or ``~``) is a diagnostic too (Y002), never an empty rule file
+    skipped in silence; so is a number that is not finite (``.nan``, ``.inf``: Y003).
+    """
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _DepthLimitedLoader(text)
         try:
             node = loader.get_single_node()
         finally:
             loader.dispose()
+    except _TooDeep as e:
+        diags.add("Y005", str(e), Pos(file, e.mark.line + 1, e.mark.column + 1),
+                  help="nest less deeply: split a long chain of all/any/not into named criteria or fragments")
+        return None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         pos = Pos(file, mark.line + 1, mark.column + 1) if mark else Pos(file)
@@ -45,6 +81,10 @@ def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
         return None
     if node is None:
         diags.add("Y002", "file is empty", Pos(file, 1, 1))
+        return None
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        diags.add("Y002", f"the file holds only {node.value or 'an empty value'!s}, not a mapping",
+                  Pos(file, *_mark(node)), help="write the rule (a mapping with id, version, …) or remove the file")
         return None
     budget = [MAX_NODES]
     try:
@@ -66,7 +106,12 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnos
         raise _TooBig(f"document is nested deeper than {MAX_DEPTH} levels (limit)")
     if isinstance(node, yaml.ScalarNode):
         try:
-            return loader.construct_object(node, deep=True)
+            value = loader.construct_object(node, deep=True)
+            if isinstance(value, float) and not math.isfinite(value):
+                diags.add("Y003", f"'{node.value}' is not a finite number", Pos(file, *_mark(node)),
+                          help="thresholds, ages and counts must be ordinary numbers")
+                return None
+            return value
         except yaml.YAMLError as e:
             diags.add("Y003", f"cannot read value: {getattr(e, 'problem', e)}", Pos(file, *_mark(node)))
             return None
