@@ -343,6 +343,10 @@ class FactSet:
     facts: tuple[Fact, ...]
     notes: tuple[DataQualityNote, ...] = ()
     source: str = ""
+    #: (index in ``facts``, the same fact at the latest completion of the partial date it was read from):
+    #: ``facts`` holds each such fact at the earliest completion. A test is met or not met for it only
+    #: when both ends agree (see ``mdtflag.evaluate.match``).
+    completions: tuple[tuple[int, Fact], ...] = ()
 
     def of_kind(self, kind: str) -> tuple[Fact, ...]:
         return tuple(f for f in self.facts if f.kind == kind)

@@ -70,9 +70,21 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if status in IGNORED_STATUS:
             x.note("ignored-status", f"{name} has status {status}; ignored", name,
                    "Observation.status")
-        elif status != "registered":           # registered: no result yet
+        elif status != "registered" and not known_later(x, res, name):  # registered: no result yet
             handler(x, res, name, i, code)
         return
+
+
+def known_later(x: Extraction, res: Resource, name: str) -> bool:
+    """True (with a note) when the Observation-like ``res`` is dated, or was issued, after ``as_of``."""
+    when, element = x.effective(res, name)
+    if x.after_as_of(when, name, element):
+        return True
+    issued = res.get("issued")
+    if element != f"{res.get('resourceType')}.issued" and type(issued) is str:
+        return x.after_as_of(x.date_of(issued, name, "issued"), name,
+                             f"{res.get('resourceType')}.issued")
+    return False
 
 
 def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -86,7 +98,8 @@ def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None
     x.ecog_seen = True
     ev = (Evidence(resource=name, element=element, value=shown),)
     x.offer_latest(("ecog",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
-        value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)))
+        value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)),
+        res=res, value=value, name=name)
 
 
 def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -99,12 +112,10 @@ def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     ecog = (0 if value >= 90 else 1 if value >= 70 else 2 if value >= 50 else
             3 if value >= 30 else 4 if value >= 10 else 5)
     when, _ = x.effective(res, name)
-    rank = (when is not None, when.toordinal() if when else 0, (i, 0))
-    if x.latest_kps_rank is None or rank > x.latest_kps_rank:
-        ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
-        x.latest_kps_rank = rank
-        x.latest_kps = lambda: x.add("ecog", (i, 0), EcogFact(
-            value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev))
+    ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
+    x.offer_latest(("ecog-derived",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
+        value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev)),
+        res=res, value=ecog, name=name)
 
 
 def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, int],
@@ -229,7 +240,7 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
         x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
                                      x_uln=x_uln, date=when, age_days=x.days_ago(when),
                                      evidence=evidence))
-    x.offer_latest(("lab", analyte), when, (i, 0), build)
+    x.offer_latest(("lab", analyte), when, (i, 0), build, res=res, value=(value, censored), name=name)
 
 
 def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, tuple[Decimal, str]],
@@ -287,7 +298,8 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     ev = (Evidence(resource=name, element="Observation.valueCodeableConcept", value=shown),)
     x.offer_latest(("pregnancy", source), when, (i, 0), lambda: x.add(
         "pregnancy", (i, 0), PregnancyFact(status=status, source=source, date=when,
-                                           age_days=x.days_ago(when), evidence=ev)))
+                                           age_days=x.days_ago(when), evidence=ev)),
+        res=res, value=status, name=name)
 
 
 def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
