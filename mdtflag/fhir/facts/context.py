@@ -19,7 +19,7 @@ from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.regions import RegionMap
 
-__all__ = ["Builder", "Extraction", "Handler", "Rank", "Resource"]
+__all__ = ["MAX_AGE_YEARS", "Builder", "Extraction", "Handler", "Rank", "Resource"]
 
 _T = TypeVar("_T")
 
@@ -64,7 +64,8 @@ class Extraction:
         self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
-        self.birth: Date | None = None
+        self.birth: Date | None = None         # the earliest day the birthDate can mean
+        self.birth_hi: Date | None = None      # the latest (a partial birthDate), never after as_of
         # index for reference resolution, and the resources handlers read, with their names
         self.by_key: dict[str, Resource] = {}
         self.by_url: dict[str, Resource] = {}
@@ -200,6 +201,18 @@ class Extraction:
         self.note("after-as-of", f"{element} {when.isoformat()} is after the evaluation date "
                   f"{self.as_of.isoformat()}; not used", name, element)
         return True
+
+    def known_later(self, res: Resource, name: str) -> bool:
+        """True (with a note) when the Observation-like ``res`` is dated, or was issued, after ``as_of``."""
+        when, element = self.effective(res, name)
+        if self.after_as_of(when, name, element):
+            return True
+        rt = res.get("resourceType")
+        issued = res.get("issued")
+        if element != f"{rt}.issued" and type(issued) is str:
+            d, _ = parse_date(issued)
+            return self.after_as_of(d, name, f"{rt}.issued")
+        return False
 
     def effective(self, res: Resource, name: str) -> tuple[Date | None, str]:
         """Observation-like date: effectiveDateTime, effectiveInstant, effectivePeriod (start, else end),

@@ -68,7 +68,7 @@ def _run(x: Extraction) -> FactSet:
             items.sort(key=lambda t: t[0])
             facts.extend(f for _, f in items)
     other_end = x.other_end
-    completions = tuple((k, other_end[id(f)]) for k, f in enumerate(facts)
+    completions: tuple[tuple[int, Any], ...] = tuple((k, other_end[id(f)]) for k, f in enumerate(facts)
                         if id(f) in other_end) if other_end else ()
     return FactSet(patient=patient, facts=tuple(facts),
                    notes=tuple(x.bundle.notes) + tuple(x.notes),

@@ -102,7 +102,7 @@ class PatientFact(FactBase):
     kind: Literal["patient"] = "patient"
     age: Optional[int] = None          # absent only when birthDate is missing or unreadable
     sex: Optional[str] = None
-    deceased: bool = False
+    deceased: Optional[bool] = False   # absent only when the date of death cannot be true
     county: Optional[str] = None
     municipality: Optional[str] = None
     healthcare_region: Optional[str] = None

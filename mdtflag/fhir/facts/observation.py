@@ -70,21 +70,9 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if status in IGNORED_STATUS:
             x.note("ignored-status", f"{name} has status {status}; ignored", name,
                    "Observation.status")
-        elif status != "registered" and not known_later(x, res, name):  # registered: no result yet
+        elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
             handler(x, res, name, i, code)
         return
-
-
-def known_later(x: Extraction, res: Resource, name: str) -> bool:
-    """True (with a note) when the Observation-like ``res`` is dated, or was issued, after ``as_of``."""
-    when, element = x.effective(res, name)
-    if x.after_as_of(when, name, element):
-        return True
-    issued = res.get("issued")
-    if element != f"{res.get('resourceType')}.issued" and type(issued) is str:
-        return x.after_as_of(x.date_of(issued, name, "issued"), name,
-                             f"{res.get('resourceType')}.issued")
-    return False
 
 
 def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
