@@ -260,22 +260,32 @@ def _collect_entries(bundle: JsonObject, source: str
     resources: list[JsonObject] = []
     urls: list[str | None] = []
     notes: list[DataQualityNote] = []
-    for i, entry in enumerate(entries):
-        res = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(res, dict):
-            what = "is not an object" if not isinstance(entry, dict) else "has no resource object"
-            notes.append(DataQualityNote("invalid-entry", f"Bundle.entry[{i}] {what}; ignored",
-                                         None, f"Bundle.entry[{i}]"))
-            continue
-        rt = res.get("resourceType")
-        if not isinstance(rt, str) or not rt:
-            notes.append(DataQualityNote("invalid-entry",
-                                         f"Bundle.entry[{i}].resource has no resourceType; ignored",
-                                         None, f"Bundle.entry[{i}].resource"))
-            continue
-        url = entry.get("fullUrl")
-        resources.append(res)
-        urls.append(url if isinstance(url, str) else None)
+    # a Bundle inside the bundle (a message Bundle carrying a collection, a collection of collections)
+    # is unwrapped: its entries are read as if they were the outer bundle's
+    todo: list[tuple[str, list[Any]]] = [("Bundle.entry", entries)]
+    while todo:
+        path, items = todo.pop(0)
+        for i, entry in enumerate(items):
+            res = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(res, dict):
+                what = "is not an object" if not isinstance(entry, dict) else "has no resource object"
+                notes.append(DataQualityNote("invalid-entry", f"{path}[{i}] {what}; ignored",
+                                             None, f"{path}[{i}]"))
+                continue
+            rt = res.get("resourceType")
+            if not isinstance(rt, str) or not rt:
+                notes.append(DataQualityNote("invalid-entry",
+                                             f"{path}[{i}].resource has no resourceType; ignored",
+                                             None, f"{path}[{i}].resource"))
+                continue
+            if rt == "Bundle":
+                inner = res.get("entry")
+                if isinstance(inner, list):
+                    todo.append((f"{path}[{i}].resource.entry", inner))
+                continue
+            url = entry.get("fullUrl")
+            resources.append(res)
+            urls.append(url if isinstance(url, str) else None)
     return resources, urls, notes
 
 
