@@ -365,3 +365,49 @@ def test_observation_effective_choice_types_are_read(element: str) -> None:
     fs = facts(b)
     (ecog,) = [f for f in fs.facts if f.kind == "ecog"]
     assert ecog.date == dt.date.fromisoformat(day) and status(run(b)) == status(run(example()))
+
+
+# ------------------------------------------------------------------ 5. implausible values
+
+
+def test_negative_haemoglobin_is_unknown_not_low() -> None:
+    b = example()
+    clone(b, HB, "hb-negative", effectiveDateTime="2026-10-30",
+          valueQuantity={**resource(b, HB)["valueQuantity"], "value": -85})
+    doc = run(b)
+    fs = facts(b)
+    assert not labs(fs, "haemoglobin")        # the latest haemoglobin is unreadable; the older one does not count
+    (note,) = notes(doc, "implausible-value")
+    assert note["resource"] == "Observation/hb-negative" and note["element"] == "Observation.valueQuantity.value"
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+
+
+def test_ecog_99_is_unknown_and_hides_no_older_value() -> None:
+    b = example()
+    clone(b, ECOG, "ecog-99", valueInteger=99, effectiveDateTime="2026-10-25")
+    doc = run(b)
+    assert not [f for f in facts(b).facts if f.kind == "ecog"]
+    assert status(doc)["DQ-1"] == "flagged" and status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+    assert notes(doc, "implausible-value")[0]["resource"] == "Observation/ecog-99"
+
+
+def test_uln_zero_is_implausible_not_missing() -> None:
+    b = example()
+    ast = resource(b, "p01-obs17")
+    ast["referenceRange"] = [{"high": {**ast["valueQuantity"], "value": 0}}]
+    fs = facts(b)
+    (fact,) = labs(fs, "ast")
+    assert fact.uln is None and fact.x_uln is None
+    (note,) = [n for n in fs.notes if n.code == "implausible-value"]
+    assert note.resource == "Observation/p01-obs17" and note.element == "Observation.referenceRange[0].high"
+    assert status(run(b))["TRIAL-FOCUSE"] == "indeterminate"
+
+
+def test_plausible_ranges_are_data_with_sources() -> None:
+    from importlib import resources
+
+    table = json.loads((resources.files("mdtflag") / "data" / "plausible-ranges.json").read_text("utf-8"))
+    from mdtflag.fhir.facts.codes import LAB_CODES
+    canonical = {(a, c) for a, units in LAB_CODES.values() for _, c in units.values()}
+    assert canonical <= {(r["analyte"], r["unit"]) for r in table["lab"]}
+    assert all(r["source"] and r["min"] < r["max"] for r in table["lab"] + table["score"])

@@ -42,6 +42,7 @@ from mdtflag.fhir.facts.parse import (
     status_of,
     string,
 )
+from mdtflag.fhir.facts.plausible import lab_range, score_range
 
 #: A reader of one Observation, given the code it was dispatched on.
 ObservationReader = Callable[[Extraction, Resource, str, int, str], None]
@@ -79,11 +80,15 @@ def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None
     value, element, shown = performance_value(x, res, name, ECOG_LA, ECOG_SNOMED)
     if value is None:
         return
-    if not 0 <= value <= 5:
-        x.note("out-of-range", f"ECOG {value} is outside 0-5", name, element)
-        return
     when, _ = x.effective(res, name)
     x.ecog_seen = True
+    bounds = score_range("ecog")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        # the latest ECOG cannot be read: the ECOG is unknown (an older one does not count instead)
+        x.offer_latest(("ecog",), when, (i, 0), lambda: x.note(
+            "implausible-value", f"latest ECOG {value} is outside {bounds[0]}-{bounds[1]}: ECOG unknown",
+            name, element), res=res, value=("implausible", value), name=name)
+        return
     ev = (Evidence(resource=name, element=element, value=shown),)
     x.offer_latest(("ecog",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
         value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)),
@@ -94,8 +99,9 @@ def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     value, element, shown = performance_value(x, res, name, KPS_LA, {})
     if value is None:
         return
-    if not 0 <= value <= 100:
-        x.note("out-of-range", f"Karnofsky {value} is outside 0-100", name, element)
+    bounds = score_range("karnofsky")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        x.note("implausible-value", f"Karnofsky {value} is outside {bounds[0]}-{bounds[1]}", name, element)
         return
     ecog = (0 if value >= 90 else 1 if value >= 70 else 2 if value >= 50 else
             3 if value >= 30 else 4 if value >= 10 else 5)
@@ -207,23 +213,31 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     when, _ = x.effective(res, name)
     uln = x_uln = None
     ev = [Evidence(resource=name, element="Observation.valueQuantity", value=shown)]
-    if not censored:
+    bounds = lab_range(analyte, unit)
+    implausible = bounds is not None and not bounds[0] <= value <= bounds[1]
+    if not censored and not implausible:
         uln_q = reference_high(x, res, name, units, unit, factor)
         if uln_q is not None:
             uln, uln_shown, j = uln_q
             x_uln = value / uln if uln > 0 else None
-            if x_uln is not None and x_uln >= LIMIT:
-                x.note("out-of-range", f"{analyte} ULN {uln_shown} is implausibly small",
-                       name, f"Observation.referenceRange[{j}].high")
-                x_uln = None
-            ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
-                               value=uln_shown))
+            if x_uln is None or x_uln >= LIMIT or (bounds is not None and uln > bounds[1]):
+                x.note("implausible-value", f"{analyte} upper limit of normal {uln_shown} is not a "
+                       f"plausible limit: multiples of the ULN unknown", name,
+                       f"Observation.referenceRange[{j}].high")
+                uln = x_uln = None
+            else:
+                ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
+                                   value=uln_shown))
     evidence = tuple(ev)
 
     def build() -> None:
         if censored:
             x.note("censored-value", f"latest {analyte} is {shown}: exact value unknown",
                    name, "Observation.valueQuantity.comparator")
+            return
+        if implausible and bounds is not None:
+            x.note("implausible-value", f"latest {analyte} {shown} is outside the plausible range "
+                   f"{bounds[0]}-{bounds[1]} {unit}: {analyte} unknown", name, "Observation.valueQuantity.value")
             return
         x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
                                      x_uln=x_uln, date=when, age_days=x.days_ago(when),
