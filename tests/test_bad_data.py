@@ -411,3 +411,52 @@ def test_plausible_ranges_are_data_with_sources() -> None:
     canonical = {(a, c) for a, units in LAB_CODES.values() for _, c in units.values()}
     assert canonical <= {(r["analyte"], r["unit"]) for r in table["lab"]}
     assert all(r["source"] and r["min"] < r["max"] for r in table["lab"] + table["score"])
+
+
+# ------------------------------------------------------------------ 6. duplicate JSON keys
+
+
+def test_duplicate_json_key_is_flagged_and_not_read() -> None:
+    raw = orjson.dumps(example())
+    one = b'"valueInteger":1'
+    assert raw.count(one) == 1
+    doc = run(raw.replace(one, b'"valueInteger":1,"valueInteger":4'))   # orjson alone would read 4
+    (note,) = notes(doc, "duplicate-key")
+    assert note["resource"] == f"Observation/{ECOG}" and note["element"] == "Observation.valueInteger"
+    assert status(doc)["TRIAL-FOCUSE"] != "flagged" and status(doc)["DQ-1"] == "flagged"
+    # a key spaced from its colon, and a string value holding '":', are no duplicates
+    spaced = raw.replace(b'"valueInteger":1', b'"valueInteger" : 1').replace(
+        b'"status":"final"', b'"status":"final","note":[{"text":"a \\":b"}]', 1)
+    assert status(run(spaced)) == status(run(raw)) and not notes(run(spaced), "duplicate-key")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), st.integers(), max_size=5), st.integers(0, 5))
+def test_duplicate_key_check_agrees_with_a_full_parse(obj: dict[str, int], extra: int) -> None:
+    from mdtflag.fhir.load import _parse_checked
+
+    keys = list(obj)
+    body = [json.dumps(k) + ":" + str(v) for k, v in obj.items()]
+    if keys and extra:
+        body.append(json.dumps(keys[extra % len(keys)]) + ' : 0')
+    text = ("{" + ",".join(body) + "}").encode()
+    _, pruned = _parse_checked(text, "<t>")
+    assert bool(pruned) == (bool(keys) and extra > 0)
+
+
+# ------------------------------------------------------------------ 10. one bad element
+
+
+def test_bad_element_that_no_fact_reads_keeps_the_resource() -> None:
+    b = example()
+    resource(b, ECOG)["category"] = {"text": "not an array"}          # Observation.category: 0..*
+    resource(b, "p01-cond1")["category"] = {"text": "not an array"}
+    doc = run(b)
+    assert status(doc) == status(run(example()))
+    assert {n["resource"] for n in notes(doc, "invalid-element")} == {f"Observation/{ECOG}", "Condition/p01-cond1"}
+    assert not notes(doc, "invalid-resource")
+    # an element the facts read still drops the resource, with the note saying so
+    resource(b, ECOG)["valueString"] = "1"                             # two value[x]
+    doc = run(b)
+    assert notes(doc, "invalid-resource")[0]["resource"] == f"Observation/{ECOG}"
+    assert status(doc)["DQ-1"] == "flagged"

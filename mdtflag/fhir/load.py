@@ -22,7 +22,9 @@ kept (with the note) so that the patient is never lost.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +114,71 @@ def _read_file(path: str | os.PathLike[str], source: str) -> bytes:
     if len(data) > MAX_BYTES:
         raise InputError("too-large", source, f"file is above the limit of {MAX_BYTES} bytes (50 MiB)")
     return data
+
+
+def _parse_checked(data: bytes, source: str) -> tuple[object, dict[int, list[str]]]:
+    """``_parse`` and a check for duplicate object keys (orjson keeps the last silently).
+
+    Returns the object and ``{id(object): [duplicated keys]}``; the duplicated keys are removed from
+    their object, so that no value is read from them. The check costs a byte count: the number of
+    ``":`` in the text is at least the number of keys written, so when it equals the number of keys
+    parsed (and no key is spaced from its colon) no key was written twice. Otherwise the text is parsed
+    again with the standard library, which sees every key."""
+    obj = _parse(data, source)
+    parsed = _count_keys(obj)
+    if data.count(b'":') == parsed and _SPACED_KEY.search(data) is None:
+        return obj, {}
+    pruned: dict[int, list[str]] = {}
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            seen: set[str] = set()
+            dup = sorted({k for k, _ in pairs if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+            for k in dup:
+                del d[k]
+            pruned[id(d)] = dup
+        return d
+
+    text = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+    again = json.loads(text, object_pairs_hook=pairs_hook)
+    return (again, pruned) if pruned else (obj, {})
+
+
+_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _count_keys(obj: object) -> int:
+    n = 0
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if type(x) is dict:
+            n += len(x)
+            stack.extend(v for v in x.values() if type(v) is dict or type(v) is list)
+        elif type(x) is list:
+            stack.extend(v for v in x if type(v) is dict or type(v) is list)
+    return n
+
+
+def _duplicate_notes(resources: list[JsonObject], pruned: dict[int, list[str]]) -> list[DataQualityNote]:
+    """A note per resource that held an object with a key written twice (the key's values are dropped)."""
+    notes = []
+    for res in resources:
+        stack: list[tuple[object, str]] = [(res, str(res.get("resourceType")))]
+        while stack:
+            x, path = stack.pop()
+            if type(x) is dict:
+                keys = pruned.get(id(x))
+                if keys:
+                    name = _ref_name(res)
+                    notes.append(DataQualityNote(
+                        "duplicate-key", f"{name}: {path} holds the key {', '.join(keys)} more than once; "
+                        f"no value of it is read", name, f"{path}.{keys[0]}"))
+                stack.extend((v, f"{path}.{k}") for k, v in x.items() if type(v) is dict or type(v) is list)
+            elif type(x) is list:
+                stack.extend((v, f"{path}[{j}]") for j, v in enumerate(x) if type(v) is dict or type(v) is list)
+    return notes
 
 
 def _parse(data: bytes, source: str, line: int | None = None) -> object:
@@ -219,8 +286,43 @@ def _ref_name(resource: JsonObject) -> str:
     return f"{rt}/{rid}" if isinstance(rid, str) and rid else f"{rt}/(no id)"
 
 
+#: Elements the fact readers read, per resource type whose readers read only named elements (prefixes
+#: for choice types): a validation failure confined to other elements keeps the resource.
+_READ_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "Condition": ("id", "resourceType", "subject", "code", "verificationStatus", "clinicalStatus", "onset",
+                  "abatement", "recordedDate", "extension", "stage", "evidence"),
+    "Observation": ("id", "resourceType", "subject", "code", "status", "effective", "issued", "value",
+                    "referenceRange", "component", "interpretation", "derivedFrom"),
+    "MedicationStatement": ("id", "resourceType", "subject", "status", "medication", "effective"),
+    "MedicationAdministration": ("id", "resourceType", "subject", "status", "medication", "effective"),
+    "MedicationRequest": ("id", "resourceType", "subject", "status", "medication", "authoredOn"),
+}
+
+
+def _unread_only(cls: type[Any], resource: JsonObject, errors: list[Any]) -> bool:
+    """True when every validation error lies in an element the fact readers never read, and the resource
+    without those elements passes validation (checks that stop at the first failures run again)."""
+    read = _READ_ELEMENTS.get(resource["resourceType"])
+    if read is None or not errors:
+        return False
+    bad = set()
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        top = loc[0] if loc else None
+        if not isinstance(top, str) or top.startswith(read):
+            return False
+        bad.add(top)
+    try:
+        fast_validate(cls, {k: v for k, v in resource.items() if k not in bad})
+    except Exception:  # noqa: BLE001 - any failure of the rest: the resource is not kept
+        return False
+    return True
+
+
 def _validate(resource: JsonObject) -> DataQualityNote | None:
-    """Validate one resource with its R4B model; a note when it fails, else ``None``."""
+    """Validate one resource with its R4B model; a note when it fails, else ``None``. The note's code is
+    ``invalid-element`` when the failure lies only in elements no fact is read from (the resource is
+    kept), ``invalid-resource`` otherwise."""
     rt = resource["resourceType"]
     name = _ref_name(resource)
     cls = _model_class(rt)
@@ -236,6 +338,11 @@ def _validate(resource: JsonObject) -> DataQualityNote | None:
         first = errors[0]
         element = _loc_path(rt, tuple(first.get("loc", ())))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        if _unread_only(cls, resource, errors):
+            return DataQualityNote("invalid-element",
+                                   f"{name} fails FHIR R4 validation at {element}: "
+                                   f"{first.get('msg', 'invalid')}{more}; no fact is read from it, "
+                                   f"the rest of the resource is used", name, element)
         return DataQualityNote("invalid-resource",
                                f"{name} fails FHIR R4 validation at {element}: "
                                f"{first.get('msg', 'invalid')}{more}", name, element)
@@ -308,7 +415,7 @@ def _finish(resources: list[JsonObject], urls: list[str | None], notes: list[Dat
                 note = _validate(res)
                 if note is not None:
                     notes.append(note)
-                    if res is not patient:
+                    if res is not patient and note.code == "invalid-resource":
                         continue
             kept_res.append(res)
             kept_urls.append(url)
@@ -322,10 +429,13 @@ def _check_mode(validate: str) -> None:
         raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
 
 
-def _from_object(obj: object, source: str, validate: str) -> LoadedBundle:
+def _from_object(obj: object, source: str, validate: str,
+                 pruned: dict[int, list[str]] | None = None) -> LoadedBundle:
     if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
         raise InputError("not-bundle", source, f"expected a FHIR Bundle, found {_describe(obj)}")
     resources, urls, notes = _collect_entries(obj, source)
+    if pruned:
+        notes.extend(_duplicate_notes(resources, pruned))
     return _finish(resources, urls, notes, source, validate)
 
 
@@ -348,10 +458,12 @@ def load_bundle(source: Source, *, validate: ValidateMode = "facts",
         return _from_object(source, src, validate)
     if isinstance(source, (bytes, bytearray, memoryview)):
         src = name or "<bytes>"
-        return _from_object(_parse(bytes(source), src), src, validate)
+        obj, pruned = _parse_checked(bytes(source), src)
+        return _from_object(obj, src, validate, pruned)
     if isinstance(source, (str, os.PathLike)):
         src = name or os.fspath(source)
-        return _from_object(_parse(_read_file(source, src), src), src, validate)
+        obj, pruned = _parse_checked(_read_file(source, src), src)
+        return _from_object(obj, src, validate, pruned)
     raise TypeError(f"load_bundle() takes a path, bytes or a dict, not {type(source).__name__}")
 
 
