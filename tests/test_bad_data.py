@@ -460,3 +460,38 @@ def test_bad_element_that_no_fact_reads_keeps_the_resource() -> None:
     doc = run(b)
     assert notes(doc, "invalid-resource")[0]["resource"] == f"Observation/{ECOG}"
     assert status(doc)["DQ-1"] == "flagged"
+
+
+# ------------------------------------------------------------------ 9. present but unreadable is not missing
+
+
+def _missing(doc: dict[str, Any], rule: str) -> list[dict[str, Any]]:
+    flag = next(f for f in doc["flags"] if f["rule"] == rule)
+    return [m for r in flag["reasons"] for m in r["missing"]] + list(flag["missing"])
+
+
+@pytest.mark.parametrize("keep_older", [False, True])
+def test_haemoglobin_in_an_unaccepted_unit_is_unreadable_not_missing(keep_older: bool) -> None:
+    b = example()
+    clone(b, HB, "hb-mmol", effectiveDateTime="2026-10-30",
+          valueQuantity={"value": 7.7, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"})
+    if not keep_older:
+        drop(b, HB)
+    doc = run(b)
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+    miss = [m for m in _missing(doc, "TRIAL-FOCUSE") if m["fact"] == "lab" and "hb-mmol" in str(m["resource"])]
+    assert miss and all(m["reason"] == "unreadable" for m in miss)
+    assert "unreadable" in miss[0]["text"]["en"] and "Observation.valueQuantity" in miss[0]["text"]["en"]
+    assert not any(m["reason"] == "absent" and "haemoglobin" in m["text"]["en"] for m in _missing(doc, "TRIAL-FOCUSE"))
+    (note,) = notes(doc, "unknown-unit")
+    assert note["resource"] == "Observation/hb-mmol"
+
+
+def test_unreadable_value_of_another_analyte_leaves_the_criterion_absent() -> None:
+    b = example()
+    drop(b, HB)
+    clone(b, "p01-obs14", "plt-bad", valueQuantity={"value": 7.7, "unit": "mmol/L",
+                                                    "system": "http://unitsofmeasure.org", "code": "mmol/L"})
+    miss = _missing(run(b), "TRIAL-FOCUSE")
+    hb = [m for m in miss if m["fact"] == "lab" and "haemoglobin" in m["text"]["en"]]
+    assert hb and all(m["reason"] == "absent" for m in hb)

@@ -27,9 +27,10 @@ class Missing:
 
     criterion: str | None
     fact: str
-    reason: Literal["absent", "stale", "field", "rule"]
+    reason: Literal["absent", "stale", "field", "rule", "unreadable"]
     field: str | None = None
     resource: str | None = None
+    element: str | None = None  # for ``unreadable``: the element of ``resource`` that could not be read
     days: int | None = None
     where: str = ""
     rule: str | None = None
@@ -137,6 +138,11 @@ class _Eval:
             e = other.engine_fields()
             lo = encoded[i]
             self.ends[i] = (n + k, e, frozenset(f for f in lo.keys() | e.keys() if lo.get(f) != e.get(f)))
+        # values present but unreadable: kind -> [(index in the engine's answer, known fields, resource, element)]
+        self.unread: dict[str, list[tuple[int, dict[str, Any], str, str]]] = {}
+        n += len(fs.completions)
+        for k, (kind, fields, res, element) in enumerate(fs.unreadable):
+            self.unread.setdefault(kind, []).append((n + k, fields, res, element))
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -342,9 +348,29 @@ class _Eval:
             got = self.cands[key] = tuple(sorted(pool)) if pool else ()
         return got
 
+    def unreadable(self, p: PFact, cid: str | None) -> NodeResult | None:
+        """An unknown result when no fact was found but a value that could have been one is present and
+        unreadable: one whose known fields do not rule out the criterion's ``where``."""
+        for j, fields, res, element in self.unread.get(p.kind, ()):
+            possible = True
+            for w in p.where:
+                if isinstance(w, TField) and w.const is None and w.field in fields:
+                    if (j in self.hits(w)) == w.negate:
+                        possible = False
+                        break
+            if possible:
+                miss = (Missing(cid, p.kind, "unreadable", resource=res, element=element or None, where=_where(p),
+                                text=p.node.missing_text),)
+                return NodeResult(p, UNKNOWN, (), miss, (), "unreadable")
+        return None
+
     def fact(self, p: PFact, cid: str | None) -> NodeResult:
         leaf = p.node
         cands = self.candidates(p)
+        if not cands and self.unread and p.kind in self.unread:
+            got_unread = self.unreadable(p, cid)
+            if got_unread is not None:
+                return got_unread
         if not cands:
             key = (p, cid)
             got = self._const.get(key)
@@ -519,6 +545,8 @@ def engine_payload(crs: CompiledRuleSet, fs: FactSet) -> tuple[list[dict[str, An
     for _, other in fs.completions:  # the other end of facts read from a partial date, after the facts
         e = other.engine_fields()
         payload.append({k: v for k, v in e.items() if k == "kind" or k in sent.get(e["kind"], ())})
+    for kind, fields, _, _ in fs.unreadable:  # then what is known of values present but unreadable
+        payload.append({"kind": kind, **{k: v for k, v in fields.items() if k in sent.get(kind, ())}})
     return encoded, payload
 
 

@@ -37,6 +37,9 @@ def _natural(name: str) -> tuple[Any, ...]:
     return tuple(parts)
 
 
+#: The fact field a latest-value key's second part stands for.
+_KEY_FIELDS = {"lab": "analyte", "pregnancy": "source", "assertion": "code"}
+
 #: Oldest plausible age in years; a birthDate further back is not a real date.
 MAX_AGE_YEARS = 130
 #: Builds the fact of a latest-value candidate once it is known to be the latest.
@@ -61,6 +64,7 @@ class Extraction:
         self.ecog_seen = False
         self.instants: dict[int, int] = {}            # id(resource) -> instant of its effective date
         self.conflicted: set[str] = set()             # resource names given twice with different content
+        self.unreadable: list[tuple[str, dict[str, Any], str, str]] = []
         self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
@@ -161,11 +165,23 @@ class Extraction:
         if other is not None:
             self.note("conflicting-values", f"{name} and {other} give different values for "
                       f"{' '.join(key)} at the same time; the value is unknown", name)
+            self.unread_key(key, name, "")
         elif name in self.conflicted:
             self.note("conflicting-values", f"the latest {' '.join(key)} comes from {name}, which is "
                       f"given twice with different content; the value is unknown", name)
+            self.unread_key(key, name, "")
         else:
             entry[2]()
+
+    def unread(self, kind: str, fields: dict[str, Any], name: str, element: str) -> None:
+        """Record a value of ``kind`` that is present but cannot be read (the note is made by the caller)."""
+        self.unreadable.append((kind, fields, name, element))
+
+    def unread_key(self, key: tuple[str, ...], name: str, element: str) -> None:
+        """:meth:`unread` for a latest-value key (``("lab", analyte)``, ``("ecog",)``, ...)."""
+        field = _KEY_FIELDS.get(key[0])
+        kind = "ecog" if key[0] == "ecog-derived" else key[0]
+        self.unread(kind, {field: key[1]} if field and len(key) > 1 else {}, name, element)
 
     def days_ago(self, d: Date | None) -> int | None:
         return None if d is None else self.as_of_ord - d.toordinal()

@@ -72,7 +72,7 @@ def _run(x: Extraction) -> FactSet:
                         if id(f) in other_end) if other_end else ()
     return FactSet(patient=patient, facts=tuple(facts),
                    notes=tuple(x.bundle.notes) + tuple(x.notes),
-                   source=x.bundle.source, completions=completions)
+                   source=x.bundle.source, completions=completions, unreadable=tuple(x.unreadable))
 
 
 def extract_facts(bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None) -> FactSet:

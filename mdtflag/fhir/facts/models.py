@@ -347,6 +347,11 @@ class FactSet:
     #: ``facts`` holds each such fact at the earliest completion. A test is met or not met for it only
     #: when both ends agree (see ``mdtflag.evaluate.match``).
     completions: tuple[tuple[int, Fact], ...] = ()
+    #: Values present in the bundle but unreadable (unit not accepted, implausible, conflicting, ...), as
+    #: (kind, the fields known about them, engine-encoded, e.g. ``{"analyte": "haemoglobin"}``, resource,
+    #: element). A criterion that finds no fact but could have been decided by one of them is *unknown*
+    #: with the reason ``unreadable``, never ``absent``.
+    unreadable: tuple[tuple[str, dict[str, Any], str, str], ...] = ()
 
     def of_kind(self, kind: str) -> tuple[Fact, ...]:
         return tuple(f for f in self.facts if f.kind == kind)

@@ -78,16 +78,20 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
 
 def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     value, element, shown = performance_value(x, res, name, ECOG_LA, ECOG_SNOMED)
-    if value is None:
-        return
     when, _ = x.effective(res, name)
+    if value is None:     # present but unreadable (noted): if it is the latest, the ECOG is unknown
+        x.offer_latest(("ecog",), when, (i, 0), lambda: x.unread("ecog", {}, name, "Observation.value[x]"),
+                       res=res, value=("unreadable", name), name=name)
+        return
     x.ecog_seen = True
     bounds = score_range("ecog")
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         # the latest ECOG cannot be read: the ECOG is unknown (an older one does not count instead)
-        x.offer_latest(("ecog",), when, (i, 0), lambda: x.note(
-            "implausible-value", f"latest ECOG {value} is outside {bounds[0]}-{bounds[1]}: ECOG unknown",
-            name, element), res=res, value=("implausible", value), name=name)
+        def implausible() -> None:
+            x.note("implausible-value", f"latest ECOG {value} is outside {bounds[0]}-{bounds[1]}: ECOG "
+                   "unknown", name, element)
+            x.unread("ecog", {}, name, element)
+        x.offer_latest(("ecog",), when, (i, 0), implausible, res=res, value=("implausible", value), name=name)
         return
     ev = (Evidence(resource=name, element=element, value=shown),)
     x.offer_latest(("ecog",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
@@ -207,7 +211,11 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
                        "Observation.valueQuantity")
         return
     q = quantity(x, res["valueQuantity"], name, "Observation.valueQuantity", units)
-    if q is None:
+    if q is None:     # present but unreadable (noted): if it is the latest, the analyte is unknown
+        when, _ = x.effective(res, name)
+        x.offer_latest(("lab", analyte), when, (i, 0), lambda: x.unread(
+            "lab", {"analyte": analyte}, name, "Observation.valueQuantity"),
+            res=res, value=("unreadable", name), name=name)
         return
     value, unit, shown, censored, factor = q
     when, _ = x.effective(res, name)
@@ -238,6 +246,7 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
         if implausible and bounds is not None:
             x.note("implausible-value", f"latest {analyte} {shown} is outside the plausible range "
                    f"{bounds[0]}-{bounds[1]} {unit}: {analyte} unknown", name, "Observation.valueQuantity.value")
+            x.unread("lab", {"analyte": analyte}, name, "Observation.valueQuantity.value")
             return
         x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
                                      x_uln=x_uln, date=when, age_days=x.days_ago(when),
