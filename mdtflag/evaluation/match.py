@@ -143,6 +143,7 @@ class _Eval:
         n += len(fs.completions)
         for k, (kind, fields, res, element) in enumerate(fs.unreadable):
             self.unread.setdefault(kind, []).append((n + k, fields, res, element))
+            self.matched.add(("kind", kind))   # no shortcut through results of patients without this kind
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
