@@ -355,10 +355,10 @@ class _Eval:
         for j, fields, res, element in self.unread.get(p.kind, ()):
             possible = True
             for w in p.where:
-                if isinstance(w, TField) and w.const is None and w.field in fields:
-                    if (j in self.hits(w)) == w.negate:
-                        possible = False
-                        break
+                if (isinstance(w, TField) and w.const is None and w.field in fields
+                        and (j in self.hits(w)) == w.negate):
+                    possible = False
+                    break
             if possible:
                 miss = (Missing(cid, p.kind, "unreadable", resource=res, element=element or None, where=_where(p),
                                 text=p.node.missing_text),)
