@@ -124,8 +124,7 @@ def _parse_checked(data: bytes, source: str) -> tuple[object, dict[int, list[str
     ``":`` in the text is at least the number of keys written, so when it equals the number of keys
     parsed (and no key is spaced from its colon) no key was written twice. Otherwise the text is parsed
     again with the standard library, which sees every key."""
-    obj = _parse(data, source)
-    parsed = _count_keys(obj)
+    obj, parsed = _parse_counted(data, source)
     if data.count(b'":') == parsed and _SPACED_KEY.search(data) is None:
         return obj, {}
     pruned: dict[int, list[str]] = {}
@@ -146,19 +145,6 @@ def _parse_checked(data: bytes, source: str) -> tuple[object, dict[int, list[str
 
 
 _SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
-
-
-def _count_keys(obj: object) -> int:
-    n = 0
-    stack = [obj]
-    while stack:
-        x = stack.pop()
-        if type(x) is dict:
-            n += len(x)
-            stack.extend(v for v in x.values() if type(v) is dict or type(v) is list)
-        elif type(x) is list:
-            stack.extend(v for v in x if type(v) is dict or type(v) is list)
-    return n
 
 
 def _duplicate_notes(resources: list[JsonObject], pruned: dict[int, list[str]]) -> list[DataQualityNote]:
@@ -183,6 +169,11 @@ def _duplicate_notes(resources: list[JsonObject], pruned: dict[int, list[str]]) 
 
 def _parse(data: bytes, source: str, line: int | None = None) -> object:
     """orjson-parse ``data``; every failure is an ``InputError`` naming ``source`` (and ``line``)."""
+    return _parse_counted(data, source, line)[0]
+
+
+def _parse_counted(data: bytes, source: str, line: int | None = None) -> tuple[object, int]:
+    """``_parse`` and the number of object keys parsed."""
     if len(data) > MAX_BYTES:
         raise InputError("too-large", source,
                          f"input is {len(data)} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)",
@@ -193,8 +184,7 @@ def _parse(data: bytes, source: str, line: int | None = None) -> object:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _decode_error(data, exc, source, line) from None
-    _check_depth(obj, source, line)
-    return obj
+    return obj, _check_depth(obj, source, line)
 
 
 def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
@@ -218,11 +208,13 @@ def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
     return InputError("not-json", source, f"not valid JSON: {detail}", where)
 
 
-def _check_depth(obj: object, source: str, line: int | None = None) -> None:
-    """Refuse JSON nested deeper than ``MAX_DEPTH`` (level-by-level walk, no recursion)."""
+def _check_depth(obj: object, source: str, line: int | None = None) -> int:
+    """Refuse JSON nested deeper than ``MAX_DEPTH`` (level-by-level walk, no recursion); returns the
+    number of object keys."""
     level = [obj] if type(obj) is dict or type(obj) is list else []
     depth = 0
     seen = 0
+    keys = 0
     while level:
         depth += 1
         if depth > MAX_DEPTH:
@@ -232,8 +224,10 @@ def _check_depth(obj: object, source: str, line: int | None = None) -> None:
         if seen > _MAX_NODES:
             raise InputError("too-large", source,
                              f"more than {_MAX_NODES} JSON objects/arrays", line)
+        keys += sum([len(x) for x in level if type(x) is dict])
         level = [v for x in level for v in (x.values() if type(x) is dict else x)
                  if type(v) is dict or type(v) is list]
+    return keys
 
 
 def _describe(obj: object) -> str:
