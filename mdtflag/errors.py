@@ -123,7 +123,8 @@ NOTE_CODES: Mapping[str, str] = MappingProxyType(
         "wrong-type": "an element has the wrong JSON type (e.g. a string where a number is required)",
         "missing-element": "an element needed for the fact is absent, so the fact is unknown",
         "invalid-date": "a date or dateTime cannot be read",
-        "partial-date": "a date is only a year or year-month; the earliest possible day was used",
+        "partial-date": "a date is only a year or year-month; it is read as the interval of days it can "
+        "mean, and a test is decided only when the whole interval agrees",
         "unknown-code-system": "no coding is from a code system mdtflag reads for this element",
         "unknown-code": "the code system is known but the code is not one mdtflag maps",
         "invalid-code": "the code does not have the form its code system requires",
@@ -133,6 +134,19 @@ NOTE_CODES: Mapping[str, str] = MappingProxyType(
         "unresolved-reference": "a reference points to a resource that is not in the bundle",
         "ignored-status": "the resource's status (refuted, entered-in-error, cancelled, ...) means it is not used",
         "other-patient": "the resource refers to a different patient than the bundle's Patient and was not used",
+        "unresolved-subject": "the resource's subject/patient reference cannot be resolved to this bundle's "
+        "Patient; it was not attributed to the patient",
+        "duplicate-id": "the same resource type and id is given twice with different content",
+        "conflicting-values": "two values at the same time (or from a duplicated resource) disagree, so "
+        "the value is unknown",
+        "after-as-of": "the data is dated after the evaluation date (as_of) and was not used",
+        "impossible-date": "a date cannot be true (birth after as_of, onset before birth, age over "
+        "130 years, death after as_of); what depends on it is unknown",
+        "implausible-value": "the value lies outside the plausible range for the analyte or score, so it "
+        "is unknown",
+        "duplicate-key": "a JSON object holds the same key twice; the resource was not used",
+        "invalid-element": "an element fails FHIR R4 validation; the resource was kept because no fact is "
+        "read from that element",
         "assumed-value": "a value was absent and was read in the way the note says",
         "several-genes": "a variant names several genes without being coded as a fusion; only the first gene was used",
         "unknown-region": "the county or municipality could not be mapped to a Swedish healthcare region",

@@ -211,6 +211,10 @@ class Builder:
                                en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
             return TextDoc(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
                            en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
+        if m.reason == "unreadable":
+            where = f"{m.resource}, {m.element}" if m.element else f"{m.resource}"
+            return TextDoc(sv=f"Kan ej bedöma: {what_sv} finns men kan inte läsas – se datakvalitetsanmärkningen ({where})",
+                           en=f"Cannot decide: {what_en} present but unreadable – see the data-quality note ({where})")
         if m.reason == "rule":
             return TextDoc(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
         return TextDoc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")

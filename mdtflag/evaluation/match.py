@@ -27,9 +27,10 @@ class Missing:
 
     criterion: str | None
     fact: str
-    reason: Literal["absent", "stale", "field", "rule"]
+    reason: Literal["absent", "stale", "field", "rule", "unreadable"]
     field: str | None = None
     resource: str | None = None
+    element: str | None = None  # for ``unreadable``: the element of ``resource`` that could not be read
     days: int | None = None
     where: str = ""
     rule: str | None = None
@@ -94,6 +95,8 @@ _nr = functools.partial(tuple.__new__, NodeResult)  # NodeResult from a full 6-t
 
 
 _NOTHING: frozenset[int] = frozenset()
+#: Test operators whose outcome at both ends of an interval is their outcome on all of it.
+_ORDER_OPS = frozenset({"lt", "lte", "gt", "gte"})
 
 
 class _Eval:
@@ -127,6 +130,20 @@ class _Eval:
         # what this patient's facts can make non-empty: atoms some fact satisfied, and fact kinds
         self.matched: set[int | tuple[str, str]] = {a for a, hit in enumerate(sets) if hit}
         self.matched.update(("kind", k) for k in self.by_kind)
+        # facts read from a partial date: fact index -> (index of its other end in the engine's
+        # answer, the other end encoded, the fields whose value differs between the two ends)
+        self.ends: dict[int, tuple[int, dict[str, Any], frozenset[str]]] = {}
+        n = len(encoded)
+        for k, (i, other) in enumerate(fs.completions):
+            e = other.engine_fields()
+            lo = encoded[i]
+            self.ends[i] = (n + k, e, frozenset(f for f in lo.keys() | e.keys() if lo.get(f) != e.get(f)))
+        # values present but unreadable: kind -> [(index in the engine's answer, known fields, resource, element)]
+        self.unread: dict[str, list[tuple[int, dict[str, Any], str, str]]] = {}
+        n += len(fs.completions)
+        for k, (kind, fields, res, element) in enumerate(fs.unreadable):
+            self.unread.setdefault(kind, []).append((n + k, fields, res, element))
+            self.matched.add(("kind", kind))   # no shortcut through results of patients without this kind
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -165,7 +182,10 @@ class _Eval:
                 got = (every, _NOTHING) if t.const == MET else (_NOTHING, every) if t.const == NOT_MET else (_NOTHING, _NOTHING)
             else:
                 known = self.has(t.field)
-                met = known & self.hits(t)
+                hit = self.hits(t)
+                if self.ends:
+                    known = known - self.undecided(t, hit)
+                met = known & hit
                 got = (known - met, met) if t.negate else (met, known - met)
         else:
             parts = [self.whole(x) for x in t.items]
@@ -188,6 +208,18 @@ class _Eval:
         self._whole[key] = got
         return got
 
+    def undecided(self, t: TField, hit: frozenset[int]) -> frozenset[int]:
+        """Facts read from a partial date on which the test is not the same at both ends of the date's
+        interval (or, for a test other than an order comparison, whose value differs at all): unknown.
+        Both ends bound the field (an age, a day count), so an order comparison met or not met at both
+        is met or not met for every completion in between."""
+        out = []
+        for i, (j, other, differs) in self.ends.items():
+            if t.field in differs and (t.op not in _ORDER_OPS or t.field not in other
+                                       or (i in hit) != (j in hit)):
+                out.append(i)
+        return frozenset(out)
+
     def split(self, t: TNode, cands: frozenset[int]) -> tuple[frozenset[int], frozenset[int]]:
         """(met, not met) among ``cands``; the rest of ``cands`` is unknown."""
         met, no = self.whole(t)
@@ -195,6 +227,9 @@ class _Eval:
 
     def absent_fields(self, t: TNode, i: int) -> list[str]:
         if isinstance(t, TField):
+            end = self.ends.get(i)
+            if end is not None and t.const is None and t.field in end[2]:
+                return [t.field]       # a partial date leaves the value open
             return [] if (t.const is not None or t.field in self.enc[i]) else [t.field]
         out: list[str] = []
         for x in t.items:
@@ -304,7 +339,7 @@ class _Eval:
             if pool:
                 sets = self.sets
                 for w in p.where:
-                    if w.plain:  # the common case: the facts some atom matched (usually none)
+                    if w.plain and not self.ends:  # the common case: the facts some atom matched (usually none)
                         hit = sets[w.atoms[0]] if len(w.atoms) == 1 else self.hits(w)
                         pool = pool & hit & self.has(w.field) if hit else None
                     else:
@@ -314,9 +349,29 @@ class _Eval:
             got = self.cands[key] = tuple(sorted(pool)) if pool else ()
         return got
 
+    def unreadable(self, p: PFact, cid: str | None) -> NodeResult | None:
+        """An unknown result when no fact was found but a value that could have been one is present and
+        unreadable: one whose known fields do not rule out the criterion's ``where``."""
+        for j, fields, res, element in self.unread.get(p.kind, ()):
+            possible = True
+            for w in p.where:
+                if (isinstance(w, TField) and w.const is None and w.field in fields
+                        and (j in self.hits(w)) == w.negate):
+                    possible = False
+                    break
+            if possible:
+                miss = (Missing(cid, p.kind, "unreadable", resource=res, element=element or None, where=_where(p),
+                                text=p.node.missing_text),)
+                return NodeResult(p, UNKNOWN, (), miss, (), "unreadable")
+        return None
+
     def fact(self, p: PFact, cid: str | None) -> NodeResult:
         leaf = p.node
         cands = self.candidates(p)
+        if not cands and self.unread and p.kind in self.unread:
+            got_unread = self.unreadable(p, cid)
+            if got_unread is not None:
+                return got_unread
         if not cands:
             key = (p, cid)
             got = self._const.get(key)
@@ -487,7 +542,13 @@ def engine_payload(crs: CompiledRuleSet, fs: FactSet) -> tuple[list[dict[str, An
     """The patient's facts encoded (every field), and what the engine is sent (the fields its atoms test)."""
     encoded = [f.engine_fields() for f in fs.facts]
     sent = crs.sent_fields
-    return encoded, [{k: v for k, v in e.items() if k == "kind" or k in sent.get(e["kind"], ())} for e in encoded]
+    payload = [{k: v for k, v in e.items() if k == "kind" or k in sent.get(e["kind"], ())} for e in encoded]
+    for _, other in fs.completions:  # the other end of facts read from a partial date, after the facts
+        e = other.engine_fields()
+        payload.append({k: v for k, v in e.items() if k == "kind" or k in sent.get(e["kind"], ())})
+    for kind, fields, _, _ in fs.unreadable:  # then what is known of values present but unreadable
+        payload.append({"kind": kind, **{k: v for k, v in fields.items() if k in sent.get(kind, ())}})
+    return encoded, payload
 
 
 def evaluate_facts(crs: CompiledRuleSet, fs: FactSet) -> list[RuleEval]:

@@ -48,7 +48,7 @@ class EvidenceOut(Out):
 class MissingOut(Out):
     criterion: Optional[str] = Field(description="the criterion that stays unknown")
     fact: str = Field(description="fact kind that would decide it")
-    reason: Literal["absent", "stale", "field", "rule"]
+    reason: Literal["absent", "stale", "field", "rule", "unreadable"]
     field: Optional[str] = None
     resource: Optional[str] = None
     text: TextOut
@@ -303,7 +303,7 @@ class MissingDoc(Doc):
     __slots__ = ()
     criterion: Optional[str]
     fact: str
-    reason: Literal["absent", "stale", "field", "rule"]
+    reason: Literal["absent", "stale", "field", "rule", "unreadable"]
     field: Optional[str]
     resource: Optional[str]
     text: TextDoc

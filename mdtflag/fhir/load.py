@@ -24,7 +24,9 @@ kept (with the note) so that the patient is never lost.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +121,64 @@ def _read_file(path: str | os.PathLike[str], source: str) -> bytes:
     return data
 
 
+def _parse_checked(data: bytes, source: str) -> tuple[object, dict[int, list[str]]]:
+    """``_parse`` and a check for duplicate object keys (orjson keeps the last silently).
+
+    Returns the object and ``{id(object): [duplicated keys]}``; the duplicated keys are removed from
+    their object, so that no value is read from them. The check costs a byte count: the number of
+    ``":`` in the text is at least the number of keys written, so when it equals the number of keys
+    parsed (and no key is spaced from its colon) no key was written twice. Otherwise the text is parsed
+    again with the standard library, which sees every key."""
+    obj, parsed = _parse_counted(data, source)
+    if data.count(b'":') == parsed and _SPACED_KEY.search(data) is None:
+        return obj, {}
+    pruned: dict[int, list[str]] = {}
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        d = dict(pairs)
+        if len(d) != len(pairs):
+            seen: set[str] = set()
+            dup = sorted({k for k, _ in pairs if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+            for k in dup:
+                del d[k]
+            pruned[id(d)] = dup
+        return d
+
+    text = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+    again = json.loads(text, object_pairs_hook=pairs_hook)
+    return (again, pruned) if pruned else (obj, {})
+
+
+_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _duplicate_notes(resources: list[JsonObject], pruned: dict[int, list[str]]) -> list[DataQualityNote]:
+    """A note per resource that held an object with a key written twice (the key's values are dropped)."""
+    notes = []
+    for res in resources:
+        stack: list[tuple[object, str]] = [(res, str(res.get("resourceType")))]
+        while stack:
+            x, path = stack.pop()
+            if type(x) is dict:
+                keys = pruned.get(id(x))
+                if keys:
+                    name = _ref_name(res)
+                    notes.append(DataQualityNote(
+                        "duplicate-key", f"{name}: {path} holds the key {', '.join(keys)} more than once; "
+                        f"no value of it is read", name, f"{path}.{keys[0]}"))
+                stack.extend((v, f"{path}.{k}") for k, v in x.items() if type(v) is dict or type(v) is list)
+            elif type(x) is list:
+                stack.extend((v, f"{path}[{j}]") for j, v in enumerate(x) if type(v) is dict or type(v) is list)
+    return notes
+
+
 def _parse(data: bytes, source: str, line: int | None = None) -> object:
     """orjson-parse ``data``; every failure is an ``InputError`` naming ``source`` (and ``line``)."""
+    return _parse_counted(data, source, line)[0]
+
+
+def _parse_counted(data: bytes, source: str, line: int | None = None) -> tuple[object, int]:
+    """``_parse`` and the number of object keys parsed."""
     if len(data) > MAX_BYTES:
         raise InputError("too-large", source,
                          f"input is {len(data)} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)",
@@ -131,8 +189,7 @@ def _parse(data: bytes, source: str, line: int | None = None) -> object:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _decode_error(data, exc, source, line) from None
-    _check_depth(obj, source, line)
-    return obj
+    return obj, _check_depth(obj, source, line)
 
 
 def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
@@ -156,11 +213,13 @@ def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
     return InputError("not-json", source, f"not valid JSON: {detail}", where)
 
 
-def _check_depth(obj: object, source: str, line: int | None = None) -> None:
-    """Refuse JSON nested deeper than ``MAX_DEPTH`` (level-by-level walk, no recursion)."""
+def _check_depth(obj: object, source: str, line: int | None = None) -> int:
+    """Refuse JSON nested deeper than ``MAX_DEPTH`` (level-by-level walk, no recursion); returns the
+    number of object keys."""
     level = [obj] if type(obj) is dict or type(obj) is list else []
     depth = 0
     seen = 0
+    keys = 0
     while level:
         depth += 1
         if depth > MAX_DEPTH:
@@ -170,8 +229,10 @@ def _check_depth(obj: object, source: str, line: int | None = None) -> None:
         if seen > _MAX_NODES:
             raise InputError("too-large", source,
                              f"more than {_MAX_NODES} JSON objects/arrays", line)
+        keys += sum([len(x) for x in level if type(x) is dict])
         level = [v for x in level for v in (x.values() if type(x) is dict else x)
                  if type(v) is dict or type(v) is list]
+    return keys
 
 
 def _describe(obj: object) -> str:
@@ -224,8 +285,43 @@ def _ref_name(resource: JsonObject) -> str:
     return f"{rt}/{rid}" if isinstance(rid, str) and rid else f"{rt}/(no id)"
 
 
+#: Elements the fact readers read, per resource type whose readers read only named elements (prefixes
+#: for choice types): a validation failure confined to other elements keeps the resource.
+_READ_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "Condition": ("id", "resourceType", "subject", "code", "verificationStatus", "clinicalStatus", "onset",
+                  "abatement", "recordedDate", "extension", "stage", "evidence"),
+    "Observation": ("id", "resourceType", "subject", "code", "status", "effective", "issued", "value",
+                    "referenceRange", "component", "interpretation", "derivedFrom"),
+    "MedicationStatement": ("id", "resourceType", "subject", "status", "medication", "effective"),
+    "MedicationAdministration": ("id", "resourceType", "subject", "status", "medication", "effective"),
+    "MedicationRequest": ("id", "resourceType", "subject", "status", "medication", "authoredOn"),
+}
+
+
+def _unread_only(cls: type[Any], resource: JsonObject, errors: list[Any]) -> bool:
+    """True when every validation error lies in an element the fact readers never read, and the resource
+    without those elements passes validation (checks that stop at the first failures run again)."""
+    read = _READ_ELEMENTS.get(resource["resourceType"])
+    if read is None or not errors:
+        return False
+    bad = set()
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        top = loc[0] if loc else None
+        if not isinstance(top, str) or top.startswith(read):
+            return False
+        bad.add(top)
+    try:
+        fast_validate(cls, {k: v for k, v in resource.items() if k not in bad})
+    except Exception:  # noqa: BLE001 - any failure of the rest: the resource is not kept
+        return False
+    return True
+
+
 def _validate(resource: JsonObject) -> DataQualityNote | None:
-    """Validate one resource with its R4B model; a note when it fails, else ``None``."""
+    """Validate one resource with its R4B model; a note when it fails, else ``None``. The note's code is
+    ``invalid-element`` when the failure lies only in elements no fact is read from (the resource is
+    kept), ``invalid-resource`` otherwise."""
     rt = resource["resourceType"]
     name = _ref_name(resource)
     cls = _model_class(rt)
@@ -241,6 +337,11 @@ def _validate(resource: JsonObject) -> DataQualityNote | None:
         first = errors[0]
         element = _loc_path(rt, tuple(first.get("loc", ())))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        if _unread_only(cls, resource, errors):
+            return DataQualityNote("invalid-element",
+                                   f"{name} fails FHIR R4 validation at {element}: "
+                                   f"{first.get('msg', 'invalid')}{more}; no fact is read from it, "
+                                   f"the rest of the resource is used", name, element)
         return DataQualityNote("invalid-resource",
                                f"{name} fails FHIR R4 validation at {element}: "
                                f"{first.get('msg', 'invalid')}{more}", name, element)
@@ -268,22 +369,32 @@ def _collect_entries(bundle: JsonObject, source: str
     resources: list[JsonObject] = []
     urls: list[str | None] = []
     notes: list[DataQualityNote] = []
-    for i, entry in enumerate(entries):
-        res = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(res, dict):
-            what = "is not an object" if not isinstance(entry, dict) else "has no resource object"
-            notes.append(DataQualityNote("invalid-entry", f"Bundle.entry[{i}] {what}; ignored",
-                                         None, f"Bundle.entry[{i}]"))
-            continue
-        rt = res.get("resourceType")
-        if not isinstance(rt, str) or not rt:
-            notes.append(DataQualityNote("invalid-entry",
-                                         f"Bundle.entry[{i}].resource has no resourceType; ignored",
-                                         None, f"Bundle.entry[{i}].resource"))
-            continue
-        url = entry.get("fullUrl")
-        resources.append(res)
-        urls.append(url if isinstance(url, str) else None)
+    # a Bundle inside the bundle (a message Bundle carrying a collection, a collection of collections)
+    # is unwrapped: its entries are read as if they were the outer bundle's
+    todo: list[tuple[str, list[Any]]] = [("Bundle.entry", entries)]
+    while todo:
+        path, items = todo.pop(0)
+        for i, entry in enumerate(items):
+            res = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(res, dict):
+                what = "is not an object" if not isinstance(entry, dict) else "has no resource object"
+                notes.append(DataQualityNote("invalid-entry", f"{path}[{i}] {what}; ignored",
+                                             None, f"{path}[{i}]"))
+                continue
+            rt = res.get("resourceType")
+            if not isinstance(rt, str) or not rt:
+                notes.append(DataQualityNote("invalid-entry",
+                                             f"{path}[{i}].resource has no resourceType; ignored",
+                                             None, f"{path}[{i}].resource"))
+                continue
+            if rt == "Bundle":
+                inner = res.get("entry")
+                if isinstance(inner, list):
+                    todo.append((f"{path}[{i}].resource.entry", inner))
+                continue
+            url = entry.get("fullUrl")
+            resources.append(res)
+            urls.append(url if isinstance(url, str) else None)
     return resources, urls, notes
 
 
@@ -309,7 +420,7 @@ def _finish(resources: list[JsonObject], urls: list[str | None], notes: list[Dat
                 note = _validate(res)
                 if note is not None:
                     notes.append(note)
-                    if res is not patient:
+                    if res is not patient and note.code == "invalid-resource":
                         continue
             kept_res.append(res)
             kept_urls.append(url)
@@ -323,10 +434,13 @@ def _check_mode(validate: str) -> None:
         raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
 
 
-def _from_object(obj: object, source: str, validate: str) -> LoadedBundle:
+def _from_object(obj: object, source: str, validate: str,
+                 pruned: dict[int, list[str]] | None = None) -> LoadedBundle:
     if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
         raise InputError("not-bundle", source, f"expected a FHIR Bundle, found {_describe(obj)}")
     resources, urls, notes = _collect_entries(obj, source)
+    if pruned:
+        notes.extend(_duplicate_notes(resources, pruned))
     return _finish(resources, urls, notes, source, validate)
 
 
@@ -349,10 +463,12 @@ def load_bundle(source: Source, *, validate: ValidateMode = "facts",
         return _from_object(source, src, validate)
     if isinstance(source, (bytes, bytearray, memoryview)):
         src = name or "<bytes>"
-        return _from_object(_parse(bytes(source), src), src, validate)
+        obj, pruned = _parse_checked(bytes(source), src)
+        return _from_object(obj, src, validate, pruned)
     if isinstance(source, (str, os.PathLike)):
         src = name or os.fspath(source)
-        return _from_object(_parse(_read_file(source, src), src), src, validate)
+        obj, pruned = _parse_checked(_read_file(source, src), src)
+        return _from_object(obj, src, validate, pruned)
     raise TypeError(f"load_bundle() takes a path, bytes or a dict, not {type(source).__name__}")
 
 

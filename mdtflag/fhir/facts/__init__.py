@@ -10,7 +10,8 @@ that declares its fields; :data:`FACT_SCHEMA` is derived from the models. Every 
 ``evidence``: the resource, the element read and the value seen.
 
 Where only the current value matters, only the most recent one becomes a fact ("most recent" =
-latest effective date, dated before undated, later in the bundle on a tie):
+latest effective instant, time of day and zone included, dated before undated; two different values
+at the same instant make the value unknown, with a note):
 
 * ``ecog``: the most recent ECOG; a Karnofsky score (mapped, ``derived=True``) only when there is no
   usable ECOG at all;
@@ -20,9 +21,11 @@ latest effective date, dated before undated, later in the bundle on a tie):
   pregnancy Condition is a fact of its own);
 * ``assertion``: the most recent Observation per assertion code.
 
-Every other kind keeps one fact per source item. Dates are calendar dates as written (the time
-and zone of a dateTime are ignored); ``*_days`` / ``age_days`` count days from that date to
-``as_of`` (negative for dates after ``as_of``).
+Every other kind keeps one fact per source item. Dates are calendar dates as written;
+``*_days`` / ``age_days`` count days from that date to ``as_of``. Data dated after ``as_of`` is not
+used. A partial date is an interval: the fact holds its earliest completion and
+``FactSet.completions`` the latest, and a test is decided only when both agree. Resources are read in
+the order of their names, so no output depends on the order of the bundle's entries.
 
 Layout: :mod:`.models` (fact models, schema), :mod:`.encoding` (field types, engine encoding),
 :mod:`.codes` (code tables), :mod:`.parse` (small readers of JSON values), :mod:`.context` (the state

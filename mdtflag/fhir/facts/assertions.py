@@ -50,7 +50,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     x.offer_latest(("assertion", code), when, (i, 0), lambda: x.add(
         "assertion", (i, 0), AssertionFact(code=code, value=value, flag=flag, date=when,
                                            age_days=x.days_ago(when), since_days=since,
-                                           evidence=(ev,))))
+                                           evidence=(ev,))), res=res, value=(value, flag), name=name)
     if code == "extent" and value is not None:
         x.add("extent", (i, 0), ExtentFact(value=value, source="assertion", date=when,
                                            evidence=(ev,)))
@@ -75,6 +75,8 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
     else:
         raw, key = as_dict(res.get("period")).get("start"), "period.start"
     when = x.date_of(raw, name, f"{rt}.{key}") if raw is not None else None
+    if x.after_as_of(when, name, f"{rt}.{key}"):
+        return
     x.add("assertion", (i, 0), AssertionFact(
         code=REFERRAL, flag=True, date=when, age_days=x.days_ago(when),
         evidence=(Evidence(resource=name, element=element, value=f"{ASSERTION_SYSTEM}|{REFERRAL}"),)))

@@ -2,6 +2,8 @@
 and the pathology DiagnosticReports that confirm a diagnosis histologically."""
 from __future__ import annotations
 
+from datetime import date as Date
+from decimal import Decimal
 from typing import Any, Optional
 
 from mdtflag.fhir.facts.codes import (
@@ -18,7 +20,7 @@ from mdtflag.fhir.facts.codes import (
     SNOMED_SITE,
     V2_0074,
 )
-from mdtflag.fhir.facts.context import Extraction, Resource
+from mdtflag.fhir.facts.context import MAX_AGE_YEARS, Extraction, Resource
 from mdtflag.fhir.facts.models import DiagnosisFact, Evidence, ExtentFact, PregnancyFact
 from mdtflag.fhir.facts.parse import (
     as_dict,
@@ -27,9 +29,12 @@ from mdtflag.fhir.facts.parse import (
     icd10_classes,
     icdo3,
     normalise_icd10,
+    number,
+    parse_date,
     stage_iv_value,
     status_code,
     status_of,
+    string,
     years_between,
 )
 
@@ -115,30 +120,36 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     pathology = (id(res) in x.pathology_conditions
                  or condition_has_pathology_evidence(x, res))
     histology = confirmed and (has_histology_ext or behaviour == "3" or pathology)
-    onset, onset_el = None, None
-    for key in ("onsetDateTime", "onsetPeriod", "recordedDate"):
-        if key in res:
-            raw = res[key]
-            if key == "onsetPeriod":
-                raw = as_dict(raw).get("start")
-                key = "onsetPeriod.start"
-            onset = x.date_of(raw, name, f"Condition.{key}")
-            if onset is not None:
-                onset_el = f"Condition.{key}"
-                ev.append(Evidence(resource=name, element=onset_el, value=str(raw)))
-                break
+    if "recordedDate" in res and type(res["recordedDate"]) is str:
+        recorded, _ = parse_date(res["recordedDate"])
+        if x.after_as_of(recorded, name, "Condition.recordedDate"):
+            return
+    span, ages = condition_onset(x, res, name, ev)
+    if span is not None and x.after_as_of(span[0], name, "Condition.onset[x]"):
+        return
+    if span is not None and x.birth is not None and span[1] < x.birth:
+        x.note("impossible-date", f"the onset {span[1].isoformat()} is before the birth date "
+               f"{x.birth.isoformat()}: diagnosis date unknown", name, "Condition.onset[x]")
+        span = ages = None
+    onset = span[0] if span is not None else None
+    if span is not None and ages is None and x.birth is not None and x.birth_hi is not None:
+        ages = (years_between(x.birth, span[1]), max(0, years_between(x.birth_hi, span[0])))
     if vs:
         ev.append(Evidence(resource=name, element="Condition.verificationStatus", value=vs))
     if cs:
         ev.append(Evidence(resource=name, element="Condition.clinicalStatus", value=cs))
     evidence = tuple(ev)
-    x.add("diagnosis", (i, 0), DiagnosisFact(
+    fact = DiagnosisFact(
         icd10=icd10, icd10_3=icd10[:3] if icd10 else None, snomed=snomed,
         icdo3_topography=topo, morphology=morph, cancer=cancer, secondary=secondary,
         metastasis_site=site, active=active, confirmed=confirmed,
         histology_confirmed=histology, onset=onset, onset_days_ago=x.days_ago(onset),
-        age_at_onset=years_between(x.birth, onset) if x.birth and onset else None,
-        evidence=evidence))
+        age_at_onset=ages[0] if ages else None, evidence=evidence)
+    x.add("diagnosis", (i, 0), fact)
+    if span is not None and (span[0] != span[1] or (ages is not None and ages[0] != ages[1])):
+        x.other_end[id(fact)] = fact.model_copy(update={
+            "onset": span[1], "onset_days_ago": x.days_ago(span[1]),
+            "age_at_onset": ages[1] if ages else None})
     if secondary:
         x.add("extent", (i, 0), ExtentFact(value="metastatic", source="secondary-condition",
                                            date=onset, evidence=evidence))
@@ -153,6 +164,79 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         x.add("pregnancy", (i, 0), PregnancyFact(
             status="pregnant", source="condition", date=onset,
             age_days=x.days_ago(onset), evidence=evidence))
+
+
+_AGE_UNITS = {"a": 1, "yr": 1, "year": 1, "years": 1, "mo": 12, "month": 12, "months": 12}
+
+
+def condition_onset(x: Extraction, res: Resource, name: str, ev: list[Evidence]
+                    ) -> tuple[tuple[Date, Date] | None, tuple[int, int] | None]:
+    """((first, last) day of the onset, (oldest, youngest) age at onset in whole years) from
+    onsetDateTime, onsetPeriod (start, else end), onsetAge, onsetRange (ages), else recordedDate. An age
+    gives the dates through the birth date; onsetString is text: a note, no date."""
+    for key in ("onsetDateTime", "onsetPeriod"):
+        if key in res:
+            raw = res[key]
+            element = f"Condition.{key}"
+            if key == "onsetPeriod":
+                period = as_dict(raw)
+                part = "start" if "start" in period else "end"
+                raw, element = period.get(part), f"Condition.onsetPeriod.{part}"
+            span = x.date_span(raw, name, element)
+            if span is not None:
+                ev.append(Evidence(resource=name, element=element, value=str(raw)))
+                return span, None
+            return None, None
+    for key in ("onsetAge", "onsetRange"):
+        if key in res:
+            element = f"Condition.{key}"
+            q = as_dict(res[key])
+            ends = (q.get("low"), q.get("high")) if key == "onsetRange" else (q, q)
+            years = [_age_years(x, e, name, element) for e in ends]
+            lo_age, hi_age = years
+            if lo_age is None or hi_age is None:
+                return None, None
+            ev.append(Evidence(resource=name, element=element, value=f"{lo_age[0]}..{hi_age[1]} years"))
+            ages = (int(hi_age[1]), int(lo_age[0]))
+            if x.birth is None or x.birth_hi is None:
+                return None, ages
+            first = _add_years(x.birth, lo_age[0])
+            last = Date.fromordinal(_add_years(x.birth_hi, hi_age[1] + 1).toordinal() - 1)
+            return (first, max(first, last)), ages
+    if "onsetString" in res:
+        x.note("invalid-date", "Condition.onsetString is text, not a date: diagnosis date unknown",
+               name, "Condition.onsetString")
+        return None, None
+    if "recordedDate" in res:
+        raw = res["recordedDate"]
+        span = x.date_span(raw, name, "Condition.recordedDate")
+        if span is not None:
+            ev.append(Evidence(resource=name, element="Condition.recordedDate", value=str(raw)))
+        return span, None
+    return None, None
+
+
+def _age_years(x: Extraction, q: object, name: str, element: str) -> tuple[Decimal, Decimal] | None:
+    """(value, value) in years of an Age quantity; None with a note when unreadable."""
+    d = as_dict(q)
+    value = number(d.get("value"))
+    unit = string(d.get("code")) or string(d.get("unit"))
+    per_year = _AGE_UNITS.get(unit or "a")
+    if value is None or per_year is None or value < 0 or value > MAX_AGE_YEARS * per_year:
+        x.note("wrong-type", f"{element} is not an age in years or months", name, element)
+        return None
+    years = value / per_year
+    return years, years
+
+
+def _add_years(d: Date, years: Decimal) -> Date:
+    whole = int(years)
+    months = int((years - whole) * 12)
+    y, m = d.year + whole + (d.month - 1 + months) // 12, (d.month - 1 + months) % 12 + 1
+    try:
+        return Date(y, m, d.day)
+    except ValueError:
+        return Date(y, m, 28)
 
 
 def condition_has_pathology_evidence(x: Extraction, res: Resource) -> bool:

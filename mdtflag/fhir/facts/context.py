@@ -6,24 +6,42 @@ only if it is the most recent of its key, ``x.note`` records what could not be u
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date as Date
 from typing import Any, Callable, TypeVar
 
+import orjson
+
 from mdtflag.errors import DataQualityNote
 from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
-from mdtflag.fhir.facts.parse import parse_date, ref_key
+from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.regions import RegionMap
 
-__all__ = ["Builder", "Extraction", "Handler", "Rank", "Resource"]
+__all__ = ["MAX_AGE_YEARS", "Builder", "Extraction", "Handler", "Rank", "Resource"]
 
 _T = TypeVar("_T")
 
 #: A FHIR resource as a plain dict.
 Resource = dict[str, Any]
-#: Order of latest-value candidates: (dated, day number, bundle order).
-Rank = tuple[bool, int, tuple[int, int]]
+#: Order of latest-value candidates: (dated, instant in microseconds; the start of the day for a date).
+Rank = tuple[bool, int]
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    """Sort key of a resource name with its digit runs compared as numbers ("obs8" before "obs10")."""
+    parts: list[Any] = _DIGITS.split(name)
+    parts[1::2] = [(int(p), p) for p in parts[1::2]]
+    return tuple(parts)
+
+
+#: The fact field a latest-value key's second part stands for.
+_KEY_FIELDS = {"lab": "analyte", "pregnancy": "source", "assertion": "code"}
+
+#: Oldest plausible age in years; a birthDate further back is not a real date.
+MAX_AGE_YEARS = 130
 #: Builds the fact of a latest-value candidate once it is known to be the latest.
 Builder = Callable[[], None]
 
@@ -39,15 +57,19 @@ class Extraction:
         self.regions = regions if regions is not None else RegionMap({})
         self.notes: list[DataQualityNote] = []
         self.out: dict[str, list[tuple[tuple[int, int], FactBase]]] = {k: [] for k in FACT_SCHEMA}
-        # latest-value candidates: key -> (rank, order, builder)
-        self.latest: dict[tuple[str, ...], tuple[Rank, tuple[int, int], Builder]] = {}
-        self.latest_kps: Builder | None = None
-        self.latest_kps_rank: Rank | None = None
+        # the other end of a fact read from a partial date: id(fact) -> the fact at the latest completion
+        self.other_end: dict[int, FactBase] = {}
+        # latest-value candidates: key -> [rank, order, builder, value, resource name, conflicting name]
+        self.latest: dict[tuple[str, ...], list[Any]] = {}
         self.ecog_seen = False
+        self.instants: dict[int, int] = {}            # id(resource) -> instant of its effective date
+        self.conflicted: set[str] = set()             # resource names given twice with different content
+        self.unreadable: list[tuple[str, dict[str, Any], str, str]] = []
         self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
-        self.birth: Date | None = None
+        self.birth: Date | None = None         # the earliest day the birthDate can mean
+        self.birth_hi: Date | None = None      # the latest (a partial birthDate), never after as_of
         # index for reference resolution, and the resources handlers read, with their names
         self.by_key: dict[str, Resource] = {}
         self.by_url: dict[str, Resource] = {}
@@ -56,18 +78,10 @@ class Extraction:
         self.observations: list[tuple[int, Resource, str]] = []
         self.own_refs: set[str] = {f"Patient/{pid}"} if self.patient_id else set()
         urls = bundle.full_urls if len(bundle.full_urls) == len(bundle.resources) else ()
-        for i, res in enumerate(bundle.resources):
-            if type(res) is not dict:
-                continue
-            rt, rid = res.get("resourceType"), res.get("id")
-            if type(rt) is not str:
-                continue
-            if type(rid) is str and rid:
-                name = f"{rt}/{rid}"
+        for i, res, name, url in self._canonical_order(bundle.resources, urls):
+            rt = res["resourceType"]
+            if name[len(rt) + 1:len(rt) + 2] != "#":
                 self.by_key.setdefault(name, res)
-            else:
-                name = f"{rt}/#{i}"
-            url = urls[i] if urls else None
             if url:
                 self.by_url.setdefault(url, res)
                 if res is self.patient:
@@ -83,6 +97,43 @@ class Extraction:
         self.pathology_conditions: set[int] = set()   # id() of Conditions they refer to
         self.significance_cache: dict[int, tuple[str, Evidence]] | None = None
 
+    def _canonical_order(self, resources: tuple[Resource, ...], urls: tuple[str | None, ...]
+                         ) -> list[tuple[int, Resource, str, str | None]]:
+        """(order, resource, name, fullUrl) by resource name, so that no result depends on the order of
+        the bundle's entries. A resource given twice with the same content is read once; given twice with
+        different content, both are kept in content order and the name is marked as conflicting."""
+        named: list[tuple[str, int, Resource, str | None]] = []
+        for i, res in enumerate(resources):
+            if type(res) is not dict:
+                continue
+            rt, rid = res.get("resourceType"), res.get("id")
+            if type(rt) is not str:
+                continue
+            name = f"{rt}/{rid}" if type(rid) is str and rid else f"{rt}/#{i}"
+            named.append((name, i, res, urls[i] if urls else None))
+        named.sort(key=lambda t: (_natural(t[0]), t[1]))
+        out: list[tuple[int, Resource, str, str | None]] = []
+        k = 0
+        while k < len(named):
+            name = named[k][0]
+            end = k + 1
+            while end < len(named) and named[end][0] == name:
+                end += 1
+            group = named[k:end]
+            if len(group) > 1:
+                by_content: dict[bytes, tuple[str, int, Resource, str | None]] = {}
+                for item in group:
+                    by_content.setdefault(orjson.dumps(item[2], option=orjson.OPT_SORT_KEYS), item)
+                group = [by_content[c] for c in sorted(by_content)]
+                if len(group) > 1:
+                    self.conflicted.add(name)
+                    self.note("duplicate-id", f"{name} is given {len(group)} times with different "
+                              f"content; its values are not used where only one can count", name)
+            for item in group:
+                out.append((len(out), item[2], item[0], item[3]))
+            k = end
+        return out
+
     def note(self, code: str, message: str, resource: str | None = None,
              element: str | None = None) -> None:
         self.notes.append(DataQualityNote(code, message, resource, element))
@@ -91,17 +142,58 @@ class Extraction:
         self.out[kind].append((order, fact))
 
     def offer_latest(self, key: tuple[str, ...], when: Date | None, order: tuple[int, int],
-                     build: Builder) -> None:
-        """Keep ``build`` only if it is the most recent candidate for ``key`` so far."""
-        rank: Rank = (when is not None, when.toordinal() if when else 0, order)
+                     build: Builder, *, res: Resource | None = None, value: object = None,
+                     name: str | None = None) -> None:
+        """Keep ``build`` only if it is the most recent candidate for ``key`` so far.
+
+        "Most recent" is by the full instant of ``res``'s effective date (time of day and zone included)
+        when known, else by the day. Two candidates at the same instant with different ``value``s make
+        the key conflicting: no fact, a note (see :meth:`build_latest`)."""
+        inst = self.instants.get(id(res)) if res is not None else None
+        if inst is None:
+            inst = when.toordinal() * 86_400_000_000 if when is not None else 0
+        rank: Rank = (when is not None, inst)
         cur = self.latest.get(key)
         if cur is None or rank > cur[0]:
-            self.latest[key] = (rank, order, build)
+            self.latest[key] = [rank, order, build, value, name, None]
+        elif rank == cur[0] and value != cur[3] and cur[5] is None:
+            cur[5] = name or "another resource"
+
+    def build_latest(self, key: tuple[str, ...], entry: list[Any]) -> None:
+        """Build the latest candidate of ``key``, or note why no value can count."""
+        name, other = entry[4], entry[5]
+        if other is not None:
+            self.note("conflicting-values", f"{name} and {other} give different values for "
+                      f"{' '.join(key)} at the same time; the value is unknown", name)
+            self.unread_key(key, name, "")
+        elif name in self.conflicted:
+            self.note("conflicting-values", f"the latest {' '.join(key)} comes from {name}, which is "
+                      f"given twice with different content; the value is unknown", name)
+            self.unread_key(key, name, "")
+        else:
+            entry[2]()
+
+    def unread(self, kind: str, fields: dict[str, Any], name: str, element: str) -> None:
+        """Record a value of ``kind`` that is present but cannot be read (the note is made by the caller)."""
+        self.unreadable.append((kind, fields, name, element))
+
+    def unread_key(self, key: tuple[str, ...], name: str, element: str) -> None:
+        """:meth:`unread` for a latest-value key (``("lab", analyte)``, ``("ecog",)``, ...)."""
+        field = _KEY_FIELDS.get(key[0])
+        kind = "ecog" if key[0] == "ecog-derived" else key[0]
+        self.unread(kind, {field: key[1]} if field and len(key) > 1 else {}, name, element)
 
     def days_ago(self, d: Date | None) -> int | None:
         return None if d is None else self.as_of_ord - d.toordinal()
 
     def date_of(self, value: object, name: str, element: str) -> Date | None:
+        """The first day ``value`` can mean (see :meth:`date_span`)."""
+        span = self.date_span(value, name, element)
+        return span[0] if span is not None else None
+
+    def date_span(self, value: object, name: str, element: str) -> tuple[Date, Date] | None:
+        """(first, last) day a FHIR date/dateTime can mean: one day, or the whole month or year of a
+        partial date (with a note); None (with a note when present but unreadable)."""
         if value is None:
             return None
         if type(value) is not str:
@@ -110,24 +202,59 @@ class Extraction:
         d, partial = parse_date(value)
         if d is None:
             self.note("invalid-date", f"{element} {value[:40]!r} is not a FHIR date", name, element)
-        elif partial:
-            self.note("partial-date", f"{element} {value!r} is a partial date; {d.isoformat()} used",
-                      name, element)
-        return d
+            return None
+        if partial:
+            hi = last_day(d, value)
+            self.note("partial-date", f"{element} {value!r} is a partial date, read as "
+                      f"{d.isoformat()}..{hi.isoformat()}", name, element)
+            return d, hi
+        return d, d
+
+    def after_as_of(self, when: Date | None, name: str, element: str) -> bool:
+        """True (with a note) when ``when`` lies after ``as_of``: not known at ``as_of``, not used."""
+        if when is None or when <= self.as_of:
+            return False
+        self.note("after-as-of", f"{element} {when.isoformat()} is after the evaluation date "
+                  f"{self.as_of.isoformat()}; not used", name, element)
+        return True
+
+    def known_later(self, res: Resource, name: str) -> bool:
+        """True (with a note) when the Observation-like ``res`` is dated, or was issued, after ``as_of``."""
+        when, element = self.effective(res, name)
+        if self.after_as_of(when, name, element):
+            return True
+        rt = res.get("resourceType")
+        issued = res.get("issued")
+        if element != f"{rt}.issued" and type(issued) is str:
+            d, _ = parse_date(issued)
+            return self.after_as_of(d, name, f"{rt}.issued")
+        return False
 
     def effective(self, res: Resource, name: str) -> tuple[Date | None, str]:
-        """Observation-like date: effectiveDateTime, effectivePeriod.start, effectiveInstant, issued."""
+        """Observation-like date: effectiveDateTime, effectiveInstant, effectivePeriod (start, else end),
+        issued. The full instant is kept for :meth:`offer_latest`."""
         rt = res.get("resourceType", "Observation")
+        raw: object = None
+        element = ""
         for key in ("effectiveDateTime", "effectiveInstant"):
             if key in res:
-                return self.date_of(res[key], name, f"{rt}.{key}"), f"{rt}.{key}"
-        period = res.get("effectivePeriod")
-        if type(period) is dict and "start" in period:
-            return (self.date_of(period["start"], name, f"{rt}.effectivePeriod.start"),
-                    f"{rt}.effectivePeriod.start")
-        if "issued" in res:
-            return self.date_of(res["issued"], name, f"{rt}.issued"), f"{rt}.issued"
-        return None, ""
+                raw, element = res[key], f"{rt}.{key}"
+                break
+        else:
+            period = res.get("effectivePeriod")
+            if type(period) is dict and ("start" in period or "end" in period):
+                part = "start" if "start" in period else "end"
+                raw, element = period[part], f"{rt}.effectivePeriod.{part}"
+            elif "issued" in res:
+                raw, element = res["issued"], f"{rt}.issued"
+            else:
+                return None, ""
+        when = self.date_of(raw, name, element)
+        if when is not None and type(raw) is str:
+            inst = instant_key(raw)
+            if inst is not None:
+                self.instants[id(res)] = inst
+        return when, element
 
     def resolve(self, reference: object) -> tuple[Resource | None, str | None]:
         """(resource, reference text) for a Reference; resource None when absent from the bundle."""
@@ -140,8 +267,11 @@ class Extraction:
             hit = self.by_key.get(key) if key else None
         return hit, ref
 
-    def other_patient(self, res: Resource) -> tuple[str, str] | None:
-        """(reference text, element) if ``res`` clearly belongs to another Patient, else None."""
+    def other_patient(self, res: Resource) -> tuple[str, str, bool] | None:
+        """(reference text, element, another patient) if ``res`` is not about this bundle's Patient: it
+        refers to another Patient (in the bundle or by a ``Patient/id`` that is not this Patient's), or to
+        a subject that cannot be resolved at all (``urn:uuid:``, relative or absolute alike). None when
+        it is about this Patient."""
         for link in ("subject", "patient", "individual"):
             reference = res.get(link)
             if type(reference) is not dict:
@@ -153,12 +283,12 @@ class Extraction:
             if ref is None:
                 continue
             if target is not None:
-                return (ref, link) if (target.get("resourceType") == "Patient"
-                                       and target is not self.patient) else None
+                return (ref, link, True) if (target.get("resourceType") == "Patient"
+                                             and target is not self.patient) else None
             key = ref_key(ref)
-            if key and key.startswith("Patient/") and key != f"Patient/{self.patient_id}":
-                return ref, link
-            return None
+            if key is not None and key == f"Patient/{self.patient_id}":
+                return None
+            return ref, link, key is not None and key.startswith("Patient/")
         return None
 
     @staticmethod

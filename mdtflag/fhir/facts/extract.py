@@ -46,27 +46,33 @@ def _run(x: Extraction) -> FactSet:
     for i, res, name, handler in x.work:
         other = x.other_patient(res)
         if other is not None:
-            x.note("other-patient", f"{name} refers to {other[0]}, not to this bundle's "
-                   f"Patient; not used", name, f"{res['resourceType']}.{other[1]}")
+            if other[2]:
+                x.note("other-patient", f"{name} refers to {other[0]}, not to this bundle's "
+                       f"Patient; not used", name, f"{res['resourceType']}.{other[1]}")
+            else:
+                x.note("unresolved-subject", f"{name} refers to {other[0][:80]}, which is not in the "
+                       f"bundle; not attributed to the Patient", name, f"{res['resourceType']}.{other[1]}")
             continue
         x.safely(handler, x, res, name, i)
     # the builders refer back to the extraction: take them out, so that no reference cycle keeps
     # the patient's data alive after the run
     latest, x.latest = x.latest, {}
-    latest_kps, x.latest_kps = x.latest_kps, None
-    for _rank, _order, build in latest.values():
-        build()
-    if not x.ecog_seen and latest_kps is not None:
-        latest_kps()
+    for key, entry in latest.items():
+        if key == ("ecog-derived",) and x.ecog_seen:     # Karnofsky only when there is no ECOG
+            continue
+        x.build_latest(key, entry)
     facts: list[Any] = [patient]
     for kind in FACT_SCHEMA:
         items = x.out[kind]
         if items:
             items.sort(key=lambda t: t[0])
             facts.extend(f for _, f in items)
+    other_end = x.other_end
+    completions: tuple[tuple[int, Any], ...] = tuple((k, other_end[id(f)]) for k, f in enumerate(facts)
+                        if id(f) in other_end) if other_end else ()
     return FactSet(patient=patient, facts=tuple(facts),
                    notes=tuple(x.bundle.notes) + tuple(x.notes),
-                   source=x.bundle.source)
+                   source=x.bundle.source, completions=completions, unreadable=tuple(x.unreadable))
 
 
 def extract_facts(bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None) -> FactSet:

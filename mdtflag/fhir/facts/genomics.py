@@ -331,6 +331,8 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
         x.note("ignored-status", f"{name} has status {status}; ignored", name,
                "DiagnosticReport.status")
         return
+    if x.known_later(res, name):
+        return
     ev: list[Evidence] = []
     assay = None
     for j, (s, c, _) in enumerate(codes):

@@ -102,7 +102,7 @@ class PatientFact(FactBase):
     kind: Literal["patient"] = "patient"
     age: Optional[int] = None          # absent only when birthDate is missing or unreadable
     sex: Optional[str] = None
-    deceased: bool = False
+    deceased: Optional[bool] = False   # absent only when the date of death cannot be true
     county: Optional[str] = None
     municipality: Optional[str] = None
     healthcare_region: Optional[str] = None
@@ -343,6 +343,15 @@ class FactSet:
     facts: tuple[Fact, ...]
     notes: tuple[DataQualityNote, ...] = ()
     source: str = ""
+    #: (index in ``facts``, the same fact at the latest completion of the partial date it was read from):
+    #: ``facts`` holds each such fact at the earliest completion. A test is met or not met for it only
+    #: when both ends agree (see ``mdtflag.evaluate.match``).
+    completions: tuple[tuple[int, Fact], ...] = ()
+    #: Values present in the bundle but unreadable (unit not accepted, implausible, conflicting, ...), as
+    #: (kind, the fields known about them, engine-encoded, e.g. ``{"analyte": "haemoglobin"}``, resource,
+    #: element). A criterion that finds no fact but could have been decided by one of them is *unknown*
+    #: with the reason ``unreadable``, never ``absent``.
+    unreadable: tuple[tuple[str, dict[str, Any], str, str], ...] = ()
 
     def of_kind(self, kind: str) -> tuple[Fact, ...]:
         return tuple(f for f in self.facts if f.kind == kind)

@@ -42,6 +42,7 @@ from mdtflag.fhir.facts.parse import (
     status_of,
     string,
 )
+from mdtflag.fhir.facts.plausible import lab_range, score_range
 
 #: A reader of one Observation, given the code it was dispatched on.
 ObservationReader = Callable[[Extraction, Resource, str, int, str], None]
@@ -70,41 +71,49 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if status in IGNORED_STATUS:
             x.note("ignored-status", f"{name} has status {status}; ignored", name,
                    "Observation.status")
-        elif status != "registered":           # registered: no result yet
+        elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
             handler(x, res, name, i, code)
         return
 
 
 def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     value, element, shown = performance_value(x, res, name, ECOG_LA, ECOG_SNOMED)
-    if value is None:
-        return
-    if not 0 <= value <= 5:
-        x.note("out-of-range", f"ECOG {value} is outside 0-5", name, element)
-        return
     when, _ = x.effective(res, name)
+    if value is None:     # present but unreadable (noted): if it is the latest, the ECOG is unknown
+        x.offer_latest(("ecog",), when, (i, 0), lambda: x.unread("ecog", {}, name, "Observation.value[x]"),
+                       res=res, value=("unreadable", name), name=name)
+        return
     x.ecog_seen = True
+    bounds = score_range("ecog")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        # the latest ECOG cannot be read: the ECOG is unknown (an older one does not count instead)
+        def implausible() -> None:
+            x.note("implausible-value", f"latest ECOG {value} is outside {bounds[0]}-{bounds[1]}: ECOG "
+                   "unknown", name, element)
+            x.unread("ecog", {}, name, element)
+        x.offer_latest(("ecog",), when, (i, 0), implausible, res=res, value=("implausible", value), name=name)
+        return
     ev = (Evidence(resource=name, element=element, value=shown),)
     x.offer_latest(("ecog",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
-        value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)))
+        value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)),
+        res=res, value=value, name=name)
 
 
 def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     value, element, shown = performance_value(x, res, name, KPS_LA, {})
     if value is None:
         return
-    if not 0 <= value <= 100:
-        x.note("out-of-range", f"Karnofsky {value} is outside 0-100", name, element)
+    bounds = score_range("karnofsky")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        x.note("implausible-value", f"Karnofsky {value} is outside {bounds[0]}-{bounds[1]}", name, element)
         return
     ecog = (0 if value >= 90 else 1 if value >= 70 else 2 if value >= 50 else
             3 if value >= 30 else 4 if value >= 10 else 5)
     when, _ = x.effective(res, name)
-    rank = (when is not None, when.toordinal() if when else 0, (i, 0))
-    if x.latest_kps_rank is None or rank > x.latest_kps_rank:
-        ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
-        x.latest_kps_rank = rank
-        x.latest_kps = lambda: x.add("ecog", (i, 0), EcogFact(
-            value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev))
+    ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
+    x.offer_latest(("ecog-derived",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
+        value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev)),
+        res=res, value=ecog, name=name)
 
 
 def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, int],
@@ -202,23 +211,31 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
                        "Observation.valueQuantity")
         return
     q = quantity(x, res["valueQuantity"], name, "Observation.valueQuantity", units)
-    if q is None:
+    if q is None:     # present but unreadable (noted): if it is the latest, the analyte is unknown
+        when, _ = x.effective(res, name)
+        x.offer_latest(("lab", analyte), when, (i, 0), lambda: x.unread(
+            "lab", {"analyte": analyte}, name, "Observation.valueQuantity"),
+            res=res, value=("unreadable", name), name=name)
         return
     value, unit, shown, censored, factor = q
     when, _ = x.effective(res, name)
     uln = x_uln = None
     ev = [Evidence(resource=name, element="Observation.valueQuantity", value=shown)]
-    if not censored:
+    bounds = lab_range(analyte, unit)
+    implausible = bounds is not None and not bounds[0] <= value <= bounds[1]
+    if not censored and not implausible:
         uln_q = reference_high(x, res, name, units, unit, factor)
         if uln_q is not None:
             uln, uln_shown, j = uln_q
             x_uln = value / uln if uln > 0 else None
-            if x_uln is not None and x_uln >= LIMIT:
-                x.note("out-of-range", f"{analyte} ULN {uln_shown} is implausibly small",
-                       name, f"Observation.referenceRange[{j}].high")
-                x_uln = None
-            ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
-                               value=uln_shown))
+            if x_uln is None or x_uln >= LIMIT or (bounds is not None and uln > bounds[1]):
+                x.note("implausible-value", f"{analyte} upper limit of normal {uln_shown} is not a "
+                       f"plausible limit: multiples of the ULN unknown", name,
+                       f"Observation.referenceRange[{j}].high")
+                uln = x_uln = None
+            else:
+                ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
+                                   value=uln_shown))
     evidence = tuple(ev)
 
     def build() -> None:
@@ -226,10 +243,15 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
             x.note("censored-value", f"latest {analyte} is {shown}: exact value unknown",
                    name, "Observation.valueQuantity.comparator")
             return
+        if implausible and bounds is not None:
+            x.note("implausible-value", f"latest {analyte} {shown} is outside the plausible range "
+                   f"{bounds[0]}-{bounds[1]} {unit}: {analyte} unknown", name, "Observation.valueQuantity.value")
+            x.unread("lab", {"analyte": analyte}, name, "Observation.valueQuantity.value")
+            return
         x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
                                      x_uln=x_uln, date=when, age_days=x.days_ago(when),
                                      evidence=evidence))
-    x.offer_latest(("lab", analyte), when, (i, 0), build)
+    x.offer_latest(("lab", analyte), when, (i, 0), build, res=res, value=(value, censored), name=name)
 
 
 def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, tuple[Decimal, str]],
@@ -287,7 +309,8 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     ev = (Evidence(resource=name, element="Observation.valueCodeableConcept", value=shown),)
     x.offer_latest(("pregnancy", source), when, (i, 0), lambda: x.add(
         "pregnancy", (i, 0), PregnancyFact(status=status, source=source, date=when,
-                                           age_days=x.days_ago(when), evidence=ev)))
+                                           age_days=x.days_ago(when), evidence=ev)),
+        res=res, value=status, name=name)
 
 
 def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:

@@ -102,6 +102,43 @@ def parse_date(text: str) -> tuple[Date | None, bool]:
     return None, False
 
 
+def last_day(d: Date, text: str) -> Date:
+    """The last day a partial date ``text`` (parsed to its first day ``d``) can mean."""
+    s = text.strip()
+    if len(s) == 4:
+        return Date(d.year, 12, 31)
+    if len(s) == 7:
+        nxt = Date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+        return Date.fromordinal(nxt.toordinal() - 1)
+    return d
+
+
+_INSTANT = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?"
+                      r"(Z|[+-]\d\d:\d\d)?$")
+
+
+@lru_cache(maxsize=8192)
+def instant_key(text: str) -> int | None:
+    """Microseconds (UTC when a zone is given) for a dateTime with a time of day; the start of the day
+    for a date; None when unreadable. Orders "latest" by the full instant."""
+    s = text.strip()
+    m = _INSTANT.match(s)
+    if m is None:
+        d, _ = parse_date(s)
+        return None if d is None else d.toordinal() * 86_400_000_000
+    try:
+        day = Date(int(m[1]), int(m[2]), int(m[3])).toordinal()
+    except ValueError:
+        return None
+    secs = int(m[4]) * 3600 + int(m[5]) * 60 + int(m[6] or 0)
+    zone = m[8]
+    if zone and zone != "Z":
+        offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        secs -= offset if zone[0] == "+" else -offset
+    micros = int((m[7] or "0").ljust(6, "0")[:6])
+    return (day * 86_400 + secs) * 1_000_000 + micros
+
+
 def number(x: object) -> Decimal | None:
     """A JSON number as Decimal (bool excluded); None for anything else or out of range."""
     if type(x) is int:

@@ -1,8 +1,10 @@
 """Patient: age, sex, deceased, and the place of residence (county, municipality, healthcare region)."""
 from __future__ import annotations
 
+from datetime import date as Date
+
 import mdtflag.fhir.regions as scb
-from mdtflag.fhir.facts.context import Extraction, Resource
+from mdtflag.fhir.facts.context import MAX_AGE_YEARS, Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, PatientFact
 from mdtflag.fhir.facts.parse import as_list, years_between
 
@@ -19,17 +21,26 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
         else:
             x.note("wrong-type", "Patient.gender is not one of male/female/other/unknown",
                    name, "Patient.gender")
-    age = None
+    age = young = None
     if "birthDate" in p:
-        birth = x.date_of(p["birthDate"], name, "Patient.birthDate")
-        if birth is not None:
-            x.birth = birth
-            age = years_between(birth, x.as_of)
-            ev.append(Evidence(resource=name, element="Patient.birthDate", value=p["birthDate"]))
+        span = x.date_span(p["birthDate"], name, "Patient.birthDate")
+        if span is not None:
+            born, born_hi = span
+            if born > x.as_of:
+                x.note("impossible-date", f"Patient.birthDate {born.isoformat()} is after the "
+                       f"evaluation date {x.as_of.isoformat()}: age unknown", name, "Patient.birthDate")
+            elif years_between(born, x.as_of) > MAX_AGE_YEARS:
+                x.note("impossible-date", f"Patient.birthDate {born.isoformat()} gives an age over "
+                       f"{MAX_AGE_YEARS} years: age unknown", name, "Patient.birthDate")
+            else:
+                x.birth, x.birth_hi = born, min(born_hi, x.as_of)
+                age = years_between(born, x.as_of)
+                young = years_between(x.birth_hi, x.as_of)
+                ev.append(Evidence(resource=name, element="Patient.birthDate", value=p["birthDate"]))
     else:
         x.note("missing-element", "Patient.birthDate is absent: age unknown", name,
                "Patient.birthDate")
-    deceased = False
+    deceased: bool | None = False
     if "deceasedBoolean" in p:
         flag = p["deceasedBoolean"]
         if type(flag) is bool:
@@ -43,11 +54,22 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
         raw = p["deceasedDateTime"]
         when = x.date_of(raw, name, "Patient.deceasedDateTime")
         deceased = when is None or when <= x.as_of   # a death date after as_of: alive then
+        if when is not None and when > Date.today():
+            x.note("impossible-date", f"Patient.deceasedDateTime {when.isoformat()} lies in the future: "
+                   "whether the patient is alive is unknown", name, "Patient.deceasedDateTime")
+            deceased = None
+        elif when is not None and x.birth is not None and when < x.birth:
+            x.note("impossible-date", f"Patient.deceasedDateTime {when.isoformat()} is before the birth "
+                   "date: whether the patient is alive is unknown", name, "Patient.deceasedDateTime")
+            deceased = None
         ev.append(Evidence(resource=name, element="Patient.deceasedDateTime",
                            value=raw if type(raw) is str else repr(raw)[:40]))
     county, municipality, region = read_address(x, p, name, ev)
-    return PatientFact(age=age, sex=sex, deceased=deceased, county=county,
+    fact = PatientFact(age=age, sex=sex, deceased=deceased, county=county,
                        municipality=municipality, healthcare_region=region, evidence=tuple(ev))
+    if young != age:   # a partial birthDate that spans a birthday: the youngest possible age too
+        x.other_end[id(fact)] = fact.model_copy(update={"age": young})
+    return fact
 
 
 def read_address(x: Extraction, p: Resource, name: str,
