@@ -83,10 +83,9 @@ def present(bundle: LoadedBundle) -> Counter[str]:
                 out["variants"] += 1
             elif codes & MARKER_LOINC:
                 out["markers"] += 1
-        elif rt == "DiagnosticReport":
-            if _loinc(res.get("code")) & GENOMIC_REPORT or any(
-                    c.get("code") == "GE" for cat in res.get("category", []) or [] for c in _codings(cat)):
-                out["broad reports"] += 1
+        elif rt == "DiagnosticReport" and (_loinc(res.get("code")) & GENOMIC_REPORT or any(
+                c.get("code") == "GE" for cat in res.get("category", []) or [] for c in _codings(cat))):
+            out["broad reports"] += 1
     return out
 
 
