@@ -38,6 +38,8 @@ MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdmin
 #: note codes that mean "a coded element was present and not understood"
 UNREAD = frozenset({"unknown-code-system", "unknown-code", "unmapped-code", "unknown-unit", "invalid-code"})
 KINDS = ("cancer conditions", "medications", "variants", "markers", "broad reports")
+#: rows of the extracted side only: how much of what was extracted carries the code the rules test
+DETAIL = ("cancer with ICD-10 group", "medications with ATC", "medications, drug unknown")
 
 
 def bundles() -> Iterator[tuple[Path, LoadedBundle]]:
@@ -92,7 +94,12 @@ def present(bundle: LoadedBundle) -> Counter[str]:
 def extracted(fs: FactSet) -> Counter[str]:
     out: Counter[str] = Counter()
     out["cancer conditions"] = sum(1 for d in fs.of_kind("diagnosis") if getattr(d, "cancer", False))
-    out["medications"] = len({f.evidence[0].resource for f in fs.of_kind("medication") if f.evidence})
+    meds = fs.of_kind("medication")
+    out["medications"] = len({f.evidence[0].resource for f in meds if f.evidence and getattr(f, "atc", None)})
+    out["medications with ATC"] = out["medications"]
+    out["medications, drug unknown"] = sum(1 for f in meds if getattr(f, "atc", None) is None)
+    out["cancer with ICD-10 group"] = sum(1 for d in fs.of_kind("diagnosis")
+                                          if getattr(d, "cancer", False) and getattr(d, "icd10", None))
     out["variants"] = len({f.evidence[0].resource for f in fs.of_kind("variant") if f.evidence})
     out["markers"] = sum(len(fs.of_kind(k)) for k in ("tmb", "msi", "ihc"))
     out["broad reports"] = sum(1 for r in fs.of_kind("genomic_report") if getattr(r, "broad", False) is True)
@@ -128,6 +135,7 @@ def report(have: Counter[str], got: Counter[str], notes: Counter[str]) -> str:
     lines = ["# present vs extracted over ../shared/real-fhir", "",
              f"{'kind':<20}{'present':>9}{'extracted':>11}"]
     lines += [f"{k:<20}{have[k]:>9}{got[k]:>11}" for k in KINDS]
+    lines += [f"{k:<29}{got[k]:>11}" for k in DETAIL]
     lines += ["", "# coded elements present but not read (note code, element): count", ""]
     lines += [f"{k}: {v}" for k, v in sorted(notes.items())]
     return "\n".join(lines) + "\n"
