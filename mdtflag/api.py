@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -26,6 +26,7 @@ from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluate.decide import build_result
 from mdtflag.evaluate.match import RuleEval, evaluate_facts
 from mdtflag.fhir.facts import FactSet, extract_facts
+from mdtflag.ruleset.terminology import site_terminology_dirs, with_site_terminology
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.fhir.regions import region_map
 from mdtflag.output.result import ErrorBody, ErrorResult, Result
@@ -117,15 +118,21 @@ class Evaluator:
     e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.batch`).
     Raises :class:`RuleSetError` for a rule directory with errors and :class:`UnknownProfileError`
     (a :class:`UsageError`) for a profile the rule set does not define.
+
+    ``terminology``: a site's own terminology folders (FHIR ConceptMap / ValueSet / CodeSystem JSON),
+    layered on the rule set's ``terminology/``; default ``$MDTFLAG_TERMINOLOGY``. They change the rule
+    set's digest.
     """
 
-    def __init__(self, rules: Union[PathArg, RuleSet, None] = None, profile: Optional[str] = None) -> None:
+    def __init__(self, rules: Union[PathArg, RuleSet, None] = None, profile: Optional[str] = None,
+                 terminology: Union[PathArg, Sequence[PathArg], None] = None) -> None:
         if isinstance(rules, RuleSet):
             self.ruleset = rules
         elif not rules:
             self.ruleset = load_ruleset(default_rules_dir())
         else:
             self.ruleset = load_ruleset(rules if isinstance(rules, (str, Path)) else Path(rules))
+        self.ruleset = with_site_terminology(self.ruleset, site_terminology_dirs(terminology))
         self.profile: str = profile or self.ruleset.profiles.default
         self.regions = region_map(self.ruleset.tables.get("regions"))
         self._compiled: dict[str, CompiledRuleSet] = {}
@@ -148,7 +155,7 @@ class Evaluator:
         return crs
 
     def facts(self, bundle: LoadedBundle, as_of: dt.date) -> FactSet:
-        return extract_facts(bundle, as_of, self.regions)
+        return extract_facts(bundle, as_of, self.regions, self.ruleset.terminology)
 
     def run(
         self, bundle: LoadedBundle, as_of: Union[str, dt.date, None] = None, profile: Optional[str] = None

@@ -18,6 +18,7 @@ from mdtflag._version import __version__
 from mdtflag.api import Validate, error_result, example_bundle
 from mdtflag.batch import run_batch, summary_csv
 from mdtflag.cli.authoring import register as register_authoring
+from mdtflag.cli.facts import register as register_facts
 from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
@@ -27,6 +28,7 @@ from mdtflag.cli.common import (
     load_evaluator,
     profile_option,
     rules_option,
+    terminology_option,
     run,
     validate_option,
     write_output,
@@ -60,6 +62,7 @@ def cli() -> None:
 @click.argument("bundle", type=click.Path(dir_okay=False, allow_dash=True))
 @as_of_option()
 @rules_option()
+@terminology_option()
 @profile_option()
 @validate_option()
 @format_option("json", "text")
@@ -95,6 +98,7 @@ def evaluate(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @as_of_option()
 @rules_option()
+@terminology_option()
 @profile_option()
 @validate_option()
 @click.option(
@@ -165,6 +169,7 @@ def example(show_path: bool) -> None:
 
 
 register_authoring(cli)
+register_facts(cli)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
