@@ -35,8 +35,8 @@ from mdtflag.cli.common import (
 )
 from mdtflag.errors import InputError
 from mdtflag.output.render import to_json, to_text
-from mdtflag.output.result import result_json_schema
-from mdtflag.ruleset.model import rule_json_schema
+from mdtflag.evaluation.result import result_json_schema
+from mdtflag.ruleset.schema import rule_json_schema
 
 __all__ = ["cli", "main"]
 
@@ -170,6 +170,17 @@ def example(show_path: bool) -> None:
 
 register_authoring(cli)
 register_facts(cli)
+
+
+def _register_serve() -> None:
+    try:
+        from mdtflag.service.command import serve
+    except ImportError:  # the service extra is not installed: the command says how to install it
+        from mdtflag.service.unavailable import serve
+    cli.add_command(serve)
+
+
+_register_serve()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:

@@ -5,7 +5,7 @@ from typing import Any
 
 import orjson
 
-from mdtflag.output.result import ErrorResult, FlagDoc, Result
+from mdtflag.evaluation.result import ErrorResult, FlagDoc, Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
