@@ -357,9 +357,10 @@ def test_onset_dates_in_order_of_preference():
     assert d.onset_days_ago < 0                       # after as_of: kept, negative
 
 
-def test_unknown_condition_code_system_note():
+def test_unknown_condition_code_system_gives_a_diagnosis_of_unknown_disease():
     fs = extract(cond("http://hl7.org/fhir/sid/icd-9-cm", "174.2"))
-    assert not kind(fs, "diagnosis") and "unknown-code-system" in codes(fs)
+    d = one(fs, "diagnosis")
+    assert (d.cancer, d.icd10, d.snomed) == (None, None, None) and "unknown-code-system" in codes(fs)
 
 
 def test_invalid_icd10_code_note():

@@ -71,8 +71,6 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
                "Condition.clinicalStatus")
     cs = status_code(cs_raw)
     code = read_condition_code(x, res.get("code"), name, "Condition.code")
-    if code is None:
-        return
     icd10, snomed, topo, morph, ev = code
     known_benign = icd10 is None and snomed is not None and x.terms.has(NON_MALIGNANT_VS, SNOMED, snomed)
     has_histology_ext = False
@@ -172,14 +170,19 @@ def condition_has_pathology_evidence(x: Extraction, res: Resource) -> bool:
 ConditionCode = tuple[Optional[str], Optional[str], Optional[str], Optional[str], list[Evidence]]
 
 
-def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> ConditionCode | None:
-    """(icd10, snomed, topography, morphology, evidence) or None (with a note)."""
+def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> ConditionCode:
+    """(icd10, snomed, topography, morphology, evidence); all None (with a note) when the code is absent or
+    cannot be read."""
+    # a code that is absent or cannot be read still gives a fact whose disease is unknown: the
+    # resource is there, so "is there a cancer?" must not read as "no"
+    unknown: ConditionCode = (None, None, None, None, [Evidence(resource=name, element=element,
+                                                                value="(code not understood)")])
     if cc is None:
-        x.note("missing-element", f"{element} is absent", name, element)
-        return None
+        x.note("missing-element", f"{element} is absent: disease unknown", name, element)
+        return unknown
     if type(cc) is not dict:
-        x.note("wrong-type", f"{element} is not a CodeableConcept", name, element)
-        return None
+        x.note("wrong-type", f"{element} is not a CodeableConcept: disease unknown", name, element)
+        return unknown
     icd10 = snomed = topo = morph = None
     snomed_el = element
     ev: list[Evidence] = []
@@ -229,6 +232,6 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
             x.note("unknown-code-system", f"{element} has no ICD-10, SNOMED CT or ICD-O-3 "
                    f"code (systems: {', '.join(sorted(set(other)))[:200]})", name, element)
         else:
-            x.note("missing-element", f"{element} has no usable coding", name, element)
-        return None
+            x.note("missing-element", f"{element} has no usable coding: disease unknown", name, element)
+        return unknown
     return icd10, snomed, topo, morph, ev

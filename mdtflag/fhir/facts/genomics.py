@@ -304,8 +304,14 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             c = c.replace("_", ":")
             if s in SO_SYSTEMS or c.startswith("SO:"):
-                fields["change_type"] = SO_CHANGE.get(c, "other")
                 fields["_so"] = c
+                if c in SO_CHANGE:
+                    fields["change_type"] = SO_CHANGE[c]
+                elif c not in SO_REARRANGEMENT:
+                    # open world: a change type not classified here is unknown, not "other"
+                    x.note("unmapped-code", f"{element} change type {c[:30]} is not one mdtflag classifies: "
+                           "change type unknown", name, f"{element}.valueCodeableConcept")
+                    return
             elif s == LOINC and c in LOINC_CHANGE:
                 fields["change_type"] = LOINC_CHANGE[c]
             else:
