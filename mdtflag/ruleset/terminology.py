@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from mdtflag.fhir.facts.terminology import Terminology, read_terminology_files, terminology_files
+from mdtflag.fhir.facts.terminology import (
+    Terminology,
+    default_terminology,
+    read_terminology_files,
+    terminology_files,
+)
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
 __all__ = ["TERMINOLOGY_DIR", "TERMINOLOGY_ENV", "read_rule_terminology", "site_terminology_dirs",
@@ -48,7 +53,10 @@ def _read(root: Path, prefix: str, digest: Any, sources: dict[str, str] | None,
 
 def read_rule_terminology(root: Path, digest: Any, sources: dict[str, str], diags: Diagnostics) -> Terminology:
     """Every ``terminology/**/*.json`` of the rule directory ``root``: read, checked (S008), added to
-    ``digest`` and ``sources`` (keys relative to ``root``)."""
+    ``digest`` and ``sources`` (keys relative to ``root``). A rule set without a ``terminology/`` folder
+    uses the terminology shipped with mdtflag's default rule set."""
+    if not (root / TERMINOLOGY_DIR).is_dir():
+        return default_terminology()
     return _read(root / TERMINOLOGY_DIR, f"{TERMINOLOGY_DIR}/", digest, sources, diags)
 
 
