@@ -25,13 +25,13 @@ from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluation.decide import build_result
 from mdtflag.evaluation.match import RuleEval, evaluate_facts
+from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 from mdtflag.fhir.facts import FactSet, extract_facts
-from mdtflag.ruleset.terminology import site_terminology_dirs, with_site_terminology
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.fhir.regions import region_map
-from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
 from mdtflag.ruleset.model import RuleSet, load_ruleset
+from mdtflag.ruleset.terminology import site_terminology_dirs, with_site_terminology
 
 __all__ = [
     "Evaluator",

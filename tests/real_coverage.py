@@ -7,6 +7,7 @@ mdtflag's terminology, so that it measures the readers instead of repeating them
 
 ``python -m tests.real_coverage`` prints the table.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,16 +24,45 @@ from mdtflag.fhir.load import LoadedBundle, load_bundle
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "real-fhir"
 AS_OF = date(2024, 6, 1)
 
-CANCER_WORDS = re.compile(r"malignan|carcinoma|cancer|neoplasm of|leuka?emia|lymphoma|melanoma|sarcoma|"
-                          r"metasta|adenocarcinoma|glioma|myeloma|blastoma", re.IGNORECASE)
+CANCER_WORDS = re.compile(
+    r"malignan|carcinoma|cancer|neoplasm of|leuka?emia|lymphoma|melanoma|sarcoma|"
+    r"metasta|adenocarcinoma|glioma|myeloma|blastoma",
+    re.IGNORECASE,
+)
 NOT_CANCER = re.compile(r"benign|history of|screening|suspected|family history", re.IGNORECASE)
 #: tumour-marker Observation codes (LOINC) a reader would call a marker result
-MARKER_LOINC = frozenset({
-    "94076-7", "94077-5", "81695-9", "62862-8", "40556-3", "16112-5", "40557-1", "16113-3",
-    "18474-7", "72382-5", "48676-1", "85319-2", "85318-4", "85337-4", "85339-0", "83052-1",
-    "85147-7", "85310-1", "48675-3", "49683-6", "14130-9", "85325-9", "85329-1", "85331-7",
-    "2857-1", "10334-1", "19195-7", "83050-5",
-})
+MARKER_LOINC = frozenset(
+    {
+        "94076-7",
+        "94077-5",
+        "81695-9",
+        "62862-8",
+        "40556-3",
+        "16112-5",
+        "40557-1",
+        "16113-3",
+        "18474-7",
+        "72382-5",
+        "48676-1",
+        "85319-2",
+        "85318-4",
+        "85337-4",
+        "85339-0",
+        "83052-1",
+        "85147-7",
+        "85310-1",
+        "48675-3",
+        "49683-6",
+        "14130-9",
+        "85325-9",
+        "85329-1",
+        "85331-7",
+        "2857-1",
+        "10334-1",
+        "19195-7",
+        "83050-5",
+    }
+)
 GENOMIC_REPORT = frozenset({"51969-4", "81247-9"})
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 #: note codes that mean "a coded element was present and not understood"
@@ -85,8 +115,10 @@ def present(bundle: LoadedBundle) -> Counter[str]:
                 out["variants"] += 1
             elif codes & MARKER_LOINC:
                 out["markers"] += 1
-        elif rt == "DiagnosticReport" and (_loinc(res.get("code")) & GENOMIC_REPORT or any(
-                c.get("code") == "GE" for cat in res.get("category", []) or [] for c in _codings(cat))):
+        elif rt == "DiagnosticReport" and (
+            _loinc(res.get("code")) & GENOMIC_REPORT
+            or any(c.get("code") == "GE" for cat in res.get("category", []) or [] for c in _codings(cat))
+        ):
             out["broad reports"] += 1
     return out
 
@@ -98,8 +130,9 @@ def extracted(fs: FactSet) -> Counter[str]:
     out["medications"] = len({f.evidence[0].resource for f in meds if f.evidence and getattr(f, "atc", None)})
     out["medications with ATC"] = out["medications"]
     out["medications, drug unknown"] = sum(1 for f in meds if getattr(f, "atc", None) is None)
-    out["cancer with ICD-10 group"] = sum(1 for d in fs.of_kind("diagnosis")
-                                          if getattr(d, "cancer", False) and getattr(d, "icd10", None))
+    out["cancer with ICD-10 group"] = sum(
+        1 for d in fs.of_kind("diagnosis") if getattr(d, "cancer", False) and getattr(d, "icd10", None)
+    )
     out["variants"] = len({f.evidence[0].resource for f in fs.of_kind("variant") if f.evidence})
     out["markers"] = sum(len(fs.of_kind(k)) for k in ("tmb", "msi", "ihc"))
     out["broad reports"] = sum(1 for r in fs.of_kind("genomic_report") if getattr(r, "broad", False) is True)
@@ -132,8 +165,7 @@ def census(items: Iterable[tuple[Path, LoadedBundle]]) -> tuple[Counter[str], Co
 
 
 def report(have: Counter[str], got: Counter[str], notes: Counter[str]) -> str:
-    lines = ["# present vs extracted over ../shared/real-fhir", "",
-             f"{'kind':<20}{'present':>9}{'extracted':>11}"]
+    lines = ["# present vs extracted over ../shared/real-fhir", "", f"{'kind':<20}{'present':>9}{'extracted':>11}"]
     lines += [f"{k:<20}{have[k]:>9}{got[k]:>11}" for k in KINDS]
     lines += [f"{k:<29}{got[k]:>11}" for k in DETAIL]
     lines += ["", "# coded elements present but not read (note code, element): count", ""]

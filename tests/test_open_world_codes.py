@@ -3,6 +3,7 @@ Observation value or a gene, in every shipped example bundle) by a code no termi
 fact more certain and never goes without a note naming the resource. At rule level (rules the same or
 indeterminate, data-quality rules excepted; no unknown criterion decided) the property does not hold yet: see
 the strict expected failure below."""
+
 from __future__ import annotations
 
 import copy
@@ -39,7 +40,9 @@ def _codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
     elif rt == "Observation":
         ccs.append(resource.get("valueCodeableConcept"))
         ccs += [c.get("valueCodeableConcept") for c in resource.get("component", []) if isinstance(c, dict)]
-    return [c for cc in ccs if isinstance(cc, dict) for c in cc.get("coding", []) if isinstance(c, dict) and "code" in c]
+    return [
+        c for cc in ccs if isinstance(cc, dict) for c in cc.get("coding", []) if isinstance(c, dict) and "code" in c
+    ]
 
 
 def _targets(bundle: dict[str, Any]) -> list[tuple[int, int]]:
@@ -88,7 +91,8 @@ def _facts(ev: Evaluator, bundle: dict[str, Any]) -> tuple[dict[tuple[str, str],
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(TARGETS))
 def test_an_unknown_code_never_makes_a_fact_more_certain_and_never_goes_unnoted(
-        evaluator: Evaluator, target: tuple[int, tuple[int, int]]) -> None:
+    evaluator: Evaluator, target: tuple[int, tuple[int, int]]
+) -> None:
     """Reader level: after the replacement, every fact of the changed resource either stays as it was or
     is replaced by facts with no field known that was unknown before, and a note names the resource."""
     b, (i, j) = target
@@ -112,7 +116,9 @@ def test_an_unknown_code_never_makes_a_fact_more_certain_and_never_goes_unnoted(
 @pytest.mark.xfail(strict=True, reason="fact-leaf `where` filters out facts whose field is unknown")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(TARGETS))
-def test_an_unknown_code_never_makes_a_rule_more_certain(evaluator: Evaluator, target: tuple[int, tuple[int, int]]) -> None:
+def test_an_unknown_code_never_makes_a_rule_more_certain(
+    evaluator: Evaluator, target: tuple[int, tuple[int, int]]
+) -> None:
     b, (i, j) = target
     before, _ = _outcomes(evaluator, BUNDLES[b])
     changed, coding = _replaced(b, i, j)

@@ -2,6 +2,7 @@
 data holds and how many became facts, and which coded elements could not be read. Kept as a golden
 file (tests/golden/real_fhir_coverage.txt) so that every improvement and every regression shows in
 review. Skipped when ../shared/real-fhir is absent."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """What a bundle yields: the facts extracted and the elements that could not be used (``mdtflag facts``),
 so that an integrator sees at once what their data gives the rules."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -11,8 +12,18 @@ from mdtflag.fhir.facts.terminology import Terminology
 __all__ = ["UNREAD_CODES", "facts_document", "facts_text"]
 
 #: note codes that say "a coded element was there and could not be read"
-UNREAD_CODES = frozenset({"unknown-code-system", "unknown-code", "unmapped-code", "unknown-unit", "invalid-code",
-                          "conflicting-code", "unread-marker", "unread-latest"})
+UNREAD_CODES = frozenset(
+    {
+        "unknown-code-system",
+        "unknown-code",
+        "unmapped-code",
+        "unknown-unit",
+        "invalid-code",
+        "conflicting-code",
+        "unread-marker",
+        "unread-latest",
+    }
+)
 
 
 def facts_document(fs: FactSet, as_of: str, terminology: Terminology) -> dict[str, Any]:
@@ -52,8 +63,12 @@ def facts_text(doc: dict[str, Any]) -> str:
             where = "; ".join(f"{e.get('resource')} {e.get('element')}" for e in ev[:2])
             out.append(f"  {_fields(d)}" + (f"   [{where}]" if where else ""))
     out += ["", f"Coded elements not understood ({len(doc['not_understood'])}): the facts that need them are unknown"]
-    out += [f"  {n['code']}: {n.get('resource', '')} {n.get('element', '')}: {n['message']}" for n in doc["not_understood"]]
+    out += [
+        f"  {n['code']}: {n.get('resource', '')} {n.get('element', '')}: {n['message']}" for n in doc["not_understood"]
+    ]
     out += ["", f"Other data-quality notes ({len(doc['other_notes'])})"]
-    out += [f"  {n['code']}: {n.get('resource', '')} {n.get('element', '')}: {n['message']}" for n in doc["other_notes"]]
+    out += [
+        f"  {n['code']}: {n.get('resource', '')} {n.get('element', '')}: {n['message']}" for n in doc["other_notes"]
+    ]
     out += ["", "Terminology: " + ", ".join(f"{s['file']} {s['version']}" for s in doc["terminology"])]
     return "\n".join(out) + "\n"

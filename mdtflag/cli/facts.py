@@ -1,4 +1,5 @@
 """``mdtflag facts BUNDLE``: the facts a bundle yields and the elements that could not be used."""
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,9 @@ __all__ = ["facts_cmd", "register"]
 @validate_option()
 @format_option("text", "json")
 @click.option("-o", "--output", default=None, help="Write to a file instead of standard output.")
-def facts_cmd(bundle: str, as_of: Optional[str], rules: Optional[str], validate: str, fmt: str,
-              output: Optional[str]) -> None:
+def facts_cmd(
+    bundle: str, as_of: Optional[str], rules: Optional[str], validate: str, fmt: str, output: Optional[str]
+) -> None:
     """List the facts extracted from one patient BUNDLE and the coded elements that could not be used
     (unknown code system, unmapped code, unreadable unit): what the data yields for the rules."""
     day = as_of_date(as_of)

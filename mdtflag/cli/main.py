@@ -18,7 +18,6 @@ from mdtflag._version import __version__
 from mdtflag.api import Validate, error_result, example_bundle
 from mdtflag.batch import run_batch, summary_csv
 from mdtflag.cli.authoring import register as register_authoring
-from mdtflag.cli.facts import register as register_facts
 from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
@@ -28,14 +27,15 @@ from mdtflag.cli.common import (
     load_evaluator,
     profile_option,
     rules_option,
-    terminology_option,
     run,
+    terminology_option,
     validate_option,
     write_output,
 )
+from mdtflag.cli.facts import register as register_facts
 from mdtflag.errors import InputError
-from mdtflag.output.render import to_json, to_text
 from mdtflag.evaluation.result import result_json_schema
+from mdtflag.output.render import to_json, to_text
 from mdtflag.ruleset.schema import rule_json_schema
 
 __all__ = ["cli", "main"]

@@ -2,6 +2,7 @@
 ``terminology/`` folder (read by :mod:`mdtflag.fhir.facts.terminology`), counted in the rule set's
 digest; and a site's own terminology folders layered on top (``--terminology DIR``,
 ``MDTFLAG_TERMINOLOGY``), which give the rule set a new digest."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,13 @@ from mdtflag.fhir.facts.terminology import (
 )
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
-__all__ = ["TERMINOLOGY_DIR", "TERMINOLOGY_ENV", "read_rule_terminology", "site_terminology_dirs",
-           "with_site_terminology"]
+__all__ = [
+    "TERMINOLOGY_DIR",
+    "TERMINOLOGY_ENV",
+    "read_rule_terminology",
+    "site_terminology_dirs",
+    "with_site_terminology",
+]
 
 #: The folder of a rule set that holds its terminology.
 TERMINOLOGY_DIR = "terminology"
@@ -29,8 +35,7 @@ TERMINOLOGY_ENV = "MDTFLAG_TERMINOLOGY"
 PathArg = Union[str, "os.PathLike[str]"]
 
 
-def _read(root: Path, prefix: str, digest: Any, sources: dict[str, str] | None,
-          diags: Diagnostics) -> Terminology:
+def _read(root: Path, prefix: str, digest: Any, sources: dict[str, str] | None, diags: Diagnostics) -> Terminology:
     items: list[tuple[str, bytes]] = []
     for p in terminology_files(root):
         rel = f"{prefix}{p.relative_to(root).as_posix()}"
@@ -46,8 +51,9 @@ def _read(root: Path, prefix: str, digest: Any, sources: dict[str, str] | None,
         items.append((rel, raw))
     terms, problems = read_terminology_files(items)
     for pr in problems:
-        diags.add("S008", f"terminology resource not used: {pr.path + ': ' if pr.path else ''}{pr.message}",
-                  Pos(pr.file))
+        diags.add(
+            "S008", f"terminology resource not used: {pr.path + ': ' if pr.path else ''}{pr.message}", Pos(pr.file)
+        )
     return terms
 
 

@@ -477,7 +477,7 @@ def report_breadth(x: Extraction, res: Resource, name: str, ev: list[Evidence]) 
             continue
         for comp in as_list(obs.get("component")):
             if any(s == LOINC and c == "48018-6" for s, c in component_codes(as_dict(comp))):
-                for s, c, d in codings(as_dict(comp).get("valueCodeableConcept")):
+                for _, c, d in codings(as_dict(comp).get("valueCodeableConcept")):
                     studied.add((d or c).upper())
     if studied and (genes is None or len(studied) > genes):
         genes = len(studied)

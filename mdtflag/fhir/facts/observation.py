@@ -31,7 +31,6 @@ from mdtflag.fhir.facts.codes import (
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.genomics import obs_msi, obs_tmb, obs_variant
 from mdtflag.fhir.facts.models import EcogFact, Evidence, ExtentFact, IhcFact, LabFact, PregnancyFact
-from mdtflag.fhir.facts.terminology import Terminology
 from mdtflag.fhir.facts.parse import (
     LIMIT,
     as_dict,
@@ -44,6 +43,7 @@ from mdtflag.fhir.facts.parse import (
     status_of,
     string,
 )
+from mdtflag.fhir.facts.terminology import Terminology
 
 #: A reader of one Observation, given the code it was dispatched on.
 ObservationReader = Callable[[Extraction, Resource, str, int, str], None]

@@ -16,6 +16,7 @@ What is read from each resource type:
 
 Systems are compared in their normalised form (:func:`mdtflag.fhir.facts.parse.norm_system`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,8 +45,20 @@ __all__ = [
 PROVENANCE_SYSTEM = "urn:mdtflag:provenance"
 _KINDS = ("ConceptMap", "ValueSet", "CodeSystem")
 _NO_MATCH = frozenset({"unmatched", "disjoint"})
-_EQUIVALENCE = frozenset({"relatedto", "equivalent", "equal", "wider", "subsumes", "narrower",
-                          "specializes", "inexact", "unmatched", "disjoint"})
+_EQUIVALENCE = frozenset(
+    {
+        "relatedto",
+        "equivalent",
+        "equal",
+        "wider",
+        "subsumes",
+        "narrower",
+        "specializes",
+        "inexact",
+        "unmatched",
+        "disjoint",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -62,9 +75,16 @@ class TermSource:
     entries: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "resourceType": self.resource_type, "url": self.url,
-                "version": self.version, "date": self.date, "publisher": self.publisher,
-                "provenance": self.provenance, "entries": self.entries}
+        return {
+            "file": self.file,
+            "resourceType": self.resource_type,
+            "url": self.url,
+            "version": self.version,
+            "date": self.date,
+            "publisher": self.publisher,
+            "provenance": self.provenance,
+            "entries": self.entries,
+        }
 
 
 @dataclass(frozen=True)
@@ -130,13 +150,18 @@ class Terminology:
         return _freeze(maps, valuesets, props, self.sources + site.sources)
 
 
-def _freeze(maps: dict[tuple[str, str], dict[str, tuple[str, ...]]], valuesets: dict[str, frozenset[tuple[str, str]]],
-            props: dict[str, dict[str, Mapping[str, str]]], sources: tuple[TermSource, ...]) -> Terminology:
+def _freeze(
+    maps: dict[tuple[str, str], dict[str, tuple[str, ...]]],
+    valuesets: dict[str, frozenset[tuple[str, str]]],
+    props: dict[str, dict[str, Mapping[str, str]]],
+    sources: tuple[TermSource, ...],
+) -> Terminology:
     return Terminology(
         maps=MappingProxyType({k: MappingProxyType(v) for k, v in maps.items()}),
         valuesets=MappingProxyType(valuesets),
         properties=MappingProxyType({k: MappingProxyType(v) for k, v in props.items()}),
-        sources=sources)
+        sources=sources,
+    )
 
 
 class _Reader:
@@ -166,18 +191,38 @@ class _Reader:
                 return
             header[key] = value
         tags = data.get("meta", {}).get("tag", []) if isinstance(data.get("meta"), dict) else []
-        provenance = next((t.get("code") for t in tags if isinstance(t, dict)
-                           and t.get("system") == PROVENANCE_SYSTEM and isinstance(t.get("code"), str)), None)
+        provenance = next(
+            (
+                t.get("code")
+                for t in tags
+                if isinstance(t, dict) and t.get("system") == PROVENANCE_SYSTEM and isinstance(t.get("code"), str)
+            ),
+            None,
+        )
         if provenance is None:
             self.problem(file, "meta.tag", f"a provenance tag (system {PROVENANCE_SYSTEM}) is required")
             return
         before = len(self.problems)
-        count = (self._concept_map(file, data) if rt == "ConceptMap" else
-                 self._value_set(file, data, header["url"]) if rt == "ValueSet" else
-                 self._code_system(file, data, header["url"]))
+        count = (
+            self._concept_map(file, data)
+            if rt == "ConceptMap"
+            else self._value_set(file, data, header["url"])
+            if rt == "ValueSet"
+            else self._code_system(file, data, header["url"])
+        )
         if len(self.problems) == before:
-            self.sources.append(TermSource(file, str(rt), header["url"], header["version"], header["date"],
-                                           header["publisher"], provenance, count))
+            self.sources.append(
+                TermSource(
+                    file,
+                    str(rt),
+                    header["url"],
+                    header["version"],
+                    header["date"],
+                    header["publisher"],
+                    provenance,
+                    count,
+                )
+            )
 
     def _concept_map(self, file: str, data: dict[str, Any]) -> int:
         groups = data.get("group")
