@@ -87,7 +87,7 @@ def test_shipped_code_properties() -> None:
     ],
 )
 def test_a_broken_resource_is_refused_whole(broken: dict[str, object], message: str) -> None:
-    res = {k: v for k, v in _map(SNOMED, ICD10, "1", "C00").items()}
+    res = dict(_map(SNOMED, ICD10, "1", "C00"))
     res.update(broken)
     terms, problems = read_terminology_files([("x.json", json.dumps(res).encode())])
     assert terms.sources == () and any(message in str(p) for p in problems)
