@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -25,12 +25,13 @@ from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluation.decide import build_result
 from mdtflag.evaluation.match import RuleEval, evaluate_facts
+from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.fhir.regions import region_map
-from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
 from mdtflag.ruleset.model import RuleSet, load_ruleset
+from mdtflag.ruleset.terminology import site_terminology_dirs, with_site_terminology
 
 __all__ = [
     "Evaluator",
@@ -117,12 +118,17 @@ class Evaluator:
     e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.cohort.worker`).
     Raises :class:`RuleSetError` for a rule directory with errors and :class:`UnknownProfileError`
     (a :class:`UsageError`) for a profile the rule set does not define.
+
+    ``terminology``: a site's own terminology folders (FHIR ConceptMap / ValueSet / CodeSystem JSON),
+    layered on the rule set's ``terminology/``; default ``$MDTFLAG_TERMINOLOGY``. They change the rule
+    set's digest.
     """
 
     def __init__(
         self,
         rules: Union[PathArg, RuleSet, None] = None,
         profile: Optional[str] = None,
+        terminology: Union[PathArg, Sequence[PathArg], None] = None,
         *,
         compiled: Optional[Mapping[str, CompiledRuleSet]] = None,
     ) -> None:
@@ -133,6 +139,7 @@ class Evaluator:
             self.ruleset = load_ruleset(default_rules_dir())
         else:
             self.ruleset = load_ruleset(rules if isinstance(rules, (str, Path)) else Path(rules))
+        self.ruleset = with_site_terminology(self.ruleset, site_terminology_dirs(terminology))
         self.profile: str = profile or self.ruleset.profiles.default
         self.regions = region_map(self.ruleset.tables.get("regions"))
         self._compiled: dict[str, CompiledRuleSet] = {
@@ -157,7 +164,7 @@ class Evaluator:
         return crs
 
     def facts(self, bundle: LoadedBundle, as_of: dt.date) -> FactSet:
-        return extract_facts(bundle, as_of, self.regions)
+        return extract_facts(bundle, as_of, self.regions, self.ruleset.terminology)
 
     def run(
         self, bundle: LoadedBundle, as_of: Union[str, dt.date, None] = None, profile: Optional[str] = None

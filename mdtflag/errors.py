@@ -129,6 +129,13 @@ NOTE_CODES: Mapping[str, str] = MappingProxyType(
         "unknown-code": "the code system is known but the code is not one mdtflag maps",
         "invalid-code": "the code does not have the form its code system requires",
         "unknown-unit": "the unit is not one of the units accepted for this value (no guessing)",
+        "unmapped-code": "the code system is read but this code is in none of the terminology maps or value "
+        "sets: the facts that depend on it are unknown",
+        "conflicting-code": "two codings of one element disagree (e.g. an HGNC id and a gene symbol); the note "
+        "says which was used",
+        "unread-latest": "the newest value of an analyte could not be read, so the analyte is unknown (an "
+        "older value is not used in its place)",
+        "unread-marker": "a tumour-marker code is recognised but gives no fact the rules read",
         "censored-value": "the value carries a comparator (<, >, ...) so the exact value is unknown",
         "out-of-range": "the value lies outside the range allowed for it",
         "unresolved-reference": "a reference points to a resource that is not in the bundle",

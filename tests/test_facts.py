@@ -288,7 +288,7 @@ def test_icd10_classes(code, cancer, secondary, site):
 @pytest.mark.parametrize("code,cancer,secondary,site", [
     ("254637007", True, False, None), ("363346000", True, False, None),
     ("94381002", True, True, "liver"), ("94225005", True, True, "brain"),
-    ("128462008", True, True, "other"), ("126906006", False, False, None),
+    ("128462008", True, True, "other"), ("126906006", None, False, None),
     ("92691004", False, False, None),
 ])
 def test_snomed_classes(code, cancer, secondary, site):
@@ -302,7 +302,8 @@ def test_icdo3_topography_and_morphology():
     assert (d.icdo3_topography, d.morphology, d.cancer, d.histology_confirmed) == (
         "C34.9", "8140/3", True, True)
     d = one(extract(cond("http://terminology.hl7.org/CodeSystem/icd-o-3", "C341")), "diagnosis")
-    assert (d.icdo3_topography, d.cancer) == ("C34.1", False)
+    # a topography says where, not what: whether it is a cancer stays unknown
+    assert (d.icdo3_topography, d.cancer) == ("C34.1", None)
 
 
 def test_histology_extension_and_confirmation():
@@ -358,9 +359,10 @@ def test_onset_dates_in_order_of_preference():
     assert not kind(later, "diagnosis") and "after-as-of" in codes(later)
 
 
-def test_unknown_condition_code_system_note():
+def test_unknown_condition_code_system_gives_a_diagnosis_of_unknown_disease():
     fs = extract(cond("http://hl7.org/fhir/sid/icd-9-cm", "174.2"))
-    assert not kind(fs, "diagnosis") and "unknown-code-system" in codes(fs)
+    d = one(fs, "diagnosis")
+    assert (d.cancer, d.icd10, d.snomed) == (None, None, None) and "unknown-code-system" in codes(fs)
 
 
 def test_invalid_icd10_code_note():
@@ -508,7 +510,7 @@ def test_lab_table(loinc, value, unit, analyte, exp_value, exp_unit):
 
 
 @pytest.mark.parametrize("loinc,unit", [("14631-6", "mg/dL"), ("1975-2", "umol/L"),
-                                        ("718-7", "g/dl"), ("751-8", "10*3/uL"),
+                                        ("718-7", "mmol/L"), ("751-8", "10*6/uL"),
                                         ("1742-6", "IU/L")])
 def test_lab_unit_not_listed_is_note(loinc, unit):
     fs = extract(obs(LOINC, loinc, valueQuantity=qty(1, unit)))
@@ -635,10 +637,38 @@ def test_variant_gene_forms(gene_value, gene):
     assert one(extract(variant(comp("48018-6", **gene_value))), "variant").gene == gene
 
 
-def test_variant_hgnc_id_only_is_note():
-    v = variant(comp("48018-6", valueCodeableConcept=cc("http://www.genenames.org/geneId", "HGNC:1100")))
+@pytest.mark.parametrize("code", ["HGNC:1100", "hgnc:1100", "1100"])
+def test_variant_gene_from_hgnc_id_alone(code):
+    v = variant(comp("48018-6", valueCodeableConcept=cc("http://www.genenames.org/geneId", code)))
+    f = one(extract(v), "variant")
+    assert f.gene == "BRCA1" and "HGNC:1100 -> BRCA1" in f.evidence[0].value
+    assert f.significance is None          # not stated: unknown, never "not pathogenic"
+
+
+def test_variant_hgnc_id_not_in_the_table_is_note():
+    v = variant(comp("48018-6", valueCodeableConcept=cc("http://www.genenames.org/geneId", "HGNC:99999999")))
     fs = extract(v)
-    assert not kind(fs, "variant") and "unknown-code" in codes(fs)
+    assert not kind(fs, "variant") and "unmapped-code" in codes(fs)
+    assert any("HGNC:99999999" in n.message for n in fs.notes)
+
+
+def test_variant_hgnc_id_and_symbol_disagreeing_keeps_the_symbol_with_a_note():
+    v = variant(comp("48018-6", **hgnc("NRAS", "HGNC:6342")))       # HGNC:6342 is KIT
+    fs = extract(v)
+    assert one(fs, "variant").gene == "NRAS" and "conflicting-code" in codes(fs)
+
+
+def test_variant_hgvs_from_clinvar_display_and_fusion_from_text():
+    clinvar = comp("81252-9", valueCodeableConcept=cc("http://www.ncbi.nlm.nih.gov/clinvar", "1780982",
+                                                      "NM_000251.3(MSH2):c.1832del (p.Val611fs)"))
+    f = one(extract(variant(comp("48018-6", **hgnc("MSH2")), clinvar)), "variant")
+    assert (f.cdna, f.protein) == ("c.1832del", "p.V611fs")
+    fusion = comp("81252-9", valueCodeableConcept={"text": "ROS1 Fusion"})
+    f = one(extract(variant(comp("48018-6", **hgnc("ROS1")), fusion)), "variant")
+    assert (f.change_type, f.fusion_partner) == ("fusion", None)
+    fusion = comp("81252-9", valueCodeableConcept={"text": "EML4-ALK fusion"})
+    f = one(extract(variant(comp("48018-6", **hgnc("EML4")), fusion)), "variant")
+    assert (f.change_type, f.fusion_partner) == ("fusion", "ALK")
 
 
 def test_variant_absent_one_fact_per_gene():
@@ -744,7 +774,7 @@ def test_ihc(loinc, value, marker, result, score, num):
 @pytest.mark.parametrize("assay,status,broad,final", [
     ("GMS560", "final", True, True), ("WGS", "final", True, True),
     ("targeted-panel", "final", False, True), ("TSO500", "preliminary", False, False),
-    (None, "final", False, True),
+    (None, "final", None, True),          # breadth not stated: unknown, not "not broad"
 ])
 def test_genomic_report(assay, status, broad, final):
     code = {"coding": [{"system": LOINC, "code": "51969-4"}]}
@@ -755,6 +785,26 @@ def test_genomic_report(assay, status, broad, final):
     f = one(extract(dr), "genomic_report")
     assert (f.assay, f.broad, f.final, f.has_performer, f.date, f.age_days) == (
         assay, broad, final, True, date(2024, 5, 1), 31)
+
+
+def test_genomic_report_breadth_from_the_order_code_and_from_the_genes_studied():
+    code = {"coding": [{"system": LOINC, "code": "51969-4"}]}
+    order = {"resourceType": "ServiceRequest", "id": "o1", "status": "completed", "intent": "order",
+             "subject": {"reference": "Patient/p1"},
+             "code": {"coding": [{"system": "https://www.gensop.com", "code": "XT.V4", "display": "xT - 648 gene panel"}]}}
+    dr = res("DiagnosticReport", status="final", code=code, basedOn=[{"reference": "ServiceRequest/o1"}])
+    f = one(extract(order, dr), "genomic_report")
+    assert f.broad is True and any("assay broad-panel" in e.value for e in f.evidence)
+    # an order code the map does not hold, with a gene count in its display
+    order["code"] = {"coding": [{"system": "urn:lab", "code": "P12", "display": "Lung 12-gene panel"}]}
+    assert one(extract(order, dr), "genomic_report").broad is False
+    order["code"] = {"coding": [{"system": "urn:lab", "code": "P500", "display": "Solid tumour 523 genes"}]}
+    assert one(extract(order, dr), "genomic_report").broad is True
+    # region studied: the genes listed count
+    genes = [comp("48018-6", **hgnc(f"G{n}")) for n in range(60)]
+    region = res("Observation", status="final", code=cc(LOINC, "53041-0"), component=genes)
+    dr2 = res("DiagnosticReport", status="final", code=code, result=[{"reference": f"Observation/{region['id']}"}])
+    assert one(extract(region, dr2), "genomic_report").broad is True
 
 
 def test_genomic_report_by_category_and_unknown_assay():
@@ -799,11 +849,26 @@ def test_medication(resource, status, current, prior, start):
     assert f.start_days_ago == (AS_OF - start).days
 
 
-def test_medication_non_atc_is_note():
+def test_medication_rxnorm_is_mapped_to_atc_and_an_unmapped_drug_is_unknown():
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
     r = res("MedicationRequest", status="active", intent="order",
-            medicationCodeableConcept=cc("http://www.nlm.nih.gov/research/umls/rxnorm", "1736854"))
+            medicationCodeableConcept=cc(rxnorm, "1736854"))
+    f = one(extract(r), "medication")
+    assert (f.atc, f.atc_class, f.atc_group) == ("L01XA01", "L01XA", "L01")
+    assert "RxNorm" not in f.evidence[0].value and "-> ATC L01XA01" in f.evidence[0].value
+    # an RxNorm code the map does not hold: a medication of unknown drug, with a note naming the code
+    r = res("MedicationRequest", status="active", intent="order",
+            medicationCodeableConcept=cc(rxnorm, "999999999"))
     fs = extract(r)
-    assert not kind(fs, "medication") and "unknown-code-system" in codes(fs)
+    f = one(fs, "medication")
+    assert (f.atc, f.atc_class, f.atc_group, f.prior) == (None, None, None, True)
+    (note,) = [n for n in fs.notes if n.code == "unmapped-code"]
+    assert "999999999" in note.message and note.element == "MedicationRequest.medicationCodeableConcept"
+    # a system nothing maps from
+    r = res("MedicationRequest", status="active", intent="order",
+            medicationCodeableConcept=cc("http://hl7.org/fhir/sid/ndc", "0000-0000-00"))
+    fs = extract(r)
+    assert one(fs, "medication").atc is None and "unknown-code-system" in codes(fs)
 
 
 def test_medication_reference_resolved_and_unresolved():
@@ -815,7 +880,7 @@ def test_medication_reference_resolved_and_unresolved():
     r2 = copy.deepcopy(r)
     r2["medicationReference"] = {"reference": "Medication/missing"}
     fs = extract(r2)
-    assert not kind(fs, "medication") and "unresolved-reference" in codes(fs)
+    assert one(fs, "medication").atc is None and "unresolved-reference" in codes(fs)
 
 
 def test_medication_entered_in_error_ignored():
@@ -905,7 +970,7 @@ def test_family_history_degree(role, degree):
     fs = extract(fmh)
     assert [(f.relationship, f.degree, f.icd10, f.icd10_3, f.snomed, f.onset_age)
             for f in kind(fs, "family_history")] == [
-        (role, degree, "C50.9", "C50", None, 45), (role, degree, None, None, "363443007", None)]
+        (role, degree, "C50.9", "C50", None, 45), (role, degree, "C56", "C56", "363443007", None)]
 
 
 # ---------------------------------------------------------------------------------------------

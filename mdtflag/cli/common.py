@@ -30,6 +30,7 @@ import orjson
 from mdtflag.api import Evaluator, UnknownProfileError, default_rules_dir, parse_date
 from mdtflag.errors import InputError, UsageError, one_line
 from mdtflag.ruleset.diagnostics import RuleSetError, prefixed
+from mdtflag.ruleset.terminology import TERMINOLOGY_ENV
 
 __all__ = [
     "EXIT_FAILED",
@@ -53,6 +54,7 @@ __all__ = [
     "report_ruleset_error",
     "rules_option",
     "run",
+    "terminology_option",
     "validate_option",
     "workers_option",
     "write_output",
@@ -200,6 +202,22 @@ def rules_option(
     exists: bool = False,
 ) -> Callable[[F], F]:
     return click.option("--rules", "rules", type=click.Path(file_okay=False, exists=exists), default=None, help=help)
+
+
+def terminology_option() -> Callable[[F], F]:
+    """``--terminology DIR`` (repeatable; default ``$MDTFLAG_TERMINOLOGY``): a site's own FHIR ConceptMap /
+    ValueSet / CodeSystem folders layered on the rule set's terminology. Given folders are put in the
+    environment, so that every Evaluator of the run (batch workers included) reads them."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+        if value:
+            os.environ[TERMINOLOGY_ENV] = os.pathsep.join(value)
+        return value
+
+    return click.option("--terminology", "terminology", multiple=True, metavar="DIR", expose_value=False,
+                        type=click.Path(file_okay=False), callback=remember, is_eager=True,
+                        help="A site's terminology folder (FHIR ConceptMap/ValueSet/CodeSystem JSON) added to the "
+                             f"rule set's own; repeatable (default: ${TERMINOLOGY_ENV}).")
 
 
 def as_of_option(

@@ -29,13 +29,16 @@ from mdtflag.cli.common import (
     profile_option,
     rules_option,
     run,
+    terminology_option,
     validate_option,
     workers_option,
     write_output,
 )
+from mdtflag.cli.facts import register as register_facts
 from mdtflag.errors import InputError, one_line
 from mdtflag.output.render import to_json, to_text
 from mdtflag.evaluation.result import result_json_schema
+from mdtflag.output.render import to_json, to_text
 from mdtflag.ruleset.schema import rule_json_schema
 
 __all__ = ["cli", "main"]
@@ -62,6 +65,7 @@ def cli() -> None:
 @click.argument("bundle", type=click.Path(dir_okay=False, allow_dash=True))
 @as_of_option()
 @rules_option()
+@terminology_option()
 @profile_option()
 @validate_option()
 @format_option("json", "text")
@@ -116,6 +120,7 @@ def example(show_path: bool) -> None:
 
 register_authoring(cli)
 cli.add_command(batch)
+register_facts(cli)
 
 
 def _register_serve() -> None:

@@ -35,6 +35,8 @@ CODES: dict[str, Code] = {
     "S006": Code("error", "`use` names an unknown fragment"),
     "S007": Code("error", "fragments use each other in a cycle"),
     "S008": Code("error", "two levels at the same rank of one decision group"),
+    "S009": Code("error", "a terminology resource that cannot be used (not a ConceptMap / ValueSet / CodeSystem, "
+                          "no source, version, date or provenance tag, or a malformed entry)"),
     "F001": Code("error", "missing rule directory or file"),
     "F002": Code("error", "unreadable file, or a file that is not UTF-8 text"),
     "F003": Code("error", "no rule files"),

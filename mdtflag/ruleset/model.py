@@ -41,7 +41,9 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError, decode_utf8
+from mdtflag.fhir.facts.terminology import Terminology
 from mdtflag.ruleset.fragments import FRAGMENT_DIR, Expander
+from mdtflag.ruleset.terminology import read_rule_terminology
 from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList, locate_pos, read_yaml, strip
 
 TAGS = ("SEED-004", "PUB", "DA", "VERIFY")
@@ -487,6 +489,8 @@ class RuleSet(BaseModel):
     fragments: Mapping[str, Fragment] = Field(default_factory=dict)
     #: where each fragment is used (fragments no rule uses are absent)
     fragment_uses: Mapping[str, tuple[Pos, ...]] = Field(default_factory=dict)
+    #: the code maps, value sets and code properties of terminology/ (FHIR JSON), read by the fact readers
+    terminology: Terminology = Field(default_factory=Terminology, repr=False)
 
     @property
     def name(self) -> str:
@@ -613,6 +617,8 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
                 diags.add("S005", f"duplicate row key '{k}' in table '{tb.id}'", tb.pos)
             tables[tb.id] = tb
 
+    terminology = read_rule_terminology(root, digest, sources, diags)
+
     fragments: dict[str, Fragment] = {}
     bodies: dict[str, tuple[str, Any]] = {}
     for p in _yaml_files(root, FRAGMENT_DIR):
@@ -663,6 +669,7 @@ def read_ruleset(path: str | Path) -> tuple[Optional[RuleSet], list[Any]]:
         test_files=test_files,
         fragments=fragments,
         fragment_uses={k: tuple(v) for k, v in sorted(expander.uses.items())},
+        terminology=terminology,
     )
     return rs, diags.sorted(sources)
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from types import MappingProxyType
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ASSERTION_SYSTEM = "urn:mdtflag:assertion"
 ASSAY_SYSTEM = "urn:mdtflag:assay"
-ICD10_OIDS = frozenset({"urn:oid:2.16.840.1.113883.6.90", "urn:oid:2.16.840.1.113883.6.3"})
+#: ICD-10 by OID: ICD-10-CM, WHO ICD-10, ICD-10-SE (Socialstyrelsen)
+ICD10_OIDS = frozenset({"urn:oid:2.16.840.1.113883.6.90", "urn:oid:2.16.840.1.113883.6.3",
+                        "urn:oid:1.2.752.116.1.1.1.1.3"})
 ATC_SYSTEMS = frozenset({"http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73"})
 HGNC_SYSTEMS = frozenset({"http://www.genenames.org", "http://www.genenames.org/geneid"})
 SO_SYSTEMS = frozenset({"http://www.sequenceontology.org", "http://purl.obolibrary.org/obo/so"})
@@ -26,36 +27,17 @@ ROLE_SYSTEMS = frozenset({"http://terminology.hl7.org/codesystem/v3-rolecode",
 AJCC = "http://cancerstaging.org"
 TBD = "http://hl7.org/fhir/uv/genomics-reporting/codesystem/tbd-codes-cs"
 
-#: SNOMED CT malignant-neoplasm disorders (docs/codes.md; seen in the mCODE examples).
-MALIGNANT_SNOMED = frozenset({
-    "363346000",        # Malignant neoplastic disease
-    "254837009",        # Malignant neoplasm of breast
-    "372137005",        # Primary malignant neoplasm of breast
-    "353431000119107",  # Primary malignant neoplasm of female left breast
-    "188152004",        # Malignant neoplasm of upper-inner quadrant of female breast
-    "254637007",        # Non-small cell lung cancer
-    "424132000",        # Non-small cell carcinoma of lung, TNM stage 1
-    "254632001",        # Small cell carcinoma of lung
-    "67811000119102",   # Primary small cell malignant neoplasm of lung, TNM stage 1
-    "363406005",        # Malignant tumor of colon
-    "93761005",         # Primary malignant neoplasm of colon
-    "109838007",        # Overlapping malignant neoplasm of colon
-    "363443007",        # Malignant tumor of ovary
-    "363418001",        # Malignant tumor of pancreas
-    "92814006",         # Chronic lymphoid leukemia
-    "277571004",        # B-cell acute lymphoblastic leukemia
-    "550991000124107",  # Malignant neoplasm in full remission
-})
-#: SNOMED CT secondary (metastatic) malignant neoplasms: 128462008 and descendants shipped here.
-SECONDARY_SNOMED = frozenset({
-    "128462008",        # Secondary malignant neoplastic disease
-    "94225005",         # Secondary malignant neoplasm of brain
-    "94381002",         # Secondary malignant neoplasm of liver
-    "94260004",         # Secondary malignant neoplasm of colon
-    "314994000",        # Metastasis from malignant tumor of prostate
-})
-SNOMED_SITE = {"94381002": "liver", "94225005": "brain"}
-PREGNANCY_SNOMED = frozenset({"77386006"})
+#: Terminology the readers look up (files under the rule set's terminology/ folder, see
+#: :mod:`mdtflag.fhir.facts.terminology`): target systems of the maps and the value sets used.
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICDO3 = "http://terminology.hl7.org/codesystem/icd-o-3"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC = "http://www.whocc.no/atc"
+HGNC_ID = "http://www.genenames.org/geneid"
+MARKER = "urn:mdtflag:marker"
+UNITS = "urn:mdtflag:terminology:ucum-units"
+NON_MALIGNANT_VS = "urn:mdtflag:terminology:snomed-ct-non-malignant"
+BREADTH = "urn:mdtflag:terminology:genomic-breadth"
 
 ECOG_LA = {"LA9622-7": 0, "LA9623-5": 1, "LA9624-3": 2, "LA9625-0": 3, "LA9626-8": 4,
             "LA9627-6": 5}
@@ -76,32 +58,13 @@ M1_TEXT = re.compile(r"(?<![A-Za-z0-9])[ycpra]{0,3}M1(?:[a-d]|\b)")
 STAGE_IV_CODE = re.compile(r"^(?:stage\s*)?(?:IV|4)(?:[A-C]\d?)?$", re.IGNORECASE)
 STAGE_IV_TEXT = re.compile(r"\bstage\s+(?:IV|4)(?:[A-C]\d?)?\b", re.IGNORECASE)
 
-#: LOINC -> (analyte, {accepted unit: (factor, canonical unit)}). No other unit is read.
-UMOL = {"umol/L": (Decimal(1), "umol/L")}
-MGDL = {"mg/dL": (Decimal(1), "mg/dL")}
-COUNT = {"10*9/L": (Decimal(1), "10*9/L")}
-ENZYME = {"ukat/L": (Decimal(1), "ukat/L"), "U/L": (Decimal(1), "U/L")}
-GFR = {"mL/min/{1.73_m2}": (Decimal(1), "mL/min/{1.73_m2}"), "mL/min": (Decimal(1), "mL/min")}
-HCG = {"[IU]/L": (Decimal(1), "[IU]/L"), "m[IU]/mL": (Decimal(1), "[IU]/L")}  # 1 mIU/mL ≡ 1 IU/L
-LAB_CODES: Mapping[str, tuple[str, Mapping[str, tuple[Decimal, str]]]] = MappingProxyType({
-    "751-8": ("neutrophils", COUNT), "26499-4": ("neutrophils", COUNT),
-    "718-7": ("haemoglobin", {"g/L": (Decimal(1), "g/L"), "g/dL": (Decimal(10), "g/L")}),
-    "777-3": ("platelets", COUNT), "26515-7": ("platelets", COUNT),
-    "14631-6": ("bilirubin", UMOL), "1975-2": ("bilirubin", MGDL),
-    "1742-6": ("alt", ENZYME), "1920-8": ("ast", ENZYME),
-    "14682-9": ("creatinine", UMOL), "2160-0": ("creatinine", MGDL),
-    "98979-8": ("egfr", GFR), "33914-3": ("egfr", GFR), "62238-1": ("egfr", GFR),
-    "2164-2": ("egfr", GFR),
-    "21198-7": ("hcg", HCG), "2106-3": ("hcg", HCG),
-})
 PREGNANCY_STATUS = {(LOINC, "LA15173-0"): "pregnant", (LOINC, "LA26683-5"): "not-pregnant"}
 POS_NEG = {(LOINC, "LA6576-8"): "positive", (LOINC, "LA6577-6"): "negative",
             (SNOMED, "10828004"): "positive", (SNOMED, "260385009"): "negative"}
-HCG_CODES = frozenset({"2106-3", "21198-7"})
 
 MSI = {"LA26203-2": "msi-h", "LA26202-4": "msi-l", "LA14122-8": "mss"}
-IHC = {"48676-1": "HER2", "85319-2": "HER2", "85318-4": "HER2", "85337-4": "ER",
-        "85339-0": "PR", "83052-1": "PD-L1", "85147-7": "PD-L1"}
+#: markers of the tumour-marker map (loinc-tumour-markers.json) read as IHC/ISH facts
+IHC_MARKERS = frozenset({"ER", "PR", "HER2", "PD-L1"})
 IHC_SCORE = re.compile(r"^[0-3]\+$")
 
 VARIANT_VALUE = {"LA9633-4": True, "LA9634-2": False}

@@ -7,17 +7,16 @@ from decimal import Decimal
 from typing import Any, Optional
 
 from mdtflag.fhir.facts.codes import (
+    ICD10,
     ICD10_OIDS,
+    ICDO3,
     IGNORED_STATUS,
     INACTIVE_CLINICAL,
     LOINC,
-    MALIGNANT_SNOMED,
+    NON_MALIGNANT_VS,
     PATHOLOGY_LOINC,
     PATHOLOGY_SECTIONS,
-    PREGNANCY_SNOMED,
-    SECONDARY_SNOMED,
     SNOMED,
-    SNOMED_SITE,
     V2_0074,
 )
 from mdtflag.fhir.facts.context import MAX_AGE_YEARS, Extraction, Resource
@@ -77,9 +76,8 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
                "Condition.clinicalStatus")
     cs = status_code(cs_raw)
     code = read_condition_code(x, res.get("code"), name, "Condition.code")
-    if code is None:
-        return
     icd10, snomed, topo, morph, ev = code
+    known_benign = icd10 is None and snomed is not None and x.terms.has(NON_MALIGNANT_VS, SNOMED, snomed)
     has_histology_ext = False
     for j, ext in enumerate(as_list(res.get("extension"))):
         url = as_dict(ext).get("url")
@@ -89,21 +87,25 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
             for s, c, _ in codings(ext.get("valueCodeableConcept")):
                 if "icd-o" in s and morph is None:
                     _, morph = icdo3(c)
+                elif s == SNOMED and morph is None:
+                    target = x.terms.map_one(SNOMED, c, ICDO3)
+                    if target is None:
+                        x.note("unmapped-code", f"histology {s}|{c[:20]} is not in the SNOMED CT -> "
+                               "ICD-O-3 map: morphology unknown", name, element)
+                    else:
+                        _, morph = icdo3(target)
+                        c = f"{c} -> ICD-O-3 {target}"
                 ev.append(Evidence(resource=name, element=element, value=f"{s}|{c}"))
-    cancer = secondary = pregnancy = False
+    # open world: a diagnosis whose code is not understood (a SNOMED CT concept in neither the cancer
+    # map nor the non-malignant value set, or only a topography) leaves "is this a cancer?" unknown
+    cancer: bool | None = False if (icd10 or known_benign) else None
+    secondary = pregnancy = False
     site = None
     if icd10:
         cancer, secondary, pregnancy = icd10_classes(icd10)
         if secondary:
             site = ("liver" if icd10.startswith("C78.7") else
                     "brain" if icd10.startswith("C79.3") else None)
-    if snomed:
-        if snomed in SECONDARY_SNOMED:
-            cancer = secondary = True
-            site = site or SNOMED_SITE.get(snomed)
-        elif snomed in MALIGNANT_SNOMED:
-            cancer = True
-        pregnancy = pregnancy or snomed in PREGNANCY_SNOMED
     behaviour = morph[-1] if morph else None
     if behaviour in ("3", "6"):
         cancer = True
@@ -252,15 +254,21 @@ def condition_has_pathology_evidence(x: Extraction, res: Resource) -> bool:
 ConditionCode = tuple[Optional[str], Optional[str], Optional[str], Optional[str], list[Evidence]]
 
 
-def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> ConditionCode | None:
-    """(icd10, snomed, topography, morphology, evidence) or None (with a note)."""
+def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> ConditionCode:
+    """(icd10, snomed, topography, morphology, evidence); all None (with a note) when the code is absent or
+    cannot be read."""
+    # a code that is absent or cannot be read still gives a fact whose disease is unknown: the
+    # resource is there, so "is there a cancer?" must not read as "no"
+    unknown: ConditionCode = (None, None, None, None, [Evidence(resource=name, element=element,
+                                                                value="(code not understood)")])
     if cc is None:
-        x.note("missing-element", f"{element} is absent", name, element)
-        return None
+        x.note("missing-element", f"{element} is absent: disease unknown", name, element)
+        return unknown
     if type(cc) is not dict:
-        x.note("wrong-type", f"{element} is not a CodeableConcept", name, element)
-        return None
+        x.note("wrong-type", f"{element} is not a CodeableConcept: disease unknown", name, element)
+        return unknown
     icd10 = snomed = topo = morph = None
+    snomed_el = element
     ev: list[Evidence] = []
     other: list[str] = []
     for j, (s, c, _) in enumerate(codings(cc)):
@@ -278,6 +286,7 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
                 if snomed is None:
                     snomed = c
                     ev.append(Evidence(resource=name, element=el, value=f"{s}|{c}"))
+                    snomed_el = el
             else:
                 x.note("invalid-code", f"SNOMED CT code {c[:20]!r} is not numeric", name, el)
         elif "icd-o" in s:
@@ -291,11 +300,22 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
                 ev.append(Evidence(resource=name, element=el, value=f"{s}|{c}"))
         else:
             other.append(s or "(no system)")
+    if icd10 is None and snomed is not None:
+        target = x.terms.map_one(SNOMED, snomed, ICD10)
+        mapped = normalise_icd10(target) if target else None
+        if mapped is not None:
+            icd10 = mapped
+            ev.append(Evidence(resource=name, element=snomed_el,
+                               value=f"{SNOMED}|{snomed} -> ICD-10 {target} (terminology map)"))
+        elif not x.terms.has(NON_MALIGNANT_VS, SNOMED, snomed):
+            x.note("unmapped-code", f"SNOMED CT {snomed} is neither in the SNOMED CT -> ICD-10 map nor "
+                   "known to be non-malignant: whether it is a cancer, and its tumour group, are unknown",
+                   name, snomed_el)
     if not (icd10 or snomed or topo or morph):
         if other:
             x.note("unknown-code-system", f"{element} has no ICD-10, SNOMED CT or ICD-O-3 "
                    f"code (systems: {', '.join(sorted(set(other)))[:200]})", name, element)
         else:
-            x.note("missing-element", f"{element} has no usable coding", name, element)
-        return None
+            x.note("missing-element", f"{element} has no usable coding: disease unknown", name, element)
+        return unknown
     return icd10, snomed, topo, morph, ev

@@ -16,6 +16,7 @@ import orjson
 from mdtflag.errors import DataQualityNote
 from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
 from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key
+from mdtflag.fhir.facts.terminology import Terminology, default_terminology
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.regions import RegionMap
 
@@ -50,8 +51,10 @@ class Extraction:
     """One extraction run. Facts are collected per kind as (order key, fact)."""
 
     def __init__(self, bundle: LoadedBundle, as_of: Date, regions: RegionMap | None,
-                 handlers: Mapping[str, Handler]) -> None:
+                 handlers: Mapping[str, Handler], terminology: Terminology | None = None) -> None:
         self.bundle = bundle
+        #: the code maps, value sets and code properties the readers use
+        self.terms = terminology if terminology is not None else default_terminology()
         self.as_of = as_of
         self.as_of_ord = as_of.toordinal()
         self.regions = regions if regions is not None else RegionMap({})

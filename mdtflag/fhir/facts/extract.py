@@ -17,6 +17,7 @@ from mdtflag.fhir.facts.models import FACT_SCHEMA, FactSet, PatientFact
 from mdtflag.fhir.facts.observation import read_observation
 from mdtflag.fhir.facts.patient import read_patient
 from mdtflag.fhir.facts.research import read_research_subject
+from mdtflag.fhir.facts.terminology import Terminology
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.regions import RegionMap
 
@@ -75,12 +76,14 @@ def _run(x: Extraction) -> FactSet:
                    source=x.bundle.source, completions=completions, unreadable=tuple(x.unreadable))
 
 
-def extract_facts(bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None) -> FactSet:
+def extract_facts(bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None,
+                  terminology: Terminology | None = None) -> FactSet:
     """All facts of one patient at ``as_of`` (see :mod:`mdtflag.fhir.facts`). Never raises for any
     content of ``bundle``: what cannot be used becomes a note in ``FactSet.notes``. Without
-    ``regions`` no healthcare region is known."""
+    ``regions`` no healthcare region is known; without ``terminology`` the terminology shipped with the
+    default rule set is used."""
     if isinstance(as_of, datetime):
         as_of = as_of.date()
     elif not isinstance(as_of, Date):
         raise TypeError("as_of must be a datetime.date")
-    return _run(Extraction(bundle, as_of, regions, HANDLERS))
+    return _run(Extraction(bundle, as_of, regions, HANDLERS, terminology))

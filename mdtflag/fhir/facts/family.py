@@ -35,8 +35,6 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
     for j, cond in enumerate(conditions):
         element = f"FamilyMemberHistory.condition[{j}]"
         code = read_condition_code(x, cond.get("code"), name, f"{element}.code")
-        if code is None:
-            continue
         icd10, snomed, _, _, ev = code
         onset_age = None
         if "onsetAge" in cond:

@@ -1,6 +1,7 @@
 """Genomics: variants, TMB, MSI, diagnostic implications and genomic DiagnosticReports."""
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from datetime import date as Date
 from typing import Any
@@ -8,10 +9,12 @@ from typing import Any
 from mdtflag.fhir.facts.codes import (
     ASSAY_SYSTEM,
     ASSAYS,
+    BREADTH,
     BROAD_ASSAYS,
     CN_CHANGE,
     FINAL_REPORT,
     GENE_SYMBOL,
+    HGNC_ID,
     HGNC_SYSTEMS,
     IGNORED_STATUS,
     LOINC,
@@ -129,6 +132,7 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                         ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept",
                                            value=c2))
                 break
+    hgvs_from_identifiers(x, res, name, fields, ev)
     if change_from_consequence:
         fields.setdefault("cn_change", SO_CN[change_from_consequence])
         fields.setdefault("change_type", "cnv")
@@ -146,6 +150,10 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         fields["significance"] = sig
         ev.append(sig_ev)
     so = fields.pop("_so", None)
+    text_partner = fields.pop("_text_partner", None)
+    if (present and len(genes) == 1 and fields.get("change_type") == "fusion" and text_partner
+            and text_partner != genes[0][0]):
+        fields["fusion_partner"] = text_partner
     if present and len(genes) > 1:
         pair = f"{genes[0][0]}-{genes[1][0]}"
         if len(genes) == 2 and (fields.get("change_type") == "fusion"
@@ -170,21 +178,34 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
 
 
 def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str, Evidence] | None:
+    """The gene of a 48018-6 value: the HGNC symbol given, else the symbol of the HGNC id given
+    (``hgnc-genes.json``), else a symbol-like display or text of another system."""
     if type(cc) is not dict:
         x.note("wrong-type", f"{element} is not a CodeableConcept", name, element)
         return None
     fallback = None
+    unmapped = None
     for c in as_list(cc.get("coding")):
         if type(c) is not dict:
             continue
         system = norm_system(c.get("system"))
         code, display = string(c.get("code")), string(c.get("display"))
         if system in HGNC_SYSTEMS:
+            hgnc_id = hgnc_id_of(code)
+            by_id = x.terms.prop(HGNC_ID, hgnc_id, "display") if hgnc_id else None
             for cand in (display, code):
                 if cand and GENE_SYMBOL.match(cand) and not cand.upper().startswith("HGNC")\
                         and not cand.isdigit():
-                    return cand, Evidence(resource=name, element=element,
-                                          value=f"{code or ''} {display or ''}".strip())
+                    if by_id is not None and by_id.upper() != cand.upper():
+                        x.note("conflicting-code", f"{element}: {hgnc_id} is {by_id} but the symbol given "
+                               f"is {cand}; the symbol given is used", name, element)
+                    return cand.upper() if by_id and by_id.upper() == cand.upper() else cand, Evidence(
+                        resource=name, element=element, value=f"{code or ''} {display or ''}".strip())
+            if by_id is not None:
+                return by_id, Evidence(resource=name, element=element,
+                                       value=f"{hgnc_id} -> {by_id} (terminology: HGNC)")
+            if hgnc_id:
+                unmapped = hgnc_id
         elif fallback is None and display and GENE_SYMBOL.match(display):
             fallback = display, Evidence(resource=name, element=element,
                                          value=f"{system}|{code or ''} {display}".strip())
@@ -193,9 +214,61 @@ def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str
         if text and GENE_SYMBOL.match(text):
             fallback = text, Evidence(resource=name, element=f"{element}.text", value=text)
     if fallback is None:
-        x.note("unknown-code", f"{element}: gene given without an HGNC symbol (an HGNC id "
-                  "alone cannot be read)", name, element)
+        if unmapped:
+            x.note("unmapped-code", f"{element}: {unmapped} is not in the HGNC id -> symbol table: "
+                   "gene unknown", name, element)
+        else:
+            x.note("unknown-code", f"{element}: gene given without an HGNC symbol or id", name, element)
     return fallback
+
+
+def hgnc_id_of(code: str | None) -> str | None:
+    """``HGNC:n`` from ``HGNC:n``, ``hgnc:n`` or a bare ``n``; None otherwise."""
+    if not code:
+        return None
+    tail = code[5:] if code[:5].upper() == "HGNC:" else code
+    return f"HGNC:{tail}" if tail.isdigit() else None
+
+
+HGVS_C = re.compile(r"(?<![A-Za-z0-9])c\.[0-9*+\-_][^\s()]*")
+HGVS_P = re.compile(r"(?<![A-Za-z0-9])p\.\(?[A-Z][A-Za-z0-9*_=?]*\)?")
+FUSION_TEXT = re.compile(r"\bfusion\b", re.IGNORECASE)
+FUSION_PAIR = re.compile(r"\b([A-Z][A-Z0-9]{1,15})(?:::|--|-|/)([A-Z][A-Z0-9]{1,15})\b")
+
+
+def hgvs_from_identifiers(x: Extraction, res: Resource, name: str, fields: dict[str, Any],
+                          ev: list[Evidence]) -> None:
+    """cDNA and protein changes from the codings / text of 81252-9 (discrete variant, e.g. a ClinVar
+    display ``NM_...(GENE):c.1832del (p.Val611fs)``) and 81290-9 (genomic DNA change) when the
+    structured components 48004-6 / 48005-3 are absent; a fusion named in their text."""
+    for j, comp in enumerate(as_list(res.get("component"))):
+        if type(comp) is not dict:
+            continue
+        if not any(s == LOINC and c in ("81252-9", "81290-9") for s, c in component_codes(comp)):
+            continue
+        element = f"Observation.component[{j}].valueCodeableConcept"
+        value = as_dict(comp.get("valueCodeableConcept"))
+        texts = [t for t in (string(value.get("text")),) if t]
+        for c in as_list(value.get("coding")):
+            texts += [t for t in (string(as_dict(c).get("display")), string(as_dict(c).get("code"))) if t]
+        for text in texts:
+            if "cdna" not in fields:
+                hit = HGVS_C.search(text)
+                if hit:
+                    fields["cdna"] = hit.group(0)
+                    ev.append(Evidence(resource=name, element=element, value=text))
+            if "protein" not in fields:
+                hit = HGVS_P.search(text)
+                protein = normalise_protein_hgvs(hit.group(0).replace("(", "").replace(")", "")) if hit else None
+                if protein:
+                    fields["protein"] = protein
+                    ev.append(Evidence(resource=name, element=element, value=text))
+            if FUSION_TEXT.search(text) and fields.get("change_type") in (None, "other"):
+                fields["change_type"] = "fusion"
+                pair = FUSION_PAIR.search(text)
+                if pair:
+                    fields["_text_partner"] = pair.group(2)
+                ev.append(Evidence(resource=name, element=element, value=text))
 
 
 def variant_component(x: Extraction, code: str, comp: Resource, name: str, element: str,
@@ -231,8 +304,14 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             c = c.replace("_", ":")
             if s in SO_SYSTEMS or c.startswith("SO:"):
-                fields["change_type"] = SO_CHANGE.get(c, "other")
                 fields["_so"] = c
+                if c in SO_CHANGE:
+                    fields["change_type"] = SO_CHANGE[c]
+                elif c not in SO_REARRANGEMENT:
+                    # open world: a change type not classified here is unknown, not "other"
+                    x.note("unmapped-code", f"{element} change type {c[:30]} is not one mdtflag classifies: "
+                           "change type unknown", name, f"{element}.valueCodeableConcept")
+                    return
             elif s == LOINC and c in LOINC_CHANGE:
                 fields["change_type"] = LOINC_CHANGE[c]
             else:
@@ -344,6 +423,9 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
             else:
                 x.note("unknown-code", f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}",
                        name, f"DiagnosticReport.code.coding[{j}]")
+    breadth: bool | None = None if assay is None else assay in BROAD_ASSAYS
+    if assay is None:
+        breadth = report_breadth(x, res, name, ev)
     final = status in FINAL_REPORT
     if status:
         ev.append(Evidence(resource=name, element="DiagnosticReport.status", value=status))
@@ -353,6 +435,56 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
     if when is not None:
         ev.append(Evidence(resource=name, element=el, value=when.isoformat()))
     x.add("genomic_report", (i, 0), GenomicReportFact(
-        assay=assay, broad=final and assay in BROAD_ASSAYS, final=final,
+        assay=assay, broad=(breadth if final else False), final=final,
         has_performer=has_performer, date=when, age_days=x.days_ago(when),
         evidence=tuple(ev)))
+
+
+GENE_COUNT = re.compile(r"\b(\d{1,5})[ -]?genes?\b", re.IGNORECASE)
+REGION_STUDIED = "53041-0"
+
+
+def report_breadth(x: Extraction, res: Resource, name: str, ev: list[Evidence]) -> bool | None:
+    """Whether a genomic report without a project assay code is a broad profile: from a test code the
+    terminology maps to an assay class (the report's code, the ServiceRequest it is based on, the
+    PlanDefinition that request instantiates), else from the number of genes studied (region-studied
+    results, or an "N gene" count in a test display) against ``broad-panel-min-genes``; else unknown."""
+    threshold = x.terms.prop(BREADTH, "broad-panel-min-genes", "value")
+    minimum = int(threshold) if threshold and threshold.isdigit() else None
+    tests: list[tuple[str, object]] = [("DiagnosticReport.code", res.get("code"))]
+    for k, ref in enumerate(as_list(res.get("basedOn"))):
+        order, _ = x.resolve(ref)
+        if order is None:
+            continue
+        tests.append((f"DiagnosticReport.basedOn[{k}] -> {x.name_of(order, -1)}.code", order.get("code")))
+        for url in as_list(order.get("instantiatesCanonical")):
+            plan = x.by_url.get(url) if type(url) is str else None
+            if plan is not None:
+                tests.append((f"{x.name_of(order, -1)}.instantiatesCanonical -> PlanDefinition", plan.get("type")))
+    genes: int | None = None
+    for element, cc in tests:
+        for s, c, display in codings(cc):
+            assay = x.terms.map_one(s, c, ASSAY_SYSTEM)
+            if assay in ASSAYS:
+                ev.append(Evidence(resource=name, element=element, value=f"{s}|{c} -> assay {assay} (terminology map)"))
+                return assay in BROAD_ASSAYS
+            hit = GENE_COUNT.search(display or "")
+            if hit and genes is None:
+                genes = int(hit.group(1))
+                ev.append(Evidence(resource=name, element=element, value=str(display)))
+    studied: set[str] = set()
+    for ref in as_list(res.get("result")):
+        obs, _ = x.resolve(ref)
+        if obs is None or not any(s == LOINC and c == REGION_STUDIED for s, c, _ in codings(obs.get("code"))):
+            continue
+        for comp in as_list(obs.get("component")):
+            if any(s == LOINC and c == "48018-6" for s, c in component_codes(as_dict(comp))):
+                for _, c, d in codings(as_dict(comp).get("valueCodeableConcept")):
+                    studied.add((d or c).upper())
+    if studied and (genes is None or len(studied) > genes):
+        genes = len(studied)
+        ev.append(Evidence(resource=name, element="DiagnosticReport.result (region studied)",
+                           value=f"{genes} genes studied"))
+    if genes is not None and minimum is not None:
+        return genes >= minimum
+    return None

@@ -118,7 +118,7 @@ class DiagnosisFact(FactBase):
     snomed: Optional[str] = None
     icdo3_topography: Optional[str] = None
     morphology: Optional[str] = None
-    cancer: bool
+    cancer: Optional[bool] = None
     secondary: bool
     metastasis_site: Optional[str] = None
     active: bool
@@ -230,7 +230,7 @@ class GenomicReportFact(FactBase):
     age_field: ClassVar[Optional[str]] = "age_days"
     kind: Literal["genomic_report"] = "genomic_report"
     assay: Optional[str] = None
-    broad: bool
+    broad: Optional[bool] = None
     final: bool
     has_performer: bool
     date: Optional[Date] = None
@@ -242,9 +242,9 @@ class MedicationFact(FactBase):
     date_field: ClassVar[Optional[str]] = "start"
     age_field: ClassVar[Optional[str]] = "start_days_ago"
     kind: Literal["medication"] = "medication"
-    atc: str
-    atc_class: str
-    atc_group: str
+    atc: Optional[str] = None
+    atc_class: Optional[str] = None
+    atc_group: Optional[str] = None
     status: Optional[str] = None
     current: bool
     prior: bool

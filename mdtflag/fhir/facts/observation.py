@@ -2,8 +2,9 @@
 pregnancy, TNM M / stage group / history of metastatic disease, IHC/ISH markers)."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Callable
 
@@ -12,20 +13,20 @@ from mdtflag.fhir.facts.codes import (
     ASSERTION_SYSTEM,
     ECOG_LA,
     ECOG_SNOMED,
-    HCG_CODES,
     HISTORY_METASTATIC,
     IGNORED_STATUS,
-    IHC,
+    IHC_MARKERS,
     IHC_SCORE,
     KPS_LA,
-    LAB_CODES,
     LOINC,
+    MARKER,
     POS_NEG,
     PREGNANCY_STATUS,
     SNOMED,
     STAGE_GROUP,
     TNM_M,
     UCUM,
+    UNITS,
 )
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.genomics import obs_msi, obs_tmb, obs_variant
@@ -43,6 +44,7 @@ from mdtflag.fhir.facts.parse import (
     string,
 )
 from mdtflag.fhir.facts.plausible import lab_range, score_range
+from mdtflag.fhir.facts.terminology import Terminology
 
 #: A reader of one Observation, given the code it was dispatched on.
 ObservationReader = Callable[[Extraction, Resource, str, int, str], None]
@@ -64,7 +66,7 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if system == ASSERTION_SYSTEM:
             handler, code = obs_assertion, code.strip()
         else:
-            handler = dispatch.get((system, code))
+            handler = dispatch.get((system, code)) or terminology_dispatch(x.terms).get((system, code))
             if handler is None:
                 continue
         status = status_of(res)
@@ -196,8 +198,9 @@ def quantity(x: Extraction, q: object, name: str, element: str,
 
 
 def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
-    analyte, units = LAB_CODES[code]
-    if code in HCG_CODES and "valueCodeableConcept" in res:
+    analyte = x.terms.prop(LOINC, code, "analyte") or code
+    units = accepted_units(x.terms, x.terms.prop(LOINC, code, "quantity") or "")
+    if analyte == "hcg" and "valueCodeableConcept" in res:
         obs_pregnancy(x, res, name, i, code)
         return
     if "valueQuantity" not in res:
@@ -218,7 +221,6 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
             res=res, value=("unreadable", name), name=name)
         return
     value, unit, shown, censored, factor = q
-    when, _ = x.effective(res, name)
     uln = x_uln = None
     ev = [Evidence(resource=name, element="Observation.valueQuantity", value=shown)]
     bounds = lab_range(analyte, unit)
@@ -290,7 +292,7 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
         x.note("missing-element", "pregnancy observation without valueCodeableConcept",
                name, "Observation.valueCodeableConcept")
         return
-    hcg = code in HCG_CODES
+    hcg = x.terms.prop(LOINC, code, "analyte") == "hcg"
     status = None
     for s, c, _ in codings(cc):
         if hcg and (s, c) in POS_NEG:
@@ -355,7 +357,7 @@ def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code
 
 
 def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
-    marker = IHC[code]
+    marker = x.terms.map_one(LOINC, code, MARKER) or code
     result = score = value = None
     ev: list[Evidence] = []
     if "valueCodeableConcept" in res:
@@ -401,9 +403,42 @@ OBS_DISPATCH: Mapping[tuple[str, str], ObservationReader] = MappingProxyType({
     (LOINC, "69548-6"): obs_variant,
     (LOINC, "94076-7"): obs_tmb,
     (LOINC, "81695-9"): obs_msi,
-    **{(LOINC, code): obs_lab for code in LAB_CODES},
-    **{(LOINC, code): obs_ihc for code in IHC},
     **{key: obs_tnm_m for key in TNM_M},
     **{key: obs_stage_group for key in STAGE_GROUP},
     **{key: obs_history_metastatic for key in HISTORY_METASTATIC},
 })
+
+
+def obs_marker_unread(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    marker = x.terms.map_one(LOINC, code, MARKER)
+    x.note("unread-marker", f"tumour marker {marker} (LOINC {code}) is recognised but gives no fact "
+           "the rules read: the marker stays unknown", name, "Observation.code")
+
+
+@functools.lru_cache(maxsize=8)
+def terminology_dispatch(terms: Terminology) -> Mapping[tuple[str, str], ObservationReader]:
+    """Observation readers for the codes the terminology defines: laboratory LOINC codes (with an
+    analyte property) and tumour-marker LOINC codes (the LOINC -> marker map)."""
+    out: dict[tuple[str, str], ObservationReader] = {}
+    for code, props in terms.codes(LOINC).items():
+        if "analyte" in props:
+            out[(LOINC, code)] = obs_lab
+    for code, targets in terms.maps.get((LOINC, MARKER), {}).items():
+        marker = targets[0] if targets else None
+        reader: ObservationReader = (obs_ihc if marker in IHC_MARKERS else obs_msi if marker == "MSI"
+                                     else obs_tmb if marker == "TMB" else obs_marker_unread)
+        out[(LOINC, code)] = reader
+    return MappingProxyType(out)
+
+
+@functools.lru_cache(maxsize=64)
+def accepted_units(terms: Terminology, kind: str) -> Mapping[str, tuple[Decimal, str]]:
+    """unit -> (factor, canonical unit) of the units of one kind of quantity (ucum-units.json)."""
+    out: dict[str, tuple[Decimal, str]] = {}
+    for unit, props in terms.codes(UNITS).items():
+        if props.get("quantity") == kind and kind:
+            try:
+                out[unit] = (Decimal(props.get("factor", "1")), props.get("canonical", unit))
+            except InvalidOperation:
+                continue
+    return MappingProxyType(out)
