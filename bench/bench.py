@@ -8,6 +8,7 @@ labs, medications, vital signs, encounters) to 20–60 resources each; large bun
 measured in the same run on the same patients: JSON parse (orjson) + durable-rules assert/drain of the
 patient's encoded facts, nothing else. Figures go to stdout and bench/results/latest.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,18 +29,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mdtflag import __version__  # noqa: E402
-from mdtflag.fhir import fastvalid  # noqa: E402
 from mdtflag.api import Evaluator  # noqa: E402
-from mdtflag.fhir.load import load_bundle  # noqa: E402
-from mdtflag.output.render import to_json  # noqa: E402
 from mdtflag.evaluation import match as match_mod  # noqa: E402
 from mdtflag.evaluation.decide import build_result  # noqa: E402
+from mdtflag.fhir import fastvalid  # noqa: E402
+from mdtflag.fhir.load import load_bundle  # noqa: E402
+from mdtflag.output.render import to_json  # noqa: E402
 
 AS_OF = "2026-11-01"
 
 
-STAGES = ("load + validation (load.py)", "facts (facts.py)", "engine: encode + durable-rules (engine.py)",
-          "criteria, three-valued (match.py)", "flags, reasons, decisions (decide.py)", "JSON (render.py)")
+STAGES = (
+    "load + validation (load.py)",
+    "facts (facts.py)",
+    "engine: encode + durable-rules (engine.py)",
+    "criteria, three-valued (match.py)",
+    "flags, reasons, decisions (decide.py)",
+    "JSON (render.py)",
+)
 
 
 def rss_mb() -> float:
@@ -61,9 +68,15 @@ def shipped_bundles() -> list[bytes]:
 # History that real oncology records carry next to the data the rules decide on: earlier lab panels,
 # earlier ECOG scores, earlier and concomitant medication, vital signs and encounters. Values and dates
 # vary per resource, so no two resources are the same.
-_LABS = [("718-7", "g/L", 90, 160, 150), ("1742-6", "U/L", 10, 90, 45), ("1920-8", "U/L", 10, 90, 35),
-         ("1975-2", "umol/L", 3, 40, 22), ("2160-0", "umol/L", 40, 160, 90), ("26499-4", "10*9/L", 0.5, 9, None),
-         ("777-3", "10*9/L", 60, 450, None)]
+_LABS = [
+    ("718-7", "g/L", 90, 160, 150),
+    ("1742-6", "U/L", 10, 90, 45),
+    ("1920-8", "U/L", 10, 90, 35),
+    ("1975-2", "umol/L", 3, 40, 22),
+    ("2160-0", "umol/L", 40, 160, 90),
+    ("26499-4", "10*9/L", 0.5, 9, None),
+    ("777-3", "10*9/L", 60, 450, None),
+]
 _MEDS = ["L01BC02", "L01XA03", "C09AA05", "A02BC01", "N02BE01", "B01AC06", "H02AB04", "A04AA01"]
 
 
@@ -75,26 +88,59 @@ def _history(i: int, pid: str, rng: random.Random) -> dict[str, Any]:
         code, unit, lo, hi, high = _LABS[rng.randrange(len(_LABS))]
         q = {"value": round(rng.uniform(lo, hi), 1), "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
         r: dict[str, Any] = {
-            "resourceType": "Observation", "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, "subject": subject,
-            "effectiveDateTime": day, "valueQuantity": q}
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": subject,
+            "effectiveDateTime": day,
+            "valueQuantity": q,
+        }
         if high is not None:
             r["referenceRange"] = [{"high": {**q, "value": high}}]
         return r
     if pick == 3:
-        return {"resourceType": "MedicationStatement", "status": rng.choice(["completed", "active"]),
-                "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": rng.choice(_MEDS)}]},
-                "subject": subject, "effectivePeriod": {"start": day}}
+        return {
+            "resourceType": "MedicationStatement",
+            "status": rng.choice(["completed", "active"]),
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": rng.choice(_MEDS)}]},
+            "subject": subject,
+            "effectivePeriod": {"start": day},
+        }
     if pick == 4:
-        return {"resourceType": "Observation", "status": "final",
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
-                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "subject": subject,
-                "effectiveDateTime": day,
-                "valueQuantity": {"value": round(rng.uniform(45, 110), 1), "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}
-    return {"resourceType": "Encounter", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": subject, "period": {"start": day, "end": day}}
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "subject": subject,
+            "effectiveDateTime": day,
+            "valueQuantity": {
+                "value": round(rng.uniform(45, 110), 1),
+                "unit": "kg",
+                "system": "http://unitsofmeasure.org",
+                "code": "kg",
+            },
+        }
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": subject,
+        "period": {"start": day, "end": day},
+    }
 
 
 def grow(raw: bytes, size: int, seed: int) -> bytes:
@@ -115,8 +161,10 @@ def grow(raw: bytes, size: int, seed: int) -> bytes:
 def typical_bundles() -> list[bytes]:
     """The shipped examples, each grown with history to a seeded size between 20 and 60 resources."""
     rng = random.Random(20261122)
-    return [grow(raw, max(len(json.loads(raw)["entry"]), rng.randint(20, 60)), seed)
-            for seed, raw in enumerate(shipped_bundles())]
+    return [
+        grow(raw, max(len(json.loads(raw)["entry"]), rng.randint(20, 60)), seed)
+        for seed, raw in enumerate(shipped_bundles())
+    ]
 
 
 def enlarge(raw: bytes, size: int = 500) -> bytes:
@@ -124,8 +172,9 @@ def enlarge(raw: bytes, size: int = 500) -> bytes:
     return grow(raw, size, 10_000 + len(raw))
 
 
-def interleaved(cases: list[tuple[str, Callable[[bytes], Any], Optional[Callable[[], Any]]]],
-                inputs: list[bytes], n: int) -> dict[str, list[float]]:
+def interleaved(
+    cases: list[tuple[str, Callable[[bytes], Any], Optional[Callable[[], Any]]]], inputs: list[bytes], n: int
+) -> dict[str, list[float]]:
     """Per case, `n` wall-clock timings in ms; case after case on each input in turn."""
     times: dict[str, list[float]] = {label: [] for label, _, _ in cases}
     for k in range(n):
@@ -141,8 +190,13 @@ def interleaved(cases: list[tuple[str, Callable[[bytes], Any], Optional[Callable
 
 def summary(times: list[float]) -> dict[str, float]:
     s = sorted(times)
-    return {"n": len(s), "median_ms": round(statistics.median(s), 4), "p99_ms": round(s[int(len(s) * 0.99) - 1], 4),
-            "mean_ms": round(statistics.fmean(s), 4), "patients_per_s": round(1000 / statistics.fmean(s), 1)}
+    return {
+        "n": len(s),
+        "median_ms": round(statistics.median(s), 4),
+        "p99_ms": round(s[int(len(s) * 0.99) - 1], 4),
+        "mean_ms": round(statistics.fmean(s), 4),
+        "patients_per_s": round(1000 / statistics.fmean(s), 1),
+    }
 
 
 def floor_fn(ev: Evaluator, inputs: list[bytes]) -> tuple[Callable[[bytes], Any], list[bytes]]:
@@ -166,8 +220,11 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=3000, help="evaluations per typical measurement")
     ap.add_argument("--n-large", type=int, default=200, help="evaluations per large measurement")
     ap.add_argument("--soak", type=int, default=0, help="evaluations in the memory soak (0: skip)")
-    ap.add_argument("--no-freeze", action="store_true",
-                    help="do not call gc.freeze() after the warm-up (the process's default garbage collection)")
+    ap.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="do not call gc.freeze() after the warm-up (the process's default garbage collection)",
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = ap.parse_args()
 
@@ -182,12 +239,21 @@ def main() -> None:
     def e2e(mode: str) -> Callable[[bytes], Any]:
         def run(raw: bytes) -> bytes:
             return to_json(ev.evaluate(raw, as_of=AS_OF, validate=mode))  # type: ignore[arg-type]
+
         return run
 
     report: dict[str, Any] = {
-        "mdtflag": __version__, "python": platform.python_version(), "machine": platform.machine(), "gc_freeze_after_warm_up": not args.no_freeze,
-        "rules": {"name": crs.ruleset.name, "version": crs.ruleset.version, "rules": len(crs.rules), "atoms": len(crs.atoms),
-                  "load_and_compile_ms": round(load_ms, 1)},
+        "mdtflag": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "gc_freeze_after_warm_up": not args.no_freeze,
+        "rules": {
+            "name": crs.ruleset.name,
+            "version": crs.ruleset.version,
+            "rules": len(crs.rules),
+            "atoms": len(crs.atoms),
+            "load_and_compile_ms": round(load_ms, 1),
+        },
         "typical_bundles": {"count": len(typical), "resources_min": min(sizes), "resources_max": max(sizes)},
         "large_bundles": {"count": len(large), "resources": 500},
         "results": {},
@@ -213,7 +279,7 @@ def main() -> None:
             gc.freeze()
         res = {k: summary(v) for k, v in interleaved(cases, inputs, n).items()}
         fl = res["floor (parse + engine)"]["median_ms"]
-        for k, v in res.items():
+        for v in res.values():
             v["x_floor_median"] = round(v["median_ms"] / fl, 2) if fl else None
         report["results"][label] = res
 
@@ -250,9 +316,12 @@ def main() -> None:
                 gc.collect()
                 marks.append({"evaluations": k + 1, "rss_mb": round(rss_mb(), 1)})
         base = marks[0]["rss_mb"]
-        report["memory_soak"] = {"evaluations": args.soak, "samples": marks,
-                                 "change_after_first_sample_pct": round((marks[-1]["rss_mb"] - base) / base * 100, 2),
-                                 "max_deviation_pct": round(max(abs(m["rss_mb"] - base) for m in marks) / base * 100, 2)}
+        report["memory_soak"] = {
+            "evaluations": args.soak,
+            "samples": marks,
+            "change_after_first_sample_pct": round((marks[-1]["rss_mb"] - base) / base * 100, 2),
+            "max_deviation_pct": round(max(abs(m["rss_mb"] - base) for m in marks) / base * 100, 2),
+        }
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
@@ -262,13 +331,19 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for label, res in report["results"].items():
         for k, v in res.items():
-            print(f"| {label} | {k} | {v['median_ms']} | {v['p99_ms']} | {v['patients_per_s']} | {v['x_floor_median']} |")
-    print("where the time goes (typical, default, median per stage): " +
-          ", ".join(f"{k} {v} ms" for k, v in report["stages_typical_median_ms"].items()))
+            print(
+                f"| {label} | {k} | {v['median_ms']} | {v['p99_ms']} | {v['patients_per_s']} | {v['x_floor_median']} |"
+            )
+    print(
+        "where the time goes (typical, default, median per stage): "
+        + ", ".join(f"{k} {v} ms" for k, v in report["stages_typical_median_ms"].items())
+    )
     if "memory_soak" in report:
         m = report["memory_soak"]
-        print(f"memory: {m['samples'][0]['rss_mb']} MB after {m['samples'][0]['evaluations']} → {m['samples'][-1]['rss_mb']} MB after "
-              f"{m['evaluations']} evaluations (change {m['change_after_first_sample_pct']}%, max deviation {m['max_deviation_pct']}%)")
+        print(
+            f"memory: {m['samples'][0]['rss_mb']} MB after {m['samples'][0]['evaluations']} → {m['samples'][-1]['rss_mb']} MB after "
+            f"{m['evaluations']} evaluations (change {m['change_after_first_sample_pct']}%, max deviation {m['max_deviation_pct']}%)"
+        )
 
 
 if __name__ == "__main__":

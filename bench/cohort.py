@@ -19,6 +19,7 @@ Bulk. ``--bulk N`` writes a Bulk export of N patients and runs ``mdtflag batch -
 CPU time (user + system) is reported beside wall time everywhere. Figures go to standard output and
 bench/results/cohort.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def in_process_rate(bundles: Path, limit: int) -> dict[str, Any]:
 
     ev = Evaluator(ROOT / "rules")
     lines = bundles.read_bytes().splitlines()[:limit]
-    for raw in lines[:50]:                                   # warm-up: validation caches, first imports
+    for raw in lines[:50]:  # warm-up: validation caches, first imports
         ev.run(load_bundle(raw), AS_OF)
     gc.freeze()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -59,17 +60,39 @@ def in_process_rate(bundles: Path, limit: int) -> dict[str, Any]:
         to_json(res, indent=False)
         csv_line(summary_row(res, b.source))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"patients": len(lines), "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-            "cpu_ms_per_patient": round(1000 * cpu / len(lines), 3),
-            "patients_per_s": round(len(lines) / wall, 1), "patients_per_cpu_s": round(len(lines) / cpu, 1)}
+    return {
+        "patients": len(lines),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "cpu_ms_per_patient": round(1000 * cpu / len(lines), 3),
+        "patients_per_s": round(len(lines) / wall, 1),
+        "patients_per_cpu_s": round(len(lines) / cpu, 1),
+    }
 
 
 def run_batch(inputs: Path, workers: int, out: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     before = os.times()
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "batch", str(inputs), "--as-of", AS_OF,
-                        "--workers", str(workers), "-o", str(out), "--no-progress", *extra],
-                       cwd=ROOT, capture_output=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mdtflag.cli",
+            "batch",
+            str(inputs),
+            "--as-of",
+            AS_OF,
+            "--workers",
+            str(workers),
+            "-o",
+            str(out),
+            "--no-progress",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     after = os.times()
     if r.returncode not in (0, 2):
@@ -77,20 +100,29 @@ def run_batch(inputs: Path, workers: int, out: Path, extra: tuple[str, ...] = ()
     m = json.loads(Path(str(out) + ".manifest.json").read_bytes())
     t = m["timing"]
     units = m["counts"]["results"] + m["counts"]["errors"]
-    return {"workers": workers, "patients": units, "wall_s": round(wall, 3), "startup_s": t["startup_s"],
-            "evaluation_s": t["evaluation_s"], "patients_per_s": round(units / t["evaluation_s"], 1),
-            "cpu_all_s": round((after.children_user + after.children_system)
-                               - (before.children_user + before.children_system), 3),
-            "cpu_parent_s": t["cpu_parent_s"], "cpu_workers_s": t["cpu_workers_s"],
-            "cpu_workers_startup_s": t["cpu_workers_startup_s"],
-            "worker_cpu_ms_per_patient": round(1000 * (t["cpu_workers_s"] - t["cpu_workers_startup_s"]) / max(1, units), 3),
-            "parent_cpu_ms_per_patient": round(1000 * t["cpu_parent_s"] / max(1, units), 3)}
+    return {
+        "workers": workers,
+        "patients": units,
+        "wall_s": round(wall, 3),
+        "startup_s": t["startup_s"],
+        "evaluation_s": t["evaluation_s"],
+        "patients_per_s": round(units / t["evaluation_s"], 1),
+        "cpu_all_s": round(
+            (after.children_user + after.children_system) - (before.children_user + before.children_system), 3
+        ),
+        "cpu_parent_s": t["cpu_parent_s"],
+        "cpu_workers_s": t["cpu_workers_s"],
+        "cpu_workers_startup_s": t["cpu_workers_startup_s"],
+        "worker_cpu_ms_per_patient": round(1000 * (t["cpu_workers_s"] - t["cpu_workers_startup_s"]) / max(1, units), 3),
+        "parent_cpu_ms_per_patient": round(1000 * t["cpu_parent_s"] / max(1, units), 3),
+    }
 
 
 def scaling(n: int, rounds: int, work: Path) -> dict[str, Any]:
     data = work / "scaling"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n), "--bundles"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n), "--bundles"], check=True
+    )
     bundles = data / "bundles.ndjson"
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     inproc: list[dict[str, Any]] = []
@@ -100,19 +132,29 @@ def scaling(n: int, rounds: int, work: Path) -> dict[str, Any]:
         for w in (1, 2) if r % 2 == 0 else (2, 1):
             got = run_batch(data, w, work / f"out-{w}.ndjson")
             runs[w].append(got)
-            print(f"round {r + 1}: {w} worker(s) {got['patients_per_s']}/s "
-                  f"(evaluation {got['evaluation_s']} s, start-up {got['startup_s']} s, CPU {got['cpu_all_s']} s)",
-                  file=sys.stderr)
+            print(
+                f"round {r + 1}: {w} worker(s) {got['patients_per_s']}/s "
+                f"(evaluation {got['evaluation_s']} s, start-up {got['startup_s']} s, CPU {got['cpu_all_s']} s)",
+                file=sys.stderr,
+            )
     one = statistics.median(x["patients_per_s"] for x in runs[1])
     two = statistics.median(x["patients_per_s"] for x in runs[2])
     rate = statistics.median(x["patients_per_s"] for x in inproc)
     same_round = [b["patients_per_s"] / a["patients_per_s"] for a, b in zip(runs[1], runs[2])]
-    return {"patients": n, "rounds": rounds, "in_process": inproc, "batch": runs,
-            "median_patients_per_s": {"in_process": rate, "1_worker": one, "2_workers": two},
-            "two_vs_one": round(two / one, 3), "two_vs_one_per_round": [round(x, 3) for x in same_round],
-            "efficiency_1": round(one / rate, 3), "efficiency_2": round(two / (2 * rate), 3),
-            "efficiency_2_per_round": [round(b["patients_per_s"] / (2 * i["patients_per_s"]), 3)
-                                       for i, b in zip(inproc, runs[2])]}
+    return {
+        "patients": n,
+        "rounds": rounds,
+        "in_process": inproc,
+        "batch": runs,
+        "median_patients_per_s": {"in_process": rate, "1_worker": one, "2_workers": two},
+        "two_vs_one": round(two / one, 3),
+        "two_vs_one_per_round": [round(x, 3) for x in same_round],
+        "efficiency_1": round(one / rate, 3),
+        "efficiency_2": round(two / (2 * rate), 3),
+        "efficiency_2_per_round": [
+            round(b["patients_per_s"] / (2 * i["patients_per_s"]), 3) for i, b in zip(inproc, runs[2])
+        ],
+    }
 
 
 class TreeRSS(threading.Thread):
@@ -153,16 +195,36 @@ class TreeRSS(threading.Thread):
 def bulk(n: int, work: Path, workers: int) -> dict[str, Any]:
     data = work / "bulk"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n),
-                    "--unassigned", "10"], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n), "--unassigned", "10"],
+        check=True,
+    )
     gen = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in data.iterdir())
     out = work / "bulk.ndjson"
     t0 = time.perf_counter()
     before = os.times()
-    proc = subprocess.Popen(["/usr/bin/time", "-v", sys.executable, "-m", "mdtflag.cli", "batch", str(data),
-                             "--as-of", AS_OF, "--workers", str(workers), "-o", str(out), "--no-progress"],
-                            cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "/usr/bin/time",
+            "-v",
+            sys.executable,
+            "-m",
+            "mdtflag.cli",
+            "batch",
+            str(data),
+            "--as-of",
+            AS_OF,
+            "--workers",
+            str(workers),
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
     watch = TreeRSS(proc.pid)
     watch.start()
     _, err = proc.communicate()
@@ -173,14 +235,23 @@ def bulk(n: int, work: Path, workers: int) -> dict[str, Any]:
     maxrss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     m = json.loads(Path(str(out) + ".manifest.json").read_bytes())
     units = m["counts"]["results"] + m["counts"]["errors"]
-    return {"patients": n, "export_mb": round(size / 1e6, 1), "generate_s": round(gen, 1),
-            "wall_s": round(wall, 1), "patients_per_s": round(units / wall, 1),
-            "cpu_s": round((after.children_user + after.children_system)
-                           - (before.children_user + before.children_system), 1),
-            "peak_rss_tree_mb": round(watch.peak / 1024, 1),
-            "max_rss_one_process_mb": round(int(maxrss.group(1)) / 1024, 1) if maxrss else None,
-            "results_mb": round(out.stat().st_size / 1e6, 1), "counts": m["counts"], "timing": m["timing"],
-            "exit": proc.returncode, "stderr_tail": text.strip().splitlines()[:4]}
+    return {
+        "patients": n,
+        "export_mb": round(size / 1e6, 1),
+        "generate_s": round(gen, 1),
+        "wall_s": round(wall, 1),
+        "patients_per_s": round(units / wall, 1),
+        "cpu_s": round(
+            (after.children_user + after.children_system) - (before.children_user + before.children_system), 1
+        ),
+        "peak_rss_tree_mb": round(watch.peak / 1024, 1),
+        "max_rss_one_process_mb": round(int(maxrss.group(1)) / 1024, 1) if maxrss else None,
+        "results_mb": round(out.stat().st_size / 1e6, 1),
+        "counts": m["counts"],
+        "timing": m["timing"],
+        "exit": proc.returncode,
+        "stderr_tail": text.strip().splitlines()[:4],
+    }
 
 
 def group_only(n: int, work: Path) -> dict[str, Any]:
@@ -192,8 +263,10 @@ def group_only(n: int, work: Path) -> dict[str, Any]:
 
     data = work / "group-only"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n),
-                    "--unassigned", "10"], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(data), "-n", str(n), "--unassigned", "10"],
+        check=True,
+    )
     gen = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in data.iterdir())
     spill_dir = work / "group-only-work"
@@ -223,14 +296,23 @@ def group_only(n: int, work: Path) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     shutil.rmtree(spill_dir, ignore_errors=True)
     shutil.rmtree(data, ignore_errors=True)
-    return {"patients_grouped": patients, "export_mb": round(size / 1e6, 1), "generate_s": round(gen, 1),
-            "lines": lines, "lines_spilled": spilled, "lines_grouped": grouped,
-            "buckets": sum(1 for t in plan.tasks if isinstance(t, plan_mod.GroupTask)),
-            "spill_tasks": sum(1 for t in plan.tasks if isinstance(t, plan_mod.SpillTask)),
-            "plan_s": round(t_plan, 1), "spill_s": round(t_spill - t_plan, 1),
-            "group_s": round(wall - t_spill, 1), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "rss_before_mb": round(rss0 / 1024, 1)}
+    return {
+        "patients_grouped": patients,
+        "export_mb": round(size / 1e6, 1),
+        "generate_s": round(gen, 1),
+        "lines": lines,
+        "lines_spilled": spilled,
+        "lines_grouped": grouped,
+        "buckets": sum(1 for t in plan.tasks if isinstance(t, plan_mod.GroupTask)),
+        "spill_tasks": sum(1 for t in plan.tasks if isinstance(t, plan_mod.SpillTask)),
+        "plan_s": round(t_plan, 1),
+        "spill_s": round(t_spill - t_plan, 1),
+        "group_s": round(wall - t_spill, 1),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_mb": round(rss0 / 1024, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -240,8 +322,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bulk", type=int, default=0, help="also run a Bulk export of this many patients")
     ap.add_argument("--bulk-workers", type=int, default=2)
     ap.add_argument("--skip-scaling", action="store_true")
-    ap.add_argument("--group-only", type=int, default=0,
-                    help="also group a Bulk export of this many patients in one process, without evaluating")
+    ap.add_argument(
+        "--group-only",
+        type=int,
+        default=0,
+        help="also group a Bulk export of this many patients in one process, without evaluating",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="work folder (kept); default: a temporary one")
     a = ap.parse_args(argv)
     work = a.keep or Path(tempfile.mkdtemp(prefix="mdtflag-bench-"))
@@ -251,19 +337,25 @@ def main(argv: list[str] | None = None) -> None:
         if not a.skip_scaling:
             report["scaling"] = scaling(a.n, a.rounds, work)
             s = report["scaling"]
-            print(f"in-process {s['median_patients_per_s']['in_process']}/s; 1 worker "
-                  f"{s['median_patients_per_s']['1_worker']}/s; 2 workers {s['median_patients_per_s']['2_workers']}/s; "
-                  f"2 vs 1: {s['two_vs_one']}x (target ≥ 1.8); 2 workers vs 2 × in-process: {s['efficiency_2']} "
-                  f"(target ≥ 0.85)")
+            print(
+                f"in-process {s['median_patients_per_s']['in_process']}/s; 1 worker "
+                f"{s['median_patients_per_s']['1_worker']}/s; 2 workers {s['median_patients_per_s']['2_workers']}/s; "
+                f"2 vs 1: {s['two_vs_one']}x (target ≥ 1.8); 2 workers vs 2 × in-process: {s['efficiency_2']} "
+                f"(target ≥ 0.85)"
+            )
         if a.bulk:
             report["bulk"] = b = bulk(a.bulk, work, a.bulk_workers)
-            print(f"Bulk export of {b['patients']} patients ({b['export_mb']} MB): {b['wall_s']} s wall, "
-                  f"{b['patients_per_s']} patients/s, CPU {b['cpu_s']} s, peak memory of all processes "
-                  f"{b['peak_rss_tree_mb']} MB (largest process {b['max_rss_one_process_mb']} MB)")
+            print(
+                f"Bulk export of {b['patients']} patients ({b['export_mb']} MB): {b['wall_s']} s wall, "
+                f"{b['patients_per_s']} patients/s, CPU {b['cpu_s']} s, peak memory of all processes "
+                f"{b['peak_rss_tree_mb']} MB (largest process {b['max_rss_one_process_mb']} MB)"
+            )
         if a.group_only:
             report["group_only"] = g = group_only(a.group_only, work)
-            print(f"grouping only, {g['patients_grouped']} patients ({g['export_mb']} MB): {g['wall_s']} s wall "
-                  f"(spill {g['spill_s']} s, group {g['group_s']} s), CPU {g['cpu_s']} s, peak memory {g['peak_rss_mb']} MB")
+            print(
+                f"grouping only, {g['patients_grouped']} patients ({g['export_mb']} MB): {g['wall_s']} s wall "
+                f"(spill {g['spill_s']} s, group {g['group_s']} s), CPU {g['cpu_s']} s, peak memory {g['peak_rss_mb']} MB"
+            )
     finally:
         report["load_avg_end"] = os.getloadavg()
         out = ROOT / "bench" / "results" / "cohort.json"

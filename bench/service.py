@@ -9,6 +9,7 @@ requests and samples the workers' resident memory as it goes.
 
     python bench/service.py --workers 2 --seconds 12 --soak 100000 -o bench/results/service.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,20 +83,45 @@ class Service:
     def start(self) -> None:
         env = dict(os.environ)
         if self.server == "granian":
-            cmd = [sys.executable, "-m", "mdtflag.cli", "serve", "--insecure-no-auth", "--port", str(self.port),
-                   "--workers", str(self.workers), "--queue", str(self.queue)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "mdtflag.cli",
+                "serve",
+                "--insecure-no-auth",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--queue",
+                str(self.queue),
+            ]
         else:
             from mdtflag.service.config import ENV_CONFIG, ServiceConfig
 
             (self.state / "metrics").mkdir()
-            env[ENV_CONFIG] = ServiceConfig(insecure_no_auth=True, queue=self.queue,
-                                            public_url=f"http://127.0.0.1:{self.port}").to_env()
+            env[ENV_CONFIG] = ServiceConfig(
+                insecure_no_auth=True, queue=self.queue, public_url=f"http://127.0.0.1:{self.port}"
+            ).to_env()
             env["PROMETHEUS_MULTIPROC_DIR"] = str(self.state / "metrics")
-            cmd = [sys.executable, "-m", "uvicorn", "--factory", "mdtflag.service.app:worker_app", "--port",
-                   str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "mdtflag.service.app:worker_app",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
         self.log = open(self.state / "server.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 120
         ready: set[int] = set()
         while time.monotonic() < deadline and len(ready) < self.workers:
@@ -154,8 +180,15 @@ class Service:
             self.log.close()
 
 
-async def client(port: int, data: list[bytes], offset: int, stop_at: float, lat: list[float], errors: dict[str, int],
-                 budget: list[int] | None = None) -> None:
+async def client(
+    port: int,
+    data: list[bytes],
+    offset: int,
+    stop_at: float,
+    lat: list[float],
+    errors: dict[str, int],
+    budget: list[int] | None = None,
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
     try:
@@ -166,8 +199,10 @@ async def client(port: int, data: list[bytes], offset: int, stop_at: float, lat:
                 budget[0] -= 1
             body = data[i % len(data)]
             i += 1
-            head = (f"POST /evaluate?as_of={AS_OF} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            head = (
+                f"POST /evaluate?as_of={AS_OF} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
             t0 = time.perf_counter()
             writer.write(head + body)
             status_line = await reader.readline()
@@ -196,7 +231,9 @@ def pct(values: list[float], q: float) -> float:
 
 async def load(svc: Service, data: list[bytes], clients: int, seconds: float, warmup: float) -> dict[str, Any]:
     warm: list[float] = []
-    await asyncio.gather(*(client(svc.port, data, k * 7, time.perf_counter() + warmup, warm, {}) for k in range(clients)))
+    await asyncio.gather(
+        *(client(svc.port, data, k * 7, time.perf_counter() + warmup, warm, {}) for k in range(clients))
+    )
     lat: list[float] = []
     errors: dict[str, int] = {}
     cpu0, gen0, load0 = svc.cpu_s(), time.process_time(), os.getloadavg()[0]
@@ -204,13 +241,20 @@ async def load(svc: Service, data: list[bytes], clients: int, seconds: float, wa
     await asyncio.gather(*(client(svc.port, data, k * 7, t0 + seconds, lat, errors) for k in range(clients)))
     elapsed = time.perf_counter() - t0
     return {
-        "clients": clients, "seconds": round(elapsed, 2), "requests": len(lat), "errors": errors,
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(lat),
+        "errors": errors,
         "req_per_s": round(len(lat) / elapsed, 1),
-        "p50_ms": round(pct(lat, 0.50), 2), "p90_ms": round(pct(lat, 0.90), 2), "p99_ms": round(pct(lat, 0.99), 2),
+        "p50_ms": round(pct(lat, 0.50), 2),
+        "p90_ms": round(pct(lat, 0.90), 2),
+        "p99_ms": round(pct(lat, 0.99), 2),
         "max_ms": round(max(lat) * 1000, 2),
-        "server_cpu_s": round(svc.cpu_s() - cpu0, 2), "server_cpu_ms_per_req": round((svc.cpu_s() - cpu0) / max(1, len(lat)) * 1000, 3),
+        "server_cpu_s": round(svc.cpu_s() - cpu0, 2),
+        "server_cpu_ms_per_req": round((svc.cpu_s() - cpu0) / max(1, len(lat)) * 1000, 3),
         "loadgen_cpu_s": round(time.process_time() - gen0, 2),
-        "loadavg_1m_before": round(load0, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        "loadavg_1m_before": round(load0, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
 
 
@@ -223,13 +267,21 @@ async def soak(svc: Service, data: list[bytes], clients: int, total: int, sample
     t0 = time.perf_counter()
     for _ in range(samples):
         budget = [per]
-        await asyncio.gather(*(client(svc.port, data, k * 7, float("inf"), lat, errors, budget) for k in range(clients)))
+        await asyncio.gather(
+            *(client(svc.port, data, k * 7, float("inf"), lat, errors, budget) for k in range(clients))
+        )
         done += per
         rss.append({"requests": done, "rss_mb": svc.rss_mb()})
     workers = [p for p in rss[-1]["rss_mb"] if p in rss[1]["rss_mb"]]
-    return {"requests": done, "seconds": round(time.perf_counter() - t0, 1), "errors": errors,
-            "p50_ms": round(pct(lat, 0.5), 2), "p99_ms": round(pct(lat, 0.99), 2), "samples": rss,
-            "growth_after_first_sample_mb": {str(p): round(rss[-1]["rss_mb"][p] - rss[1]["rss_mb"][p], 1) for p in workers}}
+    return {
+        "requests": done,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "errors": errors,
+        "p50_ms": round(pct(lat, 0.5), 2),
+        "p99_ms": round(pct(lat, 0.99), 2),
+        "samples": rss,
+        "growth_after_first_sample_mb": {str(p): round(rss[-1]["rss_mb"][p] - rss[1]["rss_mb"][p], 1) for p in workers},
+    }
 
 
 def main() -> None:
@@ -247,9 +299,16 @@ def main() -> None:
     clients = args.clients or [2 * args.workers, 32]
     data = bodies()
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "loadavg_at_start": os.getloadavg()},
-        "server": args.server, "workers": args.workers, "bodies": len(data), "endpoint": "POST /evaluate",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_at_start": os.getloadavg(),
+        },
+        "server": args.server,
+        "workers": args.workers,
+        "bodies": len(data),
+        "endpoint": "POST /evaluate",
         "in_process_before": in_process(data, args.rounds),
     }
     svc = Service(args.server, args.workers, args.queue)
@@ -267,12 +326,17 @@ def main() -> None:
     checks = []
     for run in report["runs"]:
         n = run["clients"]
-        checks.append({"clients": n, "throughput_vs_workers_x_in_process": round(run["req_per_s"] / (args.workers * base), 3),
-                       "p99_over_p50": round(run["p99_ms"] / run["p50_ms"], 2),
-                       "p99_over_in_process_median": round(run["p99_ms"] / median, 2),
-                       # CPU ratios do not depend on what else the machine runs
-                       "server_cpu_per_req_over_in_process_cpu": round(run["server_cpu_ms_per_req"] / cpu, 3),
-                       "cpu_bound_capacity_req_per_s": round(args.workers * 1000 / run["server_cpu_ms_per_req"], 1)})
+        checks.append(
+            {
+                "clients": n,
+                "throughput_vs_workers_x_in_process": round(run["req_per_s"] / (args.workers * base), 3),
+                "p99_over_p50": round(run["p99_ms"] / run["p50_ms"], 2),
+                "p99_over_in_process_median": round(run["p99_ms"] / median, 2),
+                # CPU ratios do not depend on what else the machine runs
+                "server_cpu_per_req_over_in_process_cpu": round(run["server_cpu_ms_per_req"] / cpu, 3),
+                "cpu_bound_capacity_req_per_s": round(args.workers * 1000 / run["server_cpu_ms_per_req"], 1),
+            }
+        )
     report["checks"] = checks
     text = json.dumps(report, indent=2)
     print(text)

@@ -19,6 +19,7 @@ engine's result lines are compared with the pool's (as sorted lists: Spark write
 Results: standard output and ``bench/results/spark_vs_pool.json``. The machine is shared: compare
 figures from the same round, not across runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -136,11 +137,15 @@ def spark_driver(src: str, out: str, cores: int) -> None:
     t0 = time.monotonic()
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master(f"local[{cores}]").appName("mdtflag-bench")
-             .config("spark.ui.enabled", "false")
-             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-             .config("spark.sql.files.maxPartitionBytes", str(max(1 << 20, os.path.getsize(src) // (4 * cores))))
-             .getOrCreate())
+    spark = (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("mdtflag-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.files.maxPartitionBytes", str(max(1 << 20, os.path.getsize(src) // (4 * cores))))
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     t1 = time.monotonic()
     from mdtflag.cohort.spark import evaluate_dataframe
@@ -173,8 +178,11 @@ def main() -> None:
         spark_driver(a.driver[0], a.driver[1], a.cores)
         return
     work = Path(tempfile.mkdtemp(prefix="mdtflag-spark-bench-"))
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     try:
         src = work / "bundles.ndjson"
         size = make_cohort(a.n, src)
@@ -186,11 +194,29 @@ def main() -> None:
             for name in ("pool-1", f"pool-{a.cores}", "spark"):
                 out = work / f"{name}-{r}"
                 if name == "spark":
-                    cmd = [sys.executable, str(Path(__file__).resolve()), "--driver", str(src), str(out),
-                           "--cores", str(a.cores)]
+                    cmd = [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--driver",
+                        str(src),
+                        str(out),
+                        "--cores",
+                        str(a.cores),
+                    ]
                 else:
-                    cmd = [sys.executable, "-m", "mdtflag.cli", "batch", str(src), "--as-of", AS_OF,
-                           "--workers", name.split("-")[1], "-o", str(out)]
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "mdtflag.cli",
+                        "batch",
+                        str(src),
+                        "--as-of",
+                        AS_OF,
+                        "--workers",
+                        name.split("-")[1],
+                        "-o",
+                        str(out),
+                    ]
                 m = run_measured(cmd, env)
                 lines = _lines_of(out)
                 reference = reference if reference is not None else lines
@@ -200,22 +226,42 @@ def main() -> None:
                 m["cpu_ms_per_patient"] = 1000 * m["cpu_s"] / max(1, len(lines))
                 if name == "spark":
                     timing = json.loads(m["stdout"].strip().splitlines()[-1])
-                    m.update(session_s=timing["session_s"], job_s=timing["job_s"], partitions=timing["partitions"],
-                             job_patients_per_s=len(lines) / timing["job_s"])
+                    m.update(
+                        session_s=timing["session_s"],
+                        job_s=timing["job_s"],
+                        partitions=timing["partitions"],
+                        job_patients_per_s=len(lines) / timing["job_s"],
+                    )
                 m.pop("stdout")
                 got[name] = m
                 shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-                extra = (f"  (session {m['session_s']:.1f} s, job {m['job_s']:.1f} s = "
-                         f"{m['job_patients_per_s']:.0f}/s)" if name == "spark" else "")
-                print(f"round {r + 1} {name:8s} wall {m['wall_s']:7.1f} s  {m['patients_per_s']:6.0f} patients/s  "
-                      f"CPU {m['cpu_s']:7.1f} s ({m['cpu_ms_per_patient']:.2f} ms/patient)  "
-                      f"identical={m['same_lines_as_pool_1']}{extra}", flush=True)
+                extra = (
+                    f"  (session {m['session_s']:.1f} s, job {m['job_s']:.1f} s = {m['job_patients_per_s']:.0f}/s)"
+                    if name == "spark"
+                    else ""
+                )
+                print(
+                    f"round {r + 1} {name:8s} wall {m['wall_s']:7.1f} s  {m['patients_per_s']:6.0f} patients/s  "
+                    f"CPU {m['cpu_s']:7.1f} s ({m['cpu_ms_per_patient']:.2f} ms/patient)  "
+                    f"identical={m['same_lines_as_pool_1']}{extra}",
+                    flush=True,
+                )
             rounds.append(got)
         ip = in_process_rate(src, min(a.n, 1000))
-        print(f"in process: {ip['patients_per_s']:.0f} patients/s ({1000 * ip['cpu_s'] / ip['patients']:.2f} ms CPU per patient)")
-        result = {"patients": a.n, "cohort_mb": size / 1e6, "cores": a.cores, "as_of": AS_OF,
-                  "cpus_online": os.cpu_count(), "loadavg_at_end": os.getloadavg(), "rounds": rounds,
-                  "in_process": ip, "python": sys.version.split()[0]}
+        print(
+            f"in process: {ip['patients_per_s']:.0f} patients/s ({1000 * ip['cpu_s'] / ip['patients']:.2f} ms CPU per patient)"
+        )
+        result = {
+            "patients": a.n,
+            "cohort_mb": size / 1e6,
+            "cores": a.cores,
+            "as_of": AS_OF,
+            "cpus_online": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(),
+            "rounds": rounds,
+            "in_process": ip,
+            "python": sys.version.split()[0],
+        }
         try:
             import pyspark
 

@@ -9,6 +9,7 @@ the suffix ``-i``, so every patient is distinct and its resources refer to it. T
 patient are spread over one file per resource type, as a Bulk export server writes them.
 ``--unassigned K`` adds K Observations without a subject (they belong to no patient).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,8 +100,13 @@ def main(argv: list[str] | None = None) -> None:
             sink(rt).write(raw.replace(mark, tag) + b"\n")
             counts[rt] += 1
     for j in range(a.unassigned):
-        orphan = {"resourceType": "Observation", "id": f"orphan-{j}", "status": "final",
-                  "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]}, "valueInteger": 1}
+        orphan = {
+            "resourceType": "Observation",
+            "id": f"orphan-{j}",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+            "valueInteger": 1,
+        }
         sink("Observation").write(orjson.dumps(orphan) + b"\n")
         counts["Observation"] += 1
     for fh in files.values():
@@ -110,14 +116,18 @@ def main(argv: list[str] | None = None) -> None:
             "transactionTime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "request": "https://fhir.example.org/fhir/$export?_type=" + ",".join(sorted(counts)),
             "requiresAccessToken": False,
-            "output": [{"type": rt, "url": f"https://fhir.example.org/bulk/{rt}{ext}", "count": n}
-                       for rt, n in sorted(counts.items())],
+            "output": [
+                {"type": rt, "url": f"https://fhir.example.org/bulk/{rt}{ext}", "count": n}
+                for rt, n in sorted(counts.items())
+            ],
             "error": [],
         }
         (a.out / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     size = sum(os.path.getsize(a.out / f"{name}{ext}") for name in counts)
-    print(f"{a.n} patients, {sum(counts.values())} lines, {size / 1e6:.1f} MB in {a.out} "
-          f"({time.monotonic() - t0:.1f} s)", file=sys.stderr)
+    print(
+        f"{a.n} patients, {sum(counts.values())} lines, {size / 1e6:.1f} MB in {a.out} ({time.monotonic() - t0:.1f} s)",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.fhir.regions import region_map
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
-from mdtflag.ruleset.model import RuleSet, load_ruleset
+from mdtflag.ruleset.load import load_ruleset
+from mdtflag.ruleset.model import RuleSet
 from mdtflag.ruleset.terminology import site_terminology_dirs, with_site_terminology
 
 __all__ = [

@@ -149,8 +149,7 @@ NOTE_CODES: Mapping[str, str] = MappingProxyType(
         "after-as-of": "the data is dated after the evaluation date (as_of) and was not used",
         "impossible-date": "a date cannot be true (birth after as_of, onset before birth, age over "
         "130 years, death after as_of); what depends on it is unknown",
-        "implausible-value": "the value lies outside the plausible range for the analyte or score, so it "
-        "is unknown",
+        "implausible-value": "the value lies outside the plausible range for the analyte or score, so it is unknown",
         "duplicate-key": "a JSON object holds the same key twice; the resource was not used",
         "invalid-element": "an element fails FHIR R4 validation; the resource was kept because no fact is "
         "read from that element",

@@ -1,4 +1,5 @@
 """Shared test fixtures. Golden files: regenerate all with `MDTFLAG_UPDATE_GOLDEN=1 python -m pytest`."""
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,8 @@ def golden() -> Callable[[str, str], None]:
                 pytest.fail(f"golden file {name} was missing and has been written; check it and run again")
             return
         expected = path.read_text(encoding="utf-8")
-        assert text == expected, f"output differs from golden file tests/golden/{name} (MDTFLAG_UPDATE_GOLDEN=1 to accept)"
+        assert text == expected, (
+            f"output differs from golden file tests/golden/{name} (MDTFLAG_UPDATE_GOLDEN=1 to accept)"
+        )
 
     return check

@@ -20,6 +20,7 @@ Other pieces: :class:`SigningKey` (``SigningKey.generate("ES384" | "RS384")``, `
 :func:`write_jwks`, and :class:`JwksServer` -- a real HTTP server on 127.0.0.1 in a subprocess
 serving key-set files from a directory, counting the requests for each.
 """
+
 from __future__ import annotations
 
 import base64
@@ -227,7 +228,9 @@ def failing_authorizations(setup: TrustSetup, audience: str) -> list[FailingCase
         FailingCase("not-bearer", "Basic dXNlcjpwYXNz", "missing-token"),
         FailingCase("garbage", "Bearer not-a-jwt", "malformed"),
         FailingCase("alg-none", "Bearer " + mint_unsigned(c(), kid=good.kid), "alg-not-allowed"),
-        FailingCase("hs256-public-key", "Bearer " + mint_hs256(c(), good.public_pem(), kid=good.kid), "alg-not-allowed"),
+        FailingCase(
+            "hs256-public-key", "Bearer " + mint_hs256(c(), good.public_pem(), kid=good.kid), "alg-not-allowed"
+        ),
         FailingCase("wrong-key", "Bearer " + mint(impostor, c()), "bad-signature"),
         FailingCase("unknown-kid", "Bearer " + mint(stranger, c()), "unknown-kid"),
         FailingCase("wrong-audience", "Bearer " + mint(good, c(extra={"aud": audience + "-other"})), "wrong-audience"),
@@ -321,4 +324,3 @@ class JwksServer:
     def requests(self, name: str) -> int:
         text = self._log_path.read_text(encoding="utf-8") if self._log_path.exists() else ""
         return sum(1 for line in text.splitlines() if f'"GET /{name} ' in line)
-

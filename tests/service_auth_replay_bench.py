@@ -7,6 +7,7 @@ repository root. Prints wall and CPU microseconds per operation for:
   once (the service's workers share it);
 * ``Authenticator.verify`` of an ES384 and an RS384 token (signature, claims and replay insert).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ from service_auth_keys import make_trust_setup
 from mdtflag.service.auth import Authenticator, ReplayStore
 
 
-def _inserts(directory: str, n: int, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue[tuple[float, float]]) -> None:
+def _inserts(
+    directory: str, n: int, start: multiprocessing.synchronize.Event, out: multiprocessing.Queue[tuple[float, float]]
+) -> None:
     store = ReplayStore(Path(directory))
     prefix = uuid.uuid4().hex
     start.wait()

@@ -24,6 +24,7 @@ the behaviour:
 Command line: ``python -u tests/service_fetch_server.py --token T [--per-type N] [--page-size M]
 [--slow-s S]``; prints ``PORT <n>`` once listening.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write("%s\n" % (format % args))
 
-    def _send(self, status: int, body: bytes, ctype: str = "application/fhir+json", extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str = "application/fhir+json", extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -74,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not parts.path.startswith("/fhir/"):
             self._json(404, _outcome("error", "not-found", "unknown path"))
             return
-        rest = parts.path[len("/fhir/"):]
+        rest = parts.path[len("/fhir/") :]
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if "/" in rest:
             rtype, _, rid = rest.partition("/")
@@ -109,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             for start in range(0, len(body), 65536):
-                piece = body[start:start + 65536]
+                piece = body[start : start + 65536]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -122,14 +125,18 @@ class _Handler(BaseHTTPRequestHandler):
         entries: list[dict[str, Any]] = []
         links: list[dict[str, str]] = [{"relation": "self", "url": f"http://{host}{self.path}"}]
         if pid == "outcome":
-            entries.append({"resource": _outcome("error", "processing", "search failed"), "search": {"mode": "outcome"}})
+            entries.append(
+                {"resource": _outcome("error", "processing", "search failed"), "search": {"mode": "outcome"}}
+            )
             return {"resourceType": "Bundle", "type": "searchset", "entry": entries, "link": links}
         if pid in ("big", "chunkedbig"):
             note = "x" * 3_000_000
             entries.append({"resource": _resource("Observation", pid, 0, note), "search": {"mode": "match"}})
             return {"resourceType": "Bundle", "type": "searchset", "entry": entries, "link": links}
         if pid == "warning" and page == 1:
-            entries.append({"resource": _outcome("warning", "informational", "partial index"), "search": {"mode": "outcome"}})
+            entries.append(
+                {"resource": _outcome("warning", "informational", "partial index"), "search": {"mode": "outcome"}}
+            )
         first = (page - 1) * opts.page_size
         about = "someone-else" if pid == "wrongpatient" else pid
         for i in range(first, min(first + opts.page_size, opts.per_type)):
@@ -193,10 +200,26 @@ def main(argv: list[str] | None = None) -> None:
 class FhirServer:
     """Start the mock FHIR server in a subprocess (context manager); ``base`` is its FHIR base URL."""
 
-    def __init__(self, token: str = "fhir-access-token-0123456789", *, per_type: int = 5, page_size: int = 2,
-                 slow_s: float = 20.0, start_timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        token: str = "fhir-access-token-0123456789",
+        *,
+        per_type: int = 5,
+        page_size: int = 2,
+        slow_s: float = 20.0,
+        start_timeout_s: float = 15.0,
+    ) -> None:
         self.token = token
-        self._args = ["--token", token, "--per-type", str(per_type), "--page-size", str(page_size), "--slow-s", str(slow_s)]
+        self._args = [
+            "--token",
+            token,
+            "--per-type",
+            str(per_type),
+            "--page-size",
+            str(page_size),
+            "--slow-s",
+            str(slow_s),
+        ]
         self._start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[str] | None = None
         self.port = 0

@@ -1,5 +1,6 @@
 """Helpers for HTTP tests of ``mdtflag serve``: start the real server on a loopback port, call it,
 and turn the shipped example bundles into CDS Hooks requests."""
+
 from __future__ import annotations
 
 import http.client
@@ -23,11 +24,18 @@ AS_OF = "2026-11-01"
 
 #: resource type -> the discovery prefetch key that carries it
 PREFETCH_KEY = {
-    "Patient": "patient", "Condition": "conditions", "Observation": "observations",
-    "DiagnosticReport": "diagnosticReports", "MedicationStatement": "medicationStatements",
-    "MedicationRequest": "medicationRequests", "MedicationAdministration": "medicationAdministrations",
-    "Procedure": "procedures", "ServiceRequest": "serviceRequests", "ResearchSubject": "researchSubjects",
-    "ResearchStudy": "researchSubjects", "FamilyMemberHistory": "familyMemberHistories",
+    "Patient": "patient",
+    "Condition": "conditions",
+    "Observation": "observations",
+    "DiagnosticReport": "diagnosticReports",
+    "MedicationStatement": "medicationStatements",
+    "MedicationRequest": "medicationRequests",
+    "MedicationAdministration": "medicationAdministrations",
+    "Procedure": "procedures",
+    "ServiceRequest": "serviceRequests",
+    "ResearchSubject": "researchSubjects",
+    "ResearchStudy": "researchSubjects",
+    "FamilyMemberHistory": "familyMemberHistories",
 }
 
 
@@ -68,8 +76,13 @@ class Server:
         os.close(fd)
         self.log_path = Path(name)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "mdtflag.cli", *self.args], cwd=ROOT,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mdtflag.cli", *self.args],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -83,8 +96,9 @@ class Server:
         self.stop()
         raise RuntimeError(f"server not ready within {self.start_timeout_s} s: {self.log()}")
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -104,8 +118,14 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path else ""
 
-    def call(self, method: str, path: str, body: bytes | dict[str, Any] | list[Any] | None = None,
-             headers: dict[str, str] | None = None, timeout: float = 60.0) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | dict[str, Any] | list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode("utf-8")
@@ -123,14 +143,21 @@ def example_paths() -> list[Path]:
     return sorted(EXAMPLES.glob("[0-9][0-9]-*.json"))
 
 
-def hook_request(bundle: dict[str, Any], *, hook: str = "patient-view", instance: str = "f4c1d7a2-0d7e-4f7b-9c55-1a2b3c4d5e6f",
-                 as_of: str | None = AS_OF, keys: list[str] | None = None) -> dict[str, Any]:
+def hook_request(
+    bundle: dict[str, Any],
+    *,
+    hook: str = "patient-view",
+    instance: str = "f4c1d7a2-0d7e-4f7b-9c55-1a2b3c4d5e6f",
+    as_of: str | None = AS_OF,
+    keys: list[str] | None = None,
+) -> dict[str, Any]:
     """A CDS Hooks request whose prefetch carries every resource of ``bundle`` (searchset Bundles by key)."""
     from mdtflag.service.prefetch import PREFETCH_TEMPLATES
 
     patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    prefetch: dict[str, Any] = {k: {"resourceType": "Bundle", "type": "searchset", "entry": []}
-                                for k in PREFETCH_TEMPLATES if k != "patient"}
+    prefetch: dict[str, Any] = {
+        k: {"resourceType": "Bundle", "type": "searchset", "entry": []} for k in PREFETCH_TEMPLATES if k != "patient"
+    }
     prefetch["patient"] = patient
     for entry in bundle["entry"]:
         res = entry["resource"]
@@ -140,9 +167,12 @@ def hook_request(bundle: dict[str, Any], *, hook: str = "patient-view", instance
             if "fullUrl" in entry:
                 item["fullUrl"] = entry["fullUrl"]
             prefetch[key]["entry"].append(item)
-    req: dict[str, Any] = {"hook": hook, "hookInstance": instance,
-                           "context": {"userId": "Practitioner/pr-1", "patientId": patient["id"]},
-                           "prefetch": {k: v for k, v in prefetch.items() if keys is None or k in keys}}
+    req: dict[str, Any] = {
+        "hook": hook,
+        "hookInstance": instance,
+        "context": {"userId": "Practitioner/pr-1", "patientId": patient["id"]},
+        "prefetch": {k: v for k, v in prefetch.items() if keys is None or k in keys},
+    }
     if as_of:
         req["extension"] = {"org.mdtflag.as_of": as_of}
     return req

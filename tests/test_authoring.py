@@ -3,6 +3,7 @@
 Built on tests/data/rules_min and tests/data/authoring (never the shipped clinical rules, which change).
 Golden files live in tests/golden/authoring/; regenerate with `MDTFLAG_UPDATE_GOLDEN=1 python -m pytest`.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 
 from mdtflag.api import Evaluator
 from mdtflag.authoring.check import check_ruleset
-from mdtflag.authoring.explain import blockers
 from mdtflag.authoring.coverage import possible_outcomes
+from mdtflag.authoring.explain import blockers
 from mdtflag.cli.main import main
-
-from conftest import ROOT
 
 MINI = "tests/data/rules_min"
 AUTH = "tests/data/authoring"
@@ -50,6 +50,7 @@ def _codes(out: str) -> set[str]:
 
 # ----------------------------------------------------------------------------- rules check
 
+
 def test_check_lint_dir_golden(at_root: Path, capsys: pytest.CaptureFixture[str], golden: Any) -> None:
     code, out, _ = run_cli(["rules", "check", f"{AUTH}/lint"], capsys)
     assert code == 3
@@ -59,7 +60,9 @@ def test_check_lint_dir_golden(at_root: Path, capsys: pytest.CaptureFixture[str]
     golden("authoring/check_lint.json", out)
     data = json.loads(out)
     assert data["summary"]["errors"] == sum(d["severity"] == "error" for d in data["diagnostics"])
-    assert all({"code", "severity", "file", "line", "col", "message", "snippet", "help"} <= set(d) for d in data["diagnostics"])
+    assert all(
+        {"code", "severity", "file", "line", "col", "message", "snippet", "help"} <= set(d) for d in data["diagnostics"]
+    )
 
 
 def test_check_reports_every_lint_and_test_code(at_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,6 +104,7 @@ def test_check_every_diagnostic_has_a_snippet_and_position(at_root: Path) -> Non
 
 # ----------------------------------------------------------------------------- rules test
 
+
 def test_runner_passing_cases_with_coverage(at_root: Path, capsys: pytest.CaptureFixture[str], golden: Any) -> None:
     code, out, _ = run_cli(["rules", "test", f"{AUTH}/cases", "--rules", MINI, "--coverage"], capsys)
     assert code == 0, out
@@ -110,7 +114,9 @@ def test_runner_passing_cases_with_coverage(at_root: Path, capsys: pytest.Captur
     assert code == 1 and "below --fail-under 90" in err
 
 
-def test_runner_failures_text_junit_json(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], golden: Any) -> None:
+def test_runner_failures_text_junit_json(
+    at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], golden: Any
+) -> None:
     args = ["rules", "test", f"{AUTH}/failing", "--rules", MINI]
     code, out, _ = run_cli(args, capsys)
     assert code == 1
@@ -161,11 +167,12 @@ COVERAGE_YAML = """coverage:
 """
 
 
-def test_coverage_ignores_need_reasons_and_go_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str], golden: Any) -> None:
+def test_coverage_ignores_need_reasons_and_go_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], golden: Any
+) -> None:
     rules = _project(tmp_path)
     monkeypatch.chdir(tmp_path)
-    code, before, _ = run_cli(["rules", "test", "rules", "--coverage"], capsys)
+    code, _before, _ = run_cli(["rules", "test", "rules", "--coverage"], capsys)
     assert code == 0
     (rules / "tests" / "coverage.yaml").write_text(COVERAGE_YAML, encoding="utf-8")
     code, out, _ = run_cli(["rules", "test", "rules", "--coverage"], capsys)
@@ -177,7 +184,9 @@ def test_coverage_ignores_need_reasons_and_go_stale(tmp_path: Path, monkeypatch:
     assert cov["ignored"]["T-FIT/T-MEAS"]["reason"].startswith("measurable")
     assert "T-FIT/T-VAR:unknown" in cov["impossible"]  # a variant always has a gene; absent → not met
     assert cov["counted"] == 3 * cov["criteria"] - len(cov["impossible"]) - 2
-    (rules / "tests" / "coverage.yaml").write_text("coverage: {ignore: {T-FIT: {T-MEAS: [unknown]}}}\n", encoding="utf-8")
+    (rules / "tests" / "coverage.yaml").write_text(
+        "coverage: {ignore: {T-FIT: {T-MEAS: [unknown]}}}\n", encoding="utf-8"
+    )
     code, out, _ = run_cli(["rules", "test", "rules", "--coverage"], capsys)
     assert code == 3 and "T007" in out and "need a reason" in out
     code, out, _ = run_cli(["rules", "check", "rules"], capsys)
@@ -187,22 +196,49 @@ def test_coverage_ignores_need_reasons_and_go_stale(tmp_path: Path, monkeypatch:
 def test_possible_outcomes_by_construction() -> None:
     ev = Evaluator(ROOT / MINI)
     possible = possible_outcomes([ev.compiled("A"), ev.compiled("B")])
-    assert possible[("T-FIT", "T-VAR")] == {"met", "not_met"}          # gene is required, absent → not met
+    assert possible[("T-FIT", "T-VAR")] == {"met", "not_met"}  # gene is required, absent → not met
     assert possible[("T-ADULT", "T-ADULT-AGE")] == {"met", "not_met", "unknown"}  # age needs a birth date
     assert possible[("T-FIT", "T-MEAS")] == {"met", "not_met", "unknown"}  # profile B: constant met; A: the leaf
 
 
 # ----------------------------------------------------------------------------- explain
 
+
 def test_explain_golden(at_root: Path, capsys: pytest.CaptureFixture[str], golden: Any) -> None:
     code, out, _ = run_cli(["explain", f"{AUTH}/patients/no-ecog.json", "--rules", MINI, "--as-of", AS_OF], capsys)
     assert code == 0
     golden("authoring/explain_no_ecog.txt", out)
-    code, out, _ = run_cli(["explain", f"{AUTH}/patients/kras-ecog3.json", "--rules", MINI, "--as-of", AS_OF,
-                            "--rule", "T-FIT", "--lang", "sv"], capsys)
+    code, out, _ = run_cli(
+        [
+            "explain",
+            f"{AUTH}/patients/kras-ecog3.json",
+            "--rules",
+            MINI,
+            "--as-of",
+            AS_OF,
+            "--rule",
+            "T-FIT",
+            "--lang",
+            "sv",
+        ],
+        capsys,
+    )
     golden("authoring/explain_kras_sv.txt", out)
-    code, out, _ = run_cli(["explain", f"{AUTH}/patients/kras-ecog3.json", "--rules", MINI, "--as-of", AS_OF,
-                            "--rule", "T-FIT", "--format", "json"], capsys)
+    code, out, _ = run_cli(
+        [
+            "explain",
+            f"{AUTH}/patients/kras-ecog3.json",
+            "--rules",
+            MINI,
+            "--as-of",
+            AS_OF,
+            "--rule",
+            "T-FIT",
+            "--format",
+            "json",
+        ],
+        capsys,
+    )
     golden("authoring/explain_kras.json", out)
     data = json.loads(out)
     fit = data["rules"][0]
@@ -213,9 +249,13 @@ def test_explain_golden(at_root: Path, capsys: pytest.CaptureFixture[str], golde
     assert fit["skipped_rows"] == ["K-OLD"]
 
 
-def test_explain_test_case_and_errors(at_root: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, golden: Any) -> None:
+def test_explain_test_case_and_errors(
+    at_root: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path, golden: Any
+) -> None:
     suite = f"{AUTH}/cases/suite.yaml"
-    code, out, _ = run_cli(["explain", suite, "--case", "child written inline is not applicable", "--rules", MINI], capsys)
+    code, out, _ = run_cli(
+        ["explain", suite, "--case", "child written inline is not applicable", "--rules", MINI], capsys
+    )
     assert code == 0
     golden("authoring/explain_child_case.txt", out)
     assert out.startswith("Patient/c1 — as of 2026-11-01 — profile A")  # the case's own date
@@ -237,7 +277,9 @@ def test_blockers_report_an_any_as_a_whole(at_root: Path) -> None:
         if e["resource"]["id"] == "m1":
             e["resource"]["valueBoolean"] = False  # not measurable: T-MEAS (an any) is not met in profile A
     ev = Evaluator(ROOT / MINI)
-    _result, _fs, evals = ev.run(__import__("mdtflag.fhir.load", fromlist=["load_bundle"]).load_bundle(bundle), AS_OF, "A")
+    _result, _fs, evals = ev.run(
+        __import__("mdtflag.fhir.load", fromlist=["load_bundle"]).load_bundle(bundle), AS_OF, "A"
+    )
     fit = next(e for e in evals if e.rule.id == "T-FIT")
     assert fit.status == "not_flagged" and fit.best is not None
     found = [getattr(n.node, "id", None) for n, _ in blockers(fit.best.result, "not_met")]
@@ -245,6 +287,7 @@ def test_blockers_report_an_any_as_a_whole(at_root: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- rules diff
+
 
 def _two_versions(tmp_path: Path) -> tuple[Path, Path]:
     old, new = tmp_path / "old", tmp_path / "new"
@@ -260,7 +303,17 @@ def _two_versions(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_diff_golden(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], golden: Any) -> None:
     old, new = _two_versions(tmp_path)
-    args = ["rules", "diff", str(old), str(new), "--cohort", f"{AUTH}/patients", f"{AUTH}/cases/suite.yaml", "--as-of", AS_OF]
+    args = [
+        "rules",
+        "diff",
+        str(old),
+        str(new),
+        "--cohort",
+        f"{AUTH}/patients",
+        f"{AUTH}/cases/suite.yaml",
+        "--as-of",
+        AS_OF,
+    ]
     code, out, _ = run_cli(args, capsys)
     assert code == 0
     golden("authoring/diff.txt", out)
@@ -268,11 +321,23 @@ def test_diff_golden(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     golden("authoring/diff.json", out)
     data = json.loads(out)
     assert data["rules_added"] == ["T-ULN2"] and data["rules_removed"] == ["T-ULN"]
-    assert data["summary"] == {"patients": 8, "changed": 1, "unchanged": 7, "errors": 0, "changes_by_rule": {"T-FIT": 1}}
+    assert data["summary"] == {
+        "patients": 8,
+        "changed": 1,
+        "unchanged": 7,
+        "errors": 0,
+        "changes_by_rule": {"T-FIT": 1},
+    }
     change = data["patients"][0]["rules"][0]
     assert change["best_row"] == {"old": "K-BRAF", "new": "K-KRAS"}
-    assert change["rows"] == [{"row": "K-KRAS", "old": "not_flagged", "new": "flagged",
-                               "criteria": [{"criterion": "T-ECOG", "old": "not_met", "new": "met"}]}]
+    assert change["rows"] == [
+        {
+            "row": "K-KRAS",
+            "old": "not_flagged",
+            "new": "flagged",
+            "criteria": [{"criterion": "T-ECOG", "old": "not_met", "new": "met"}],
+        }
+    ]
 
 
 def test_diff_same_rules_and_bad_inputs(at_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,38 +355,65 @@ def _expect_file(tmp_path: Path, text: str, name: str = "x.expected.yaml") -> Pa
     return path
 
 
-@pytest.mark.parametrize("text, code, needle", [
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {rules: {T-FIT: flagged}}\n", 0, "PASS x"),
-    ("bundle: p.json\nexpect: {rules: {T-FIT: flagged}}\n", 3, "T003"),
-    ("bundle: p.json\nas_of: 2026-11-01\nprofile: Q\nexpect: {}\n", 3, "T002"),
-    ("bundle: p.json\nresources: [{resourceType: Patient}]\nas_of: 2026-11-01\nexpect: {}\n", 3, "either 'bundle'"),
-    ("resources: []\nas_of: 2026-11-01\nexpect: {}\n", 3, "at least 1 item"),
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {targets: {T-FIT: vastra}, suggested: {T-FIT: [BRAF]}}\n", 3, "T005"),
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {targets: {T-ADULT: sodra}}\n", 1, "expected sodra, got vastra"),
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {cohorts: {T-FIT: {K-KRAS: {failed: [T-ECOG]}}}}\n", 1,
-     "cohorts.T-FIT.K-KRAS.failed (line 3): expected [T-ECOG] among the row's failed, got [T-VAR]"),
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {decisions: {mdk: {level: regional}}}\n", 3, "T006"),
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {criteria: {T-FIT: {T-ECOG: met}}, rules: {T-ULN: indeterminate}}\n", 0, "PASS"),
-    ("[1, 2]\n", 3, "S001"),
-    ("bundle: p.json\nas_of: 2026-11-01\nexpect: {rules: {T-FIT: flagged}}\nbundle: q.json\n", 3, "Y004"),
-])
-def test_test_file_validation(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, code: int, needle: str) -> None:
+@pytest.mark.parametrize(
+    "text, code, needle",
+    [
+        ("bundle: p.json\nas_of: 2026-11-01\nexpect: {rules: {T-FIT: flagged}}\n", 0, "PASS x"),
+        ("bundle: p.json\nexpect: {rules: {T-FIT: flagged}}\n", 3, "T003"),
+        ("bundle: p.json\nas_of: 2026-11-01\nprofile: Q\nexpect: {}\n", 3, "T002"),
+        ("bundle: p.json\nresources: [{resourceType: Patient}]\nas_of: 2026-11-01\nexpect: {}\n", 3, "either 'bundle'"),
+        ("resources: []\nas_of: 2026-11-01\nexpect: {}\n", 3, "at least 1 item"),
+        (
+            "bundle: p.json\nas_of: 2026-11-01\nexpect: {targets: {T-FIT: vastra}, suggested: {T-FIT: [BRAF]}}\n",
+            3,
+            "T005",
+        ),
+        ("bundle: p.json\nas_of: 2026-11-01\nexpect: {targets: {T-ADULT: sodra}}\n", 1, "expected sodra, got vastra"),
+        (
+            "bundle: p.json\nas_of: 2026-11-01\nexpect: {cohorts: {T-FIT: {K-KRAS: {failed: [T-ECOG]}}}}\n",
+            1,
+            "cohorts.T-FIT.K-KRAS.failed (line 3): expected [T-ECOG] among the row's failed, got [T-VAR]",
+        ),
+        ("bundle: p.json\nas_of: 2026-11-01\nexpect: {decisions: {mdk: {level: regional}}}\n", 3, "T006"),
+        (
+            "bundle: p.json\nas_of: 2026-11-01\nexpect: {criteria: {T-FIT: {T-ECOG: met}}, rules: {T-ULN: indeterminate}}\n",
+            0,
+            "PASS",
+        ),
+        ("[1, 2]\n", 3, "S001"),
+        ("bundle: p.json\nas_of: 2026-11-01\nexpect: {rules: {T-FIT: flagged}}\nbundle: q.json\n", 3, "Y004"),
+    ],
+)
+def test_test_file_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, code: int, needle: str
+) -> None:
     path = _expect_file(tmp_path, text)
     got, out, _ = run_cli(["rules", "test", str(path), "--rules", str(ROOT / MINI)], capsys)
     assert got == code and needle in out, out
 
 
-def test_rule_directory_tests_and_shared_bundle_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_rule_directory_tests_and_shared_bundle_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     rules = _project(tmp_path)
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(["rules", "check", "rules", "--severity", "error"], capsys)
     assert code == 0, out  # the copied tests validate against the rules
     (rules / "patients" / "no-ecog.json").write_text("{", encoding="utf-8")
     code, out, _ = run_cli(["rules", "test", "rules"], capsys)
-    assert code == 3 and "ERROR no ECOG leaves the trial indeterminate" in out and "T004" in out and "the bundle cannot be read" in out
+    assert (
+        code == 3
+        and "ERROR no ECOG leaves the trial indeterminate" in out
+        and "T004" in out
+        and "the bundle cannot be read" in out
+    )
 
 
 def test_rule_directory_without_tests_has_zero_coverage(at_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(["rules", "test", MINI, "--coverage", "--fail-under", "1"], capsys)
-    assert code == 1 and f"coverage of {MINI}: 0.0%" in out and "no test cases ran" in out and "below --fail-under 1" in err
+    assert (
+        code == 1
+        and f"coverage of {MINI}: 0.0%" in out
+        and "no test cases ran" in out
+        and "below --fail-under 1" in err
+    )

@@ -6,6 +6,7 @@ standard output, with an optional ``# exit N`` at the end of the command (defaul
 in-process; other commands (``cp``) run in a shell. With ``MDTFLAG_UPDATE_GOLDEN=1`` the expected
 outputs in the guide are rewritten from the actual ones.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, UPDATE
 from test_authoring import run_cli
 
@@ -39,7 +39,7 @@ def parse(guide: str) -> list[Step]:
         lang, body = m.group(1), m.group(2)
         first, _, rest = body.partition("\n")
         if first.startswith("# file: "):
-            steps.append(Step("file", m.start(2), m.end(2), path=first[len("# file: "):].strip(), text=rest))
+            steps.append(Step("file", m.start(2), m.end(2), path=first[len("# file: ") :].strip(), text=rest))
         elif lang == "console":
             cmds: list[list[str]] = []
             for line in body.splitlines():
@@ -63,7 +63,9 @@ def run_command(line: str, cwd: Path, capsys: pytest.CaptureFixture[str]) -> tup
     return code, out
 
 
-def test_guide_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_guide_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     guide = GUIDE.read_text(encoding="utf-8")
     steps = parse(guide)
     assert sum(s.kind == "file" for s in steps) >= 8 and sum(s.kind == "command" for s in steps) >= 4
@@ -88,7 +90,9 @@ def test_guide_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
             guide = guide[:start] + body + guide[end:]
         GUIDE.write_text(guide, encoding="utf-8")
         return
-    assert not mismatches, "docs/authoring.md is out of date (MDTFLAG_UPDATE_GOLDEN=1 rewrites it):\n" + "\n".join(mismatches)
+    assert not mismatches, "docs/authoring.md is out of date (MDTFLAG_UPDATE_GOLDEN=1 rewrites it):\n" + "\n".join(
+        mismatches
+    )
 
 
 def test_guide_yaml_examples_are_valid_yaml() -> None:

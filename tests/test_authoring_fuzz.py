@@ -4,6 +4,7 @@ Random text and mutated copies of valid files (tests/data/rules_min, tests/data/
 written into a rule directory, then `rules check` and `rules test` run in-process under a time limit.
 ``MDTFLAG_FUZZ_SCALE=N`` runs N times as many examples.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,35 +13,76 @@ import os
 import re
 import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.authoring.check import check_ruleset, render_json, render_text
-from mdtflag.authoring.reporters import render_junit, render_text as render_tests
+from mdtflag.authoring.reporters import render_junit
+from mdtflag.authoring.reporters import render_text as render_tests
 from mdtflag.authoring.runner import run_tests
-
-from conftest import DATA
 
 MINI = DATA / "rules_min"
 CASES = DATA / "authoring" / "cases"
 LIMIT_S = 10
 CODE = re.compile(r"^[A-Z]\d{3}$")
 TARGETS = ["criteria/fit.yaml", "criteria/adult.yaml", "profiles.yaml", "tables/cohorts.yaml", "valuesets/lung.yaml"]
-TOKENS = ["all:", "any:", "not:", "- fact: ecog", "fact: nope", "param: ecog_max", "{param: row.genes}", "{param: row.nope}",
-          "{valueset: lung}", "{valuesets: {param: row.on_label}}", "lookup: {table: cohorts, match: key, column: genes}",
-          "latest: true", "max_age_days: -1", "missing: met", "test: {value: {lte: 2}}", "test: {value: {in: []}}",
-          "equals: [1, 2]", "id: T-ECOG", "id: lower", "text: {sv: '{x}', en: '{p.y}'}", "rule: T-FIT", "status: [flagged]",
-          "criterion: T-ECOG", "outcome: [met]", "null", "~", "[]", "{}", "&a [1]", "*a", "<<: {}", "!!python/object:x {}",
-          "'\\x00'", "1e400", "2026-02-30x", "0x1F", "- - -", ": :", "'", '"', "\t", "   ", "key: K-OLD", "state: closed"]
+TOKENS = [
+    "all:",
+    "any:",
+    "not:",
+    "- fact: ecog",
+    "fact: nope",
+    "param: ecog_max",
+    "{param: row.genes}",
+    "{param: row.nope}",
+    "{valueset: lung}",
+    "{valuesets: {param: row.on_label}}",
+    "lookup: {table: cohorts, match: key, column: genes}",
+    "latest: true",
+    "max_age_days: -1",
+    "missing: met",
+    "test: {value: {lte: 2}}",
+    "test: {value: {in: []}}",
+    "equals: [1, 2]",
+    "id: T-ECOG",
+    "id: lower",
+    "text: {sv: '{x}', en: '{p.y}'}",
+    "rule: T-FIT",
+    "status: [flagged]",
+    "criterion: T-ECOG",
+    "outcome: [met]",
+    "null",
+    "~",
+    "[]",
+    "{}",
+    "&a [1]",
+    "*a",
+    "<<: {}",
+    "!!python/object:x {}",
+    "'\\x00'",
+    "1e400",
+    "2026-02-30x",
+    "0x1F",
+    "- - -",
+    ": :",
+    "'",
+    '"',
+    "\t",
+    "   ",
+    "key: K-OLD",
+    "state: closed",
+]
 
 
 @contextlib.contextmanager
 def time_limit(seconds: int) -> Iterator[None]:
     """A hang fails the test: SIGALRM in Python code, faulthandler as the backstop for a hang in C."""
+
     def expire(signum: int, frame: object) -> None:
         raise TimeoutError(f"took longer than {seconds} s")
 
@@ -114,8 +156,11 @@ def mutated(draw: st.DrawFn, text: str) -> str:
 
 #: MDTFLAG_FUZZ_SCALE=20 runs twenty times as many examples (for a longer local run).
 SCALE = max(1, int(os.environ.get("MDTFLAG_FUZZ_SCALE", "1")))
-FUZZ = settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                         HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @FUZZ

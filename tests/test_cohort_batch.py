@@ -1,4 +1,5 @@
 """``mdtflag batch`` at scale: accounting, Bulk exports grouped out of core, resume after kill -9, worker death."""
+
 from __future__ import annotations
 
 import csv
@@ -23,17 +24,36 @@ AS_OF = "2026-11-01"
 EXAMPLES = sorted(p for p in (ROOT / "fhir_examples").glob("*.json"))
 
 
-def cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "mdtflag.cli", "batch", *args], input=stdin, capture_output=True,
-                          check=False, cwd=ROOT, timeout=timeout, env=env)
+def cli(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "mdtflag.cli", "batch", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        cwd=ROOT,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def patient_bundle(pid: str = "p1") -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "collection", "entry": [
-        {"resource": {"resourceType": "Patient", "id": pid, "birthDate": "1960-03-01", "gender": "female"}},
-        {"resource": {"resourceType": "Condition", "id": f"c-{pid}", "subject": {"reference": f"Patient/{pid}"},
-                      "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "C22.1"}]}}}]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": pid, "birthDate": "1960-03-01", "gender": "female"}},
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": f"c-{pid}",
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "C22.1"}]},
+                }
+            },
+        ],
+    }
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -46,8 +66,12 @@ def manifest(out: Path) -> dict[str, Any]:
 
 
 def synth(out: Path, n: int, *extra: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(out), "-n", str(n), *extra],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(out), "-n", str(n), *extra],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def key(doc: dict[str, Any]) -> str:
@@ -68,12 +92,15 @@ def test_mixed_good_and_bad_inputs_each_end_in_one_place(tmp_path: Path) -> None
     (d / "notes.txt").write_text("not an input")
     out = tmp_path / "out.ndjson"
     summary = tmp_path / "s.csv"
-    r = cli(str(d), "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out), "--summary", str(summary),
-            "--workers", "2")
+    r = cli(str(d), "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out), "--summary", str(summary), "--workers", "2")
     assert r.returncode == 2, r.stderr
     docs = lines(out)
-    assert [(Path(x["source"]).name if "source" in x else x["patient"]) for x in docs] == \
-        ["Patient/a", "b.json", "c.json", "Patient/d"]
+    assert [(Path(x["source"]).name if "source" in x else x["patient"]) for x in docs] == [
+        "Patient/a",
+        "b.json",
+        "c.json",
+        "Patient/d",
+    ]
     assert [x.get("error", {}).get("code") for x in docs] == [None, "not-json", "not-bundle", None]
     m = manifest(out)
     assert m["state"] == "complete"
@@ -116,7 +143,7 @@ def test_dangling_link_and_special_file_are_named_errors(tmp_path: Path) -> None
     (d / "a.json").write_text(json.dumps(patient_bundle("a")))
     os.symlink(tmp_path / "gone.json", d / "b.json")
     os.mkfifo(d / "c.json")
-    (d / "d.json").symlink_to(d / "a.json")       # a link that resolves is read
+    (d / "d.json").symlink_to(d / "a.json")  # a link that resolves is read
     out = tmp_path / "out.ndjson"
     r = cli(str(d), "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out))
     assert r.returncode == 2, r.stderr
@@ -145,22 +172,32 @@ def test_stdin_one_bundle_per_line(tmp_path: Path) -> None:
 def test_bulk_export_every_line_in_one_place(tmp_path: Path) -> None:
     d = tmp_path / "export"
     d.mkdir()
-    patients = [{"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01"},
-                {"resourceType": "Patient", "birthDate": "1950-01-01"}]          # no id: an error
-    conditions = [{"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}},
-                  {"resourceType": "Condition", "id": "c2"},                       # no subject: unassigned
-                  {"resourceType": "Condition", "id": "c3", "subject": {"reference": "Patient/ghost"}}]
+    patients = [
+        {"resourceType": "Patient", "id": "p1", "birthDate": "1960-01-01"},
+        {"resourceType": "Patient", "birthDate": "1950-01-01"},
+    ]  # no id: an error
+    conditions = [
+        {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"}},
+        {"resourceType": "Condition", "id": "c2"},  # no subject: unassigned
+        {"resourceType": "Condition", "id": "c3", "subject": {"reference": "Patient/ghost"}},
+    ]
     (d / "Patient.ndjson").write_bytes(b"\n".join(json.dumps(p).encode() for p in patients) + b"\n\n")
-    (d / "Condition.ndjson").write_bytes(b"\n".join(json.dumps(c).encode() for c in conditions)
-                                         + b"\n{not json\n[1]\n")
+    (d / "Condition.ndjson").write_bytes(b"\n".join(json.dumps(c).encode() for c in conditions) + b"\n{not json\n[1]\n")
     out = tmp_path / "out.ndjson"
     r = cli(str(d), "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out), "--workers", "2")
     assert r.returncode == 2, r.stderr
     docs = lines(out)
-    errors = sorted((x["source"][len(str(d)) + 1:], x["error"]["code"], x["error"].get("line")) for x in docs
-                    if x["schema"] == "mdtflag.error/1")
-    assert errors == [("Condition.ndjson", "not-bundle", 5), ("Condition.ndjson", "not-json", 4),
-                      ("Condition.ndjson#Patient/ghost", "no-patient", None), ("Patient.ndjson", "no-patient", 2)]
+    errors = sorted(
+        (x["source"][len(str(d)) + 1 :], x["error"]["code"], x["error"].get("line"))
+        for x in docs
+        if x["schema"] == "mdtflag.error/1"
+    )
+    assert errors == [
+        ("Condition.ndjson", "not-bundle", 5),
+        ("Condition.ndjson", "not-json", 4),
+        ("Condition.ndjson#Patient/ghost", "no-patient", None),
+        ("Patient.ndjson", "no-patient", 2),
+    ]
     assert [x["patient"] for x in docs if x["schema"] == "mdtflag.result/1"] == ["Patient/p1"]
     m = manifest(out)
     c = m["counts"]
@@ -209,12 +246,22 @@ def test_bulk_manifest_names_a_missing_file(tmp_path: Path) -> None:
 
 
 def test_bulk_on_stdin(tmp_path: Path) -> None:
-    res = [{"resourceType": "Patient", "id": "z", "birthDate": "1970-01-01"},
-           {"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/z"}},
-           {"resourceType": "Observation", "id": "o", "status": "final"}]
+    res = [
+        {"resourceType": "Patient", "id": "z", "birthDate": "1970-01-01"},
+        {"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/z"}},
+        {"resourceType": "Observation", "id": "o", "status": "final"},
+    ]
     out = tmp_path / "out.ndjson"
-    r = cli("-", "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out),
-            stdin=b"\n".join(json.dumps(x).encode() for x in res))
+    r = cli(
+        "-",
+        "--rules",
+        str(MINI),
+        "--as-of",
+        AS_OF,
+        "-o",
+        str(out),
+        stdin=b"\n".join(json.dumps(x).encode() for x in res),
+    )
     assert r.returncode == 0, r.stderr
     (doc,) = lines(out)
     assert doc["patient"] == "Patient/z"
@@ -227,15 +274,22 @@ def test_bulk_grouping_with_many_buckets_in_process(tmp_path: Path, monkeypatch:
 
     from mdtflag.cohort import plan
     from mdtflag.cohort.run import Options, RuleSetId, run
-    from mdtflag.ruleset.model import load_ruleset
+    from mdtflag.ruleset.load import load_ruleset
 
     synth(tmp_path / "ex", 41)
     monkeypatch.setattr(plan, "BUCKET_BYTES", 20_000)
     monkeypatch.setattr(plan, "SPILL_BYTES", 30_000)
     rs = load_ruleset(MINI)
     out = tmp_path / "out.ndjson"
-    opts = Options([str(tmp_path / "ex")], RuleSetId(str(MINI), rs.name, rs.version, rs.digest),
-                   dt.date(2026, 11, 1), rs.profiles.default, "facts", workers=2, output=str(out))
+    opts = Options(
+        [str(tmp_path / "ex")],
+        RuleSetId(str(MINI), rs.name, rs.version, rs.digest),
+        dt.date(2026, 11, 1),
+        rs.profiles.default,
+        "facts",
+        workers=2,
+        output=str(out),
+    )
     outcome = run(opts)
     assert outcome.results == 41 and outcome.errors == 0
     assert outcome.manifest["plan"]["tasks"] > 20
@@ -303,8 +357,12 @@ def _alive(pid: int) -> bool:
 
 
 def _start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mdtflag.cli", "batch", *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mdtflag.cli", "batch", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for(cond: Any, timeout: float) -> bool:
@@ -394,7 +452,7 @@ def test_resume_after_kill_9_of_the_parent(tmp_path: Path) -> None:
     clean = tmp_path / "clean.ndjson"
     assert cli(args[0], "--as-of", AS_OF, "-o", str(clean), "--workers", "2").returncode == 0
     assert clean.read_bytes() == out.read_bytes()
-    again = cli(*args, "--resume")                 # a complete run resumes to nothing
+    again = cli(*args, "--resume")  # a complete run resumes to nothing
     assert again.returncode == 0 and b"800 inputs = 800 results" in again.stderr
 
 
@@ -424,8 +482,22 @@ def test_table_and_report_are_written_after_the_run(tmp_path: Path) -> None:
     for p in ("t1", "t2"):
         (tmp_path / f"{p}.json").write_text(json.dumps(patient_bundle(p)))
     out, table, report = tmp_path / "out.ndjson", tmp_path / "table.csv", tmp_path / "report.html"
-    r = cli(str(tmp_path / "t1.json"), str(tmp_path / "t2.json"), "--rules", str(MINI), "--as-of", AS_OF,
-            "-o", str(out), "--table", str(table), "--report", str(report), "--lang", "en")
+    r = cli(
+        str(tmp_path / "t1.json"),
+        str(tmp_path / "t2.json"),
+        "--rules",
+        str(MINI),
+        "--as-of",
+        AS_OF,
+        "-o",
+        str(out),
+        "--table",
+        str(table),
+        "--report",
+        str(report),
+        "--lang",
+        "en",
+    )
     assert r.returncode == 0, r.stderr
     cells = {cell for row in csv.reader(io.StringIO(table.read_text(encoding="utf-8"))) for cell in row}
     assert {"Patient/t1", "Patient/t2"} <= cells

@@ -1,4 +1,5 @@
 """Cutting inputs into tasks (byte ranges, line numbers, exports by folder) and the one-line summary rows."""
+
 from __future__ import annotations
 
 import csv
@@ -21,6 +22,7 @@ from mdtflag.cohort.plan import (
 )
 from mdtflag.cohort.summary import COLUMNS, csv_line
 from mdtflag.cohort.worker import bucket_of, patient_key
+from mdtflag.errors import one_line
 
 lines_st = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x")), max_size=40)
 
@@ -28,7 +30,8 @@ lines_st = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"x"))
 @settings(max_examples=200, deadline=None)
 @given(lines=lines_st, final_newline=st.booleans(), target=st.integers(min_value=1, max_value=200))
 def test_ranges_cover_the_file_on_line_boundaries_with_true_line_numbers(
-        tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], final_newline: bool, target: int) -> None:
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], final_newline: bool, target: int
+) -> None:
     data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
     path = Path(tmp_path_factory.mktemp("r")) / "f.ndjson"
     path.write_bytes(data)
@@ -49,12 +52,13 @@ def test_ranges_cover_the_file_on_line_boundaries_with_true_line_numbers(
 text_st = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30)
 
 
-@given(row=st.fixed_dictionaries({c: text_st for c in COLUMNS}))
+@given(row=st.fixed_dictionaries(dict.fromkeys(COLUMNS, text_st)))
 def test_a_summary_row_is_exactly_one_csv_line(row: dict[str, str]) -> None:
     out = csv_line(row).decode("utf-8")
     assert out.endswith("\n") and out.count("\n") == 1
     (parsed,) = list(csv.reader(io.StringIO(out)))
-    assert parsed == [row[c].replace("\r\n", " ").replace("\n", " ").replace("\r", " ") for c in COLUMNS]
+    assert parsed == [one_line(row[c]) for c in COLUMNS]  # control characters shown escaped, never raw
+    assert all(not any(ch in cell for ch in "\r\n\x1b") for cell in parsed)
 
 
 @given(key=st.text(max_size=20), buckets=st.integers(min_value=1, max_value=500))
@@ -67,8 +71,10 @@ def test_patient_key_reads_subject_patient_individual_and_absolute_references() 
     assert patient_key({"resourceType": "Patient", "id": "a"}) == "Patient/a"
     assert patient_key({"resourceType": "Patient"}) is None
     assert patient_key({"resourceType": "Condition", "subject": {"reference": "Patient/b"}}) == "Patient/b"
-    assert patient_key({"resourceType": "Coverage", "patient": {"reference": "https://x.org/fhir/Patient/c/_history/2"}}) \
+    assert (
+        patient_key({"resourceType": "Coverage", "patient": {"reference": "https://x.org/fhir/Patient/c/_history/2"}})
         == "Patient/c"
+    )
     assert patient_key({"resourceType": "FamilyMemberHistory", "patient": {"reference": "Patient/d"}}) == "Patient/d"
     assert patient_key({"resourceType": "Observation", "subject": {"reference": "Group/g"}}) is None
     assert patient_key({"resourceType": "Medication", "id": "m"}) is None
@@ -80,9 +86,17 @@ def test_plan_orders_inputs_and_keeps_an_export_together(tmp_path: Path) -> None
     ex.mkdir()
     (ex / "Patient.ndjson").write_text(json.dumps({"resourceType": "Patient", "id": "p"}) + "\n")
     (ex / "Condition.ndjson").write_text(json.dumps({"resourceType": "Condition", "id": "c"}) + "\n")
-    (ex / "manifest.json").write_text(json.dumps({"transactionTime": "2026-01-01", "output": [
-        {"type": "Patient", "url": "https://x/Patient.ndjson", "count": 1},
-        {"type": "Observation", "url": "https://x/Observation.ndjson"}]}))
+    (ex / "manifest.json").write_text(
+        json.dumps(
+            {
+                "transactionTime": "2026-01-01",
+                "output": [
+                    {"type": "Patient", "url": "https://x/Patient.ndjson", "count": 1},
+                    {"type": "Observation", "url": "https://x/Observation.ndjson"},
+                ],
+            }
+        )
+    )
     (tmp_path / "c.ndjson").write_text(json.dumps({"resourceType": "Bundle", "entry": []}) + "\n\n")
     (tmp_path / "d.json").write_text("{}")
     items, exports = discover([str(tmp_path)])

@@ -3,6 +3,7 @@
 Screenshots go to ``tests/artifacts/`` (not versioned). Chromium runs offline (every host name
 resolves to nothing) and its network log shows that the page itself asks for nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,6 @@ from mdtflag.api import Evaluator
 from mdtflag.cohort.report import summarise, write_report
 from mdtflag.output.render import to_json
 
-
 pytest.importorskip("matplotlib", reason="matplotlib draws the report's plots")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +32,18 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 AS_OF = "2026-11-01"
 HOSTILE = "p<img src=x onerror=alert(1)>&amp;\"'<script>alert(2)</script"
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--host-resolver-rules=MAP * ~NOTFOUND"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 PURPLE = (0x7A, 0x5C, 0xA8)  # the paediatric level's bars in the level plot
 
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs it)")
@@ -75,10 +84,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     ok = [x for x in docs if x["schema"] == "mdtflag.result/1"]
     rs = ok[0]["ruleset"]
     manifest = d / "manifest.json"
-    manifest.write_bytes(orjson.dumps({
-        "inputs": [str(ROOT / "fhir_examples"), str(bad)], "as_of": AS_OF, "profile": rs["profile"],
-        "ruleset": {"name": rs["name"], "version": rs["version"], "digest": rs["digest"]},
-        "counts": {"inputs": len(docs), "results": len(ok), "errors": len(docs) - len(ok), "unassigned": 0}}))
+    manifest.write_bytes(
+        orjson.dumps(
+            {
+                "inputs": [str(ROOT / "fhir_examples"), str(bad)],
+                "as_of": AS_OF,
+                "profile": rs["profile"],
+                "ruleset": {"name": rs["name"], "version": rs["version"], "digest": rs["digest"]},
+                "counts": {"inputs": len(docs), "results": len(ok), "errors": len(docs) - len(ok), "unassigned": 0},
+            }
+        )
+    )
     return Run(results, manifest, docs)
 
 
@@ -126,16 +142,24 @@ class Rendered:
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[bytes]:
     assert CHROMIUM is not None
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, timeout=180,
-                          env={**os.environ, "LANG": "C.UTF-8"}, check=True)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        timeout=180,
+        env={**os.environ, "LANG": "C.UTF-8"},
+        check=True,
+    )
 
 
 def _page_requests(netlog: Path) -> list[str]:
     """URLs of network requests the page started (Chromium's own background requests have no origin)."""
     log = json.loads(netlog.read_text(encoding="utf-8"))
     start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log["events"] if e["type"] == start and "url" in e.get("params", {})
-            and e["params"].get("initiator") != "not an origin"]
+    return [
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start and "url" in e.get("params", {}) and e["params"].get("initiator") != "not an origin"
+    ]
 
 
 def render(page: Path, work: Path, name: str, height: int = 2400) -> Rendered:
@@ -180,10 +204,22 @@ def test_headings_and_labels_follow_the_language(rendered: dict[str, Rendered]) 
     sv, en = rendered["sv"].dom, rendered["en"].dom
     assert sv.texts("h1") == ["Kohortscreening – rapport"]
     assert en.texts("h1") == ["Cohort screening – report"]
-    assert sv.texts("h2") == ["Körning och regelverk", "MDK-nivå och sjukvårdsregion", "Flaggor",
-                              "Obestämda patienter – vad som saknas", "Kohorter", "Fel"]
-    assert en.texts("h2") == ["Run and rule set", "MDK level and healthcare region", "Flags",
-                              "Undecided patients – what is missing", "Cohorts", "Errors"]
+    assert sv.texts("h2") == [
+        "Körning och regelverk",
+        "MDK-nivå och sjukvårdsregion",
+        "Flaggor",
+        "Obestämda patienter – vad som saknas",
+        "Kohorter",
+        "Fel",
+    ]
+    assert en.texts("h2") == [
+        "Run and rule set",
+        "MDK level and healthcare region",
+        "Flags",
+        "Undecided patients – what is missing",
+        "Cohorts",
+        "Errors",
+    ]
     sv_th, en_th = set(sv.texts("th")), set(en.texts("th"))
     assert {"Sjukvårdsregion", "Nationell", "Kvar", "Ej uppfyllt", "Saknad uppgift"} <= sv_th
     assert {"Healthcare region", "National", "Remaining", "Not met", "Missing data"} <= en_th
@@ -220,13 +256,22 @@ def test_levels_per_region_add_up(run: Run, rendered: dict[str, Rendered]) -> No
 @needs_chromium
 def test_candidates_per_cohort_with_reasons(run: Run, rendered: dict[str, Rendered]) -> None:
     ok = [d for d in run.docs if d["schema"] == "mdtflag.result/1"]
-    wanted = sorted(d["patient"] for d in ok for f in d["flags"] if f["rule"] == "TRIAL-FOCUSE"
-                    for c in f["cohorts"] or [] if c["key"] == "K-BRAF-DT" and c["status"] == "flagged")
+    wanted = sorted(
+        d["patient"]
+        for d in ok
+        for f in d["flags"]
+        if f["rule"] == "TRIAL-FOCUSE"
+        for c in f["cohorts"] or []
+        if c["key"] == "K-BRAF-DT" and c["status"] == "flagged"
+    )
     assert f"Patient/{HOSTILE}" in wanted and "Patient/p01" in wanted
     articles = [t for t, a, text in rendered["sv"].dom.elements if t == "article"]
     assert articles
-    art = next(text for t, a, text in rendered["sv"].dom.elements
-               if t == "article" and text.startswith("TRIAL-FOCUSE · K-BRAF-DT"))
+    art = next(
+        text
+        for t, a, text in rendered["sv"].dom.elements
+        if t == "article" and text.startswith("TRIAL-FOCUSE · K-BRAF-DT")
+    )
     assert f"Kandidater ({len(wanted)})" in art
     for p in wanted:
         assert p in art
@@ -242,9 +287,16 @@ def test_candidates_per_cohort_with_reasons(run: Run, rendered: dict[str, Render
 @needs_chromium
 def test_undecided_patients_grouped_by_missing_data(run: Run, rendered: dict[str, Rendered]) -> None:
     ok = [d for d in run.docs if d["schema"] == "mdtflag.result/1"]
-    no_ecog = sorted(d["patient"] for d in ok if any(
-        f["status"] == "indeterminate" and f["kind"] != "derived" and any(m["text"]["en"] == "Cannot decide: ECOG missing"
-                                                                         for m in f["missing"]) for f in d["flags"]))
+    no_ecog = sorted(
+        d["patient"]
+        for d in ok
+        if any(
+            f["status"] == "indeterminate"
+            and f["kind"] != "derived"
+            and any(m["text"]["en"] == "Cannot decide: ECOG missing" for m in f["missing"])
+            for f in d["flags"]
+        )
+    )
     assert no_ecog
     row = next(t for t in rendered["en"].dom.texts("tr") if t.startswith("ECOG missing "))
     assert row.split()[2] == str(len(no_ecog))
@@ -273,8 +325,9 @@ def test_opens_offline_and_asks_the_network_for_nothing(rendered: dict[str, Rend
 @needs_chromium
 def test_the_network_check_sees_a_page_request(tmp_path: Path) -> None:
     page = tmp_path / "control.html"
-    page.write_text('<!DOCTYPE html><html><body><img src="http://example.invalid/x.png"></body></html>',
-                    encoding="utf-8")
+    page.write_text(
+        '<!DOCTYPE html><html><body><img src="http://example.invalid/x.png"></body></html>', encoding="utf-8"
+    )
     assert render(page, tmp_path, "control-page", height=200).page_requests == ["http://example.invalid/x.png"]
 
 
@@ -318,19 +371,61 @@ def test_an_empty_run_still_gives_a_page(tmp_path: Path) -> None:
     assert not (tmp_path / "r.html.part").exists()
 
 
-ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4", "p", "nav", "a",
-                "main", "section", "article", "div", "dl", "dt", "dd", "table", "thead", "tbody", "tr", "th", "td",
-                "span", "code", "b", "br", "details", "summary", "ul", "li", "img", "footer"}
+ALLOWED_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "p",
+    "nav",
+    "a",
+    "main",
+    "section",
+    "article",
+    "div",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "span",
+    "code",
+    "b",
+    "br",
+    "details",
+    "summary",
+    "ul",
+    "li",
+    "img",
+    "footer",
+}
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_mix_of_lines_is_accounted_and_escaped(run: Run, tmp_path_factory: pytest.TempPathFactory,
-                                                   data: st.DataObject) -> None:
+def test_any_mix_of_lines_is_accounted_and_escaped(
+    run: Run, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     text = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
-    error = st.builds(lambda src, code, msg: orjson.dumps({"schema": "mdtflag.error/1", "source": src,
-                                                           "error": {"code": code, "message": msg, "line": None}}),
-                      text, text.filter(bool), text)
+    error = st.builds(
+        lambda src, code, msg: orjson.dumps(
+            {"schema": "mdtflag.error/1", "source": src, "error": {"code": code, "message": msg, "line": None}}
+        ),
+        text,
+        text.filter(bool),
+        text,
+    )
     good = st.sampled_from([orjson.dumps(d) for d in run.docs if d["schema"] == "mdtflag.result/1"])
     junk = st.binary(max_size=20).filter(lambda b: b"\n" not in b and b.strip() != b"")
     lines = data.draw(st.lists(good | error | junk, max_size=10))

@@ -1,4 +1,5 @@
 """The flat cohort table (Parquet and CSV) read back and checked against the NDJSON results file."""
+
 from __future__ import annotations
 
 import csv
@@ -14,7 +15,6 @@ from hypothesis import strategies as st
 from mdtflag.api import Evaluator
 from mdtflag.cohort.table import COLUMNS, FIELD_WORDS, missing_words, write_table
 from mdtflag.output.render import to_json
-
 
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is needed for the Parquet table")
 
@@ -140,7 +140,11 @@ def test_errors_and_unreadable_lines_become_rows(tmp_path: Path, result_lines: l
     write_table(src, tmp_path / "t.parquet")
     rows = _read_parquet(tmp_path / "t.parquet")
     err = [r for r in rows if r["status"] == "error"]
-    assert [(r["line"], r["error_code"]) for r in err] == [(2, "not-json"), (4, "unreadable-line"), (5, "unreadable-line")]
+    assert [(r["line"], r["error_code"]) for r in err] == [
+        (2, "not-json"),
+        (4, "unreadable-line"),
+        (5, "unreadable-line"),
+    ]
     assert err[0]["source"] == str(bad)
 
 
@@ -152,17 +156,25 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
 
 hostile_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 error_docs = st.builds(
-    lambda src, code, msg, line: orjson.dumps({"schema": "mdtflag.error/1", "source": src,
-                                                "error": {"code": code, "message": msg, "line": line}}) + b"\n",
-    hostile_text, st.sampled_from(["not-json", "not-bundle", "no-patient", "engine-crash"]), hostile_text,
-    st.none() | st.integers(1, 10**6))
+    lambda src, code, msg, line: (
+        orjson.dumps(
+            {"schema": "mdtflag.error/1", "source": src, "error": {"code": code, "message": msg, "line": line}}
+        )
+        + b"\n"
+    ),
+    hostile_text,
+    st.sampled_from(["not-json", "not-bundle", "no-patient", "engine-crash"]),
+    hostile_text,
+    st.none() | st.integers(1, 10**6),
+)
 garbage = st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b).map(lambda b: b + b"\n")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_mix_of_lines_is_accounted_for(tmp_path_factory: pytest.TempPathFactory, result_lines: list[bytes],
-                                           data: st.DataObject) -> None:
+def test_any_mix_of_lines_is_accounted_for(
+    tmp_path_factory: pytest.TempPathFactory, result_lines: list[bytes], data: st.DataObject
+) -> None:
     picks = data.draw(st.lists(st.sampled_from(result_lines) | error_docs | garbage, max_size=12))
     lang = data.draw(st.sampled_from(["sv", "en"]))
     d = tmp_path_factory.mktemp("mix")

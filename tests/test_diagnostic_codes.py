@@ -1,4 +1,5 @@
 """One registry of diagnostic codes: the code emits only registered codes, and the guide lists exactly them."""
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,10 @@ CODE = re.compile(r"""[(=,]\s*["']([YSFCLT]\d{3})["']""")  # a code as an argume
 def _documented() -> dict[str, str]:
     text = (ROOT / "docs" / "authoring.md").read_text(encoding="utf-8")
     section = text.split("## Diagnostics", 1)[1]
-    return {m.group(1): m.group(2) for m in re.finditer(r"^\| ([YSFCLT]\d{3}) \| (error|warning|info) \|", section, re.MULTILINE)}
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| ([YSFCLT]\d{3}) \| (error|warning|info) \|", section, re.MULTILINE)
+    }
 
 
 def test_guide_documents_exactly_the_registered_codes_with_their_severity() -> None:

@@ -1,4 +1,5 @@
 """mdtflag.engine: oracle equivalence, session properties, limit guards and encoder guards."""
+
 from __future__ import annotations
 
 import operator
@@ -20,8 +21,12 @@ from mdtflag.compile.engine import Atom, EncodeError, Engine, EngineError, Engin
 # --- pure-Python oracle ---------------------------------------------------------------------
 
 _PY_OPS: dict[Any, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt,
-    "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
 }
 
 
@@ -63,8 +68,7 @@ def values(ftype: str) -> st.SearchStrategy[Any]:
 def schemas(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
     kinds = draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=3, unique=True))
     return {
-        k: draw(st.dictionaries(st.sampled_from(FIELDS), st.sampled_from(TYPES), min_size=1, max_size=4))
-        for k in kinds
+        k: draw(st.dictionaries(st.sampled_from(FIELDS), st.sampled_from(TYPES), min_size=1, max_size=4)) for k in kinds
     }
 
 
@@ -157,8 +161,10 @@ def wide_atoms(rng: random.Random, n: int) -> list[Atom]:
     for _ in range(n):
         kind = rng.choice(sorted(WIDE_SCHEMA))
         if kind == "lab":
-            tests = [Test("analyte", "eq", rng.choice(ANALYTES)),
-                     Test("value", rng.choice(["lt", "lte", "gt", "gte"]), rng.randrange(0, 2000, 50))]
+            tests = [
+                Test("analyte", "eq", rng.choice(ANALYTES)),
+                Test("value", rng.choice(["lt", "lte", "gt", "gte"]), rng.randrange(0, 2000, 50)),
+            ]
             if rng.random() < 0.5:
                 tests.append(Test("age_days", "lte", rng.choice([14, 28, 90])))
         elif kind == "variant":
@@ -175,11 +181,21 @@ def wide_atoms(rng: random.Random, n: int) -> list[Atom]:
 def wide_fact(rng: random.Random) -> dict[str, Any]:
     kind = rng.choice(sorted(WIDE_SCHEMA))
     if kind == "lab":
-        f = {"kind": kind, "analyte": rng.choice(ANALYTES), "value": rng.randrange(-50, 2100, 25),
-             "age_days": rng.choice([None, 0, 14, 15, 28, 90, 91]), "derived": rng.random() < 0.5}
+        f = {
+            "kind": kind,
+            "analyte": rng.choice(ANALYTES),
+            "value": rng.randrange(-50, 2100, 25),
+            "age_days": rng.choice([None, 0, 14, 15, 28, 90, 91]),
+            "derived": rng.random() < 0.5,
+        }
     elif kind == "variant":
-        f = {"kind": kind, "gene": rng.choice(GENES), "present": rng.random() < 0.8,
-             "protein": rng.choice([None, "p.V600E", "p.G12C", "p.X"]), "vaf": 10}
+        f = {
+            "kind": kind,
+            "gene": rng.choice(GENES),
+            "present": rng.random() < 0.8,
+            "protein": rng.choice([None, "p.V600E", "p.G12C", "p.X"]),
+            "vaf": 10,
+        }
     else:
         f = {"kind": kind, "age": rng.randrange(15, 96, 5), "sex": "female", "deceased": False}
     return {k: v for k, v in f.items() if v is not None}
@@ -196,6 +212,7 @@ def test_oracle_equivalence_wide_rulesets() -> None:
 
 
 # --- session properties ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def wide() -> tuple[Engine, list[Atom], list[list[dict[str, Any]]]]:
@@ -232,7 +249,7 @@ def test_threads_share_one_engine(wide: tuple[Engine, list[Atom], list[list[dict
         try:
             for _ in range(3):
                 assert [eng.match(p) for p in patients] == expected
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
@@ -263,8 +280,12 @@ def test_engine_without_atoms() -> None:
 def test_patient_matching_nothing() -> None:
     atoms = [Atom("lab", (Test("analyte", "eq", "alt"), Test("value", "gt", 100)))]
     eng = Engine(atoms, WIDE_SCHEMA)
-    facts: list[dict[str, Any]] = [{"kind": "lab", "analyte": "alt", "value": 100}, {"kind": "lab", "analyte": "ast", "value": 500},
-             {"kind": "lab", "analyte": "alt"}, {"kind": "patient", "age": 50}]
+    facts: list[dict[str, Any]] = [
+        {"kind": "lab", "analyte": "alt", "value": 100},
+        {"kind": "lab", "analyte": "ast", "value": 500},
+        {"kind": "lab", "analyte": "alt"},
+        {"kind": "patient", "age": 50},
+    ]
     for _ in range(50):
         assert eng.match(facts) == [frozenset()]
 
@@ -288,13 +309,24 @@ def test_absent_and_none_fields_fail_every_test() -> None:
 
 def test_boundaries_and_strings() -> None:
     big = 2**53
-    atoms = [Atom("lab", (Test("value", "gte", big),)), Atom("lab", (Test("value", "lt", -big + 1),)),
-             Atom("lab", (Test("analyte", "eq", "a"),)), Atom("lab", (Test("analyte", "eq", 'a"b\\c é'),)),
-             Atom("lab", (Test("analyte", "ne", "a"),))]
+    atoms = [
+        Atom("lab", (Test("value", "gte", big),)),
+        Atom("lab", (Test("value", "lt", -big + 1),)),
+        Atom("lab", (Test("analyte", "eq", "a"),)),
+        Atom("lab", (Test("analyte", "eq", 'a"b\\c é'),)),
+        Atom("lab", (Test("analyte", "ne", "a"),)),
+    ]
     eng = Engine(atoms, WIDE_SCHEMA)
-    facts: list[dict[str, Any]] = [{"kind": "lab", "value": big}, {"kind": "lab", "value": big - 1}, {"kind": "lab", "value": -big},
-             {"kind": "lab", "analyte": "a b"}, {"kind": "lab", "analyte": 'a"b\\c é'}, {"kind": "lab", "analyte": "a"},
-             {"kind": "lab", "analyte": "x" * 65535}, {"kind": "lab", "analyte": "ab"}]
+    facts: list[dict[str, Any]] = [
+        {"kind": "lab", "value": big},
+        {"kind": "lab", "value": big - 1},
+        {"kind": "lab", "value": -big},
+        {"kind": "lab", "analyte": "a b"},
+        {"kind": "lab", "analyte": 'a"b\\c é'},
+        {"kind": "lab", "analyte": "a"},
+        {"kind": "lab", "analyte": "x" * 65535},
+        {"kind": "lab", "analyte": "ab"},
+    ]
     assert eng.match(facts) == oracle(atoms, facts)
 
 
@@ -309,7 +341,7 @@ def test_ruleset_json_is_canonical() -> None:
         assert list(conds[0]) == ["kind"]
         for cond in conds:
             assert len(cond) == 1  # one key per condition object (P17)
-            (key, val), = cond.items()
+            ((key, val),) = cond.items()
             name = next(iter(val)) if isinstance(val, dict) else key
             assert len(val) == 1 if isinstance(val, dict) else True
             assert name not in ("id", "sid", "pad") and not name.startswith("$")  # P5, P19
@@ -325,12 +357,17 @@ def test_payload_holds_only_tested_fields(monkeypatch: pytest.MonkeyPatch) -> No
         return real(handle, payload)
 
     monkeypatch.setattr(engine_mod._dre, "assert_facts", spy)
-    facts: list[dict[str, Any]] = [{"kind": "lab", "analyte": "alt", "value": 5, "age_days": 3}, {"kind": "variant", "gene": "BRAF"},
-             {"kind": "patient", "age": 40, "sex": "male"}]
+    facts: list[dict[str, Any]] = [
+        {"kind": "lab", "analyte": "alt", "value": 5, "age_days": 3},
+        {"kind": "variant", "gene": "BRAF"},
+        {"kind": "patient", "age": 40, "sex": "male"},
+    ]
     assert eng.match(facts) == [frozenset({0}), frozenset({2})]
     payload = orjson.loads(sent[0])
     assert [{k: v for k, v in f.items() if k != "sid"} for f in payload] == [
-        {"id": "#0", "kind": "lab", "value": 5}, {"id": "#2", "kind": "patient"}]
+        {"id": "#0", "kind": "lab", "value": 5},
+        {"id": "#2", "kind": "patient"},
+    ]
 
 
 def test_fact_and_state_ids_never_share_a_hash() -> None:
@@ -349,6 +386,7 @@ def test_fnv_matches_engine_constants() -> None:
 
 
 # --- limit guards: all refused before create_ruleset -----------------------------------------
+
 
 @pytest.fixture
 def no_create(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -385,10 +423,14 @@ def test_511_siblings_and_split_parents_accepted() -> None:
     eng = Engine([Atom("lab", (Test("code", "eq", f"c{i}"),)) for i in range(511)], CODES)
     assert eng.match([{"kind": "lab", "code": "c510"}])[510] == frozenset({0})
     # 600 distinct codes under one kind fit: the two-valued `flag` test goes first in every path
-    split = [Atom("lab", (Test("code", "eq", f"c{i}"), Test("flag", "eq", f))) for f in (True, False) for i in range(300)]
+    split = [
+        Atom("lab", (Test("code", "eq", f"c{i}"), Test("flag", "eq", f))) for f in (True, False) for i in range(300)
+    ]
     eng = Engine(split, CODES)
     assert eng.match([{"kind": "lab", "code": "c7", "flag": False}]) == [
-        frozenset({0}) if a.tests == (Test("code", "eq", "c7"), Test("flag", "eq", False)) else frozenset() for a in split]
+        frozenset({0}) if a.tests == (Test("code", "eq", "c7"), Test("flag", "eq", False)) else frozenset()
+        for a in split
+    ]
 
 
 def test_more_than_64_simultaneous_siblings_refused(no_create: None) -> None:
@@ -404,7 +446,8 @@ def test_64_simultaneous_siblings_accepted_and_match() -> None:
 def test_equality_and_disjoint_ranges_count_once() -> None:
     eq = [Atom("lab", (Test("value", "eq", i),)) for i in range(300)]
     disjoint = [Atom("lab", (Test("value", "lt", i),)) for i in range(40)] + [
-        Atom("lab", (Test("value", "gt", 1000 + i),)) for i in range(40)]
+        Atom("lab", (Test("value", "gt", 1000 + i),)) for i in range(40)
+    ]
     for atoms in (eq, disjoint):
         eng = Engine(atoms, CODES)
         for v in (-5, 0, 20, 39, 500, 1020, 10**6):
@@ -436,39 +479,45 @@ def test_duplicate_atoms_collapse_into_one_rule() -> None:
     assert [len(s) for s in Engine(many, schema).match([{"kind": "k3"}])] == [int(i % 8 == 3) for i in range(8000)]
 
 
-@pytest.mark.parametrize(("field", "op", "value", "match"), [
-    ("value", "eq", "1", "expected int, got str"),
-    ("value", "gt", True, "expected int, got bool"),
-    ("value", "eq", 1.0, "expected int, got float"),
-    ("value", "lt", 2**53 + 1, "outside"),
-    ("flag", "eq", 1, "expected bool, got int"),
-    ("code", "eq", 1, "expected str, got int"),
-    ("code", "lt", "m", "allows only eq/ne"),
-    ("flag", "gt", False, "allows only eq/ne"),
-    ("code", "eq", "a\nb", "control character"),
-    ("code", "eq", "x" * 65536, "longer than"),
-    ("code", "eq", "\ud800", "surrogate"),
-    ("nope", "eq", 1, "unknown field"),
-    ("code", "like", "a", "unknown operator"),
-])
+@pytest.mark.parametrize(
+    ("field", "op", "value", "match"),
+    [
+        ("value", "eq", "1", "expected int, got str"),
+        ("value", "gt", True, "expected int, got bool"),
+        ("value", "eq", 1.0, "expected int, got float"),
+        ("value", "lt", 2**53 + 1, "outside"),
+        ("flag", "eq", 1, "expected bool, got int"),
+        ("code", "eq", 1, "expected str, got int"),
+        ("code", "lt", "m", "allows only eq/ne"),
+        ("flag", "gt", False, "allows only eq/ne"),
+        ("code", "eq", "a\nb", "control character"),
+        ("code", "eq", "x" * 65536, "longer than"),
+        ("code", "eq", "\ud800", "surrogate"),
+        ("nope", "eq", 1, "unknown field"),
+        ("code", "like", "a", "unknown operator"),
+    ],
+)
 def test_bad_tests_refused(no_create: None, field: str, op: str, value: Any, match: str) -> None:
     _limit([Atom("lab", (Test(field, op, value),))], match)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("schema", "match"), [
-    ({"lab": {"id": "str"}}, "reserved"),
-    ({"lab": {"sid": "str"}}, "reserved"),
-    ({"lab": {"kind": "str"}}, "reserved"),
-    ({"lab": {"pad": "int"}}, "reserved"),
-    ({"lab": {"a.b": "int"}}, r"contains `\.` or `\$`"),
-    ({"lab": {"$s": "int"}}, r"contains `\.` or `\$`"),
-    ({"lab": {"a b": "int"}}, "not an identifier"),
-    ({"lab": {"x": "float"}}, "unknown type"),
-    ({"lab": {f"f{i}": "int" for i in range(240)}}, "241 properties"),
-    ({"lab": {"f6059": "int", "f264602": "int"}}, "share an engine hash"),
-    ({"": {"x": "int"}}, "non-empty string"),
-    ({"a\tb": {"x": "int"}}, "control character"),
-])
+@pytest.mark.parametrize(
+    ("schema", "match"),
+    [
+        ({"lab": {"id": "str"}}, "reserved"),
+        ({"lab": {"sid": "str"}}, "reserved"),
+        ({"lab": {"kind": "str"}}, "reserved"),
+        ({"lab": {"pad": "int"}}, "reserved"),
+        ({"lab": {"a.b": "int"}}, r"contains `\.` or `\$`"),
+        ({"lab": {"$s": "int"}}, r"contains `\.` or `\$`"),
+        ({"lab": {"a b": "int"}}, "not an identifier"),
+        ({"lab": {"x": "float"}}, "unknown type"),
+        ({"lab": {f"f{i}": "int" for i in range(240)}}, "241 properties"),
+        ({"lab": {"f6059": "int", "f264602": "int"}}, "share an engine hash"),
+        ({"": {"x": "int"}}, "non-empty string"),
+        ({"a\tb": {"x": "int"}}, "control character"),
+    ],
+)
 def test_bad_schemas_refused(no_create: None, schema: dict[str, dict[str, str]], match: str) -> None:
     _limit([], match, schema)
 
@@ -479,36 +528,46 @@ def test_unknown_kind_refused(no_create: None) -> None:
 
 # --- encoder guards -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def enc_engine() -> Engine:
-    return Engine([Atom("lab", (Test("value", "gte", 0),)), Atom("lab", (Test("code", "ne", "z"),)),
-                   Atom("lab", (Test("flag", "eq", True),))], CODES)
+    return Engine(
+        [
+            Atom("lab", (Test("value", "gte", 0),)),
+            Atom("lab", (Test("code", "ne", "z"),)),
+            Atom("lab", (Test("flag", "eq", True),)),
+        ],
+        CODES,
+    )
 
 
-@pytest.mark.parametrize(("fact", "match"), [
-    ({"kind": "lab", "value": 1.0}, "expected int, got float"),
-    ({"kind": "lab", "value": float("nan")}, "expected int, got float"),
-    ({"kind": "lab", "value": float("inf")}, "expected int, got float"),
-    ({"kind": "lab", "value": True}, "expected int, got bool"),
-    ({"kind": "lab", "flag": 1}, "expected bool, got int"),
-    ({"kind": "lab", "code": 5}, "expected str, got int"),
-    ({"kind": "lab", "value": 2**53 + 1}, "outside"),
-    ({"kind": "lab", "value": -(2**53) - 1}, "outside"),
-    ({"kind": "lab", "value": 2**64}, "outside"),
-    ({"kind": "lab", "code": "x" * 65536}, "longer than"),
-    ({"kind": "lab", "code": '"' * 40000}, "longer than"),
-    ({"kind": "lab", "code": "é" * 40000}, "longer than"),
-    ({"kind": "lab", "code": "a\nb"}, "control character"),
-    ({"kind": "lab", "code": "a\x00b"}, "control character"),
-    ({"kind": "lab", "code": "\udc80"}, "surrogate"),
-    ({"kind": "lab", "unknown": 1}, "unknown field"),
-    ({"kind": "lab", "unknown": None}, "unknown field"),
-    ({"kind": "lab", "id": "obs-1"}, "unknown field"),
-    ({"kind": "lab", "sid": "1"}, "unknown field"),
-    ({"kind": "nope"}, "unknown kind"),
-    ({"code": "a"}, "unknown kind"),
-    ({"kind": None}, "unknown kind"),
-])
+@pytest.mark.parametrize(
+    ("fact", "match"),
+    [
+        ({"kind": "lab", "value": 1.0}, "expected int, got float"),
+        ({"kind": "lab", "value": float("nan")}, "expected int, got float"),
+        ({"kind": "lab", "value": float("inf")}, "expected int, got float"),
+        ({"kind": "lab", "value": True}, "expected int, got bool"),
+        ({"kind": "lab", "flag": 1}, "expected bool, got int"),
+        ({"kind": "lab", "code": 5}, "expected str, got int"),
+        ({"kind": "lab", "value": 2**53 + 1}, "outside"),
+        ({"kind": "lab", "value": -(2**53) - 1}, "outside"),
+        ({"kind": "lab", "value": 2**64}, "outside"),
+        ({"kind": "lab", "code": "x" * 65536}, "longer than"),
+        ({"kind": "lab", "code": '"' * 40000}, "longer than"),
+        ({"kind": "lab", "code": "é" * 40000}, "longer than"),
+        ({"kind": "lab", "code": "a\nb"}, "control character"),
+        ({"kind": "lab", "code": "a\x00b"}, "control character"),
+        ({"kind": "lab", "code": "\udc80"}, "surrogate"),
+        ({"kind": "lab", "unknown": 1}, "unknown field"),
+        ({"kind": "lab", "unknown": None}, "unknown field"),
+        ({"kind": "lab", "id": "obs-1"}, "unknown field"),
+        ({"kind": "lab", "sid": "1"}, "unknown field"),
+        ({"kind": "nope"}, "unknown kind"),
+        ({"code": "a"}, "unknown kind"),
+        ({"kind": None}, "unknown kind"),
+    ],
+)
 def test_encoder_refuses(enc_engine: Engine, fact: dict[str, Any], match: str) -> None:
     good: dict[str, Any] = {"kind": "lab", "value": 3}
     with pytest.raises(EncodeError, match=match):
@@ -517,9 +576,11 @@ def test_encoder_refuses(enc_engine: Engine, fact: dict[str, Any], match: str) -
 
 
 def test_encoder_drops_none_and_accepts_edges(enc_engine: Engine) -> None:
-    facts: list[Mapping[str, Any]] = [{"kind": "lab", "value": None, "code": None, "flag": None},
-             {"kind": "lab", "value": 2**53, "code": "x" * 65535, "flag": True},
-             MappingProxyType({"kind": "lab", "value": -(2**53), "code": "é" * 30000 + '"\\'})]
+    facts: list[Mapping[str, Any]] = [
+        {"kind": "lab", "value": None, "code": None, "flag": None},
+        {"kind": "lab", "value": 2**53, "code": "x" * 65535, "flag": True},
+        MappingProxyType({"kind": "lab", "value": -(2**53), "code": "é" * 30000 + '"\\'}),
+    ]
     assert enc_engine.match(facts) == [frozenset({1}), frozenset({1, 2}), frozenset({1})]
 
 

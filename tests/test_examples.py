@@ -18,6 +18,7 @@ expectation in the file is checked. Expected files (all keys under ``expect`` op
 ``failed``/``unknown`` are subsets of the cohort's lists; ``not_failed`` must not be in its failed list.
 Every bundle must also validate as a FHIR R4B Bundle (fhir.resources).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -60,8 +61,10 @@ def test_enough_examples() -> None:
     assert len(EXPECTED) >= 30, f"only {len(EXPECTED)} expected files"
     stems = {p.name[: -len(".expected.yaml")] for p in EXPECTED}
     bundles = {p.stem for p in BUNDLES}
-    assert stems == bundles, f"bundles without expectations: {sorted(bundles - stems)}; " \
-                             f"expectations without bundles: {sorted(stems - bundles)}"
+    assert stems == bundles, (
+        f"bundles without expectations: {sorted(bundles - stems)}; "
+        f"expectations without bundles: {sorted(stems - bundles)}"
+    )
     for p in BUNDLES:
         assert re.match(r"^\d\d-[a-z0-9-]+\.json$", p.name), f"{p.name}: name must be NN-short-description.json"
 
@@ -78,8 +81,12 @@ def test_bundle_is_valid_fhir_r4b(path: Path) -> None:
 
 
 def _fmt(problems: list[str], name: str, text: str) -> str:
-    return f"{name}: {len(problems)} expectation(s) not met:\n  - " + "\n  - ".join(problems) + \
-        "\n--- result (text) ---\n" + text
+    return (
+        f"{name}: {len(problems)} expectation(s) not met:\n  - "
+        + "\n  - ".join(problems)
+        + "\n--- result (text) ---\n"
+        + text
+    )
 
 
 @pytest.mark.parametrize("path", EXPECTED, ids=_ids(EXPECTED))
@@ -106,7 +113,9 @@ def test_example_outcome(path: Path, evaluator: Evaluator) -> None:
             problems.append(f"decision '{group}' missing")
             continue
         if "level" in want and got.level != want["level"]:
-            problems.append(f"decision {group}: level {got.level!r}, expected {want['level']!r} (decided by {got.rules})")
+            problems.append(
+                f"decision {group}: level {got.level!r}, expected {want['level']!r} (decided by {got.rules})"
+            )
         if "target_region" in want:
             region = got.target.healthcare_region if got.target is not None else None
             if region != want["target_region"]:
@@ -149,8 +158,10 @@ def test_example_outcome(path: Path, evaluator: Evaluator) -> None:
                 continue
             want = {"status": want} if isinstance(want, str) else want
             if "status" in want and c.status != want["status"]:
-                problems.append(f"{rule} cohort {key}: {c.status}, expected {want['status']} "
-                                f"(failed {c.failed}, unknown {c.unknown})")
+                problems.append(
+                    f"{rule} cohort {key}: {c.status}, expected {want['status']} "
+                    f"(failed {c.failed}, unknown {c.unknown})"
+                )
             for cid in want.get("failed", []):
                 if cid not in c.failed:
                     problems.append(f"{rule} cohort {key}: {cid} expected among failed {c.failed}")
@@ -213,8 +224,12 @@ def test_shared_blocks_are_fragments_used_where_expected(evaluator: Evaluator) -
     rs = evaluator.ruleset
     used_in = {name: sorted({p.file for p in uses}) for name, uses in rs.fragment_uses.items()}
     assert used_in == {
-        "biomarker-match": ["criteria/derived/F-ACT.yaml", "criteria/derived/F-ONLABEL-ANY.yaml",
-                            "criteria/mdk/MDK-NAT-1.yaml", "criteria/trial/TRIAL-FOCUSE.yaml"],
+        "biomarker-match": [
+            "criteria/derived/F-ACT.yaml",
+            "criteria/derived/F-ONLABEL-ANY.yaml",
+            "criteria/mdk/MDK-NAT-1.yaml",
+            "criteria/trial/TRIAL-FOCUSE.yaml",
+        ],
         "on-label-tumour": ["criteria/derived/F-ONLABEL-ANY.yaml", "criteria/mdk/MDK-NAT-1.yaml"],
     }
     first = "{param: row.biomarker, equals: [BRAF-V600]}"  # the fragment's first branch is written nowhere else

@@ -1,4 +1,5 @@
 """Rule fragments: a shared criteria block in fragments/<name>.yaml, used in rules as {use: NAME}."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.authoring.check import check_ruleset, render_json, render_text
-from mdtflag.ruleset.model import AnyNode, FactLeaf, NotNode, read_ruleset
+from mdtflag.ruleset.load import read_ruleset
+from mdtflag.ruleset.model import AnyNode, FactLeaf, NotNode
 from mdtflag.ruleset.schema import rule_json_schema
 from mdtflag.ruleset.walk import criterion_ids
 
@@ -54,11 +56,17 @@ def _rules(tmp_path: Path, fragments: dict[str, str], rule: str) -> Path:
 
 def _copied(tmp_path: Path) -> Path:
     """The same rule with the fragment written out in both places."""
-    block = ("any:\n        - {fact: diagnosis, where: {active: true}, test: {icd10_3: {in: {valueset: melanoma}}}, missing: not_met}\n"
-             f"        - {LEAF}")
+    block = (
+        "any:\n        - {fact: diagnosis, where: {active: true}, test: {icd10_3: {in: {valueset: melanoma}}}, missing: not_met}\n"
+        f"        - {LEAF}"
+    )
     text = RULE.split("criteria:")[0] + (
-        "criteria:\n  all:\n    - id: T-FRAG-A\n      text: {sv: \"Melanom\", en: \"Melanoma\"}\n      " + block.replace("\n        ", "\n        ")
-        + "\n    - not:\n        " + block.replace("\n        ", "\n          ") + "\n")
+        'criteria:\n  all:\n    - id: T-FRAG-A\n      text: {sv: "Melanom", en: "Melanoma"}\n      '
+        + block.replace("\n        ", "\n        ")
+        + "\n    - not:\n        "
+        + block.replace("\n        ", "\n          ")
+        + "\n"
+    )
     root = tmp_path / "copied"
     shutil.copytree(MINI, root)
     (root / "criteria" / "frag.yaml").write_text(text, encoding="utf-8")
@@ -72,7 +80,9 @@ def test_a_use_is_the_fragment_with_the_id_and_texts_written_beside_it(tmp_path:
     rule = rs.rule("T-FRAG")
     assert rule is not None
     first, second = rule.criteria.all  # type: ignore[union-attr]
-    assert isinstance(first, AnyNode) and first.id == "T-FRAG-A" and first.text is not None and first.text.en == "Melanoma"
+    assert (
+        isinstance(first, AnyNode) and first.id == "T-FRAG-A" and first.text is not None and first.text.en == "Melanoma"
+    )
     assert isinstance(second, NotNode) and isinstance(second.not_, AnyNode) and second.not_.id is None
     leaf = first.any[0]
     assert isinstance(leaf, FactLeaf)
@@ -105,7 +115,9 @@ def test_error_inside_a_fragment_names_the_fragment_and_each_use(tmp_path: Path)
     assert f"{root}/fragments/mel.yaml:6:" in text and f"= used at {root}/criteria/frag.yaml:11:7" in text
     data = render_json([report])
     assert {tuple(d["used_at"]) for d in data["diagnostics"] if d["code"] == "C002"} == {
-        (f"{root}/criteria/frag.yaml:11:7",), (f"{root}/criteria/frag.yaml:14:12",)}
+        (f"{root}/criteria/frag.yaml:11:7",),
+        (f"{root}/criteria/frag.yaml:14:12",),
+    }
 
 
 def test_schema_error_inside_a_fragment_is_placed_in_the_fragment(tmp_path: Path) -> None:
@@ -177,4 +189,6 @@ def test_nested_uses_record_the_whole_chain(tmp_path_factory: object, depth: int
         node = node.any[1]
     leaf = node.any[1]
     assert isinstance(leaf, FactLeaf) and leaf.pos.file == f"fragments/f{depth}.yaml"
-    assert [v.file for v in leaf.pos.via] == [f"fragments/f{i}.yaml" for i in reversed(range(depth))] + ["criteria/frag.yaml"]
+    assert [v.file for v in leaf.pos.via] == [f"fragments/f{i}.yaml" for i in reversed(range(depth))] + [
+        "criteria/frag.yaml"
+    ]

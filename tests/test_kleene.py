@@ -1,4 +1,5 @@
 """The three-valued logic of criterion outcomes (mdtflag.evaluation.kleene)."""
+
 from __future__ import annotations
 
 import itertools
@@ -59,8 +60,7 @@ def test_combine_names_the_operator() -> None:
         combine("xor", [MET])
 
 
-@given(st.sampled_from(["all", "any"]),
-       st.lists(st.sets(outcome, min_size=1), min_size=1, max_size=5))
+@given(st.sampled_from(["all", "any"]), st.lists(st.sets(outcome, min_size=1), min_size=1, max_size=5))
 def test_possible_outcomes_are_those_of_some_choice_of_part_outcomes(op: str, parts: list[set[Outcome]]) -> None:
     every_choice = {combine(op, choice) for choice in itertools.product(*parts)}
     assert possible(op, parts) == every_choice

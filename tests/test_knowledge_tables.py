@@ -3,6 +3,7 @@
 Data only: these tests read the YAML with yaml.safe_load and check metadata, provenance tags,
 code formats and cross-references. They do not evaluate any rule.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,21 +49,59 @@ FIELD_PATTERNS = {
 
 # SCB länskoder in use (02, 11, 15, 16 are retired).
 VALID_COUNTIES = {
-    "01", "03", "04", "05", "06", "07", "08", "09", "10", "12", "13",
-    "14", "17", "18", "19", "20", "21", "22", "23", "24", "25",
+    "01",
+    "03",
+    "04",
+    "05",
+    "06",
+    "07",
+    "08",
+    "09",
+    "10",
+    "12",
+    "13",
+    "14",
+    "17",
+    "18",
+    "19",
+    "20",
+    "21",
+    "22",
+    "23",
+    "24",
+    "25",
 }
 HALLAND = "13"
 # CRITERIA §3.1: Halmstad, Hylte, Laholm -> Södra; Kungsbacka, Varberg, Falkenberg -> Västra.
-HALLAND_SPLIT = {"1380": "sodra", "1315": "sodra", "1381": "sodra",
-                 "1384": "vastra", "1383": "vastra", "1382": "vastra"}
+HALLAND_SPLIT = {
+    "1380": "sodra",
+    "1315": "sodra",
+    "1381": "sodra",
+    "1384": "vastra",
+    "1383": "vastra",
+    "1382": "vastra",
+}
 STAGE1_EVALUABLE = 8  # CRITERIA §5.3
 REGION_SLUGS = {"norra", "mellansverige", "stockholm-gotland", "sydostra", "sodra", "vastra"}
 
 PROFILE_PARAMS = {
-    "min_age_years", "ecog_max", "anc_min", "hb_min", "plt_min", "bili_max_x_uln",
-    "ast_alt_max_x_uln", "ast_alt_max_x_uln_liver", "creat_max_x_uln", "crcl_min",
-    "measurable_required", "ecog_max_age_days", "lab_max_age_days", "her2_vaf_min",
-    "tmb_high_min", "her2_amp_cn_min", "met_amp_cn_min",
+    "min_age_years",
+    "ecog_max",
+    "anc_min",
+    "hb_min",
+    "plt_min",
+    "bili_max_x_uln",
+    "ast_alt_max_x_uln",
+    "ast_alt_max_x_uln_liver",
+    "creat_max_x_uln",
+    "crcl_min",
+    "measurable_required",
+    "ecog_max_age_days",
+    "lab_max_age_days",
+    "her2_vaf_min",
+    "tmb_high_min",
+    "her2_amp_cn_min",
+    "met_amp_cn_min",
 }
 PROFILE_META = {"title", "tag", "tags", "source"}
 # Top-level keys the rule loader (mdtflag/rulemodel.py, extra="forbid") accepts.
@@ -105,11 +144,15 @@ def _walk(node, path=()):
 
 
 def _is_bilingual(value) -> bool:
-    return (isinstance(value, dict) and set(value) == {"sv", "en"}
-            and all(isinstance(x, str) and x.strip() for x in value.values()))
+    return (
+        isinstance(value, dict)
+        and set(value) == {"sv", "en"}
+        and all(isinstance(x, str) and x.strip() for x in value.values())
+    )
 
 
 # --- metadata -----------------------------------------------------------------------------------
+
 
 def test_files_present():
     assert TABLE_FILES, "no tables"
@@ -151,6 +194,7 @@ def test_every_tag_allowed(path):
 
 
 # --- value sets ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", VALUESET_FILES, ids=_id)
 def test_valueset_shape_and_codes(path):
@@ -196,8 +240,7 @@ def test_tumour_groups_consistent(valuesets):
     secondary = set(valuesets["secondary-malignancy"]["values"])
     assert not solid & haem
     assert not solid & secondary, "secondary codes carry no tumour type"
-    assert haem == {"C81", "C82", "C83", "C84", "C85", "C86", "C88",
-                    "C90", "C91", "C92", "C93", "C94", "C95", "C96"}
+    assert haem == {"C81", "C82", "C83", "C84", "C85", "C86", "C88", "C90", "C91", "C92", "C93", "C94", "C95", "C96"}
     for vid, vs in valuesets.items():
         if not vid.startswith("tumour-") or vid in {"tumour-all-solid", "tumour-haematological"}:
             continue
@@ -238,8 +281,9 @@ def test_table_rows(path, valuesets):
                 assert isinstance(value, list), (row["key"], col)
                 for ref in value:
                     assert ref in valuesets, f"{row['key']}.{col}: missing value set {ref}"
-                    assert valuesets[ref]["field"] == REF_LIST_COLUMNS[col], \
+                    assert valuesets[ref]["field"] == REF_LIST_COLUMNS[col], (
                         f"{row['key']}.{col}: {ref} holds {valuesets[ref]['field']}, column needs {REF_LIST_COLUMNS[col]}"
+                    )
             elif col.endswith("_valueset"):
                 assert value in valuesets, f"{row['key']}.{col}: missing value set {value}"
             elif col.endswith("_valuesets"):
@@ -334,8 +378,9 @@ def test_cohorts(tables):
         assert re.match(r"^K-[A-Z0-9]+(-[A-Z0-9]+)*$", k), k
         assert _is_bilingual(r["title"]), k
         assert r["biomarker"] in biomarkers, f"{k}: biomarker {r['biomarker']} not in biomarkers"
-        assert _covered_by_labels(r["biomarker"], label_biomarkers, biomarkers), \
+        assert _covered_by_labels(r["biomarker"], label_biomarkers, biomarkers), (
             f"{k}: biomarker {r['biomarker']} not in eu-labels"
+        )
         assert _atc_ok(r["drugs"]), (k, r["drugs"])
         assert len(r["drug_names"]) == len(r["drugs"]), k
         if "prior_drug_equivalents" in r:
@@ -369,6 +414,7 @@ def test_esmo_genes_are_hereditary_genes(valuesets):
 
 
 # --- profiles -----------------------------------------------------------------------------------
+
 
 def test_profiles():
     doc = load(PROFILES)

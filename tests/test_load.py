@@ -1,7 +1,9 @@
 """Loading (mdtflag.load): sources, every InputError code, validation, Bulk NDJSON, folders,
 and property tests that only InputError escapes."""
+
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import orjson
@@ -12,18 +14,31 @@ from hypothesis import strategies as st
 import mdtflag.fhir.load as load_mod
 from mdtflag.errors import INPUT_ERROR_CODES, NOTE_CODES, DataQualityNote, InputError
 from mdtflag.fhir.load import (
-    FACT_RESOURCE_TYPES, MAX_DEPTH, LoadedBundle, iter_inputs, iter_ndjson_patients, load_bundle,
+    FACT_RESOURCE_TYPES,
+    MAX_DEPTH,
+    LoadedBundle,
+    iter_inputs,
+    iter_ndjson_patients,
+    load_bundle,
 )
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01", "gender": "male"}
-ECOG = {"resourceType": "Observation", "id": "o1", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
-        "subject": {"reference": "Patient/p1"}, "valueInteger": 1}
+ECOG = {
+    "resourceType": "Observation",
+    "id": "o1",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+    "subject": {"reference": "Patient/p1"},
+    "valueInteger": 1,
+}
 
 
 def bundle(*resources, btype="collection"):
-    return {"resourceType": "Bundle", "type": btype,
-            "entry": [{"fullUrl": f"urn:uuid:{r.get('id')}", "resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": btype,
+        "entry": [{"fullUrl": f"urn:uuid:{r.get('id')}", "resource": r} for r in resources],
+    }
 
 
 def raises(code, fn, *args, **kw) -> InputError:
@@ -41,8 +56,13 @@ def test_load_from_dict_bytes_and_path(tmp_path):
     b = bundle(PATIENT, ECOG)
     f = tmp_path / "patient.json"
     f.write_bytes(orjson.dumps(b))
-    for source, name in ((b, "<dict>"), (orjson.dumps(b), "<bytes>"), (f, str(f)),
-                         (str(f), str(f)), (bytearray(orjson.dumps(b)), "<bytes>")):
+    for source, name in (
+        (b, "<dict>"),
+        (orjson.dumps(b), "<bytes>"),
+        (f, str(f)),
+        (str(f), str(f)),
+        (bytearray(orjson.dumps(b)), "<bytes>"),
+    ):
         loaded = load_bundle(source)
         assert isinstance(loaded, LoadedBundle)
         assert loaded.source == name
@@ -53,8 +73,9 @@ def test_load_from_dict_bytes_and_path(tmp_path):
     assert load_bundle(b, name="x.json").source == "x.json"
 
 
-@pytest.mark.parametrize("btype", ["collection", "transaction", "searchset", "document", "batch",
-                                   "transaction-response", "history"])
+@pytest.mark.parametrize(
+    "btype", ["collection", "transaction", "searchset", "document", "batch", "transaction-response", "history"]
+)
 def test_bundle_types_accepted(btype):
     assert load_bundle(bundle(PATIENT, btype=btype)).patient["id"] == "p1"
 
@@ -75,8 +96,12 @@ def test_bad_entries_are_notes():
     b["entry"] += [{"fullUrl": "x"}, "junk", {"resource": {"id": "no-type"}}, {"resource": []}]
     loaded = load_bundle(b)
     assert [n.code for n in loaded.notes] == ["invalid-entry"] * 4
-    assert [n.element for n in loaded.notes] == ["Bundle.entry[1]", "Bundle.entry[2]",
-                                                 "Bundle.entry[3].resource", "Bundle.entry[4]"]
+    assert [n.element for n in loaded.notes] == [
+        "Bundle.entry[1]",
+        "Bundle.entry[2]",
+        "Bundle.entry[3].resource",
+        "Bundle.entry[4]",
+    ]
 
 
 def test_wrong_source_type_is_type_error():
@@ -105,8 +130,10 @@ def test_not_utf8():
     raises("not-utf8", load_bundle, '{"resourceType": "Bundle"}'.encode("utf-16"))
 
 
-@pytest.mark.parametrize("obj,what", [(PATIENT, "single Patient"), ([PATIENT], "array"),
-                                      ("text", "str"), (None, "null"), ({"entry": []}, "without")])
+@pytest.mark.parametrize(
+    "obj,what",
+    [(PATIENT, "single Patient"), ([PATIENT], "array"), ("text", "str"), (None, "null"), ({"entry": []}, "without")],
+)
 def test_not_bundle(obj, what):
     err = raises("not-bundle", load_bundle, orjson.dumps(obj))
     assert what in err.message
@@ -138,7 +165,7 @@ def test_too_deep_bytes_and_dict():
     deep = b'{"resourceType": "Bundle", "x": ' + b"[" * 150 + b"]" * 150 + b"}"
     err = raises("too-deep", load_bundle, deep)
     assert str(MAX_DEPTH) in err.message
-    raises("too-deep", load_bundle, b"[" * 5000 + b"]" * 5000)        # beyond orjson's own limit
+    raises("too-deep", load_bundle, b"[" * 5000 + b"]" * 5000)  # beyond orjson's own limit
     nested: dict = {"resourceType": "Bundle"}
     node = nested
     for _ in range(MAX_DEPTH + 5):
@@ -162,14 +189,23 @@ def test_not_found(tmp_path):
 
 
 def test_input_error_codes_and_str():
-    assert set(INPUT_ERROR_CODES) == {"not-json", "not-utf8", "not-bundle", "no-patient",
-                                      "several-patients", "too-large", "too-deep", "too-many-resources", "not-found"}
+    assert set(INPUT_ERROR_CODES) == {
+        "not-json",
+        "not-utf8",
+        "not-bundle",
+        "no-patient",
+        "several-patients",
+        "too-large",
+        "too-deep",
+        "too-many-resources",
+        "not-found",
+    }
     e = InputError("not-json", "Observation.ndjson", "bad", 17)
     assert str(e) == "Observation.ndjson:17: bad [not-json]"
     assert str(InputError("no-patient", "<dict>", "none")) == "<dict>: none [no-patient]"
-    assert e.to_dict() == {"code": "not-json", "source": "Observation.ndjson", "message": "bad",
-                           "line": 17}
+    assert e.to_dict() == {"code": "not-json", "source": "Observation.ndjson", "message": "bad", "line": 17}
     import pickle
+
     assert pickle.loads(pickle.dumps(e)) == e
     with pytest.raises(ValueError):
         InputError("bogus", "x", "y")
@@ -177,11 +213,15 @@ def test_input_error_codes_and_str():
 
 def test_data_quality_note():
     n = DataQualityNote("unknown-unit", "unit x", "Observation/1", "Observation.valueQuantity")
-    assert n.to_dict() == {"code": "unknown-unit", "message": "unit x", "resource": "Observation/1",
-                           "element": "Observation.valueQuantity"}
+    assert n.to_dict() == {
+        "code": "unknown-unit",
+        "message": "unit x",
+        "resource": "Observation/1",
+        "element": "Observation.valueQuantity",
+    }
     assert DataQualityNote("invalid-entry", "m").to_dict() == {"code": "invalid-entry", "message": "m"}
     assert "unknown-unit" in NOTE_CODES and "invalid-resource" in NOTE_CODES
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         n.code = "x"  # type: ignore[misc]
 
 
@@ -195,8 +235,11 @@ def test_invalid_fact_resource_removed_with_note():
     assert [r["resourceType"] for r in loaded.resources] == ["Patient"]
     assert loaded.full_urls == ("urn:uuid:p1",)
     (note,) = loaded.notes
-    assert (note.code, note.resource, note.element) == ("invalid-resource", "Observation/o1",
-                                                        "Observation.valueInteger")
+    assert (note.code, note.resource, note.element) == (
+        "invalid-resource",
+        "Observation/o1",
+        "Observation.valueInteger",
+    )
     assert "Observation/o1" in note.message
     kept = load_bundle(bundle(PATIENT, bad), validate="none")
     assert len(kept.resources) == 2 and kept.notes == ()
@@ -206,7 +249,8 @@ def test_invalid_patient_is_kept_with_note():
     loaded = load_bundle(bundle(dict(PATIENT, gender=5), ECOG))
     assert loaded.patient["id"] == "p1" and len(loaded.resources) == 2
     assert [(n.code, n.resource, n.element) for n in loaded.notes] == [
-        ("invalid-resource", "Patient/p1", "Patient.gender")]
+        ("invalid-resource", "Patient/p1", "Patient.gender")
+    ]
 
 
 def test_validate_facts_only_checks_fact_types():
@@ -220,18 +264,26 @@ def test_validate_facts_only_checks_fact_types():
 
 def test_unknown_resource_type():
     weird = {"resourceType": "MadeUp", "id": "m"}
-    assert len(load_bundle(bundle(PATIENT, weird)).resources) == 2        # facts: not validated
+    assert len(load_bundle(bundle(PATIENT, weird)).resources) == 2  # facts: not validated
     loaded = load_bundle(bundle(PATIENT, weird), validate="all")
     assert len(loaded.resources) == 1 and "unknown FHIR resource type" in loaded.notes[0].message
 
 
 def test_r4_shapes_validate_with_r4b_models():
-    ms = {"resourceType": "MedicationStatement", "id": "ms", "status": "active",
-          "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc",
-                                                     "code": "L01EA01"}]},
-          "subject": {"reference": "Patient/p1"}}
-    rs = {"resourceType": "ResearchSubject", "id": "rs", "status": "candidate",
-          "study": {"reference": "ResearchStudy/s"}, "individual": {"reference": "Patient/p1"}}
+    ms = {
+        "resourceType": "MedicationStatement",
+        "id": "ms",
+        "status": "active",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01EA01"}]},
+        "subject": {"reference": "Patient/p1"},
+    }
+    rs = {
+        "resourceType": "ResearchSubject",
+        "id": "rs",
+        "status": "candidate",
+        "study": {"reference": "ResearchStudy/s"},
+        "individual": {"reference": "Patient/p1"},
+    }
     loaded = load_bundle(bundle(PATIENT, ms, rs), validate="all")
     assert loaded.notes == () and len(loaded.resources) == 3
 
@@ -245,8 +297,7 @@ def test_validation_cost_is_measured():
         for _ in range(5):
             load_bundle(data, validate=mode)
         timings[mode] = (time.process_time() - t) / 5
-    print(f"\nload 41 resources: none {timings['none'] * 1e3:.2f} ms, "
-          f"facts {timings['facts'] * 1e3:.2f} ms")
+    print(f"\nload 41 resources: none {timings['none'] * 1e3:.2f} ms, facts {timings['facts'] * 1e3:.2f} ms")
     assert timings["none"] < timings["facts"]
 
 
@@ -255,27 +306,44 @@ def test_validation_cost_is_measured():
 
 
 def write_ndjson(path, *lines):
-    path.write_bytes(b"\n".join(ln if isinstance(ln, bytes) else orjson.dumps(ln) for ln in lines)
-                     + b"\n")
+    path.write_bytes(b"\n".join(ln if isinstance(ln, bytes) else orjson.dumps(ln) for ln in lines) + b"\n")
     return path
 
 
 def test_ndjson_groups_by_patient(tmp_path):
     pats = write_ndjson(tmp_path / "Patient.ndjson", PATIENT, dict(PATIENT, id="p2"))
-    obs = write_ndjson(tmp_path / "Observation.ndjson", ECOG,
-                       dict(ECOG, id="o2", subject={"reference": "http://x/fhir/Patient/p2"}),
-                       dict(ECOG, id="o3"))
-    meds = write_ndjson(tmp_path / "MedicationRequest.ndjson",
-                        {"resourceType": "MedicationRequest", "id": "mr", "status": "active",
-                         "intent": "order", "subject": {"reference": "Patient/p2"},
-                         "medicationReference": {"reference": "Medication/m1"}})
-    shared = write_ndjson(tmp_path / "Medication.ndjson",
-                          {"resourceType": "Medication", "id": "m1"},
-                          {"resourceType": "Medication", "id": "unused"})
-    fmh = write_ndjson(tmp_path / "FamilyMemberHistory.ndjson",
-                       {"resourceType": "FamilyMemberHistory", "id": "f", "status": "completed",
-                        "patient": {"reference": "Patient/p1"},
-                        "relationship": {"coding": [{"code": "MTH"}]}})
+    obs = write_ndjson(
+        tmp_path / "Observation.ndjson",
+        ECOG,
+        dict(ECOG, id="o2", subject={"reference": "http://x/fhir/Patient/p2"}),
+        dict(ECOG, id="o3"),
+    )
+    meds = write_ndjson(
+        tmp_path / "MedicationRequest.ndjson",
+        {
+            "resourceType": "MedicationRequest",
+            "id": "mr",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/p2"},
+            "medicationReference": {"reference": "Medication/m1"},
+        },
+    )
+    shared = write_ndjson(
+        tmp_path / "Medication.ndjson",
+        {"resourceType": "Medication", "id": "m1"},
+        {"resourceType": "Medication", "id": "unused"},
+    )
+    fmh = write_ndjson(
+        tmp_path / "FamilyMemberHistory.ndjson",
+        {
+            "resourceType": "FamilyMemberHistory",
+            "id": "f",
+            "status": "completed",
+            "patient": {"reference": "Patient/p1"},
+            "relationship": {"coding": [{"code": "MTH"}]},
+        },
+    )
     out = list(iter_ndjson_patients([pats, obs, meds, shared, fmh]))
     assert all(isinstance(o, LoadedBundle) for o in out)
     by_id = {o.patient["id"]: o for o in out}
@@ -285,19 +353,24 @@ def test_ndjson_groups_by_patient(tmp_path):
 
 
 def test_ndjson_bad_lines_are_yielded_and_others_continue(tmp_path):
-    pats = write_ndjson(tmp_path / "Patient.ndjson", PATIENT, b'{"resourceType": "Patient", "id":',
-                        b"\xff\xfe", b"[1, 2]", b"", dict(PATIENT, id="p2"))
+    pats = write_ndjson(
+        tmp_path / "Patient.ndjson",
+        PATIENT,
+        b'{"resourceType": "Patient", "id":',
+        b"\xff\xfe",
+        b"[1, 2]",
+        b"",
+        dict(PATIENT, id="p2"),
+    )
     out = list(iter_ndjson_patients([pats]))
     errors = [o for o in out if isinstance(o, InputError)]
-    assert [(e.code, e.line) for e in errors] == [("not-json", 2), ("not-utf8", 3),
-                                                  ("not-bundle", 4)]
+    assert [(e.code, e.line) for e in errors] == [("not-json", 2), ("not-utf8", 3), ("not-bundle", 4)]
     assert all(e.source == str(pats) for e in errors)
     assert sorted(o.patient["id"] for o in out if isinstance(o, LoadedBundle)) == ["p1", "p2"]
 
 
 def test_ndjson_resources_without_their_patient(tmp_path):
-    obs = write_ndjson(tmp_path / "Observation.ndjson",
-                       dict(ECOG, subject={"reference": "Patient/ghost"}))
+    obs = write_ndjson(tmp_path / "Observation.ndjson", dict(ECOG, subject={"reference": "Patient/ghost"}))
     (err,) = list(iter_ndjson_patients([obs]))
     assert err.code == "no-patient" and "Patient/ghost" in err.source
 
@@ -323,8 +396,11 @@ def test_iter_inputs_file_folder_and_missing(tmp_path):
     (tmp_path / "sub").mkdir()
     out = list(iter_inputs(tmp_path))
     assert [(type(o).__name__, getattr(o, "code", None)) for o in out] == [
-        ("LoadedBundle", None),          # Patient.ndjson sorts first ("P" < "a")
-        ("InputError", "not-json"), ("LoadedBundle", None), ("InputError", "not-bundle")]
+        ("LoadedBundle", None),  # Patient.ndjson sorts first ("P" < "a")
+        ("InputError", "not-json"),
+        ("LoadedBundle", None),
+        ("InputError", "not-bundle"),
+    ]
     assert out[0].patient["id"] == "bulk"
     assert [o.patient["id"] for o in iter_inputs(tmp_path / "b.json")] == ["p1"]
     (err,) = list(iter_inputs(tmp_path / "missing"))
@@ -336,14 +412,23 @@ def test_iter_inputs_file_folder_and_missing(tmp_path):
 # property tests: only InputError escapes
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**64 - 1)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10) | st.sampled_from(["Bundle", "Patient", "collection"]),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["resourceType", "entry", "resource", "id", "fullUrl",
-                                       "type", "gender", "birthDate"]) | st.text(max_size=5),
-                      children, max_size=5),
-    max_leaves=30)
+    | st.text(max_size=10)
+    | st.sampled_from(["Bundle", "Patient", "collection"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["resourceType", "entry", "resource", "id", "fullUrl", "type", "gender", "birthDate"])
+            | st.text(max_size=5),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=30,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -374,7 +459,6 @@ def test_random_bytes_raise_only_input_error(data):
 def test_random_bundle_entries_raise_only_input_error(resources, mode):
     entries = [{"resource": r} for r in resources] + [{"resource": dict(PATIENT)}]
     try:
-        load_bundle({"resourceType": "Bundle", "type": "collection", "entry": entries},
-                    validate=mode)
+        load_bundle({"resourceType": "Bundle", "type": "collection", "entry": entries}, validate=mode)
     except InputError as err:
         assert err.code in ("several-patients",)

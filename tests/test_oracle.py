@@ -4,6 +4,7 @@ The oracle below reads the raw rule dictionaries and the facts' Python values di
 code with ``compile``/``engine``/``match``. Each hypothesis example builds a random rule set and
 evaluates it on many random patients, for well over 10,000 (rule set, patient) cases per run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,10 +15,10 @@ from typing import Any, Optional
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag.compile.compiler import compile_or_raise
-from mdtflag.fhir.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
-from mdtflag.evaluation.match import evaluate_facts
 import mdtflag.ruleset.model as rm
+from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.evaluation.match import evaluate_facts
+from mdtflag.fhir.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
 
 AS_OF = dt.date(2026, 11, 1)
 PATIENTS_PER_RULESET = 30
@@ -30,8 +31,12 @@ FIELDS: dict[str, dict[str, str]] = {
     "patient": {"age": "int", "deceased": "bool"},
 }
 STRS = {"analyte": ["anc", "hb", "plt"], "gene": ["BRAF", "KRAS", "NTRK1", "BRCA2"]}
-OPS = {"str": ["eq", "ne", "in", "not_in"], "bool": ["eq", "ne"], "int": ["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in"],
-       "decimal": ["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in"]}
+OPS = {
+    "str": ["eq", "ne", "in", "not_in"],
+    "bool": ["eq", "ne"],
+    "int": ["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in"],
+    "decimal": ["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in"],
+}
 PROFILE = {"lim": 2, "dlim": 1.5, "mode": "x"}
 
 # ------------------------------------------------------------------ random rules (as raw dicts)
@@ -113,8 +118,14 @@ def rulesets(draw: Any) -> list[dict[str, Any]]:
     for i in range(draw(st.integers(1, 4))):
         counter = [0]
         rule: dict[str, Any] = {
-            "id": f"R-{i}", "version": "1.0.0", "title": {"sv": "t", "en": "t"}, "kind": "trial", "tag": "DA",
-            "sources": ["test"], "texts": {"flagged": {"sv": "f", "en": "f"}}, "criteria": draw(criterion(counter)),
+            "id": f"R-{i}",
+            "version": "1.0.0",
+            "title": {"sv": "t", "en": "t"},
+            "kind": "trial",
+            "tag": "DA",
+            "sources": ["test"],
+            "texts": {"flagged": {"sv": "f", "en": "f"}},
+            "criteria": draw(criterion(counter)),
         }
         if draw(st.integers(0, 3)) == 0:
             rule["applies_when"] = draw(criterion([100]))
@@ -124,14 +135,35 @@ def rulesets(draw: Any) -> list[dict[str, Any]]:
 
 def build_ruleset(rules: list[dict[str, Any]]) -> rm.RuleSet:
     ctx = {"file": "mem.yaml"}
-    profiles = rm.Profiles.model_validate({"id": "profiles", "title": {"sv": "p", "en": "p"}, "date": AS_OF, "sources": ["t"],
-                                          "tag": "DA", "default": "P", "profiles": {"P": PROFILE}}, context=ctx)
-    meta = rm.RulesetMeta.model_validate({"name": "oracle", "version": "0.0.1", "title": {"sv": "o", "en": "o"}}, context=ctx)
-    return rm.RuleSet(root="mem", meta=meta, digest="sha256:0", rules=tuple(rm.Rule.model_validate(r, context=ctx) for r in rules),
-                      valuesets={}, tables={}, profiles=profiles, sources={})
+    profiles = rm.Profiles.model_validate(
+        {
+            "id": "profiles",
+            "title": {"sv": "p", "en": "p"},
+            "date": AS_OF,
+            "sources": ["t"],
+            "tag": "DA",
+            "default": "P",
+            "profiles": {"P": PROFILE},
+        },
+        context=ctx,
+    )
+    meta = rm.RulesetMeta.model_validate(
+        {"name": "oracle", "version": "0.0.1", "title": {"sv": "o", "en": "o"}}, context=ctx
+    )
+    return rm.RuleSet(
+        root="mem",
+        meta=meta,
+        digest="sha256:0",
+        rules=tuple(rm.Rule.model_validate(r, context=ctx) for r in rules),
+        valuesets={},
+        tables={},
+        profiles=profiles,
+        sources={},
+    )
 
 
 # ------------------------------------------------------------------ random patients
+
 
 def _dec(rng: random.Random) -> Decimal:
     return Decimal(rng.randint(-500, 5000)) / 1000
@@ -147,25 +179,46 @@ def random_patient(rng: random.Random) -> FactSet:
     facts: list[Any] = [patient]
     for i in range(rng.randint(0, 6)):
         d = _maybe(rng, AS_OF - dt.timedelta(days=rng.randint(0, 60)))
-        facts.append(LabFact(analyte=rng.choice(STRS["analyte"]), value=_dec(rng), unit="u", x_uln=_maybe(rng, _dec(rng)),
-                             date=d, age_days=(AS_OF - d).days if d else None,
-                             evidence=(Evidence(resource=f"Observation/l{i}", element="valueQuantity", value="v"),)))
+        facts.append(
+            LabFact(
+                analyte=rng.choice(STRS["analyte"]),
+                value=_dec(rng),
+                unit="u",
+                x_uln=_maybe(rng, _dec(rng)),
+                date=d,
+                age_days=(AS_OF - d).days if d else None,
+                evidence=(Evidence(resource=f"Observation/l{i}", element="valueQuantity", value="v"),),
+            )
+        )
     for i in range(rng.randint(0, 4)):
-        facts.append(VariantFact(gene=rng.choice(STRS["gene"]), present=rng.random() < 0.8, vaf=_maybe(rng, _dec(rng)),
-                                 evidence=(Evidence(resource=f"Observation/v{i}", element="component", value="v"),)))
+        facts.append(
+            VariantFact(
+                gene=rng.choice(STRS["gene"]),
+                present=rng.random() < 0.8,
+                vaf=_maybe(rng, _dec(rng)),
+                evidence=(Evidence(resource=f"Observation/v{i}", element="component", value="v"),),
+            )
+        )
     for i in range(rng.randint(0, 3)):
         d = _maybe(rng, AS_OF - dt.timedelta(days=rng.randint(0, 60)))
-        facts.append(EcogFact(value=rng.randint(0, 5), date=d, age_days=(AS_OF - d).days if d else None,
-                              evidence=(Evidence(resource=f"Observation/e{i}", element="valueInteger", value="v"),)))
+        facts.append(
+            EcogFact(
+                value=rng.randint(0, 5),
+                date=d,
+                age_days=(AS_OF - d).days if d else None,
+                evidence=(Evidence(resource=f"Observation/e{i}", element="valueInteger", value="v"),),
+            )
+        )
     return FactSet(patient=patient, facts=tuple(facts))
 
 
 # ------------------------------------------------------------------ the oracle
 
+
 def _cmp(fv: Any, op: str, c: Any) -> bool:
     if isinstance(c, dict):
         c = PROFILE[c["param"]]
-    norm = (lambda x: Decimal(str(x))) if isinstance(fv, Decimal) else (lambda x: x)  # noqa: E731
+    norm = (lambda x: Decimal(str(x))) if isinstance(fv, Decimal) else (lambda x: x)
     if op in ("in", "not_in"):
         hit = any(fv == norm(x) for x in c)
         return hit if op == "in" else not hit
@@ -178,7 +231,7 @@ def _cond(fact: Any, field: str, spec: Any) -> str:
     if fv is None:
         return "unknown"
     if isinstance(spec, dict):
-        (op, c), = spec.items()
+        ((op, c),) = spec.items()
     else:
         op, c = "eq", spec
     return "met" if _cmp(fv, op, c) else "not_met"
@@ -292,7 +345,9 @@ def _collect(r: Any, out: dict[str, str]) -> None:
         _collect(ch, out)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(rulesets(), st.integers(0, 2**32 - 1))
 def test_engine_path_agrees_with_oracle(rules: list[dict[str, Any]], seed: int) -> None:
     crs = compile_or_raise(build_ruleset(rules))
@@ -325,7 +380,10 @@ def test_fact_order_never_changes_results(rules: list[dict[str, Any]], seed: int
         ]
         shuffled = [facts[0]] + rng.sample(facts[1:], len(facts) - 1)
         fs2 = FactSet(patient=fs.patient, facts=tuple(shuffled))
-        a = {ev.rule.id: (ev.status, _outs(ev)) for ev in evaluate_facts(crs, FactSet(patient=fs.patient, facts=tuple(facts)))}
+        a = {
+            ev.rule.id: (ev.status, _outs(ev))
+            for ev in evaluate_facts(crs, FactSet(patient=fs.patient, facts=tuple(facts)))
+        }
         b = {ev.rule.id: (ev.status, _outs(ev)) for ev in evaluate_facts(crs, fs2)}
         assert a == b
 

@@ -1,4 +1,5 @@
 """End to end on the minimal rule set: statuses, decisions, reasons, missing data, reproducibility, CLI."""
+
 from __future__ import annotations
 
 import copy
@@ -9,43 +10,73 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DATA, ROOT
 
 from mdtflag.api import Evaluator
 from mdtflag.errors import InputError
-from mdtflag.output.render import to_json, to_text
 from mdtflag.evaluation.result import ResultModel, result_json_schema
-
-from conftest import DATA, ROOT
+from mdtflag.output.render import to_json, to_text
 
 MINI = DATA / "rules_min"
 AS_OF = "2026-11-01"
 
 
 def obs(id_: str, loinc: str, date: str, **value: Any) -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": id_, "status": "final", "subject": {"reference": "Patient/p1"},
-            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]}, "effectiveDateTime": date, **value}
+    return {
+        "resourceType": "Observation",
+        "id": id_,
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "effectiveDateTime": date,
+        **value,
+    }
 
 
 def qty(v: float, unit: str) -> dict[str, Any]:
     return {"valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}
 
 
-def bundle(*, birth: str = "1960-03-01", county: str = "13", municipality: str | None = "1384", extra: tuple = ()) -> dict[str, Any]:
+def bundle(
+    *, birth: str = "1960-03-01", county: str = "13", municipality: str | None = "1384", extra: tuple = ()
+) -> dict[str, Any]:
     addr: dict[str, Any] = {"use": "home", "state": county}
     if municipality:
         addr["district"] = municipality
     res: list[dict[str, Any]] = [
         {"resourceType": "Patient", "id": "p1", "birthDate": birth, "gender": "female", "address": [addr]},
-        {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
-         "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
-         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "C22.1"}]}, "onsetDateTime": "2025-01-10"},
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "subject": {"reference": "Patient/p1"},
+            "verificationStatus": {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
+                ]
+            },
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "C22.1"}]},
+            "onsetDateTime": "2025-01-10",
+        },
         obs("e1", "89247-1", "2026-10-20", valueInteger=1),
         obs("l1", "751-8", "2026-10-25", **qty(2.1, "10*9/L")),
         obs("b1", "14631-6", "2026-10-25", **qty(30, "umol/L")),
-        obs("v1", "69548-6", "2026-09-01", valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA9633-4"}]},
-            component=[{"code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
-                        "valueCodeableConcept": {"coding": [{"system": "http://www.genenames.org", "code": "HGNC:1097", "display": "BRAF"}]}}]),
+        obs(
+            "v1",
+            "69548-6",
+            "2026-09-01",
+            valueCodeableConcept={"coding": [{"system": "http://loinc.org", "code": "LA9633-4"}]},
+            component=[
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://www.genenames.org", "code": "HGNC:1097", "display": "BRAF"}]
+                    },
+                }
+            ],
+        ),
         obs("m1", "measurable-disease", "2026-10-20", valueBoolean=True),
     ]
     res[-1]["code"] = {"coding": [{"system": "urn:mdtflag:assertion", "code": "measurable-disease"}]}
@@ -102,7 +133,9 @@ def test_uln_present_decides(ev: Evaluator) -> None:
     b = bundle()
     for e in b["entry"]:
         if e["resource"]["id"] == "b1":
-            e["resource"]["referenceRange"] = [{"high": {"value": 20, "unit": "umol/L", "system": "http://unitsofmeasure.org", "code": "umol/L"}}]
+            e["resource"]["referenceRange"] = [
+                {"high": {"value": 20, "unit": "umol/L", "system": "http://unitsofmeasure.org", "code": "umol/L"}}
+            ]
     f = ev.evaluate(b, as_of=AS_OF).flag("T-ULN")
     assert f is not None and f.status == "flagged"  # 30/20 = 1.5 × ULN < 2
 
@@ -178,7 +211,9 @@ def test_json_output_golden(ev: Evaluator, golden) -> None:
 
 
 def _cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "mdtflag.cli", *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mdtflag.cli", *args], input=stdin, capture_output=True, cwd=ROOT, timeout=120
+    )
 
 
 def test_cli_exit_codes(tmp_path: Path) -> None:
@@ -206,7 +241,20 @@ def test_batch_every_input_ends_as_result_or_error(tmp_path: Path) -> None:
     (d / "c.json").write_text(json.dumps({"resourceType": "Patient", "id": "x"}))
     out = tmp_path / "out.ndjson"
     summary = tmp_path / "s.csv"
-    r = _cli("batch", str(d), "--rules", str(MINI), "--as-of", AS_OF, "-o", str(out), "--summary", str(summary), "--workers", "2")
+    r = _cli(
+        "batch",
+        str(d),
+        "--rules",
+        str(MINI),
+        "--as-of",
+        AS_OF,
+        "-o",
+        str(out),
+        "--summary",
+        str(summary),
+        "--workers",
+        "2",
+    )
     assert r.returncode == 2, r.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["schema"] for x in lines] == ["mdtflag.result/1", "mdtflag.error/1", "mdtflag.error/1"]
@@ -224,8 +272,27 @@ def test_batch_worker_crash_costs_one_input(tmp_path: Path) -> None:
         (d / f"p{i}.json").write_text(json.dumps(bundle()))
     out = tmp_path / "out.ndjson"
     env = dict(os.environ, MDTFLAG_FAULT_CRASH_ON="p3.json")
-    r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "batch", str(d), "--rules", str(MINI), "--as-of", AS_OF,
-                        "--workers", "2", "-o", str(out)], capture_output=True, cwd=ROOT, timeout=300, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mdtflag.cli",
+            "batch",
+            str(d),
+            "--rules",
+            str(MINI),
+            "--as-of",
+            AS_OF,
+            "--workers",
+            "2",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 2, r.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 6
@@ -251,7 +318,7 @@ def test_results_do_not_depend_on_which_patients_came_before() -> None:
     fastvalid.clear_cache()
     shared = Evaluator(ROOT / "rules")
     backward = run(names[::-1], shared)
-    again = run(names[1::2] + names[0::2], shared)   # the same evaluator, warm, another order
+    again = run(names[1::2] + names[0::2], shared)  # the same evaluator, warm, another order
     for name in names:
         assert forward[name] == backward[name] == again[name], name
 

@@ -3,6 +3,7 @@ every patient bundle is turned into facts, nothing crashes. Skipped when the fol
 
 ``pytest -s tests/test_real_fhir.py`` prints the per-kind fact counts and the per-bundle cost of
 parsing, validation and extraction."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -44,6 +45,7 @@ def factsets(loaded) -> dict[Path, FactSet]:
 
 def _top_level(f: Path) -> object:
     import orjson
+
     return orjson.loads(f.read_bytes())
 
 
@@ -81,17 +83,28 @@ def test_fact_counts_per_kind(factsets):
     counts = {k: count_by_kind(v) for k, v in sorted(groups.items())}
     total = count_by_kind(factsets.values())
     labels = {k: _LABELS.get(k, k[:9]) for k in counts}
-    lines = ["", "  ".join(f"{labels[k]}={k}" for k in counts),
-             f"{'fact kind':<16}" + "".join(f"{labels[k]:>10}" for k in counts) + f"{'total':>8}"]
+    lines = [
+        "",
+        "  ".join(f"{labels[k]}={k}" for k in counts),
+        f"{'fact kind':<16}" + "".join(f"{labels[k]:>10}" for k in counts) + f"{'total':>8}",
+    ]
     for kind in FACT_SCHEMA:
-        lines.append(f"{kind:<16}" + "".join(f"{counts[k][kind]:>10}" for k in counts)
-                     + f"{total[kind]:>8}")
-    lines.append(f"{'(bundles)':<16}" + "".join(f"{len(groups[k]):>10}" for k in counts)
-                 + f"{len(factsets):>8}")
+        lines.append(f"{kind:<16}" + "".join(f"{counts[k][kind]:>10}" for k in counts) + f"{total[kind]:>8}")
+    lines.append(f"{'(bundles)':<16}" + "".join(f"{len(groups[k]):>10}" for k in counts) + f"{len(factsets):>8}")
     print("\n".join(lines))
     grouped = count_by_kind(fs for f, fs in factsets.items() if GROUPED in f.parents)
-    for kind in ("diagnosis", "variant", "ecog", "extent", "tmb", "msi", "ihc",
-                 "genomic_report", "family_history", "lab"):
+    for kind in (
+        "diagnosis",
+        "variant",
+        "ecog",
+        "extent",
+        "tmb",
+        "msi",
+        "ihc",
+        "genomic_report",
+        "family_history",
+        "lab",
+    ):
         assert grouped[kind] >= 1, (kind, grouped)
 
 
@@ -124,8 +137,7 @@ def test_spot_checks_on_mcode_and_genomics_examples(factsets):
 
     somatic = _facts(factsets, "somaticPatient.bundle.json")
     egfr = [v for v in somatic.of_kind("variant") if v.gene == "EGFR"]
-    assert [(v.protein, v.origin, v.significance) for v in egfr] == [("p.L858R", "somatic",
-                                                                      "pathogenic")]
+    assert [(v.protein, v.origin, v.significance) for v in egfr] == [("p.L858R", "somatic", "pathogenic")]
 
     john = _facts(factsets, "cancer-patient-john-anyperson.bundle.json")
     sites = {d.metastasis_site for d in john.of_kind("diagnosis") if d.secondary}
@@ -136,7 +148,10 @@ def test_spot_checks_on_mcode_and_genomics_examples(factsets):
 
     jenny = _facts(factsets, "cancer-patient-jenny-m.bundle.json")
     assert {(i.marker, i.result) for i in jenny.of_kind("ihc")} == {
-        ("ER", "positive"), ("PR", "negative"), ("HER2", "negative")}
+        ("ER", "positive"),
+        ("PR", "negative"),
+        ("HER2", "negative"),
+    }
     assert [e.value for e in jenny.of_kind("ecog")] == [0]
 
     stu1 = _facts(factsets, "mCODEPatientExample01.bundle.json")
@@ -148,7 +163,7 @@ def test_iter_inputs_on_a_real_folder_never_raises():
     out = list(iter_inputs(folder))
     assert len(out) == len(list(folder.glob("*.json")))
     assert sum(isinstance(o, LoadedBundle) for o in out) == 7
-    assert [o.code for o in out if isinstance(o, InputError)] == ["not-bundle"]     # index.json
+    assert [o.code for o in out if isinstance(o, InputError)] == ["not-bundle"]  # index.json
 
 
 def test_validation_modes_keep_or_drop_the_same_resources_on_real_bundles(loaded):

@@ -1,4 +1,5 @@
 """The typed result documents (``…Doc``, ``Result``) and the models that define the format agree."""
+
 from __future__ import annotations
 
 import typing
@@ -55,7 +56,9 @@ def test_documents_are_read_only_records() -> None:
 
 
 def test_an_evaluation_returns_a_result_document() -> None:
-    result = Evaluator(ROOT / "rules").evaluate(ROOT / "fhir_examples" / "01-cholangio-braf-v600e-focuse-eligible.json", as_of="2026-11-01")
+    result = Evaluator(ROOT / "rules").evaluate(
+        ROOT / "fhir_examples" / "01-cholangio-braf-v600e-focuse-eligible.json", as_of="2026-11-01"
+    )
     assert isinstance(result, Result)
     ResultModel.model_validate(result)
     assert all(isinstance(f, FlagDoc) for f in result.flags)

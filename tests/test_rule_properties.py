@@ -5,15 +5,16 @@
 * Removing all data of one kind turns a decided fact criterion (missing → unknown) into unknown, never into the opposite.
 * Every real FHIR file under ../shared/real-fhir gets a result or a named input error with the shipped rules.
 """
+
 from __future__ import annotations
 
 import copy
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REAL_FHIR, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,10 +22,8 @@ from mdtflag.api import Evaluator
 from mdtflag.compile.plan import PFact
 from mdtflag.errors import InputError
 from mdtflag.fhir.load import load_bundle
-from mdtflag.output.render import to_json
 from mdtflag.fhir.regions import COUNTIES, HALLAND_MUNICIPALITIES
-
-from conftest import REAL_FHIR, ROOT
+from mdtflag.output.render import to_json
 
 AS_OF = "2026-11-01"
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
@@ -44,8 +43,11 @@ ABOUT_REGION = {"DQ-6"}
 def _statuses(result: Any) -> dict[str, Any]:
     return {
         "mdk": result.decisions["mdk"].level,
-        "flags": {f.rule: (f.status, sorted((c.key, c.status) for c in f.cohorts or []))
-                  for f in result.flags if f.rule not in ABOUT_REGION},
+        "flags": {
+            f.rule: (f.status, sorted((c.key, c.status) for c in f.cohorts or []))
+            for f in result.flags
+            if f.rule not in ABOUT_REGION
+        },
     }
 
 
@@ -91,16 +93,39 @@ def test_every_county_routes_to_a_region(ev: Evaluator) -> None:
 
 
 UNRELATED = [
-    {"resourceType": "AllergyIntolerance", "id": "u1", "patient": {"reference": "Patient/PID"},
-     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91936005"}]}},
-    {"resourceType": "Observation", "id": "u2", "status": "final", "subject": {"reference": "Patient/PID"},
-     "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "effectiveDateTime": "2026-10-01",
-     "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}},
-    {"resourceType": "Condition", "id": "u3", "subject": {"reference": "Patient/PID"},
-     "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-     "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "J45.9"}]}, "onsetDateTime": "2010-05-01"},
-    {"resourceType": "Immunization", "id": "u4", "status": "completed", "patient": {"reference": "Patient/PID"},
-     "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]}, "occurrenceDateTime": "2025-10-01"},
+    {
+        "resourceType": "AllergyIntolerance",
+        "id": "u1",
+        "patient": {"reference": "Patient/PID"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "91936005"}]},
+    },
+    {
+        "resourceType": "Observation",
+        "id": "u2",
+        "status": "final",
+        "subject": {"reference": "Patient/PID"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "effectiveDateTime": "2026-10-01",
+        "valueQuantity": {"value": 72, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+    },
+    {
+        "resourceType": "Condition",
+        "id": "u3",
+        "subject": {"reference": "Patient/PID"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-se", "code": "J45.9"}]},
+        "onsetDateTime": "2010-05-01",
+    },
+    {
+        "resourceType": "Immunization",
+        "id": "u4",
+        "status": "completed",
+        "patient": {"reference": "Patient/PID"},
+        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]},
+        "occurrenceDateTime": "2025-10-01",
+    },
 ]
 
 
@@ -119,7 +144,12 @@ def _fact_leaves(results: Any) -> list[Any]:
     out = []
 
     def walk(r: Any) -> None:
-        if isinstance(r.plan, PFact) and getattr(r.node, "id", None) and r.node.missing == "unknown" and r.node.stale == "unknown":
+        if (
+            isinstance(r.plan, PFact)
+            and getattr(r.node, "id", None)
+            and r.node.missing == "unknown"
+            and r.node.stale == "unknown"
+        ):
             out.append(r)
         for ch in r.children:
             walk(ch)
@@ -130,7 +160,10 @@ def _fact_leaves(results: Any) -> list[Any]:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(NAMES), st.sampled_from(["ecog", "lab", "variant", "genomic_report", "assertion", "extent", "medication"]))
+@given(
+    st.sampled_from(NAMES),
+    st.sampled_from(["ecog", "lab", "variant", "genomic_report", "assertion", "extent", "medication"]),
+)
 def test_removing_data_makes_criteria_unknown_never_opposite(ev: Evaluator, name: str, kind: str) -> None:
     bundle = BUNDLES[name]
     day = dt.date.fromisoformat(AS_OF)
@@ -139,8 +172,12 @@ def test_removing_data_makes_criteria_unknown_never_opposite(ev: Evaluator, name
     if not sources:
         return
     reduced = copy.deepcopy(bundle)
-    reduced["entry"] = [e for e in reduced["entry"]
-                        if f"{e['resource']['resourceType']}/{e['resource'].get('id')}" not in sources or e["resource"]["resourceType"] == "Patient"]
+    reduced["entry"] = [
+        e
+        for e in reduced["entry"]
+        if f"{e['resource']['resourceType']}/{e['resource'].get('id')}" not in sources
+        or e["resource"]["resourceType"] == "Patient"
+    ]
     _, _, before = ev.run(load_bundle(bundle), day)
     _, _, after = ev.run(load_bundle(reduced), day)
     for b_eval, a_eval in zip(before, after):
@@ -160,7 +197,15 @@ def test_every_real_fhir_file_gets_a_result_or_a_named_error(ev: Evaluator) -> N
         try:
             r = ev.evaluate(p, as_of=AS_OF)
         except InputError as e:
-            assert e.code in {"not-json", "not-utf8", "not-bundle", "no-patient", "several-patients", "too-large", "too-deep"}
+            assert e.code in {
+                "not-json",
+                "not-utf8",
+                "not-bundle",
+                "no-patient",
+                "several-patients",
+                "too-large",
+                "too-deep",
+            }
             errors += 1
             continue
         assert r.decisions["mdk"].level in {"national", "regional", "local", "paediatric", "undetermined"}
@@ -168,8 +213,15 @@ def test_every_real_fhir_file_gets_a_result_or_a_named_error(ev: Evaluator) -> N
     assert results >= 40 and results + errors == len(list(REAL_FHIR.rglob("*.json")))
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True), st.text(max_size=20),
-                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
 
 
 def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
@@ -183,7 +235,9 @@ def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(st.sampled_from(NAMES), st.data())
 def test_mutated_bundles_end_as_result_or_input_error(ev: Evaluator, name: str, data: Any) -> None:
     """The whole pipeline on damaged input: a result or the typed input error, never anything else."""

@@ -1,20 +1,21 @@
 """Rule files → immutable model; every error has file:line:col (golden messages)."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import pydantic
 import pytest
+from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag.ruleset.diagnostics import RuleSetError
-from mdtflag.ruleset.model import FactLeaf, load_ruleset, read_ruleset
+from mdtflag.ruleset.diagnostics import Diagnostics, RuleSetError
+from mdtflag.ruleset.load import load_ruleset, read_ruleset
+from mdtflag.ruleset.model import FactLeaf
 from mdtflag.ruleset.schema import rule_json_schema
 from mdtflag.ruleset.yamlpos import read_yaml
-from mdtflag.ruleset.diagnostics import Diagnostics
-
-from conftest import DATA
 
 MINI = DATA / "rules_min"
 
@@ -48,7 +49,7 @@ def test_digest_changes_with_content(tmp_path: Path) -> None:
 
 def test_model_is_immutable() -> None:
     rs = load_ruleset(MINI)
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         rs.rules[0].id = "OTHER"  # type: ignore[misc]
 
 
@@ -91,7 +92,9 @@ def test_yaml_level_errors(tmp_path: Path, text: str, code: str, line: int) -> N
     root = _with_rule(tmp_path, text)
     rs, diags = read_ruleset(root)
     assert rs is None
-    assert any(d.code == code and d.pos.line == line and d.pos.file == "criteria/x.yaml" for d in diags), [d.format() for d in diags]
+    assert any(d.code == code and d.pos.line == line and d.pos.file == "criteria/x.yaml" for d in diags), [
+        d.format() for d in diags
+    ]
 
 
 def test_duplicate_rule_id(tmp_path: Path) -> None:

@@ -1,22 +1,24 @@
 """The shipped JSON Schemas are the ones the models produce, and real results conform to them."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-from mdtflag.api import Evaluator
-from mdtflag.output.render import to_json
-from mdtflag.evaluation.result import ResultModel
 
 from conftest import ROOT
+
+from mdtflag.api import Evaluator
+from mdtflag.evaluation.result import ResultModel
+from mdtflag.output.render import to_json
 
 SCHEMAS = ROOT / "mdtflag" / "schemas"
 
 
 def _cli_schema(which: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "mdtflag.cli", "schema", which], capture_output=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "mdtflag.cli", "schema", which], capture_output=True, check=True, cwd=ROOT
+    )
     return json.loads(out.stdout)
 
 
@@ -32,7 +34,9 @@ def _shape(obj: object) -> object:
 def test_shipped_schemas_are_current() -> None:
     for which in ("result", "rule"):
         shipped = json.loads((SCHEMAS / f"{which}.schema.json").read_text())
-        assert _shape(shipped) == _shape(_cli_schema(which)), f"regenerate: mdtflag schema {which} > mdtflag/schemas/{which}.schema.json"
+        assert _shape(shipped) == _shape(_cli_schema(which)), (
+            f"regenerate: mdtflag schema {which} > mdtflag/schemas/{which}.schema.json"
+        )
         assert shipped["$id"] == f"mdtflag.{which}/1"
 
 
@@ -48,6 +52,7 @@ def _model_of(annotation: object) -> object:
     import typing
 
     from pydantic import BaseModel
+
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
@@ -65,6 +70,7 @@ def _check_order(doc: object, model: object, path: str) -> None:
     """Every object of a result document has exactly its model's fields, in field order (the
     canonical JSON order), and is a read-only ``Doc``."""
     from mdtflag.evaluation.result import Doc
+
     if isinstance(doc, list):
         for i, item in enumerate(doc):
             _check_order(item, model, f"{path}[{i}]")
@@ -76,7 +82,7 @@ def _check_order(doc: object, model: object, path: str) -> None:
     names = [a for a in (f.alias or n for n, f in fields.items()) if a in doc or a not in PRESENT_ONLY_WHEN_SET]
     assert list(doc) == names, f"{path}: keys {list(doc)} != fields {names}"
     assert isinstance(doc, Doc), path
-    for (name, f), key in zip(fields.items(), names):
+    for (_name, f), key in zip(fields.items(), names):
         sub = _model_of(f.annotation)
         value = doc[key]
         if sub is None or value is None:
@@ -90,6 +96,7 @@ def _check_order(doc: object, model: object, path: str) -> None:
 
 def typing_is_mapping(annotation: object) -> bool:
     import typing
+
     return typing.get_origin(annotation) is dict
 
 

@@ -4,6 +4,7 @@ Each server runs in a subprocess (``python -m mdtflag.cli serve``) on a free 127
 call is a real HTTP request. Answers are compared with the CLI and the Python API for the same
 bundle, rules and date.
 """
+
 from __future__ import annotations
 
 import base64
@@ -85,7 +86,9 @@ def evaluation_count(server: Server) -> float:
 # discovery and hooks
 
 
-def test_discovery_lists_services_with_prefetch_templates(server: Server, trust: TrustSetup, evaluator: Evaluator) -> None:
+def test_discovery_lists_services_with_prefetch_templates(
+    server: Server, trust: TrustSetup, evaluator: Evaluator
+) -> None:
     r = server.call("GET", "/cds-services", headers=auth(server, trust, "/cds-services"))
     assert r.status == 200
     services = {s["id"]: s for s in r.json()["services"]}
@@ -95,8 +98,16 @@ def test_discovery_lists_services_with_prefetch_templates(server: Server, trust:
         assert s["prefetch"] == dict(PREFETCH_TEMPLATES)
         assert s["description"]
         assert s["extension"]["org.mdtflag.ruleset"]["digest"] == evaluator.ruleset.digest
-    wanted = {"Patient", "Condition", "Observation", "MedicationStatement", "MedicationRequest", "DiagnosticReport",
-              "ResearchSubject", "FamilyMemberHistory"}
+    wanted = {
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationStatement",
+        "MedicationRequest",
+        "DiagnosticReport",
+        "ResearchSubject",
+        "FamilyMemberHistory",
+    }
     assert wanted <= {t.split("/")[0].split("?")[0] for t in services["mdtflag-patient-view"]["prefetch"].values()}
 
 
@@ -120,7 +131,9 @@ def test_patient_view_cards_equal_the_api(path: str, server: Server, trust: Trus
         assert len(card["summary"]) < SUMMARY_MAX
         assert card["indicator"] in ("info", "warning")
         assert card["source"]["topic"]["code"] == evaluator.ruleset.digest
-        assert evaluator.ruleset.name in card["source"]["label"] and evaluator.ruleset.version in card["source"]["label"]
+        assert (
+            evaluator.ruleset.name in card["source"]["label"] and evaluator.ruleset.version in card["source"]["label"]
+        )
         for s in card.get("suggestions", []):
             for action in s["actions"]:
                 assert action["type"] == "create"
@@ -153,10 +166,22 @@ def test_order_sign_only_for_antineoplastic_orders(server: Server, trust: TrustS
     bundle = json.loads(EX01.read_text())
 
     def draft(atc: str) -> dict[str, Any]:
-        return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {
-            "resourceType": "MedicationRequest", "id": "draft-1", "status": "draft", "intent": "order",
-            "subject": {"reference": "Patient/p01"},
-            "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": atc}]}}}]}
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "MedicationRequest",
+                        "id": "draft-1",
+                        "status": "draft",
+                        "intent": "order",
+                        "subject": {"reference": "Patient/p01"},
+                        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": atc}]},
+                    }
+                }
+            ],
+        }
 
     path = "/cds-services/mdtflag-order-sign"
     req = hook_request(bundle, hook="order-sign")
@@ -175,7 +200,10 @@ def test_incomplete_prefetch_without_fhir_server_is_412(server: Server, trust: T
     assert r.status == 412
     assert r.json()["error"] == "precondition-failed" and "observations" in r.json()["reason"]
     outcome = hook_request(json.loads(EX01.read_text()))
-    outcome["prefetch"]["conditions"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
+    outcome["prefetch"]["conditions"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "exception"}],
+    }
     assert post(server, trust, PV, outcome).status == 412
     assert evaluation_count(server) == before
 
@@ -185,8 +213,13 @@ def test_incomplete_prefetch_fetched_from_fhir_server(server: Server, trust: Tru
         req = hook_request(json.loads(EX01.read_text()), keys=[])
         req["context"]["patientId"] = "pf-1"
         req["fhirServer"] = fhir.base
-        req["fhirAuthorization"] = {"access_token": fhir.token, "token_type": "Bearer", "expires_in": 300,
-                                    "scope": "user/*.read", "subject": "mdtflag"}
+        req["fhirAuthorization"] = {
+            "access_token": fhir.token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/*.read",
+            "subject": "mdtflag",
+        }
         r = post(server, trust, PV, req)
         assert r.status == 200, r.body
         assert isinstance(r.json()["cards"], list)
@@ -201,15 +234,22 @@ def test_incomplete_prefetch_fetched_from_fhir_server(server: Server, trust: Tru
 
 def test_fhir_server_outside_the_issuers_list_is_refused(tmp_path: Path) -> None:
     setup = make_trust_setup(tmp_path)
-    write_trust_file(setup.trust_file, [{"iss": setup.issuer, "jwks": jwks(setup.key),
-                                         "fhir_servers": ["https://ehr.example.org/fhir"]}])
+    write_trust_file(
+        setup.trust_file,
+        [{"iss": setup.issuer, "jwks": jwks(setup.key), "fhir_servers": ["https://ehr.example.org/fhir"]}],
+    )
     srv = Server("--trust", str(setup.trust_file), workers=1)
     srv.args += ["--public-url", srv.base]
     with srv, FhirServer() as fhir:
         req = hook_request(json.loads(EX01.read_text()), keys=["patient"])
         req["fhirServer"] = fhir.base
-        req["fhirAuthorization"] = {"access_token": fhir.token, "token_type": "Bearer", "expires_in": 300,
-                                    "scope": "user/*.read", "subject": "mdtflag"}
+        req["fhirAuthorization"] = {
+            "access_token": fhir.token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/*.read",
+            "subject": "mdtflag",
+        }
         r = srv.call("POST", PV, req, {"Authorization": setup.bearer(srv.base + PV)})
         assert (r.status, r.json()) == (401, {"error": "unauthorized", "reason": "fhir-server-not-allowed"})
         assert evaluation_count(srv) == 0
@@ -217,8 +257,16 @@ def test_fhir_server_outside_the_issuers_list_is_refused(tmp_path: Path) -> None
 
 def test_feedback(server: Server, trust: TrustSetup) -> None:
     path = PV + "/feedback"
-    good = {"feedback": [{"card": "9f0f9a5c-5a1d-4e0b-8d0e-3b2c1a0f9e8d", "outcome": "accepted",
-                          "acceptedSuggestions": [{"id": "x"}], "outcomeTimestamp": "2026-11-01T10:00:00Z"}]}
+    good = {
+        "feedback": [
+            {
+                "card": "9f0f9a5c-5a1d-4e0b-8d0e-3b2c1a0f9e8d",
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": "x"}],
+                "outcomeTimestamp": "2026-11-01T10:00:00Z",
+            }
+        ]
+    }
     assert post(server, trust, path, good).status == 200
     assert post(server, trust, path, {"feedback": [{"card": "x", "outcome": "maybe"}]}).status == 400
     assert post(server, trust, "/cds-services/nope/feedback", good).status == 404
@@ -234,8 +282,13 @@ def test_evaluate_is_byte_identical_to_cli_and_api(server: Server, trust: TrustS
         raw = path.read_bytes()
         r = post(server, trust, f"/evaluate?as_of={AS_OF}", raw)
         assert r.status == 200 and r.headers["content-type"].startswith("application/json")
-        cli = subprocess.run([sys.executable, "-m", "mdtflag.cli", "evaluate", str(path), "--as-of", AS_OF,
-                              "--format", "json"], cwd=ROOT, capture_output=True, timeout=120, check=True).stdout
+        cli = subprocess.run(
+            [sys.executable, "-m", "mdtflag.cli", "evaluate", str(path), "--as-of", AS_OF, "--format", "json"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        ).stdout
         assert r.body == cli == to_json(evaluator.evaluate(path, as_of=AS_OF))
 
 
@@ -246,9 +299,14 @@ def test_evaluate_every_example_equals_api(server: Server, trust: TrustSetup, ev
 
 
 def test_guidance_response(server: Server, trust: TrustSetup) -> None:
-    for path, status in ((EX24, "data-required"), (ROOT / "fhir_examples" / "02-melanoma-braf-v600e-on-label.json", "success")):
+    for path, status in (
+        (EX24, "data-required"),
+        (ROOT / "fhir_examples" / "02-melanoma-braf-v600e-on-label.json", "success"),
+    ):
         raw = path.read_bytes()
-        r = post(server, trust, f"/evaluate?as_of={AS_OF}", raw, Accept="application/fhir+json", **{"X-Request-ID": "req-42"})
+        r = post(
+            server, trust, f"/evaluate?as_of={AS_OF}", raw, Accept="application/fhir+json", **{"X-Request-ID": "req-42"}
+        )
         assert r.status == 200 and r.headers["content-type"].startswith("application/fhir+json")
         gr = r.json()
         fhir_valid(gr)
@@ -259,8 +317,10 @@ def test_guidance_response(server: Server, trust: TrustSetup) -> None:
         doc = json.loads(attached)
         assert gr["moduleCodeableConcept"]["coding"][0]["code"] == doc["ruleset"]["name"]
         if status == "data-required":
-            facts = {next(x["valueString"] for x in d["extension"][0]["extension"] if x["url"] == "fact")
-                     for d in gr["dataRequirement"]}
+            facts = {
+                next(x["valueString"] for x in d["extension"][0]["extension"] if x["url"] == "fact")
+                for d in gr["dataRequirement"]
+            }
             assert "ecog" in facts
         else:
             assert "dataRequirement" not in gr
@@ -275,7 +335,10 @@ def test_match_bundle(server: Server, trust: TrustSetup) -> None:
     scores = {e["resource"]["id"]: e["search"]["score"] for e in bundle["entry"]}
     assert scores == {"K-BRAF-DT": 1, "K-BRAF-VC": 1}
     assert bundle["entry"][0]["resource"]["extension"][0]["url"].endswith("match-reasons")
-    params = {"resourceType": "Parameters", "parameter": [{"name": "subject", "resource": json.loads(EX24.read_text())}]}
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "subject", "resource": json.loads(EX24.read_text())}],
+    }
     r = post(server, trust, f"{path}?as_of={AS_OF}", params)
     fhir_valid(r.json())
     assert {e["search"]["score"] for e in r.json()["entry"]} == {0.5}
@@ -354,16 +417,20 @@ def raw_exchange(port: int, head: bytes, body_parts: list[bytes]) -> bytes:
 
 
 def test_body_limit_413(server: Server, trust: TrustSetup) -> None:
-    big = b'{"resourceType": "Bundle", "entry": [' + b'{"x": 1},' * 60000 + b'{}]}'
+    big = b'{"resourceType": "Bundle", "entry": [' + b'{"x": 1},' * 60000 + b"{}]}"
     token = auth(server, trust, "/evaluate")["Authorization"]
-    head = (f"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n"
-            f"Content-Length: {len(big)}\r\n\r\n").encode()
+    head = (
+        f"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\nContent-Length: {len(big)}\r\n\r\n"
+    ).encode()
     reply = raw_exchange(server.port, head, [big[:1000]])
     assert reply.startswith(b"HTTP/1.1 413") and b'"error":"too-large"' in reply
     token = auth(server, trust, "/evaluate")["Authorization"]
-    head = (f"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n").encode()
-    parts = [b"%x\r\n%s\r\n" % (len(big[k:k + 50000]), big[k:k + 50000]) for k in range(0, len(big), 50000)] + [b"0\r\n\r\n"]
+    head = (
+        f"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    parts = [b"%x\r\n%s\r\n" % (len(big[k : k + 50000]), big[k : k + 50000]) for k in range(0, len(big), 50000)] + [
+        b"0\r\n\r\n"
+    ]
     reply = raw_exchange(server.port, head, parts)
     assert reply.startswith(b"HTTP/1.1 413") and b'"error":"too-large"' in reply
 
@@ -488,9 +555,21 @@ def test_serve_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 64
     assert "pip install 'mdtflag[service]'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "serve", "--port", "1"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "mdtflag.cli", "serve", "--port", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 64 and "--trust" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "mdtflag.cli", "serve", "--insecure-no-auth", "--public-url", "ftp://x"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "mdtflag.cli", "serve", "--insecure-no-auth", "--public-url", "ftp://x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 64 and "--public-url" in r.stderr

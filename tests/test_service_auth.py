@@ -1,4 +1,5 @@
 """Bearer-token checks of the HTTP service: every refusal reason, both algorithms, key sets, replay, trust files."""
+
 from __future__ import annotations
 
 import asyncio
@@ -102,8 +103,17 @@ def test_every_failing_credential_is_refused_with_its_reason(tmp_path: Path, nam
 def test_the_failing_cases_cover_the_documented_attacks(tmp_path: Path) -> None:
     reasons = {c.reason for c in failing_authorizations(make_trust_setup(tmp_path), AUD)}
     assert {
-        "missing-token", "alg-not-allowed", "bad-signature", "wrong-audience", "expired", "iat-in-future",
-        "untrusted-issuer", "jku-not-allowed", "missing-claim", "unknown-kid", "embedded-key-not-allowed",
+        "missing-token",
+        "alg-not-allowed",
+        "bad-signature",
+        "wrong-audience",
+        "expired",
+        "iat-in-future",
+        "untrusted-issuer",
+        "jku-not-allowed",
+        "missing-claim",
+        "unknown-kid",
+        "embedded-key-not-allowed",
     } <= reasons
 
 
@@ -120,12 +130,21 @@ def _b64(data: bytes) -> str:
 _NESTED = b'{"a":' * 1500 + b"1" + b"}" * 1500
 
 
-@pytest.mark.parametrize("value", [
-    "Bearer " + _b64(b'{"alg":"ES384","kid":"k"}') + "." + _b64(_NESTED) + ".AAAA",
-    "Bearer " + _b64(_NESTED) + "." + _b64(b"{}") + ".AAAA",
-    "Bearer " + _b64(b'{"alg":"ES384","kid":"k"}') + "." + _b64(b"[1, 2]") + ".AAAA",
-    "Bearer " + _b64(b"not json") + "." + _b64(b"{}") + ".AAAA",
-    "Bearer", "Bearer ", "Bearer a b", "Bearer " + "x" * 20_000, "Bearer a.b.c", "Bearer ..."])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer " + _b64(b'{"alg":"ES384","kid":"k"}') + "." + _b64(_NESTED) + ".AAAA",
+        "Bearer " + _b64(_NESTED) + "." + _b64(b"{}") + ".AAAA",
+        "Bearer " + _b64(b'{"alg":"ES384","kid":"k"}') + "." + _b64(b"[1, 2]") + ".AAAA",
+        "Bearer " + _b64(b"not json") + "." + _b64(b"{}") + ".AAAA",
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Bearer " + "x" * 20_000,
+        "Bearer a.b.c",
+        "Bearer ...",
+    ],
+)
 def test_malformed_bearer_values(tmp_path: Path, value: str) -> None:
     auth = authenticator(make_trust_setup(tmp_path))
     assert reason_of(auth, value) == "malformed"
@@ -135,7 +154,11 @@ def test_malformed_bearer_values(tmp_path: Path, value: str) -> None:
 def test_other_asymmetric_algorithms_are_refused(tmp_path: Path, alg: str) -> None:
     setup = make_trust_setup(tmp_path)
     auth = authenticator(setup)
-    key = SigningKey.generate(alg, kid=setup.key.kid) if alg.startswith("ES") else SigningKey.generate("RS384", kid=setup.key.kid)
+    key = (
+        SigningKey.generate(alg, kid=setup.key.kid)
+        if alg.startswith("ES")
+        else SigningKey.generate("RS384", kid=setup.key.kid)
+    )
     token = mint(key, claims_for(AUD), alg=alg)
     assert reason_of(auth, "Bearer " + token) == "alg-not-allowed"
 
@@ -309,7 +332,9 @@ def test_replay_store_matches_a_model(tmp_path: Path) -> None:
     other_process_view = ReplayStore(tmp_path / "replay", clock=lambda: now[0])
 
     @settings(max_examples=200, deadline=None)
-    @given(ops=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 50), st.integers(0, 30), st.booleans()), max_size=60))
+    @given(
+        ops=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 50), st.integers(0, 30), st.booleans()), max_size=60)
+    )
     def check(ops: list[tuple[int, int, int, bool]]) -> None:
         issuer = uuid.uuid4().hex  # a fresh namespace per example; the database is shared
         model: dict[int, float] = {}
@@ -437,7 +462,9 @@ def test_unusable_keys_in_a_fetched_set_are_skipped(tmp_path: Path) -> None:
     with JwksServer(tmp_path / "www") as server:
         doc = {"keys": [weak.public_jwk(), p256.public_jwk(with_alg=False), "junk", good.public_jwk()]}
         server.publish("jwks.json", doc)
-        trust = write_trust_file(tmp_path / "trust.yaml", [{"iss": DEFAULT_ISSUER, "jwks_url": server.url("jwks.json")}])
+        trust = write_trust_file(
+            tmp_path / "trust.yaml", [{"iss": DEFAULT_ISSUER, "jwks_url": server.url("jwks.json")}]
+        )
         auth = Authenticator.from_trust_file(trust, tmp_path / "replay", jwks_min_refresh_s=3600)
         assert verify(auth, "Bearer " + mint(good, claims_for(AUD)))
         assert reason_of(auth, "Bearer " + mint(weak, claims_for(AUD), alg="RS384")) == "unknown-kid"
@@ -533,12 +560,20 @@ def _write(tmp_path: Path, doc: object, name: str = "trust.yaml") -> Path:
             "kty='oct'",
         ),
         (
-            {"issuers": [{"iss": "a", "jwks": {"keys": [SigningKey.generate("ES256", kid="p").public_jwk(with_alg=False)]}}]},
+            {
+                "issuers": [
+                    {"iss": "a", "jwks": {"keys": [SigningKey.generate("ES256", kid="p").public_jwk(with_alg=False)]}}
+                ]
+            },
             "issuers[0].jwks.keys[0]",
             "P-384",
         ),
         (
-            {"issuers": [{"iss": "a", "jwks": {"keys": [SigningKey.generate("RS384", kid="r", rsa_bits=1024).public_jwk()]}}]},
+            {
+                "issuers": [
+                    {"iss": "a", "jwks": {"keys": [SigningKey.generate("RS384", kid="r", rsa_bits=1024).public_jwk()]}}
+                ]
+            },
             "issuers[0].jwks.keys[0]",
             "at least 2048",
         ),

@@ -1,4 +1,5 @@
 """In-process checks of the service's building blocks: prefetch → Bundle, cards, FHIR outputs."""
+
 from __future__ import annotations
 
 import base64
@@ -131,10 +132,20 @@ def test_cards_for_every_example(lang: str, results: dict[str, Any]) -> None:
         level = result["decisions"]["mdk"]["level"]
         has_mdk = any("MDK" in c["summary"] or "MDT" in c["summary"] for c in cards)
         assert has_mdk == (level != "undetermined" or bool(result["decisions"]["mdk"]["pending"])), name
-        flagged_cohorts = {c["key"] for f in result["flags"] if f["kind"] == "trial"
-                           for c in f.get("cohorts") or [] if c["status"] == "flagged"}
-        subjects = {a["resource"]["study"]["reference"].split("/")[1] for c in cards for s in c.get("suggestions", [])
-                    for a in s["actions"] if a["resource"]["resourceType"] == "ResearchSubject"}
+        flagged_cohorts = {
+            c["key"]
+            for f in result["flags"]
+            if f["kind"] == "trial"
+            for c in f.get("cohorts") or []
+            if c["status"] == "flagged"
+        }
+        subjects = {
+            a["resource"]["study"]["reference"].split("/")[1]
+            for c in cards
+            for s in c.get("suggestions", [])
+            for a in s["actions"]
+            if a["resource"]["resourceType"] == "ResearchSubject"
+        }
         assert subjects == flagged_cohorts, name
     assert len(kinds_seen) >= 5  # MDK, trial, hereditary, WGS and data-gap cards all occur in the examples
 

@@ -1,4 +1,5 @@
 """Fetching missing prefetch data from a (mock, real HTTP) FHIR server: paging, bounds, refusals, no token leaks."""
+
 from __future__ import annotations
 
 import asyncio
@@ -217,7 +218,11 @@ def test_query_urls_stay_on_the_server_and_name_the_patient(patient_id: str, key
 
 
 @settings(max_examples=200, deadline=None)
-@given(patient_id=st.text(max_size=80).filter(lambda s: not all(c.isascii() and (c.isalnum() or c in "-.") for c in s) or not s or len(s) > 64))
+@given(
+    patient_id=st.text(max_size=80).filter(
+        lambda s: not all(c.isascii() and (c.isalnum() or c in "-.") for c in s) or not s or len(s) > 64
+    )
+)
 def test_anything_but_a_fhir_id_is_refused(patient_id: str) -> None:
     with pytest.raises(FetchError) as caught:
         query_url("https://fhir.example.org/r4", "conditions", patient_id)

@@ -3,21 +3,21 @@
 Regenerate after an intended change with `MDTFLAG_UPDATE_GOLDEN=1 python -m pytest tests/test_showcase.py`
 and review the diff as a clinician would.
 """
+
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from mdtflag.api import Evaluator
 from mdtflag.output.render import to_json, to_text
 
-from conftest import ROOT
-
 SHOWCASE = [
-    "01-cholangio-braf-v600e-focuse-eligible",      # national: off-label candidate and trial cohort
+    "01-cholangio-braf-v600e-focuse-eligible",  # national: off-label candidate and trial cohort
     "11-prostate-mcrpc-germline-brca2-halland-kungsbacka",  # germline BRCA2, Halland → Västra
-    "15-child-neuroblastoma-no-wgs",                 # paediatric route, offer WGS
-    "24-colon-kras-g12c-ecog-missing",               # indeterminate trial: ECOG missing
-    "14-deceased-cholangio-braf",                    # no routing for a deceased patient
+    "15-child-neuroblastoma-no-wgs",  # paediatric route, offer WGS
+    "24-colon-kras-g12c-ecog-missing",  # indeterminate trial: ECOG missing
+    "14-deceased-cholangio-braf",  # no routing for a deceased patient
 ]
 
 

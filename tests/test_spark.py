@@ -1,5 +1,6 @@
 """mdtflag.cohort.spark in Spark local mode gives byte for byte the lines of ``mdtflag batch`` and of the
 in-process Evaluator."""
+
 from __future__ import annotations
 
 import csv
@@ -19,13 +20,12 @@ pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install 'md
 from pyspark.sql import SparkSession
 
 from mdtflag.api import Evaluator, error_result
-from mdtflag.errors import InputError
 from mdtflag.cohort.spark import (
     RESULT_COLUMNS,
     evaluate_dataframe,
     pack_rules,
 )
-
+from mdtflag.errors import InputError
 from mdtflag.fhir.load import load_bundle
 from mdtflag.output.render import to_json
 
@@ -38,10 +38,15 @@ def spark() -> Iterator[SparkSession]:
     # Python workers run this interpreter and import this checkout's mdtflag
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    session = (SparkSession.builder.master("local[2]").appName("mdtflag-test")
-               .config("spark.ui.enabled", "false")
-               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-               .config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("mdtflag-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -49,9 +54,27 @@ def spark() -> Iterator[SparkSession]:
 
 def test_spark_lines_equal_the_batch_command(spark: SparkSession, tmp_path: Path) -> None:
     out, summary = tmp_path / "results.ndjson", tmp_path / "summary.csv"
-    subprocess.run([sys.executable, "-m", "mdtflag.cli", "batch", "fhir_examples", "--as-of", AS_OF, "--workers", "2",
-                    "-o", str(out), "--summary", str(summary)], cwd=ROOT, check=True, timeout=600,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mdtflag.cli",
+            "batch",
+            "fhir_examples",
+            "--as-of",
+            AS_OF,
+            "--workers",
+            "2",
+            "-o",
+            str(out),
+            "--summary",
+            str(summary),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
     with open(summary, encoding="utf-8", newline="") as fh:
         sources = [row["source"] for row in csv.DictReader(fh)]
     expected = out.read_bytes()
@@ -65,7 +88,12 @@ def test_spark_lines_equal_the_batch_command(spark: SparkSession, tmp_path: Path
     for line, s in zip(expected.splitlines(), sources):
         doc = orjson.loads(line)
         r = by_source[s]
-        assert (r.patient, r.mdk_level, r.status, r.error_code) == (doc["patient"], doc["decisions"]["mdk"]["level"], "ok", "")
+        assert (r.patient, r.mdk_level, r.status, r.error_code) == (
+            doc["patient"],
+            doc["decisions"]["mdk"]["level"],
+            "ok",
+            "",
+        )
 
 
 def _in_process(ev: Evaluator, bundle: Any, source: str) -> bytes:
@@ -81,8 +109,13 @@ def test_errors_and_results_equal_the_evaluator(spark: SparkSession) -> None:
     ev = Evaluator(ROOT / "rules")
     good = sorted((ROOT / "fhir_examples").glob("*.json"))[:3]
     inputs: list[tuple[bytes | None]] = [(p.read_bytes(),) for p in good]
-    inputs += [(b"{ not json",), (b'{"resourceType": "Patient", "id": "x"}',), (None,), (b"\xff\xfe",),
-               (b'{"resourceType": "Bundle", "type": "collection", "entry": []}',)]
+    inputs += [
+        (b"{ not json",),
+        (b'{"resourceType": "Patient", "id": "x"}',),
+        (None,),
+        (b"\xff\xfe",),
+        (b'{"resourceType": "Bundle", "type": "collection", "entry": []}',),
+    ]
     df = spark.createDataFrame(inputs, "bundle binary")  # no source column: errors are named <bundle>
     got = evaluate_dataframe(df, rules=ROOT / "rules", as_of=AS_OF).collect()
     assert tuple(got[0].asDict()) == RESULT_COLUMNS

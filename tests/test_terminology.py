@@ -15,7 +15,7 @@ from mdtflag.api import Evaluator
 from mdtflag.fhir.facts.codes import ATC, HGNC_ID, ICD10, MARKER, RXNORM, SNOMED, UNITS
 from mdtflag.fhir.facts.terminology import PROVENANCE_SYSTEM, default_terminology, read_terminology_files
 from mdtflag.ruleset.diagnostics import RuleSetError
-from mdtflag.ruleset.model import read_ruleset
+from mdtflag.ruleset.load import read_ruleset
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

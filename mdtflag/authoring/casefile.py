@@ -20,7 +20,7 @@ the criteria must be among the row's failed / unknown ones, or not among its fai
 Test files are validated like rule files (unknown keys, unknown rule / criterion / cohort ids are
 errors with file:line:col; ``T`` codes in :data:`mdtflag.ruleset.diagnostics.CODES`).
 """
-# ruff: noqa: UP007, UP045 - pydantic evaluates these annotations at run time, and Python 3.9 has no `X | None`
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,6 +35,7 @@ from pydantic import Field, field_validator, model_validator
 import mdtflag.ruleset.model as rm
 from mdtflag.fhir.facts import FACT_SCHEMA
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos, decode_utf8
+from mdtflag.ruleset.load import validate_document
 from mdtflag.ruleset.walk import criterion_ids
 from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, locate, read_yaml, strip
 
@@ -42,6 +43,7 @@ COVERAGE_FILE = "coverage.yaml"
 
 
 # ----------------------------------------------------------------------------- the test file format
+
 
 def _drop_pos(v: Any, depth: int = 1) -> Any:
     """A mapping without its position keys, ``depth`` levels down (deeper mappings keep theirs)."""
@@ -94,8 +96,12 @@ class Expect(rm.Model):
         v = strip(v)
         if not isinstance(v, dict):
             return v
-        return {rid: {k: ({"status": x} if isinstance(x, str) else x) for k, x in rows.items()} if isinstance(rows, dict) else rows
-                for rid, rows in v.items()}
+        return {
+            rid: {k: ({"status": x} if isinstance(x, str) else x) for k, x in rows.items()}
+            if isinstance(rows, dict)
+            else rows
+            for rid, rows in v.items()
+        }
 
 
 def _jsonable(v: Any) -> Any:
@@ -194,27 +200,41 @@ def load_test_file(path: Path, label: str, diags: Diagnostics, sources: dict[str
     if data is None:
         return []
     if isinstance(data, dict) and "cases" in data:
-        suite = rm._validate(Suite, data, label, diags)
+        suite = validate_document(Suite, data, label, diags)
         if suite is None:
             return []
         pairs: list[tuple[Case, tuple[Any, ...], str]] = []
         for i, raw in enumerate(data["cases"]):  # one invalid case does not hide the others
-            case = rm._validate(Case, raw, label, diags)
+            case = validate_document(Case, raw, label, diags)
             if case is not None:
                 pairs.append((case, ("cases", i), case.name or f"{_stem(path)}[{i + 1}]"))
         as_of, profile = suite.as_of, suite.profile
     else:
-        case = rm._validate(Case, data, label, diags)
+        case = validate_document(Case, data, label, diags)
         if case is None:
             return []
         pairs = [(case, (), case.name or _stem(path))]
         as_of, profile = None, None
     out = []
     for case, prefix, name in pairs:
-        tc = TestCase(name, label, case.pos.line, case, case.as_of or as_of, case.profile or profile,
-                      (path.parent / case.bundle) if case.bundle else None, data, prefix)
+        tc = TestCase(
+            name,
+            label,
+            case.pos.line,
+            case,
+            case.as_of or as_of,
+            case.profile or profile,
+            (path.parent / case.bundle) if case.bundle else None,
+            data,
+            prefix,
+        )
         if tc.as_of is None:
-            diags.add("T003", f"case '{name}' has no as_of date", case.pos, help="add as_of: YYYY-MM-DD (to the case or the file)")
+            diags.add(
+                "T003",
+                f"case '{name}' has no as_of date",
+                case.pos,
+                help="add as_of: YYYY-MM-DD (to the case or the file)",
+            )
         out.append(tc)
     return out
 
@@ -230,8 +250,12 @@ def _stem(path: Path) -> str:
 def _unknown(diags: Diagnostics, what: str, value: str, choices: Iterable[str], pos: Pos, code: str = "T001") -> None:
     noun, _, owner = what.partition(" of ")
     close = difflib.get_close_matches(value, list(choices), n=1)
-    diags.add(code, f"unknown {noun} '{value}'" + (f" of {owner}" if owner else ""), pos,
-              help=f"did you mean '{close[0]}'?" if close else "")
+    diags.add(
+        code,
+        f"unknown {noun} '{value}'" + (f" of {owner}" if owner else ""),
+        pos,
+        help=f"did you mean '{close[0]}'?" if close else "",
+    )
 
 
 def validate_case(tc: TestCase, rs: rm.RuleSet, diags: Diagnostics) -> None:
@@ -242,7 +266,12 @@ def validate_case(tc: TestCase, rs: rm.RuleSet, diags: Diagnostics) -> None:
         where = tc.pos("profile") if tc.model.profile else Pos(tc.file, 1, 1)
         _unknown(diags, "profile", tc.profile, rs.profiles.profiles, where, "T002")
     if tc.bundle_path is not None and not tc.bundle_path.is_file():
-        diags.add("T004", f"bundle file not found: {tc.model.bundle}", tc.pos("bundle"), help="the path is relative to the test file")
+        diags.add(
+            "T004",
+            f"bundle file not found: {tc.model.bundle}",
+            tc.pos("bundle"),
+            help="the path is relative to the test file",
+        )
 
     def rule_of(section: str, rid: str) -> Optional[rm.Rule]:
         if rid not in rules:
@@ -287,8 +316,12 @@ def validate_case(tc: TestCase, rs: rm.RuleSet, diags: Diagnostics) -> None:
         if rule_of("missing", rid) is not None:
             for i, kind in enumerate(kinds):
                 if kind not in FACT_SCHEMA:
-                    diags.add("T006", f"unknown fact kind '{kind}'", tc.pos("expect", "missing", rid, i),
-                              help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
+                    diags.add(
+                        "T006",
+                        f"unknown fact kind '{kind}'",
+                        tc.pos("expect", "missing", rid, i),
+                        help="kinds: " + ", ".join(sorted(FACT_SCHEMA)),
+                    )
     groups: dict[str, set[str]] = {}
     for r in rs.rules:
         if r.decision is not None:
@@ -299,16 +332,21 @@ def validate_case(tc: TestCase, rs: rm.RuleSet, diags: Diagnostics) -> None:
             continue
         levels = groups[group] | {"undetermined"}
         if d.level is not None and d.level not in levels:
-            diags.add("T006", f"decision group '{group}' has no level '{d.level}'", tc.pos("expect", "decisions", group, "level"),
-                      help="levels: " + ", ".join(sorted(levels)))
+            diags.add(
+                "T006",
+                f"decision group '{group}' has no level '{d.level}'",
+                tc.pos("expect", "decisions", group, "level"),
+                help="levels: " + ", ".join(sorted(levels)),
+            )
         for key in ("rules", "pending"):
             for i, rid in enumerate(getattr(d, key) or ()):
                 if rid not in rules:
                     _unknown(diags, "rule", rid, rules, tc.pos("expect", "decisions", group, key, i))
 
 
-def load_coverage_spec(rules_dir: Path, rs: rm.RuleSet, diags: Diagnostics, sources: dict[str, str],
-                       label: str) -> dict[tuple[str, str], tuple[frozenset[str], str]]:
+def load_coverage_spec(
+    rules_dir: Path, rs: rm.RuleSet, diags: Diagnostics, sources: dict[str, str], label: str
+) -> dict[tuple[str, str], tuple[frozenset[str], str]]:
     """``tests/coverage.yaml`` → {(rule, criterion): (ignored outcomes, reason)}."""
     path = rules_dir / "tests" / COVERAGE_FILE
     if not path.is_file():
@@ -319,17 +357,29 @@ def load_coverage_spec(rules_dir: Path, rs: rm.RuleSet, diags: Diagnostics, sour
     if data is None:
         return {}
     bare = False
-    ignore = data.get("coverage", {}).get("ignore") if isinstance(data, dict) and isinstance(data.get("coverage"), dict) else None
+    ignore = (
+        data.get("coverage", {}).get("ignore")
+        if isinstance(data, dict) and isinstance(data.get("coverage"), dict)
+        else None
+    )
     if isinstance(ignore, dict):
         for rid, crits in ignore.items():
             if isinstance(crits, dict):
                 for cid, entry in crits.items():
-                    if isinstance(entry, list) and rid not in (POS_KEY, KEYPOS_KEY) and cid not in (POS_KEY, KEYPOS_KEY):
+                    if (
+                        isinstance(entry, list)
+                        and rid not in (POS_KEY, KEYPOS_KEY)
+                        and cid not in (POS_KEY, KEYPOS_KEY)
+                    ):
                         line, col = locate(data, ("coverage", "ignore", rid, cid))
-                        diags.add("T007", f"ignored outcomes of {rid}/{cid} need a reason", Pos(label, line, col),
-                                  help="write {outcomes: [unknown], reason: \"why it cannot happen\"}")
+                        diags.add(
+                            "T007",
+                            f"ignored outcomes of {rid}/{cid} need a reason",
+                            Pos(label, line, col),
+                            help='write {outcomes: [unknown], reason: "why it cannot happen"}',
+                        )
                         bare = True
-    spec = None if bare else rm._validate(CoverageFile, data, label, diags)
+    spec = None if bare else validate_document(CoverageFile, data, label, diags)
     if spec is None:
         return {}
     out: dict[tuple[str, str], tuple[frozenset[str], str]] = {}
@@ -366,4 +416,8 @@ def check_rule_tests(rs: rm.RuleSet) -> tuple[list[Diagnostic], dict[str, str]]:
 def case_bundle(tc: TestCase) -> Union[Path, dict[str, Any]]:
     if tc.bundle_path is not None:
         return tc.bundle_path
-    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in tc.model.resources or ()]}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in tc.model.resources or ()],
+    }

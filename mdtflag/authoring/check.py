@@ -2,13 +2,14 @@
 
 Three passes, each returning :class:`~mdtflag.ruleset.diagnostics.Diagnostic` data:
 
-1. :func:`~mdtflag.ruleset.model.read_ruleset` (YAML and schema, fragments: ``Y``, ``S``, ``F`` codes);
+1. :func:`~mdtflag.ruleset.load.read_ruleset` (YAML and schema, fragments: ``Y``, ``S``, ``F`` codes);
 2. :func:`~mdtflag.compile.compiler.compile_ruleset` for every threshold profile (``C`` codes);
 3. the lint pass over the rule model and the compiled plans (``L`` codes, :mod:`mdtflag.authoring.lint`),
    plus the rule directory's own test files (``T`` codes, :mod:`mdtflag.authoring.casefile`).
 
 Every code, its severity and meaning: :data:`mdtflag.ruleset.diagnostics.CODES`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from mdtflag.compile.compiler import compile_ruleset
 from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import one_line
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, prefixed
+from mdtflag.ruleset.load import read_ruleset
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -71,7 +73,7 @@ def check_ruleset(path: str | Path, profiles: Sequence[str] | None = None, *, wi
     Unknown profile names are reported as C005 errors. Diagnostics are sorted, with snippets.
     """
     root = str(path)
-    rs, read_diags = rm.read_ruleset(path)
+    rs, read_diags = read_ruleset(path)
     if rs is None:
         return CheckReport(root, list(read_diags))
     diags = Diagnostics(list(read_diags))
@@ -98,9 +100,13 @@ def summary(reports: Sequence[CheckReport]) -> dict[str, Any]:
         "warnings": sum(r.count("warning") for r in reports),
         "infos": sum(r.count("info") for r in reports),
         "rule_sets": [
-            {"path": r.root, "valid": r.ruleset is not None and r.count("error") == 0,
-             "rules": len(r.ruleset.rules) if r.ruleset else 0, "profiles": list(r.profiles),
-             "profiles_with_errors": [p for p in r.profiles if p not in r.compiled]}
+            {
+                "path": r.root,
+                "valid": r.ruleset is not None and r.count("error") == 0,
+                "rules": len(r.ruleset.rules) if r.ruleset else 0,
+                "profiles": list(r.profiles),
+                "profiles_with_errors": [p for p in r.profiles if p not in r.compiled],
+            }
             for r in reports
         ],
     }

@@ -1,7 +1,8 @@
 """Criterion coverage of rule tests: which outcomes (met / not met / unknown) the cases reach, and which can happen."""
+
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,12 @@ class CoverageReport:
         return [(k[0], k[1], o) for k in self.criteria for o in OUTCOMES if o not in self.possible.get(k, set())]
 
     def stale_ignores(self) -> list[tuple[str, str, str]]:
-        return [(k[0], k[1], o) for k, (outs, _) in sorted(self.ignored.items()) for o in sorted(outs) if o in self.seen.get(k, set())]
+        return [
+            (k[0], k[1], o)
+            for k, (outs, _) in sorted(self.ignored.items())
+            for o in sorted(outs)
+            if o in self.seen.get(k, set())
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         counted = self.counted()
@@ -61,13 +67,17 @@ class CoverageReport:
             "criteria": len(self.criteria),
             "never": {o: self.never(o) for o in OUTCOMES},
             "impossible": [f"{r}/{c}:{o}" for r, c, o in self.impossible()],
-            "ignored": {f"{r}/{c}": {"outcomes": sorted(outs), "reason": why} for (r, c), (outs, why) in sorted(self.ignored.items())},
+            "ignored": {
+                f"{r}/{c}": {"outcomes": sorted(outs), "reason": why}
+                for (r, c), (outs, why) in sorted(self.ignored.items())
+            },
             "ignored_but_seen": [f"{r}/{c}:{o}" for r, c, o in self.stale_ignores()],
         }
 
 
 def seen_outcomes(evals: Iterable[RuleEval], into: dict[tuple[str, str], set[str]]) -> None:
     """Every criterion outcome of every evaluated row (not only the best) and of applicability."""
+
     def walk(rid: str, r: NodeResult) -> None:
         cid = getattr(r.node, "id", None)
         if cid:
@@ -90,7 +100,6 @@ def _test_may_lack(t: TNode | None, kind: str) -> bool:
         info = model.model_fields.get(t.field)
         return info is None or (not info.is_required() and info.default is None)
     return any(_test_may_lack(x, kind) for x in t.items)
-
 
 
 def possible(p: PNode, into: dict[int, tuple[str, set[str]]]) -> set[Outcome]:
@@ -153,8 +162,12 @@ def possible_outcomes(compiled: Iterable[Any]) -> dict[tuple[str, str], set[str]
     return out
 
 
-def coverage_report(rules_dir: str, evaluator: Any, evaluations: Iterable[Iterable[RuleEval]],
-                    ignored: dict[tuple[str, str], tuple[frozenset[str], str]]) -> CoverageReport:
+def coverage_report(
+    rules_dir: str,
+    evaluator: Any,
+    evaluations: Iterable[Iterable[RuleEval]],
+    ignored: dict[tuple[str, str], tuple[frozenset[str], str]],
+) -> CoverageReport:
     rs = evaluator.ruleset
     seen: dict[tuple[str, str], set[str]] = {}
     for evals in evaluations:

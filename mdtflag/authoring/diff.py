@@ -5,6 +5,7 @@ Every patient is evaluated with both rule directories. A patient is reported whe
 lists the criteria whose outcomes differ (old → new). Rules that exist in only one version are
 listed once, as added or removed, and not per patient.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,7 +60,8 @@ def row_outcomes(ev: RuleEval | None) -> dict[str, tuple[str, dict[str, str]]]:
     if ev is None or ev.rule.for_each is None:
         return {}
     out: dict[str, tuple[str, dict[str, str]]] = {
-        str(i.row.get("key")): (i.status, outcomes(i.result)) for i in ev.instances if i.row is not None}
+        str(i.row.get("key")): (i.status, outcomes(i.result)) for i in ev.instances if i.row is not None
+    }
     for row in ev.compiled.skipped_rows:
         out[str(row.get("key"))] = ("not_applicable", {})
     if ev.status == "not_applicable":  # the applicability condition decided every row
@@ -68,16 +70,23 @@ def row_outcomes(ev: RuleEval | None) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def changed_criteria(old: Mapping[str, str], new: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"criterion": c, "old": old.get(c, ABSENT), "new": new.get(c, ABSENT)}
-            for c in sorted(set(old) | set(new)) if old.get(c) != new.get(c)]
+    return [
+        {"criterion": c, "old": old.get(c, ABSENT), "new": new.get(c, ABSENT)}
+        for c in sorted(set(old) | set(new))
+        if old.get(c) != new.get(c)
+    ]
 
 
 def decision_view(result: Any) -> dict[str, tuple[str, tuple[str, ...], str | None]]:
-    return {g: (d.level, tuple(d.rules), d.target.healthcare_region if d.target is not None else None)
-            for g, d in result.decisions.items()}
+    return {
+        g: (d.level, tuple(d.rules), d.target.healthcare_region if d.target is not None else None)
+        for g, d in result.decisions.items()
+    }
 
 
-def diff_patient(old: tuple[Any, Sequence[RuleEval]], new: tuple[Any, Sequence[RuleEval]], common: set[str]) -> PatientDiff:
+def diff_patient(
+    old: tuple[Any, Sequence[RuleEval]], new: tuple[Any, Sequence[RuleEval]], common: set[str]
+) -> PatientDiff:
     (r_old, ev_old), (r_new, ev_new) = old, new
     pd = PatientDiff(r_new.patient, "")
     d_old, d_new = decision_view(r_old), decision_view(r_new)
@@ -89,8 +98,14 @@ def diff_patient(old: tuple[Any, Sequence[RuleEval]], new: tuple[Any, Sequence[R
     by_new = {e.rule.id: e for e in ev_new}
     for rid in sorted(common):
         a, b = by_old[rid], by_new[rid]
-        entry: dict[str, Any] = {"rule": rid, "old": a.status, "new": b.status, "criteria": [], "rows": [],
-                                 "best_row": None}
+        entry: dict[str, Any] = {
+            "rule": rid,
+            "old": a.status,
+            "new": b.status,
+            "criteria": [],
+            "rows": [],
+            "best_row": None,
+        }
         if a.status != b.status:
             if a.rule.for_each is None and b.rule.for_each is None:
                 entry["criteria"] = changed_criteria(rule_outcomes(a), rule_outcomes(b))
@@ -118,7 +133,9 @@ def _decision(v: tuple[str, tuple[str, ...], str | None] | None) -> dict[str, An
     return {"level": v[0], "rules": list(v[1]), "target_region": v[2]}
 
 
-def patients(inputs: Iterable[str], as_of: dt.date | None, profile: str | None) -> Iterator[tuple[Any, str, dt.date, str | None]]:
+def patients(
+    inputs: Iterable[str], as_of: dt.date | None, profile: str | None
+) -> Iterator[tuple[Any, str, dt.date, str | None]]:
     """(loaded bundle or InputError, source, as_of, profile) for every patient of the inputs.
 
     Inputs are bundle files, folders, Bulk Data NDJSON (:func:`mdtflag.load.iter_inputs`) or rule test
@@ -141,7 +158,9 @@ def patients(inputs: Iterable[str], as_of: dt.date | None, profile: str | None) 
             yield item, getattr(item, "source", inp), as_of or dt.date.today(), profile
 
 
-def diff_cohort(old_ev: Any, new_ev: Any, inputs: Iterable[str], as_of: dt.date | None, profile: str | None = None) -> dict[str, Any]:
+def diff_cohort(
+    old_ev: Any, new_ev: Any, inputs: Iterable[str], as_of: dt.date | None, profile: str | None = None
+) -> dict[str, Any]:
     """Evaluate every patient of ``inputs`` with both evaluators and collect what changes."""
     old_ids = {r.id for r in old_ev.ruleset.rules}
     new_ids = {r.id for r in new_ev.ruleset.rules}
@@ -177,17 +196,26 @@ def diff_cohort(old_ev: Any, new_ev: Any, inputs: Iterable[str], as_of: dt.date 
         "new": {"name": new_ev.ruleset.name, "version": new_ev.ruleset.version, "digest": new_ev.ruleset.digest},
         "rules_added": sorted(new_ids - old_ids),
         "rules_removed": sorted(old_ids - new_ids),
-        "patients": [{"patient": p.patient, "source": p.source, "decisions": p.decisions, "rules": p.rules} for p in changed],
+        "patients": [
+            {"patient": p.patient, "source": p.source, "decisions": p.decisions, "rules": p.rules} for p in changed
+        ],
         "errors": errors,
-        "summary": {"patients": total, "changed": len(changed), "unchanged": total - len(changed) - len(errors),
-                    "errors": len(errors), "changes_by_rule": dict(sorted(by_rule.items()))},
+        "summary": {
+            "patients": total,
+            "changed": len(changed),
+            "unchanged": total - len(changed) - len(errors),
+            "errors": len(errors),
+            "changes_by_rule": dict(sorted(by_rule.items())),
+        },
     }
 
 
 def render_text(data: Mapping[str, Any]) -> str:
     o, n = data["old"], data["new"]
     day = f", as of {data['as_of']}" if data["as_of"] else ""
-    out = [f"rules diff {o['name']} {o['version']} ({o['digest'][:15]}…) → {n['name']} {n['version']} ({n['digest'][:15]}…){day}"]
+    out = [
+        f"rules diff {o['name']} {o['version']} ({o['digest'][:15]}…) → {n['name']} {n['version']} ({n['digest'][:15]}…){day}"
+    ]
     if data["rules_added"]:
         out.append(f"rules added: {', '.join(data['rules_added'])}")
     if data["rules_removed"]:
@@ -200,7 +228,11 @@ def render_text(data: Mapping[str, Any]) -> str:
         for r in p["rules"]:
             if r["old"] != r["new"]:
                 best = r.get("best_row")
-                moved = f" (best row {best['old'] or ABSENT} → {best['new'] or ABSENT})" if best and best["old"] != best["new"] else ""
+                moved = (
+                    f" (best row {best['old'] or ABSENT} → {best['new'] or ABSENT})"
+                    if best and best["old"] != best["new"]
+                    else ""
+                )
                 out.append(f"  {r['rule']}: {r['old']} → {r['new']}{moved}")
                 out.extend(_crit(r["criteria"], 4))
             else:
@@ -213,8 +245,10 @@ def render_text(data: Mapping[str, Any]) -> str:
     s = data["summary"]
     out.append("")
     by = ", ".join(f"{k} {v}" for k, v in s["changes_by_rule"].items())
-    out.append(f"{s['patients']} patients: {s['changed']} changed, {s['unchanged']} unchanged, {s['errors']} errors"
-               + (f" (changes by rule: {by})" if by else ""))
+    out.append(
+        f"{s['patients']} patients: {s['changed']} changed, {s['unchanged']} unchanged, {s['errors']} errors"
+        + (f" (changes by rule: {by})" if by else "")
+    )
     return "\n".join(map(one_line, out)) + "\n"  # each item is one line: data cannot start another
 
 

@@ -8,6 +8,7 @@ unknown ones, the data that would decide them. For ``for_each`` rules one row is
 rule's chosen row when it is flagged, else the row closest to flagging (fewest blockers) — and the other
 rows with their status and what blocked them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,18 +24,49 @@ from mdtflag.output.render import STATUS_LABEL
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}
 LABELS = {
-    "en": {"applies": "applies when", "row": "row", "best": "chosen of", "closest": "closest to flagging of", "rows": "rows", "skipped": "skipped (closed)",
-           "blocked": "blocked by", "decide": "would be decided by", "others": "other rows", "all": "all of",
-           "any": "any of", "not": "not", "no_rows": "no open rows", "absent": "absent", "stale": "too old",
-           "field": "a field is missing", "criteria": "criteria"},
-    "sv": {"applies": "gäller när", "row": "rad", "best": "vald av", "closest": "närmast flaggning av", "rows": "rader", "skipped": "hoppas över (stängd)",
-           "blocked": "blockeras av", "decide": "avgörs av", "others": "övriga rader", "all": "alla av",
-           "any": "något av", "not": "inte", "no_rows": "inga öppna rader", "absent": "saknas", "stale": "för gammal",
-           "field": "en uppgift saknas", "criteria": "kriterier"},
+    "en": {
+        "applies": "applies when",
+        "row": "row",
+        "best": "chosen of",
+        "closest": "closest to flagging of",
+        "rows": "rows",
+        "skipped": "skipped (closed)",
+        "blocked": "blocked by",
+        "decide": "would be decided by",
+        "others": "other rows",
+        "all": "all of",
+        "any": "any of",
+        "not": "not",
+        "no_rows": "no open rows",
+        "absent": "absent",
+        "stale": "too old",
+        "field": "a field is missing",
+        "criteria": "criteria",
+    },
+    "sv": {
+        "applies": "gäller när",
+        "row": "rad",
+        "best": "vald av",
+        "closest": "närmast flaggning av",
+        "rows": "rader",
+        "skipped": "hoppas över (stängd)",
+        "blocked": "blockeras av",
+        "decide": "avgörs av",
+        "others": "övriga rader",
+        "all": "alla av",
+        "any": "något av",
+        "not": "inte",
+        "no_rows": "inga öppna rader",
+        "absent": "saknas",
+        "stale": "för gammal",
+        "field": "en uppgift saknas",
+        "criteria": "kriterier",
+    },
 }
 
 
 # ----------------------------------------------------------------------------- describing plan nodes
+
 
 def test_shown(t: TNode, nested: bool = False) -> str:
     if isinstance(t, TField):
@@ -75,6 +107,7 @@ def describe(p: PNode, lang: str = "en") -> str:
 
 # ----------------------------------------------------------------------------- blockers
 
+
 def blockers(r: NodeResult, outcome: str, ancestor: str | None = None) -> list[tuple[NodeResult, str | None]]:
     """The smallest set of nodes that give ``r`` its outcome (not met or unknown), with the nearest id above."""
     if r.outcome != outcome:
@@ -94,6 +127,7 @@ def label(r: NodeResult, ancestor: str | None, lang: str) -> str:
 
 
 # ----------------------------------------------------------------------------- the explanation as data
+
 
 class Explainer:
     def __init__(self, crs: Any, fs: Any, as_of: dt.date, lang: str):
@@ -132,59 +166,86 @@ class Explainer:
     def blocked(self, r: NodeResult | None, outcome: str) -> list[dict[str, Any]]:
         if r is None:
             return []
-        return [{"criterion": label(n, anc, self.lang), "outcome": n.outcome,
-                 "missing": self.missing(n) if outcome == UNKNOWN else []} for n, anc in blockers(r, outcome)]
+        return [
+            {
+                "criterion": label(n, anc, self.lang),
+                "outcome": n.outcome,
+                "missing": self.missing(n) if outcome == UNKNOWN else [],
+            }
+            for n, anc in blockers(r, outcome)
+        ]
 
     def shown_row(self, ev: RuleEval) -> Any:
         """The rule's chosen row when it is flagged; otherwise the row closest to flagging (fewest blockers)."""
         if ev.best is None or ev.status == "flagged" or ev.rule.for_each is None:
             return ev.best
         rank = {"flagged": 0, "indeterminate": 1, "not_flagged": 2}
-        return min(ev.instances, key=lambda i: (rank[i.status], len(self.blocked(i.result, NOT_MET)),
-                                                len(self.blocked(i.result, UNKNOWN))))
+        return min(
+            ev.instances,
+            key=lambda i: (rank[i.status], len(self.blocked(i.result, NOT_MET)), len(self.blocked(i.result, UNKNOWN))),
+        )
 
     def rule(self, ev: RuleEval) -> dict[str, Any]:
         rule = ev.rule
         shown = self.shown_row(ev)
         row = shown.row if shown is not None else None
         out: dict[str, Any] = {
-            "rule": rule.id, "version": rule.version, "title": getattr(rule.title, self.lang), "status": ev.status,
+            "rule": rule.id,
+            "version": rule.version,
+            "title": getattr(rule.title, self.lang),
+            "status": ev.status,
             "row": row.get("key") if row is not None else None,
             "row_status": shown.status if shown is not None else None,
             "applies": self.node(ev.applies, row) if ev.applies is not None else None,
             "criteria": self.node(shown.result, row) if shown is not None else None,
-            "blocked_by": [], "would_decide": [], "other_rows": [], "skipped_rows": [],
+            "blocked_by": [],
+            "would_decide": [],
+            "other_rows": [],
+            "skipped_rows": [],
         }
         if ev.status == "not_applicable":
             out["blocked_by"] = self.blocked(ev.applies, NOT_MET)
         elif ev.status == "not_flagged" and shown is not None:
             out["blocked_by"] = self.blocked(shown.result, NOT_MET)
         elif ev.status == "indeterminate":
-            out["would_decide"] = self.blocked(ev.applies, UNKNOWN) + (self.blocked(shown.result, UNKNOWN) if shown else [])
+            out["would_decide"] = self.blocked(ev.applies, UNKNOWN) + (
+                self.blocked(shown.result, UNKNOWN) if shown else []
+            )
         if rule.for_each is not None:
             for inst in ev.instances:
                 if inst is shown:
                     continue
                 why = self.blocked(inst.result, NOT_MET if inst.status == "not_flagged" else UNKNOWN)
-                out["other_rows"].append({"key": inst.row.get("key") if inst.row else None, "status": inst.status,
-                                          "blocked_by": [b["criterion"] for b in why] if inst.status != "flagged" else []})
+                out["other_rows"].append(
+                    {
+                        "key": inst.row.get("key") if inst.row else None,
+                        "status": inst.status,
+                        "blocked_by": [b["criterion"] for b in why] if inst.status != "flagged" else [],
+                    }
+                )
             out["skipped_rows"] = [r.get("key") for r in ev.compiled.skipped_rows]
         return out
 
 
-def explain(evaluator: Any, bundle: Any, as_of: dt.date, profile: str | None, rule_ids: Sequence[str],
-            lang: str = "en") -> dict[str, Any]:
+def explain(
+    evaluator: Any, bundle: Any, as_of: dt.date, profile: str | None, rule_ids: Sequence[str], lang: str = "en"
+) -> dict[str, Any]:
     """The explanation of the named rules (all when none are named) for one loaded bundle."""
     result, fs, evals = evaluator.run(bundle, as_of, profile)
     crs = evaluator.compiled(profile)
     ex = Explainer(crs, fs, as_of, lang)
     chosen = [ev for ev in evals if not rule_ids or ev.rule.id in rule_ids]
     chosen.sort(key=lambda ev: ev.rule.id)
-    return {"patient": result.patient, "as_of": as_of.isoformat(), "profile": crs.profile,
-            "rules": [ex.rule(ev) for ev in chosen]}
+    return {
+        "patient": result.patient,
+        "as_of": as_of.isoformat(),
+        "profile": crs.profile,
+        "rules": [ex.rule(ev) for ev in chosen],
+    }
 
 
 # ----------------------------------------------------------------------------- text
+
 
 def render_text(data: Mapping[str, Any], lang: str = "en") -> str:
     lab = LABELS[lang]

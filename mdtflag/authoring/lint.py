@@ -3,6 +3,7 @@
 Placeholders in texts, ids and texts of criteria, sources, value sets / tables / fragments that no
 rule uses, provenance tags; the analyses of compiled plans are in :mod:`mdtflag.authoring.lint_plans`.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,6 +50,7 @@ def kinds_under(c: Any, rs: rm.RuleSet, seen: frozenset[str] = frozenset()) -> s
 
 # ----------------------------------------------------------------------------- placeholders
 
+
 @dataclass(frozen=True)
 class TextScope:
     """What :func:`mdtflag.decide.fill` can put into one text."""
@@ -62,33 +64,52 @@ class TextScope:
 def placeholder_problems(name: str, scope: TextScope) -> tuple[str, str, str] | None:
     """(code, message, help) for a placeholder that stays as written, or None when it is filled."""
     if not scope.filled:
-        return ("L002", f"placeholder `{{{name}}}` is never filled: this text is shown as written",
-                "only criterion texts and the rule's status texts are filled; write the text without braces")
+        return (
+            "L002",
+            f"placeholder `{{{name}}}` is never filled: this text is shown as written",
+            "only criterion texts and the rule's status texts are filled; write the text without braces",
+        )
     if name in BASE_NAMES:
         return None
     if name.startswith("p."):
         pname = name[2:]
         lacking = sorted(p for p, names in scope.params.items() if pname not in names)
         if len(lacking) == len(scope.params):
-            return ("L001", f"unknown placeholder `{{{name}}}`: no profile has parameter '{pname}'",
-                    "profile parameters: " + ", ".join(sorted(set().union(*scope.params.values()))))
+            return (
+                "L001",
+                f"unknown placeholder `{{{name}}}`: no profile has parameter '{pname}'",
+                "profile parameters: " + ", ".join(sorted(set().union(*scope.params.values()))),
+            )
         if lacking:
-            return ("L002", f"placeholder `{{{name}}}` stays as written in profile(s) {', '.join(lacking)}",
-                    f"add '{pname}' to every profile in profiles.yaml")
+            return (
+                "L002",
+                f"placeholder `{{{name}}}` stays as written in profile(s) {', '.join(lacking)}",
+                f"add '{pname}' to every profile in profiles.yaml",
+            )
         return None
     if name.startswith("row."):
         col = name[4:]
         if scope.row_keys is None:
-            return ("L002", f"placeholder `{{{name}}}` is never filled here: no table row is chosen",
-                    "row placeholders work in rules with for_each, and not in the not_applicable text")
+            return (
+                "L002",
+                f"placeholder `{{{name}}}` is never filled here: no table row is chosen",
+                "row placeholders work in rules with for_each, and not in the not_applicable text",
+            )
         without = [str(r.get("key")) for r in scope.row_keys if r.get(col) is None]
         if scope.row_keys and len(without) == len(scope.row_keys):
             cols = sorted({k for r in scope.row_keys for k in r})
-            return ("L001", f"unknown placeholder `{{{name}}}`: no row has column '{col}'", "columns: " + ", ".join(cols))
+            return (
+                "L001",
+                f"unknown placeholder `{{{name}}}`: no row has column '{col}'",
+                "columns: " + ", ".join(cols),
+            )
         if without:
             more = f" and {len(without) - 3} more" if len(without) > 3 else ""
-            return ("L002", f"placeholder `{{{name}}}` stays as written for row(s) {', '.join(without[:3])}{more}",
-                    f"give every row a value for '{col}'")
+            return (
+                "L002",
+                f"placeholder `{{{name}}}` stays as written for row(s) {', '.join(without[:3])}{more}",
+                f"give every row a value for '{col}'",
+            )
         return None
     own = set().union(*(fact_fields(k) for k in scope.kinds)) if scope.kinds else set()
     if scope.kinds:
@@ -98,11 +119,20 @@ def placeholder_problems(name: str, scope: TextScope) -> tuple[str, str, str] | 
     others = sorted(k for k in FACT_MODELS if name in fact_fields(k))
     if others or name == "resource":
         reads = ", ".join(sorted(scope.kinds)) or "no facts"
-        return ("L002", (f"placeholder `{{{name}}}` is never filled here: it is a field of {', '.join(others) or 'fact'} facts, "
-                         f"but this text is about {reads}"),
-                "fact fields are filled from the first fact behind the outcome")
+        return (
+            "L002",
+            (
+                f"placeholder `{{{name}}}` is never filled here: it is a field of {', '.join(others) or 'fact'} facts, "
+                f"but this text is about {reads}"
+            ),
+            "fact fields are filled from the first fact behind the outcome",
+        )
     hint = ", ".join(sorted(own)) if own else "none (no facts stand behind this text)"
-    return ("L001", f"unknown placeholder `{{{name}}}`", f"fields here: {hint}; also {{p.NAME}}, {{row.COLUMN}}, {{region}}, {{as_of}}")
+    return (
+        "L001",
+        f"unknown placeholder `{{{name}}}`",
+        f"fields here: {hint}; also {{p.NAME}}, {{row.COLUMN}}, {{region}}, {{as_of}}",
+    )
 
 
 def lint_text(text: rm.Text | None, label: str, scope: TextScope, diags: Diagnostics) -> None:
@@ -155,7 +185,9 @@ def lint_absent_fills(rule: rm.Rule, diags: Diagnostics) -> None:
             outcome = leaf.missing
         if outcome is None:
             continue
-        attr = {"met": "text", "not_met": "text_not_met" if node.text_not_met else "text", "unknown": "text_unknown"}[outcome]
+        attr = {"met": "text", "not_met": "text_not_met" if node.text_not_met else "text", "unknown": "text_unknown"}[
+            outcome
+        ]
         text = getattr(node, attr)
         if text is None:
             continue
@@ -163,13 +195,18 @@ def lint_absent_fills(rule: rm.Rule, diags: Diagnostics) -> None:
         for lang in ("sv", "en"):
             names = [n for n in dict.fromkeys(PLACEHOLDER.findall(getattr(text, lang))) if n in fields]
             for name in names:
-                diags.add("L002", f"placeholder `{{{name}}}` stays as written when the patient has no {leaf.fact} fact "
-                                  f"(missing: {leaf.missing} makes the criterion {outcome.replace('_', ' ')}) (in {attr}.{lang})",
-                          text.pos, severity="warning",
-                          help="write this text without fact fields, or give the absent case its own wording")
+                diags.add(
+                    "L002",
+                    f"placeholder `{{{name}}}` stays as written when the patient has no {leaf.fact} fact "
+                    f"(missing: {leaf.missing} makes the criterion {outcome.replace('_', ' ')}) (in {attr}.{lang})",
+                    text.pos,
+                    severity="warning",
+                    help="write this text without fact fields, or give the absent case its own wording",
+                )
 
 
 # ----------------------------------------------------------------------------- texts, ids, sources
+
 
 def lint_texts_and_ids(rule: rm.Rule, diags: Diagnostics) -> None:
     seen: dict[str, Pos] = {}
@@ -178,27 +215,56 @@ def lint_texts_and_ids(rule: rm.Rule, diags: Diagnostics) -> None:
         cid = node.id
         if cid:
             if cid in seen:
-                diags.add("L006", f"criterion id '{cid}' is used twice in rule {rule.id} (also {seen[cid]})", node.pos,
-                          help="criterion ids name reasons and test expectations; make each unique within the rule")
+                diags.add(
+                    "L006",
+                    f"criterion id '{cid}' is used twice in rule {rule.id} (also {seen[cid]})",
+                    node.pos,
+                    help="criterion ids name reasons and test expectations; make each unique within the rule",
+                )
             seen.setdefault(cid, node.pos)
             if node.text is None:
-                diags.add("L003", f"criterion '{cid}' has no text: results show only '{cid}: met'", node.pos,
-                          severity="warning", help="add text: {sv: ..., en: ...} (and text_not_met)")
+                diags.add(
+                    "L003",
+                    f"criterion '{cid}' has no text: results show only '{cid}: met'",
+                    node.pos,
+                    severity="warning",
+                    help="add text: {sv: ..., en: ...} (and text_not_met)",
+                )
             elif node.text_not_met is None and not isinstance(node, rm.ParamLeaf):
-                diags.add("L013", f"criterion '{cid}' has no text_not_met: its text is shown when it is not met too",
-                          node.pos, severity="info", help="add text_not_met so a failed criterion does not read as met")
+                diags.add(
+                    "L013",
+                    f"criterion '{cid}' has no text_not_met: its text is shown when it is not met too",
+                    node.pos,
+                    severity="info",
+                    help="add text_not_met so a failed criterion does not read as met",
+                )
         elif id(node) not in roots and (node.text or node.text_not_met or node.text_unknown):
-            diags.add("L014", "this criterion has a text but no id: the text is never shown", node.pos, severity="info",
-                      help="give it an id to show it as a reason, or remove the text")
+            diags.add(
+                "L014",
+                "this criterion has a text but no id: the text is never shown",
+                node.pos,
+                severity="info",
+                help="give it an id to show it as a reason, or remove the text",
+            )
         if isinstance(node, rm.NotNode) and isinstance(node.not_, rm.NotNode):
-            diags.add("L010", "`not` of `not`: the two cancel out", node.pos, severity="warning",
-                      help="use the inner criterion directly")
+            diags.add(
+                "L010",
+                "`not` of `not`: the two cancel out",
+                node.pos,
+                severity="warning",
+                help="use the inner criterion directly",
+            )
     missing = [s for s in ("not_flagged", "indeterminate") if getattr(rule.texts, s) is None]
     if rule.applies_when is not None and rule.texts.not_applicable is None:
         missing.append("not_applicable")
     if missing:
-        diags.add("L004", f"rule {rule.id} has no texts.{', texts.'.join(missing)}: a generic text is shown",
-                  rule.texts.pos, severity="info", help="write what the clinician should read for each status")
+        diags.add(
+            "L004",
+            f"rule {rule.id} has no texts.{', texts.'.join(missing)}: a generic text is shown",
+            rule.texts.pos,
+            severity="info",
+            help="write what the clinician should read for each status",
+        )
 
 
 def lint_sources(rs: rm.RuleSet, diags: Diagnostics) -> None:
@@ -208,11 +274,17 @@ def lint_sources(rs: rm.RuleSet, diags: Diagnostics) -> None:
     items.append(("profiles", rs.profiles))
     for what, obj in items:
         if any(not s.strip() for s in obj.sources):
-            diags.add("L005", f"{what} has a blank source", obj.pos, severity="warning",
-                      help="every source names a document, section or URL")
+            diags.add(
+                "L005",
+                f"{what} has a blank source",
+                obj.pos,
+                severity="warning",
+                help="every source names a document, section or URL",
+            )
 
 
 # ----------------------------------------------------------------------------- usage of value sets and tables
+
 
 def _flat(values: Iterable[Any]) -> list[Any]:
     out: list[Any] = []
@@ -259,20 +331,36 @@ def lint_usage(rs: rm.RuleSet, diags: Diagnostics) -> None:
     vsets, tables = used_names(rs)
     for vid, vs in sorted(rs.valuesets.items()):
         if vid not in vsets:
-            diags.add("L007", f"value set '{vid}' is never used by a rule", vs.pos, severity="warning",
-                      help="refer to it with {valueset: ID}, or delete the file")
+            diags.add(
+                "L007",
+                f"value set '{vid}' is never used by a rule",
+                vs.pos,
+                severity="warning",
+                help="refer to it with {valueset: ID}, or delete the file",
+            )
     for tid, tb in sorted(rs.tables.items()):
         if tid not in tables:
-            diags.add("L008", f"table '{tid}' is never used by a rule", tb.pos, severity="warning",
-                      help="tables are used by for_each, target, suggest and lookup")
+            diags.add(
+                "L008",
+                f"table '{tid}' is never used by a rule",
+                tb.pos,
+                severity="warning",
+                help="tables are used by for_each, target, suggest and lookup",
+            )
 
 
 # ----------------------------------------------------------------------------- provenance tags
 
+
 def lint_tags(rs: rm.RuleSet, diags: Diagnostics) -> None:
     def note(what: str, tag: str, pos: Pos) -> None:
-        diags.add("L012", f"{what} is tagged {tag}", pos, severity="info",
-                  help="DA: a design assumption; VERIFY: to be checked against its source before clinical use")
+        diags.add(
+            "L012",
+            f"{what} is tagged {tag}",
+            pos,
+            severity="info",
+            help="DA: a design assumption; VERIFY: to be checked against its source before clinical use",
+        )
 
     for r in rs.rules:
         if r.tag in ASSUMPTION_TAGS:
@@ -299,7 +387,11 @@ def lint_tags(rs: rm.RuleSet, diags: Diagnostics) -> None:
         if isinstance(tags, dict):
             for pname, ptag in sorted(tags.items()):
                 if ptag in ASSUMPTION_TAGS:
-                    note(f"parameter {pname} of profile {name}", str(ptag), _pos_in(rs, prof.pos.file, ("profiles", name, "tags", pname), here))
+                    note(
+                        f"parameter {pname} of profile {name}",
+                        str(ptag),
+                        _pos_in(rs, prof.pos.file, ("profiles", name, "tags", pname), here),
+                    )
 
 
 @lru_cache(maxsize=64)
@@ -319,5 +411,9 @@ def _pos_in(rs: rm.RuleSet, file: str, path: tuple[Any, ...], default: Pos) -> P
 def lint_fragments(rs: rm.RuleSet, diags: Diagnostics) -> None:
     for name, frag in sorted(rs.fragments.items()):
         if name not in rs.fragment_uses:
-            diags.add("L015", f"fragment '{name}' is never used by a rule", frag.pos,
-                      help=f"use it in a criteria tree with {{use: {name}}}, or delete the file")
+            diags.add(
+                "L015",
+                f"fragment '{name}' is never used by a rule",
+                frag.pos,
+                help=f"use it in a criteria tree with {{use: {name}}}, or delete the file",
+            )

@@ -1,4 +1,5 @@
 """Lint analyses of compiled plans: contradictory conditions (L009) and criteria that never matter (L011)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -83,7 +84,7 @@ def _ranges(tfields: Iterable[TField], crs: CompiledRuleSet) -> dict[str, FieldR
 
 
 def _contradiction(tfields: Sequence[TField], crs: CompiledRuleSet) -> str | None:
-    for name, rng in sorted(_ranges(tfields, crs).items()):
+    for _name, rng in sorted(_ranges(tfields, crs).items()):
         if len(rng.shown) > 1 and rng.empty():
             return " and ".join(f"`{s}`" for s in dict.fromkeys(rng.shown))
     return None
@@ -124,28 +125,43 @@ def walk_plan(p: PNode) -> Iterator[PNode]:
 def find_contradictions(crs: CompiledRuleSet) -> dict[tuple[int, ...], tuple[Pos, str]]:
     """Leaves, or pairs of leaves under one ``all``, whose conditions can never all hold."""
     found: dict[tuple[int, ...], tuple[Pos, str]] = {}
-    for rule, _row, plan in _plans(crs):
+    for _rule, _row, plan in _plans(crs):
         alone: set[int] = set()
         for p in walk_plan(plan):
             if isinstance(p, PFact):
                 why = _contradiction(list(p.where) + _conjuncts(p.test), crs)
                 if why:
                     alone.add(id(p))
-                    found.setdefault((id(p.node),), (p.node.pos, (f"the conditions on this {p.kind} fact can never all hold: {why}; "
-                                                                  "the criterion can never be met")))
+                    found.setdefault(
+                        (id(p.node),),
+                        (
+                            p.node.pos,
+                            (
+                                f"the conditions on this {p.kind} fact can never all hold: {why}; "
+                                "the criterion can never be met"
+                            ),
+                        ),
+                    )
         for p in walk_plan(plan):
             if isinstance(p, PBool) and p.op == "all":
                 leaves = [x for x in _flat_all(p) if isinstance(x, PFact) and _single(x) and id(x) not in alone]
                 for i, a in enumerate(leaves):
-                    for b in leaves[i + 1:]:
+                    for b in leaves[i + 1 :]:
                         if a.kind != b.kind or a.where != b.where:
                             continue
                         why = _contradiction(list(a.where) + _conjuncts(a.test) + _conjuncts(b.test), crs)
                         if why:
                             line_b = b.node.pos.line
-                            found.setdefault((id(a.node), id(b.node)), (
-                                a.node.pos, (f"this criterion and the one on line {line_b} test the same {a.kind} fact "
-                                             f"and can never both be met: {why}")))
+                            found.setdefault(
+                                (id(a.node), id(b.node)),
+                                (
+                                    a.node.pos,
+                                    (
+                                        f"this criterion and the one on line {line_b} test the same {a.kind} fact "
+                                        f"and can never both be met: {why}"
+                                    ),
+                                ),
+                            )
     return found
 
 
@@ -191,8 +207,13 @@ def lint_dead_branches(rs: rm.RuleSet, compiled: Mapping[str, CompiledRuleSet], 
         relevant |= relevant_nodes(crs)
     for rule in rs.rules:
         if rule.for_each is not None and not for_each_rows(rule, rs) and rule.for_each.table in rs.tables:
-            diags.add("L011", f"table '{rule.for_each.table}' has no open rows: the criteria of {rule.id} are never evaluated",
-                      rule.for_each.pos, severity="warning", help="open a row (state other than closed), or remove the rule")
+            diags.add(
+                "L011",
+                f"table '{rule.for_each.table}' has no open rows: the criteria of {rule.id} are never evaluated",
+                rule.for_each.pos,
+                severity="warning",
+                help="open a row (state other than closed), or remove the rule",
+            )
             continue
         for node in rule_nodes(rule):
             if id(node) not in relevant:
@@ -201,13 +222,22 @@ def lint_dead_branches(rs: rm.RuleSet, compiled: Mapping[str, CompiledRuleSet], 
             if not hidden:
                 continue
             ids = [x.id for h in hidden for x in walk_criteria(h) if x.id]
-            why = _params_why([x for h in hidden for x in walk_criteria(h) if isinstance(x, rm.ParamLeaf)]
-                              or [x for x in children(node) if isinstance(x, rm.ParamLeaf)], rule, rs)
+            why = _params_why(
+                [x for h in hidden for x in walk_criteria(h) if isinstance(x, rm.ParamLeaf)]
+                or [x for x in children(node) if isinstance(x, rm.ParamLeaf)],
+                rule,
+                rs,
+            )
             names = f" ({', '.join(ids)})" if ids else ""
             verb = "never matters" if len(hidden) == 1 else "never matter"
-            diags.add("L011", f"{_n(len(hidden), 'criterion', 'criteria')} under this `{_op(node)}`{names} {verb} in any "
-                              f"profile or row" + (f": {why}" if why else ""), node.pos, severity="warning",
-                      help="remove the dead branch, or add the profile or table row it is meant for")
+            diags.add(
+                "L011",
+                f"{_n(len(hidden), 'criterion', 'criteria')} under this `{_op(node)}`{names} {verb} in any "
+                f"profile or row" + (f": {why}" if why else ""),
+                node.pos,
+                severity="warning",
+                help="remove the dead branch, or add the profile or table row it is meant for",
+            )
 
 
 def _op(node: Any) -> str:
@@ -215,10 +245,10 @@ def _op(node: Any) -> str:
 
 
 def _params_why(params: Sequence[rm.ParamLeaf], rule: rm.Rule, rs: rm.RuleSet) -> str:
-    """"`row.biomarker` is never X or Y (it is A, B, C and 6 more)", one clause per parameter."""
+    """ "`row.biomarker` is never X or Y (it is A, B, C and 6 more)", one clause per parameter."""
     wanted: dict[str, list[str]] = {}
     for c in params:
-        for w in (c.equals if isinstance(c.equals, list) else [c.equals]):
+        for w in c.equals if isinstance(c.equals, list) else [c.equals]:
             wanted.setdefault(c.param, []).append(str(w))
     out = []
     for name, want in wanted.items():
@@ -227,7 +257,9 @@ def _params_why(params: Sequence[rm.ParamLeaf], rule: rm.Rule, rs: rm.RuleSet) -
         if not absent:
             continue
         shown = ", ".join(domain[:3]) + (f" and {len(domain) - 3} more" if len(domain) > 3 else "")
-        out.append(f"`{name}` is never {', '.join(absent[:4])}{' …' if len(absent) > 4 else ''} (it is {shown or 'not set'})")
+        out.append(
+            f"`{name}` is never {', '.join(absent[:4])}{' …' if len(absent) > 4 else ''} (it is {shown or 'not set'})"
+        )
     return "; ".join(out)
 
 
@@ -240,5 +272,11 @@ def lint_plans(rs: rm.RuleSet, compiled: Mapping[str, CompiledRuleSet], diags: D
             contradictions.setdefault(key, (pos, msg, []))[2].append(profile)
     for pos, msg, profiles in contradictions.values():
         only = "" if len(profiles) == len(compiled) else f" (profile {', '.join(profiles)})"
-        diags.add("L009", msg + only, pos, severity="warning", help="check the thresholds; one of the conditions is probably wrong")
+        diags.add(
+            "L009",
+            msg + only,
+            pos,
+            severity="warning",
+            help="check the thresholds; one of the conditions is probably wrong",
+        )
     lint_dead_branches(rs, compiled, diags)

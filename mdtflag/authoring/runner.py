@@ -1,4 +1,5 @@
 """``mdtflag rules test``: finding test files, running their cases and comparing with what they expect."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -89,26 +90,49 @@ def compare(tc: TestCase, result: Any, evals: Mapping[str, RuleEval]) -> list[Fa
                 absent = "not_applicable" if flag is not None and flag.status == "not_applicable" else "absent"
                 check(want.status, row.status if row else absent, "cohorts", rid, key, rule=rid)
             failed, unknown = (row.failed, row.unknown) if row else ([], [])
-            for part, wanted, among, inside in (("failed", want.failed, failed, True), ("unknown", want.unknown, unknown, True),
-                                                ("not_failed", want.not_failed, failed, False)):
+            for part, wanted, among, inside in (
+                ("failed", want.failed, failed, True),
+                ("unknown", want.unknown, unknown, True),
+                ("not_failed", want.not_failed, failed, False),
+            ):
                 wrong = [c for c in wanted if (c in among) != inside]
                 if wrong:
                     what = "among" if inside else "not among"
-                    out.append(Failure(f"cohorts.{rid}.{key}.{part}", f"{_show(wrong)} {what} the row's {part.replace('not_', '')}",
-                                       _show(among), tc.pos("expect", "cohorts", rid, key, part), rid))
+                    out.append(
+                        Failure(
+                            f"cohorts.{rid}.{key}.{part}",
+                            f"{_show(wrong)} {what} the row's {part.replace('not_', '')}",
+                            _show(among),
+                            tc.pos("expect", "cohorts", rid, key, part),
+                            rid,
+                        )
+                    )
     for rid, region in ex.targets.items():
         flag = result.flag(rid)
         got_region = flag.target.healthcare_region if flag is not None and flag.target is not None else "no target"
         check(region, got_region, "targets", rid, rule=rid)
     for rid, keys in ex.suggested.items():
         flag = result.flag(rid)
-        check(sorted(keys), sorted(x.key for x in (flag.suggested_codes or [])) if flag else [], "suggested", rid, rule=rid)
+        check(
+            sorted(keys),
+            sorted(x.key for x in (flag.suggested_codes or [])) if flag else [],
+            "suggested",
+            rid,
+            rule=rid,
+        )
     for rid, kinds in ex.missing.items():
         flag = result.flag(rid)
         got_kinds = sorted({m.fact for m in flag.missing}) if flag else []
         if (not kinds and got_kinds) or not set(kinds) <= set(got_kinds):
-            out.append(Failure(f"missing.{rid}", _show(sorted(kinds)) + (" (at least)" if kinds else ""), _show(got_kinds),
-                               tc.pos("expect", "missing", rid), rid))
+            out.append(
+                Failure(
+                    f"missing.{rid}",
+                    _show(sorted(kinds)) + (" (at least)" if kinds else ""),
+                    _show(got_kinds),
+                    tc.pos("expect", "missing", rid),
+                    rid,
+                )
+            )
     return out
 
 
@@ -171,8 +195,9 @@ def _yaml_under(d: Path) -> list[Path]:
     return sorted(f for f in d.rglob("*") if f.is_file() and f.suffix in (".yaml", ".yml") and f.name != COVERAGE_FILE)
 
 
-def run_tests(paths: Sequence[str], rules: str | None = None, keyword: str | None = None,
-              coverage: bool = False) -> TestRun:
+def run_tests(
+    paths: Sequence[str], rules: str | None = None, keyword: str | None = None, coverage: bool = False
+) -> TestRun:
     diags = Diagnostics()
     sources: dict[str, str] = {}
     evaluators: dict[Path, Any] = {}
@@ -212,5 +237,7 @@ def run_tests(paths: Sequence[str], rules: str | None = None, keyword: str | Non
     if coverage:
         for rdir, ev in evaluators.items():
             spec = load_coverage_spec(rdir, ev.ruleset, diags, sources, (rdir / "tests" / COVERAGE_FILE).as_posix())
-            reports.append(coverage_report(str(rdir), ev, [r.evals.values() for r in results if r.case.rules_dir == rdir], spec))
+            reports.append(
+                coverage_report(str(rdir), ev, [r.evals.values() for r in results if r.case.rules_dir == rdir], spec)
+            )
     return TestRun(results, diags.sorted(sources), reports)

@@ -1,4 +1,5 @@
 """Small wording helpers shared by the authoring reporters."""
+
 from __future__ import annotations
 
 

@@ -214,10 +214,18 @@ def terminology_option() -> Callable[[F], F]:
             os.environ[TERMINOLOGY_ENV] = os.pathsep.join(value)
         return value
 
-    return click.option("--terminology", "terminology", multiple=True, metavar="DIR", expose_value=False,
-                        type=click.Path(file_okay=False), callback=remember, is_eager=True,
-                        help="A site's terminology folder (FHIR ConceptMap/ValueSet/CodeSystem JSON) added to the "
-                             f"rule set's own; repeatable (default: ${TERMINOLOGY_ENV}).")
+    return click.option(
+        "--terminology",
+        "terminology",
+        multiple=True,
+        metavar="DIR",
+        expose_value=False,
+        type=click.Path(file_okay=False),
+        callback=remember,
+        is_eager=True,
+        help="A site's terminology folder (FHIR ConceptMap/ValueSet/CodeSystem JSON) added to the "
+        f"rule set's own; repeatable (default: ${TERMINOLOGY_ENV}).",
+    )
 
 
 def as_of_option(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn, Optional, Union, cast
 
 import click
@@ -31,12 +30,10 @@ from mdtflag.cli.common import (
     run,
     terminology_option,
     validate_option,
-    workers_option,
     write_output,
 )
 from mdtflag.cli.facts import register as register_facts
 from mdtflag.errors import InputError, one_line
-from mdtflag.output.render import to_json, to_text
 from mdtflag.evaluation.result import result_json_schema
 from mdtflag.output.render import to_json, to_text
 from mdtflag.ruleset.schema import rule_json_schema

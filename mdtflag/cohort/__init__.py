@@ -4,4 +4,5 @@
 byte ranges of NDJSON files, groups of a Bulk Data export); worker processes read, parse, validate,
 evaluate and serialise; the parent writes the results in input order and accounts for every input.
 """
+
 from __future__ import annotations

@@ -17,6 +17,7 @@ Inputs:
 An entry that cannot be used (a dangling link, a folder that cannot be listed, a file named in the
 export's manifest that is missing, a folder with no input in it) becomes a named error in the results.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -121,7 +122,7 @@ class Found:
 
     name: str
     path: str
-    kind: str            # "bundle", "bundles" (one per line), "resources" (Bulk export part)
+    kind: str  # "bundle", "bundles" (one per line), "resources" (Bulk export part)
     size: int
     mtime_ns: int
     gz: bool = False
@@ -132,7 +133,7 @@ class Found:
 class ExportInfo:
     folder: str
     files: list[Found] = field(default_factory=list)
-    declared: dict[str, int] = field(default_factory=dict)   # file name -> count in the export's manifest
+    declared: dict[str, int] = field(default_factory=dict)  # file name -> count in the export's manifest
     manifest: str | None = None
 
 
@@ -142,10 +143,10 @@ class Plan:
     found: list[Found]
     problems: list[Problem]
     exports: list[ExportInfo]
-    deps: dict[int, list[int]]           # group task index -> spill task indexes it needs
+    deps: dict[int, list[int]]  # group task index -> spill task indexes it needs
     export_of_task: dict[int, int]
-    expected_units: int                   # bundles known before the run (files and lines); exports add later
-    line_counts: dict[str, int]           # uncompressed NDJSON file -> physical lines
+    expected_units: int  # bundles known before the run (files and lines); exports add later
+    line_counts: dict[str, int]  # uncompressed NDJSON file -> physical lines
 
     def inputs_digest(self) -> str:
         h = hashlib.sha256()
@@ -187,8 +188,14 @@ def _bulk_manifest(path: str) -> dict[str, object] | None:
     return None
 
 
-def _walk(folder: str, shown: str, recursive: bool, seen: set[str],
-          out: list[tuple[str, str] | Problem], manifests: dict[str, tuple[str, dict[str, object]]]) -> int:
+def _walk(
+    folder: str,
+    shown: str,
+    recursive: bool,
+    seen: set[str],
+    out: list[tuple[str, str] | Problem],
+    manifests: dict[str, tuple[str, dict[str, object]]],
+) -> int:
     """Append (shown name, path) of every input file under ``folder``; returns how many were found."""
     real = os.path.realpath(folder)
     if real in seen:
@@ -260,9 +267,9 @@ def _kind(path: str, gz: bool) -> str:
     return "resources"
 
 
-def discover(inputs: Sequence[str], *, recursive: bool = True,
-             stdin_path: str | None = None, stdin_digest: str | None = None
-             ) -> tuple[list[Found | Problem], list[ExportInfo]]:
+def discover(
+    inputs: Sequence[str], *, recursive: bool = True, stdin_path: str | None = None, stdin_digest: str | None = None
+) -> tuple[list[Found | Problem], list[ExportInfo]]:
     """Every input file (in order) and every problem met while listing; exports by folder."""
     listed: list[tuple[str, str] | Problem] = []
     manifests: dict[str, tuple[str, dict[str, object]]] = {}
@@ -305,15 +312,14 @@ def discover(inputs: Sequence[str], *, recursive: bool = True,
             kind = _kind(path, gz)
         else:
             kind = "bundle"
-        f = Found(shown, path, kind, st.st_size, st.st_mtime_ns, gz,
-                  stdin_digest if shown == STDIN_NAME else None)
+        f = Found(shown, path, kind, st.st_size, st.st_mtime_ns, gz, stdin_digest if shown == STDIN_NAME else None)
         if kind == "resources":
             folder = os.path.realpath(os.path.dirname(path)) if shown != STDIN_NAME else STDIN_NAME
             ex = exports.get(folder)
             if ex is None:
                 ex = exports[folder] = ExportInfo(folder)
                 export_list.append(ex)
-                out.append(f)           # the export is read at the position of its first file
+                out.append(f)  # the export is read at the position of its first file
             ex.files.append(f)
             continue
         out.append(f)
@@ -331,8 +337,14 @@ def discover(inputs: Sequence[str], *, recursive: bool = True,
                 ex.declared[base] = count
             if base not in listed_names:
                 at = next((i for i, x in enumerate(out) if ex is not None and x is ex.files[0]), len(out))
-                out.insert(at, Problem("not-found", os.path.join(os.path.dirname(mshown), base),
-                                       f"listed in the export's {os.path.basename(mshown)} but not in the folder"))
+                out.insert(
+                    at,
+                    Problem(
+                        "not-found",
+                        os.path.join(os.path.dirname(mshown), base),
+                        f"listed in the export's {os.path.basename(mshown)} but not in the folder",
+                    ),
+                )
         if ex is not None:
             ex.manifest = mshown
     return out, export_list
@@ -355,10 +367,10 @@ def _ranges(path: str, target: int) -> Iterator[tuple[int, int, int, int]]:
             lines = block.count(b"\n")
             ended = block.endswith(b"\n")
             del block
-            while not ended:                 # finish the line the block cut, without holding it
+            while not ended:  # finish the line the block cut, without holding it
                 piece = fh.readline(1024 * 1024)
                 if not piece:
-                    lines += 1               # the file's last line has no line break
+                    lines += 1  # the file's last line has no line break
                     break
                 length += len(piece)
                 ended = piece.endswith(b"\n")
@@ -382,7 +394,7 @@ def make_plan(items: Sequence[Found | Problem], exports: Sequence[ExportInfo], w
     def flush() -> None:
         nonlocal pending
         for i in range(0, len(pending), FILES_PER_TASK):
-            tasks.append(FilesTask(tuple(pending[i:i + FILES_PER_TASK])))
+            tasks.append(FilesTask(tuple(pending[i : i + FILES_PER_TASK])))
         pending = []
 
     for x in items:

@@ -1,6 +1,7 @@
 """What the cohort report shows, read from a run's results: counts per level and region, per-flag
 screening units (funnels, candidates), undecided patients grouped by what would decide them, and the
 run manifest. Rendering is in :mod:`mdtflag.cohort.report`."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -19,6 +20,7 @@ MAX_LISTED = 200
 MAX_IDS = 25
 UNIT_KINDS = ("trial", "hereditary", "paediatric")  # flags screened like cohorts (funnel + candidates)
 STATUSES = ("flagged", "indeterminate", "not_flagged", "not_applicable")
+
 
 def _t(obj: object, lang: str) -> str:
     if isinstance(obj, Mapping):
@@ -142,8 +144,16 @@ def _add_result(s: Summary, doc: Mapping[str, Any], lang: str) -> None:
     patient = as_text(doc.get("patient"))
     rs = as_mapping(doc.get("ruleset"))
     eng = as_mapping(doc.get("engine"))
-    s.identities[(as_text(rs.get("name")), as_text(rs.get("version")), as_text(rs.get("digest")), as_text(rs.get("profile")),
-                  as_text(doc.get("as_of")), f"{as_text(eng.get('name'))} {as_text(eng.get('version'))}".strip())] += 1
+    s.identities[
+        (
+            as_text(rs.get("name")),
+            as_text(rs.get("version")),
+            as_text(rs.get("digest")),
+            as_text(rs.get("profile")),
+            as_text(doc.get("as_of")),
+            f"{as_text(eng.get('name'))} {as_text(eng.get('version'))}".strip(),
+        )
+    ] += 1
     mdk = as_mapping(as_mapping(doc.get("decisions")).get("mdk"))
     target = as_mapping(mdk.get("target"))
     level = as_text(mdk.get("level")) or "undetermined"
@@ -192,9 +202,16 @@ def _add_result(s: Summary, doc: Mapping[str, Any], lang: str) -> None:
             if unit is None:
                 unit = s.units[(rule, "")] = Unit(rule, "", kind, _t(f.get("title"), lang))
             blocking = reasons if status != "flagged" else []
-            _screen(s, unit, status, [as_text(r.get("criterion")) for r in blocking if r.get("outcome") == "not_met"],
-                    [as_text(r.get("criterion")) for r in blocking if r.get("outcome") == "unknown"], reasons,
-                    Candidate(patient, level, centre, met), lang)
+            _screen(
+                s,
+                unit,
+                status,
+                [as_text(r.get("criterion")) for r in blocking if r.get("outcome") == "not_met"],
+                [as_text(r.get("criterion")) for r in blocking if r.get("outcome") == "unknown"],
+                reasons,
+                Candidate(patient, level, centre, met),
+                lang,
+            )
     for words, decides in chase.items():
         g = s.groups.setdefault(words, Group())
         g.patients += 1
@@ -203,8 +220,16 @@ def _add_result(s: Summary, doc: Mapping[str, Any], lang: str) -> None:
         g.decides.update(decides)
 
 
-def _screen(s: Summary, unit: Unit, status: str, failed: Sequence[str], unknown: Sequence[str],
-            reasons: Sequence[Mapping[str, Any]], cand: Candidate, lang: str) -> None:
+def _screen(
+    s: Summary,
+    unit: Unit,
+    status: str,
+    failed: Sequence[str],
+    unknown: Sequence[str],
+    reasons: Sequence[Mapping[str, Any]],
+    cand: Candidate,
+    lang: str,
+) -> None:
     unit.statuses[status] += 1
     if status == "flagged":
         if len(unit.candidates) < MAX_LISTED:
@@ -289,8 +314,9 @@ def count_of(v: object) -> int | None:
     return None
 
 
-def flatten(obj: object, prefix: str = "", out: list[tuple[str, str]] | None = None,
-             limit: int = 80) -> list[tuple[str, str]]:
+def flatten(
+    obj: object, prefix: str = "", out: list[tuple[str, str]] | None = None, limit: int = 80
+) -> list[tuple[str, str]]:
     out = [] if out is None else out
     if len(out) >= limit:
         return out

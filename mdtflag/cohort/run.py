@@ -11,8 +11,10 @@ Accounting, checked at the end and written to the manifest: every input ends as 
 error or (a Bulk export line) a resource that belongs to no patient; for Bulk exports every line is
 counted where it ended (in a result, in an error, unassigned, or blank).
 """
+
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -32,6 +34,16 @@ from typing import Any, BinaryIO
 import orjson
 
 from mdtflag._version import __version__
+from mdtflag.cohort.files import (
+    _add,
+    _append_file,
+    _complete_lines,
+    _empty_totals,
+    _idx_stats,
+    _summary_rows,
+    _truncate_lines,
+    write_json_atomic,
+)
 from mdtflag.cohort.plan import (
     BUCKET_BYTES,
     FILES_PER_TASK,
@@ -53,7 +65,6 @@ CHECKPOINT_SECONDS = 1.0
 WINDOW_PER_WORKER = 8
 #: Inputs listed one by one in the manifest (beyond this, only their count and digest).
 LIST_LIMIT = 10_000
-EXAMPLES_LIMIT = 100
 
 
 class ResumeRefused(Exception):
@@ -80,7 +91,7 @@ class Options:
     profile: str
     validate: str
     workers: int = 1
-    output: str | None = None          # None: standard output
+    output: str | None = None  # None: standard output
     summary: str | None = None
     manifest: str | None = None
     resume: bool = False
@@ -114,135 +125,15 @@ class _TaskState:
 class _Handle:
     def __init__(self, ctx: Any, config: Config) -> None:
         parent_conn, child_conn = ctx.Pipe()
-        self.proc = ctx.Process(target=worker_main, args=(child_conn, os.getpid(), config), daemon=True,
-                                name="mdtflag-worker")
+        self.proc = ctx.Process(
+            target=worker_main, args=(child_conn, os.getpid(), config), daemon=True, name="mdtflag-worker"
+        )
         self.proc.start()
         child_conn.close()
         self.conn: Connection = parent_conn
         self.ready = False
         self.broken = False
         self.job: Job | None = None
-
-
-def _empty_totals() -> dict[str, Any]:
-    return {"results": 0, "errors": 0, "error_codes": {}, "unassigned": 0, "unassigned_types": {},
-            "unassigned_examples": [],
-            "lines": {"read": 0, "blank": 0, "in_results": 0, "in_errors": 0, "unassigned": 0},
-            "bulk_patients": 0, "bulk_bundles": 0}
-
-
-def _add(totals: dict[str, Any], st: dict[str, Any], bulk: bool) -> None:
-    totals["results"] += st.get("results", 0)
-    totals["errors"] += st.get("errors", 0)
-    for code, n in st.get("codes", {}).items():
-        totals["error_codes"][code] = totals["error_codes"].get(code, 0) + n
-    lines = totals["lines"]
-    if bulk:
-        lines["in_results"] += st.get("lines_results", 0)
-        lines["in_errors"] += st.get("lines_errors", 0)
-    lines["read"] += st.get("lines", 0)
-    lines["blank"] += st.get("blank", 0)
-    lines["unassigned"] += st.get("unassigned", 0)
-    totals["unassigned"] += st.get("unassigned", 0)
-    totals["bulk_patients"] += st.get("patients", 0)
-    totals["bulk_bundles"] += st.get("bundles", 0)
-    for t, n in st.get("unassigned_types", {}).items():
-        totals["unassigned_types"][t] = totals["unassigned_types"].get(t, 0) + n
-    ex = totals["unassigned_examples"]
-    for e in st.get("unassigned_examples", []):
-        if len(ex) < EXAMPLES_LIMIT:
-            ex.append(e)
-
-
-def _idx_stats(path: str) -> dict[str, Any]:
-    """Counts of a part file left by a worker that died (its ``.idx`` lines)."""
-    st: dict[str, Any] = {"results": 0, "errors": 0, "lines_results": 0, "lines_errors": 0, "codes": {}}
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return st
-    for line in data.splitlines():
-        status, lines, _ = line.split(b"\t", 2)
-        if status == b"ok":
-            st["results"] += 1
-            st["lines_results"] += int(lines)
-        else:
-            code = status.decode()
-            st["errors"] += 1
-            st["lines_errors"] += int(lines)
-            st["codes"][code] = st["codes"].get(code, 0) + 1
-    return st
-
-
-def _complete_lines(path: str) -> tuple[int, int]:
-    """(complete lines, bytes they take) of a part file; a line cut by a crash does not count."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return 0, 0
-    end = data.rfind(b"\n") + 1
-    return data.count(b"\n", 0, end), end
-
-
-def _truncate_lines(path: str, keep: int) -> None:
-    data = Path(path).read_bytes() if os.path.exists(path) else b""
-    pos = 0
-    for _ in range(keep):
-        pos = data.index(b"\n", pos) + 1
-    with open(path, "r+b" if data else "wb") as fh:
-        fh.truncate(pos)
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
-
-
-def _append_file(dst: int, src: str) -> int:
-    """Append ``src`` to the open descriptor ``dst``; returns the bytes copied."""
-    total = 0
-    with open(src, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        try:
-            while total < size:
-                n = os.sendfile(dst, fh.fileno(), total, size - total)
-                if n == 0:
-                    break
-                total += n
-        except OSError:
-            fh.seek(total)
-            while True:
-                block = fh.read(1024 * 1024)
-                if not block:
-                    break
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(dst, view):]
-                total += len(block)
-    return total
-
-
-def _summary_rows(idx_path: str) -> bytes:
-    data = Path(idx_path).read_bytes()
-    return b"".join(line.split(b"\t", 2)[2] for line in data.splitlines(keepends=True))
 
 
 class Runner:
@@ -276,28 +167,56 @@ class Runner:
             src = self.stdin if self.stdin is not None else sys.stdin.buffer
             stdin_digest = copy_stdin(stdin_path + ".new", src)
             os.replace(stdin_path + ".new", stdin_path)
-        items, exports = discover(self.opts.inputs, recursive=self.opts.recursive, stdin_path=stdin_path,
-                                  stdin_digest=stdin_digest)
+        items, exports = discover(
+            self.opts.inputs, recursive=self.opts.recursive, stdin_path=stdin_path, stdin_digest=stdin_digest
+        )
         return make_plan(items, exports, self.work), stdin_digest
 
     def _identity(self, plan: Plan) -> dict[str, Any]:
         rs = self.opts.ruleset
         found = plan.found
-        listed = [{"path": f.name, "kind": f.kind, "size": f.size, "mtime_ns": f.mtime_ns,
-                   **({"digest": f.digest} if f.digest else {})} for f in found[:LIST_LIMIT]]
-        exports = [{"folder": ex.files[0].name.rsplit(os.sep, 1)[0] if os.sep in ex.files[0].name else ".",
-                    "files": [f.name for f in ex.files], "manifest": ex.manifest,
-                    "declared_counts": ex.declared} for ex in plan.exports]
+        listed = [
+            {
+                "path": f.name,
+                "kind": f.kind,
+                "size": f.size,
+                "mtime_ns": f.mtime_ns,
+                **({"digest": f.digest} if f.digest else {}),
+            }
+            for f in found[:LIST_LIMIT]
+        ]
+        exports = [
+            {
+                "folder": ex.files[0].name.rsplit(os.sep, 1)[0] if os.sep in ex.files[0].name else ".",
+                "files": [f.name for f in ex.files],
+                "manifest": ex.manifest,
+                "declared_counts": ex.declared,
+            }
+            for ex in plan.exports
+        ]
         return {
             "ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest, "root": rs.root},
-            "as_of": self.opts.as_of.isoformat(), "profile": self.opts.profile, "validate": self.opts.validate,
-            "recursive": self.opts.recursive, "arguments": list(self.opts.inputs),
-            "inputs": {"digest": plan.inputs_digest(), "files": len(found), "bytes": sum(f.size for f in found),
-                       "problems": len(plan.problems), "listed": listed,
-                       "complete_list": len(found) <= LIST_LIMIT},
+            "as_of": self.opts.as_of.isoformat(),
+            "profile": self.opts.profile,
+            "validate": self.opts.validate,
+            "recursive": self.opts.recursive,
+            "arguments": list(self.opts.inputs),
+            "inputs": {
+                "digest": plan.inputs_digest(),
+                "files": len(found),
+                "bytes": sum(f.size for f in found),
+                "problems": len(plan.problems),
+                "listed": listed,
+                "complete_list": len(found) <= LIST_LIMIT,
+            },
             "exports": exports,
-            "plan": {"tasks": len(plan.tasks), "files_per_task": FILES_PER_TASK, "lines_bytes": LINES_BYTES,
-                     "spill_bytes": SPILL_BYTES, "bucket_bytes": BUCKET_BYTES},
+            "plan": {
+                "tasks": len(plan.tasks),
+                "files_per_task": FILES_PER_TASK,
+                "lines_bytes": LINES_BYTES,
+                "spill_bytes": SPILL_BYTES,
+                "bucket_bytes": BUCKET_BYTES,
+            },
         }
 
     def _check_resume(self, old: dict[str, Any], ident: dict[str, Any]) -> None:
@@ -353,12 +272,16 @@ class Runner:
             if self.opts.summary is None:
                 self.opts.summary = old.get("summary")
             elif os.path.abspath(self.opts.summary) != old.get("summary"):
-                raise ResumeRefused(f"the interrupted run wrote its summary to {old.get('summary') or 'no file'}, "
-                                    f"not {self.opts.summary}")
+                raise ResumeRefused(
+                    f"the interrupted run wrote its summary to {old.get('summary') or 'no file'}, "
+                    f"not {self.opts.summary}"
+                )
         shutil.rmtree(os.path.join(self.work, "parts"), ignore_errors=True)
         os.makedirs(os.path.join(self.work, "parts"), exist_ok=True)
         self.manifest: dict[str, Any] = {
-            "schema": MANIFEST_SCHEMA, "state": "running", "mdtflag": __version__,
+            "schema": MANIFEST_SCHEMA,
+            "state": "running",
+            "mdtflag": __version__,
             "started": (old or {}).get("started") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "results": os.path.abspath(self.opts.output) if self.opts.output else None,
             "summary": os.path.abspath(self.opts.summary) if self.opts.summary else None,
@@ -399,8 +322,9 @@ class Runner:
             except OSError:
                 size = -1
             if size < keep:
-                raise ResumeRefused(f"the {what} file {path} is shorter than the run manifest records; "
-                                    f"it was changed or removed")
+                raise ResumeRefused(
+                    f"the {what} file {path} is shorter than the run manifest records; it was changed or removed"
+                )
             fd = os.open(path, os.O_WRONLY)
             os.ftruncate(fd, keep)
             os.lseek(fd, keep, os.SEEK_SET)
@@ -420,9 +344,12 @@ class Runner:
             os.fsync(self.out_fd)
         if self.sum_fd is not None:
             os.fsync(self.sum_fd)
-        self.manifest["progress"] = {"tasks_committed": committed, "results_bytes": self.out_bytes,
-                                     "summary_bytes": self.sum_bytes if self.sum_fd is not None else 0,
-                                     "totals": orjson.loads(orjson.dumps(self.totals))}
+        self.manifest["progress"] = {
+            "tasks_committed": committed,
+            "results_bytes": self.out_bytes,
+            "summary_bytes": self.sum_bytes if self.sum_fd is not None else 0,
+            "totals": orjson.loads(orjson.dumps(self.totals)),
+        }
         self.manifest["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         if self.manifest_path and durable:
             write_json_atomic(self.manifest_path, self.manifest)
@@ -469,7 +396,7 @@ class Runner:
                         break
                     try:
                         h.conn.send(job)
-                    except OSError:                      # the worker died since it last spoke
+                    except OSError:  # the worker died since it last spoke
                         queue.appendleft(job)
                         h.broken = True
                         continue
@@ -520,10 +447,8 @@ class Runner:
             self.end_eval = time.monotonic()
             self.committed = commit
             for h in handles:
-                try:
+                with contextlib.suppress(OSError):
                     h.conn.send(None)
-                except OSError:
-                    pass
             deadline = time.monotonic() + 5
             for h in handles:
                 h.proc.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -533,8 +458,9 @@ class Runner:
             if self.bar is not None:
                 self.bar.close()
 
-    def _message(self, h: _Handle, msg: tuple[Any, ...], states: dict[int, _TaskState], done_ids: set[int],
-                 tasks: Sequence[Any]) -> None:
+    def _message(
+        self, h: _Handle, msg: tuple[Any, ...], states: dict[int, _TaskState], done_ids: set[int], tasks: Sequence[Any]
+    ) -> None:
         kind = msg[0]
         if kind == "ready":
             h.ready = True
@@ -555,8 +481,9 @@ class Runner:
                 self.bar.total = (self.bar.total or 0) + stats.get("patients", 0) + stats.get("bundles", 0)
             h.job = None
 
-    def _died(self, job: Job, states: dict[int, _TaskState], queue: deque[Job], done_ids: set[int],
-              tasks: Sequence[Any]) -> None:
+    def _died(
+        self, job: Job, states: dict[int, _TaskState], queue: deque[Job], done_ids: set[int], tasks: Sequence[Any]
+    ) -> None:
         """A worker died running ``job``: its current input becomes an error, the task goes on elsewhere."""
         st = states[job.task_id]
         task = tasks[job.task_id]
@@ -582,7 +509,7 @@ class Runner:
         _truncate_lines(idx, n_idx)
         st.stats.append(_idx_stats(idx))
         if n_nd > n_idx:
-            at, crashed = job.skip + n_idx, None          # died after its last input, before the next
+            at, crashed = job.skip + n_idx, None  # died after its last input, before the next
         else:
             at = job.skip + n_idx
             crashed = at
@@ -603,7 +530,7 @@ class Runner:
                     rows = _summary_rows(idx)
                     view = memoryview(rows)
                     while view:
-                        view = view[os.write(self.sum_fd, view):]
+                        view = view[os.write(self.sum_fd, view) :]
                     self.sum_bytes += len(rows)
                 os.unlink(idx)
         task = tasks[task_id]
@@ -612,10 +539,8 @@ class Runner:
             _add(self.totals, stats, bulk)
         if isinstance(task, GroupTask) and task.bucket == self.buckets[task.export] - 1:
             for path in task.spills:
-                try:
+                with contextlib.suppress(OSError):
                     os.unlink(path)
-                except OSError:
-                    pass
 
     # ------------------------------------------------------------------ progress and the end
 
@@ -624,8 +549,14 @@ class Runner:
             return
         from tqdm import tqdm
 
-        self.bar = tqdm(total=plan.expected_units or None, unit=" patients", file=sys.stderr, dynamic_ncols=True,
-                        smoothing=0.1, initial=self.totals["results"] + self.totals["errors"] if start else 0)
+        self.bar = tqdm(
+            total=plan.expected_units or None,
+            unit=" patients",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            smoothing=0.1,
+            initial=self.totals["results"] + self.totals["errors"] if start else 0,
+        )
 
     def _progress(self, units: int, errors: int) -> None:
         self.shown_errors += errors
@@ -645,23 +576,35 @@ class Runner:
         units = t["results"] + t["errors"]
         evaluating = max(1e-9, self.end_eval - ready)
         self.manifest["timing"] = {
-            "wall_s": round(wall, 3), "startup_s": round(ready - self.t0, 3), "evaluation_s": round(evaluating, 3),
+            "wall_s": round(wall, 3),
+            "startup_s": round(ready - self.t0, 3),
+            "evaluation_s": round(evaluating, 3),
             "units_per_s": round(units / evaluating, 2) if complete else None,
             "cpu_parent_s": round(cpu.ru_utime + cpu.ru_stime - self.cpu0.ru_utime - self.cpu0.ru_stime, 3),
-            "cpu_workers_s": round(kids.ru_utime + kids.ru_stime - self.children0.ru_utime - self.children0.ru_stime, 3),
+            "cpu_workers_s": round(
+                kids.ru_utime + kids.ru_stime - self.children0.ru_utime - self.children0.ru_stime, 3
+            ),
             "cpu_workers_startup_s": round(self.startup_cpu, 3),
             "peak_rss_parent_mb": round(cpu.ru_maxrss / 1024, 1),
             "peak_rss_worker_mb": round(kids.ru_maxrss / 1024, 1),
             "workers": self.opts.workers,
         }
         self.manifest["counts"] = {
-            "inputs": units + t["unassigned"], "results": t["results"], "errors": t["errors"],
-            "unassigned": t["unassigned"], "error_codes": dict(sorted(t["error_codes"].items())),
-            "lines": lines, "lines_balanced": balanced,
-            "bulk_patients": t["bulk_patients"], "bulk_bundles": t["bulk_bundles"],
+            "inputs": units + t["unassigned"],
+            "results": t["results"],
+            "errors": t["errors"],
+            "unassigned": t["unassigned"],
+            "error_codes": dict(sorted(t["error_codes"].items())),
+            "lines": lines,
+            "lines_balanced": balanced,
+            "bulk_patients": t["bulk_patients"],
+            "bulk_bundles": t["bulk_bundles"],
         }
-        self.manifest["unassigned"] = {"count": t["unassigned"], "by_type": dict(sorted(t["unassigned_types"].items())),
-                                       "examples": t["unassigned_examples"]}
+        self.manifest["unassigned"] = {
+            "count": t["unassigned"],
+            "by_type": dict(sorted(t["unassigned_types"].items())),
+            "examples": t["unassigned_examples"],
+        }
         self.manifest["state"] = "complete" if complete else "interrupted"
         self.manifest["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         if self.manifest_path and (self.opts.output or self.opts.manifest):

@@ -20,13 +20,14 @@ workers). The rule files are read on the driver and travel with the task, so exe
 Spark sees only the DataFrame API (no RDD, no SparkContext), so the same call works on Spark Connect
 and shared Databricks clusters. ``docs/cohort.md`` shows how to run it on a cluster.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,12 +84,17 @@ def evaluator_for(digest: str, files: RuleFiles, profile: str | None) -> Evaluat
     return ev
 
 
-def evaluate_one(ev: Evaluator, bundle: str | bytes | None, source: str, as_of: dt.date,
-                 profile: str | None, validate: Literal["facts", "all", "none"] = "facts") -> dict[str, str]:
+def evaluate_one(
+    ev: Evaluator,
+    bundle: str | bytes | None,
+    source: str,
+    as_of: dt.date,
+    profile: str | None,
+    validate: Literal["facts", "all", "none"] = "facts",
+) -> dict[str, str]:
     """One input row to one output row (see the module documentation)."""
     from mdtflag.api import error_result
     from mdtflag.errors import InputError
-
     from mdtflag.fhir.load import load_bundle
     from mdtflag.output.render import to_json
 
@@ -100,16 +106,32 @@ def evaluate_one(ev: Evaluator, bundle: str | bytes | None, source: str, as_of: 
         doc = error_result(e).to_dict()
     line = to_json(doc, indent=False).rstrip(b"\n").decode("utf-8")
     if doc.get("schema") == "mdtflag.error/1":
-        return {"source": source, "patient": "", "mdk_level": "", "status": "error",
-                "error_code": str(doc["error"]["code"]), "result": line}
+        return {
+            "source": source,
+            "patient": "",
+            "mdk_level": "",
+            "status": "error",
+            "error_code": str(doc["error"]["code"]),
+            "result": line,
+        }
     mdk = doc["decisions"].get("mdk") or {}
-    return {"source": source, "patient": str(doc["patient"]), "mdk_level": str(mdk.get("level") or ""),
-            "status": "ok", "error_code": "", "result": line}
+    return {
+        "source": source,
+        "patient": str(doc["patient"]),
+        "mdk_level": str(mdk.get("level") or ""),
+        "status": "ok",
+        "error_code": "",
+        "result": line,
+    }
 
 
-def evaluate_dataframe(df: DataFrame, rules: str | os.PathLike[str] | None = None,
-                       as_of: str | dt.date | None = None, profile: str | None = None,
-                       validate: Literal["facts", "all", "none"] = "facts") -> DataFrame:
+def evaluate_dataframe(
+    df: DataFrame,
+    rules: str | os.PathLike[str] | None = None,
+    as_of: str | dt.date | None = None,
+    profile: str | None = None,
+    validate: Literal["facts", "all", "none"] = "facts",
+) -> DataFrame:
     """Evaluate every bundle of ``df`` (column ``bundle``; optional ``source``) inside Spark.
 
     ``rules``: rule set folder on the driver (default as for :class:`~mdtflag.api.Evaluator`);
@@ -121,7 +143,9 @@ def evaluate_dataframe(df: DataFrame, rules: str | os.PathLike[str] | None = Non
     from mdtflag.api import parse_date
 
     if "bundle" not in df.columns:
-        raise ValueError(f"the DataFrame needs a 'bundle' column (one patient bundle as JSON per row); it has {df.columns}")
+        raise ValueError(
+            f"the DataFrame needs a 'bundle' column (one patient bundle as JSON per row); it has {df.columns}"
+        )
     if validate not in ("facts", "all", "none"):
         raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
     day = parse_date(as_of)
@@ -138,8 +162,10 @@ def evaluate_dataframe(df: DataFrame, rules: str | os.PathLike[str] | None = Non
         for batch in batches:
             bundles = batch.column("bundle").to_pylist()
             sources = batch.column("source").to_pylist() if has_source else [None] * len(bundles)
-            rows = [evaluate_one(ev, b, s if s is not None else DEFAULT_SOURCE, day, profile, validate)
-                    for b, s in zip(bundles, sources)]
+            rows = [
+                evaluate_one(ev, b, s if s is not None else DEFAULT_SOURCE, day, profile, validate)
+                for b, s in zip(bundles, sources)
+            ]
             yield pa.RecordBatch.from_pydict({c: [r[c] for r in rows] for c in RESULT_COLUMNS}, schema=schema)
 
     return df.select(*cols).mapInArrow(run_partition, RESULT_DDL)

@@ -1,4 +1,5 @@
 """The summary CSV: one row per input (a result or a named error), for trial coordinators."""
+
 from __future__ import annotations
 
 import csv
@@ -9,30 +10,65 @@ from typing import Any
 from mdtflag.errors import one_line
 
 #: Columns of the summary CSV, in order.
-COLUMNS = ("source", "patient", "status", "mdk_level", "mdk_target", "flagged", "indeterminate", "cohorts",
-           "missing", "error")
+COLUMNS = (
+    "source",
+    "patient",
+    "status",
+    "mdk_level",
+    "mdk_target",
+    "flagged",
+    "indeterminate",
+    "cohorts",
+    "missing",
+    "error",
+)
 
 
 def summary_row(res: Mapping[str, Any], source: str) -> dict[str, str]:
     """One summary row for a result document or an error document (both as dicts)."""
     if res.get("schema") == "mdtflag.error/1":
         err = res["error"]
-        return {"source": str(res.get("source", source)), "patient": "", "status": "error", "mdk_level": "",
-                "mdk_target": "", "flagged": "", "indeterminate": "", "cohorts": "", "missing": "",
-                "error": f"{err['code']}: {err['message']}"}
+        return {
+            "source": str(res.get("source", source)),
+            "patient": "",
+            "status": "error",
+            "mdk_level": "",
+            "mdk_target": "",
+            "flagged": "",
+            "indeterminate": "",
+            "cohorts": "",
+            "missing": "",
+            "error": f"{err['code']}: {err['message']}",
+        }
     mdk = res["decisions"].get("mdk")
     shown = [f for f in res["flags"] if f["kind"] != "derived"]  # derived helper facts feed other rules
     flagged = [f["rule"] for f in shown if f["status"] == "flagged"]
     indet = [f["rule"] for f in shown if f["status"] == "indeterminate"]
-    cohorts = sorted({f"{f['rule']}:{c['key']}" for f in shown if f["kind"] == "trial"
-                      for c in (f.get("cohorts") or []) if c["status"] == "flagged"})
+    cohorts = sorted(
+        {
+            f"{f['rule']}:{c['key']}"
+            for f in shown
+            if f["kind"] == "trial"
+            for c in (f.get("cohorts") or [])
+            if c["status"] == "flagged"
+        }
+    )
     missing = sorted({m["text"]["en"] for f in res["flags"] if f["status"] == "indeterminate" for m in f["missing"]})
     target = ""
     if mdk and mdk.get("target") and mdk["target"].get("centre"):
         target = mdk["target"]["centre"]["en"]
-    return {"source": source, "patient": res["patient"], "status": "ok", "mdk_level": mdk["level"] if mdk else "",
-            "mdk_target": target, "flagged": " ".join(flagged), "indeterminate": " ".join(indet),
-            "cohorts": " ".join(cohorts), "missing": " | ".join(missing), "error": ""}
+    return {
+        "source": source,
+        "patient": res["patient"],
+        "status": "ok",
+        "mdk_level": mdk["level"] if mdk else "",
+        "mdk_target": target,
+        "flagged": " ".join(flagged),
+        "indeterminate": " ".join(indet),
+        "cohorts": " ".join(cohorts),
+        "missing": " | ".join(missing),
+        "error": "",
+    }
 
 
 def csv_header() -> bytes:

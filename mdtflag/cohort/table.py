@@ -33,6 +33,7 @@ Columns (all text except ``line``):
 ``error_code``      the error code of an error document
 ``error_message``   its message
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,18 +47,46 @@ import orjson
 Row = dict[str, Any]
 
 COLUMNS: tuple[str, ...] = (
-    "line", "source", "patient", "mdk_level", "healthcare_region", "region", "centre", "rule", "kind",
-    "title", "cohort", "cohort_title", "status", "status_text", "evidence_tier", "provenance", "failed",
-    "unknown", "missing", "error_code", "error_message",
+    "line",
+    "source",
+    "patient",
+    "mdk_level",
+    "healthcare_region",
+    "region",
+    "centre",
+    "rule",
+    "kind",
+    "title",
+    "cohort",
+    "cohort_title",
+    "status",
+    "status_text",
+    "evidence_tier",
+    "provenance",
+    "failed",
+    "unknown",
+    "missing",
+    "error_code",
+    "error_message",
 )
 
 LANGS = ("sv", "en")
 
 STATUS_TEXT: Mapping[str, Mapping[str, str]] = {
-    "sv": {"flagged": "flaggad", "not_flagged": "ej flaggad", "indeterminate": "obestämd – data saknas",
-           "not_applicable": "ej tillämplig", "error": "fel"},
-    "en": {"flagged": "flagged", "not_flagged": "not flagged", "indeterminate": "indeterminate – data missing",
-           "not_applicable": "not applicable", "error": "error"},
+    "sv": {
+        "flagged": "flaggad",
+        "not_flagged": "ej flaggad",
+        "indeterminate": "obestämd – data saknas",
+        "not_applicable": "ej tillämplig",
+        "error": "fel",
+    },
+    "en": {
+        "flagged": "flagged",
+        "not_flagged": "not flagged",
+        "indeterminate": "indeterminate – data missing",
+        "not_applicable": "not applicable",
+        "error": "error",
+    },
 }
 
 #: Fact fields a rule can miss, in words (Swedish, English). Keyed by field; (fact kind, field) first.
@@ -83,8 +112,10 @@ FIELD_WORDS: Mapping[str, tuple[str, str]] = {
     "histology_confirmed": ("histologisk verifiering", "histological confirmation"),
     "onset": ("diagnosdatum", "date of diagnosis"),
     "onset_days_ago": ("diagnosdatum", "date of diagnosis"),
-    "age_at_onset": ("ålder vid diagnos (diagnosdatum och födelsedatum)",
-                     "age at diagnosis (date of diagnosis and date of birth)"),
+    "age_at_onset": (
+        "ålder vid diagnos (diagnosdatum och födelsedatum)",
+        "age at diagnosis (date of diagnosis and date of birth)",
+    ),
     # extent, ecog, lab, pregnancy, assertion
     "value": ("värde", "value"),
     "source": ("källa", "source"),
@@ -220,15 +251,25 @@ def cohort_missing(flag: Mapping[str, Any], cohort: Mapping[str, Any]) -> list[M
         if isinstance(r, Mapping) and r.get("criterion") in unknown:
             found.extend(m for m in _list(r.get("missing")) if isinstance(m, Mapping))
     if not found and unknown:
-        found = [m for m in _list(flag.get("missing"))
-                 if isinstance(m, Mapping) and (m.get("criterion") in unknown or m.get("criterion") is None)]
+        found = [
+            m
+            for m in _list(flag.get("missing"))
+            if isinstance(m, Mapping) and (m.get("criterion") in unknown or m.get("criterion") is None)
+        ]
     return found
 
 
 def error_row(line: int, source: str, code: str, message: str, lang: str, patient: str = "") -> Row:
     row: Row = dict.fromkeys(COLUMNS, "")
-    row.update(line=line, source=source, patient=patient, status="error", status_text=STATUS_TEXT[lang]["error"],
-               error_code=code, error_message=message)
+    row.update(
+        line=line,
+        source=source,
+        patient=patient,
+        status="error",
+        status_text=STATUS_TEXT[lang]["error"],
+        error_code=code,
+        error_message=message,
+    )
     return row
 
 
@@ -255,9 +296,14 @@ def rows_for_document(line: int, doc: object, lang: str = "sv") -> list[Row]:
     target = mdk.get("target")
     target = target if isinstance(target, Mapping) else {}
     base: Row = dict.fromkeys(COLUMNS, "")
-    base.update(line=line, patient=patient, mdk_level=_s(mdk.get("level")),
-                healthcare_region=_s(target.get("healthcare_region")), region=_text(target.get("region_name"), lang),
-                centre=_text(target.get("centre"), lang))
+    base.update(
+        line=line,
+        patient=patient,
+        mdk_level=_s(mdk.get("level")),
+        healthcare_region=_s(target.get("healthcare_region")),
+        region=_text(target.get("region_name"), lang),
+        centre=_text(target.get("centre"), lang),
+    )
     rows: list[Row] = []
     st = STATUS_TEXT[lang]
     for flag in _list(doc.get("flags")):
@@ -267,24 +313,35 @@ def rows_for_document(line: int, doc: object, lang: str = "sv") -> list[Row]:
         # the criteria that kept an unflagged or undecided flag from firing (a flagged one has none)
         reasons = [r for r in _list(flag.get("reasons")) if isinstance(r, Mapping)] if status != "flagged" else []
         row = dict(base)
-        row.update(rule=_s(flag.get("rule")), kind=_s(flag.get("kind")), title=_text(flag.get("title"), lang),
-                   status=status, status_text=st.get(status, status), evidence_tier=_tier(flag),
-                   provenance=_s(flag.get("tag")),
-                   failed=" ".join(_s(r.get("criterion")) for r in reasons if r.get("outcome") == "not_met"),
-                   unknown=" ".join(_s(r.get("criterion")) for r in reasons if r.get("outcome") == "unknown"),
-                   missing=_joined_missing(_list(flag.get("missing")), lang))
+        row.update(
+            rule=_s(flag.get("rule")),
+            kind=_s(flag.get("kind")),
+            title=_text(flag.get("title"), lang),
+            status=status,
+            status_text=st.get(status, status),
+            evidence_tier=_tier(flag),
+            provenance=_s(flag.get("tag")),
+            failed=" ".join(_s(r.get("criterion")) for r in reasons if r.get("outcome") == "not_met"),
+            unknown=" ".join(_s(r.get("criterion")) for r in reasons if r.get("outcome") == "unknown"),
+            missing=_joined_missing(_list(flag.get("missing")), lang),
+        )
         rows.append(row)
         for c in _list(flag.get("cohorts")):
             if not isinstance(c, Mapping):
                 continue
             cstatus = _s(c.get("status"))
             crow = dict(row)
-            crow.update(cohort=_s(c.get("key")), cohort_title=_text(c.get("title"), lang), status=cstatus,
-                        status_text=st.get(cstatus, cstatus), evidence_tier=_tier(c, flag),
-                        provenance=_s(c.get("tag")) or row["provenance"],
-                        failed=" ".join(_s(x) for x in _list(c.get("failed"))),
-                        unknown=" ".join(_s(x) for x in _list(c.get("unknown"))),
-                        missing=_joined_missing(cohort_missing(flag, c), lang) if cstatus == "indeterminate" else "")
+            crow.update(
+                cohort=_s(c.get("key")),
+                cohort_title=_text(c.get("title"), lang),
+                status=cstatus,
+                status_text=st.get(cstatus, cstatus),
+                evidence_tier=_tier(c, flag),
+                provenance=_s(c.get("tag")) or row["provenance"],
+                failed=" ".join(_s(x) for x in _list(c.get("failed"))),
+                unknown=" ".join(_s(x) for x in _list(c.get("unknown"))),
+                missing=_joined_missing(cohort_missing(flag, c), lang) if cstatus == "indeterminate" else "",
+            )
             rows.append(crow)
     if not rows:  # a result without flags still has its row: nothing is lost
         rows.append(base)
@@ -344,8 +401,10 @@ class _ParquetSink:
         import pyarrow.parquet as pq
 
         self._pa = pa
-        self.schema = pa.schema([pa.field("line", pa.int64(), nullable=False)]
-                                + [pa.field(c, pa.string(), nullable=False) for c in COLUMNS[1:]])
+        self.schema = pa.schema(
+            [pa.field("line", pa.int64(), nullable=False)]
+            + [pa.field(c, pa.string(), nullable=False) for c in COLUMNS[1:]]
+        )
         self._w = pq.ParquetWriter(str(path), self.schema, compression="zstd")
 
     def write(self, rows: Sequence[Row]) -> None:
@@ -384,4 +443,3 @@ def write_table(results_path: Path, out_path: Path, lang: str = "sv", *, chunk_r
     sink.close()
     tmp.replace(out_path)
     return total
-

@@ -19,6 +19,7 @@ patient reference); the buckets are written as one spill file with an index at i
 then reads its bucket of every spill file of the export, groups the lines by patient and evaluates
 each patient. No worker ever holds more than one range or one bucket, whatever the size of the export.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -39,12 +40,12 @@ from typing import Any, BinaryIO, Callable, Union
 import orjson
 
 from mdtflag.api import Evaluator, error_result
-from mdtflag.errors import InputError
-from mdtflag.fhir.load import MAX_BYTES, LoadedBundle, load_bundle
-from mdtflag.output.render import to_json
-from mdtflag.evaluation.result import ErrorBody, ErrorResult
 from mdtflag.cohort.plan import FilesTask, GroupTask, LinesTask, SpillTask, Task
 from mdtflag.cohort.summary import csv_line, summary_row
+from mdtflag.errors import InputError
+from mdtflag.evaluation.result import ErrorBody, ErrorResult
+from mdtflag.fhir.load import MAX_BYTES, LoadedBundle, load_bundle
+from mdtflag.output.render import to_json
 
 _PATIENT_LINKS = ("subject", "patient", "individual")
 _FOOTER = struct.Struct("<Q")
@@ -84,12 +85,13 @@ def watch_parent(parent_pid: int) -> None:
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0   # PR_SET_PDEATHSIG
+            armed = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             armed = False
-    if os.getppid() != parent_pid:          # the parent died before the signal was armed
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(1)
     if not armed:
+
         def poll() -> None:
             while True:
                 time.sleep(0.5)
@@ -101,10 +103,10 @@ def watch_parent(parent_pid: int) -> None:
 
 def worker_main(conn: Any, parent_pid: int, config: Config) -> None:
     """Entry point of a worker process."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent decides what an interrupt means
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     watch_parent(parent_pid)
     worker = Worker(config)
-    gc.freeze()                                      # compiled rules live as long as the process
+    gc.freeze()  # compiled rules live as long as the process
     conn.send(("ready", os.getpid(), time.process_time()))
     while True:
         try:
@@ -113,6 +115,7 @@ def worker_main(conn: Any, parent_pid: int, config: Config) -> None:
             return
         if job is None:
             return
+
         def progress(units: int, errors: int, task_id: int = job.task_id) -> None:
             conn.send(("progress", task_id, units, errors))
 
@@ -157,8 +160,12 @@ def _lines(name: str, path: str, start: int, end: int, first_line: int, gz: bool
                     while raw and not raw.endswith(b"\n"):
                         raw = fh.readline(1024 * 1024)
                         pos += len(raw)
-                    yield lineno, InputError("too-large", name,
-                                             f"line is longer than the limit of {MAX_BYTES} bytes (50 MiB)", lineno)
+                    yield (
+                        lineno,
+                        InputError(
+                            "too-large", name, f"line is longer than the limit of {MAX_BYTES} bytes (50 MiB)", lineno
+                        ),
+                    )
                     continue
                 yield lineno, raw
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -290,8 +297,13 @@ class Sink:
         os.close(self.idx)
 
     def stats(self) -> dict[str, Any]:
-        return {"results": self.results, "errors": self.errors, "lines_results": self.lines_results,
-                "lines_errors": self.lines_errors, "codes": self.codes}
+        return {
+            "results": self.results,
+            "errors": self.errors,
+            "lines_results": self.lines_results,
+            "lines_errors": self.lines_errors,
+            "codes": self.codes,
+        }
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -311,7 +323,7 @@ class Worker:
         self.ev = Evaluator(config.rules_dir, config.profile)
         self.profile = config.profile
         self._shared: dict[tuple[str, ...], dict[str, bytes]] = {}
-        self._fault = os.environ.get("MDTFLAG_FAULT_CRASH_ON")   # fault injection, for crash tests
+        self._fault = os.environ.get("MDTFLAG_FAULT_CRASH_ON")  # fault injection, for crash tests
 
     # ---- evaluation tasks
 
@@ -371,7 +383,7 @@ class Worker:
             if item.problem is not None:
                 p = item.problem
                 err = InputError(p.code, p.source, p.message, p.line)
-                yield Unit(item.name, None, lambda err=err: err)   # type: ignore[misc]
+                yield Unit(item.name, None, lambda err=err: err)  # type: ignore[misc]
                 continue
             path = item.path or ""
 
@@ -388,15 +400,18 @@ class Worker:
         for lineno, raw in _lines(task.name, task.path, task.start, task.end, task.first_line, task.gz):
             if isinstance(raw, InputError):
                 err = raw
-                yield Unit(task.name, lineno, lambda err=err: err)   # type: ignore[misc]
+                yield Unit(task.name, lineno, lambda err=err: err)  # type: ignore[misc]
                 continue
             if not raw.strip():
                 continue
 
             def load(raw: bytes = raw, lineno: int = lineno) -> LoadedBundle | InputError:
                 try:
-                    return load_bundle(_strip(raw), validate=validate,  # type: ignore[arg-type]
-                                       name=f"{task.name}:{lineno}")
+                    return load_bundle(
+                        _strip(raw),
+                        validate=validate,  # type: ignore[arg-type]
+                        name=f"{task.name}:{lineno}",
+                    )
                 except InputError as e:
                     e.source = task.name
                     e.line = lineno
@@ -416,7 +431,7 @@ class Worker:
                     head, raw = rec.split(b"\t", 1)
                     key = orjson.loads(head)[0]
                     got[key] = raw
-            self._shared = {task.spills: got}        # one export at a time
+            self._shared = {task.spills: got}  # one export at a time
         return got
 
     def _group_units(self, task: GroupTask) -> Iterator[Unit]:
@@ -450,13 +465,21 @@ class Worker:
             first = patients[0] if patients else members[0]
             source = f"{names[first[1]]}#{key}"
 
-            def load_group(members: list[tuple[str, int, int, bytes]] = members, key: str = key, source: str = source,
-                           has_patient: bool = bool(patients)) -> LoadedBundle | InputError:
+            def load_group(
+                members: list[tuple[str, int, int, bytes]] = members,
+                key: str = key,
+                source: str = source,
+                has_patient: bool = bool(patients),
+            ) -> LoadedBundle | InputError:
                 if not has_patient:
-                    return InputError("no-patient", source,
-                                      f"{len(members)} resources refer to {key}, which is not in the export")
-                body = b'{"resourceType":"Bundle","type":"collection","entry":[' + b",".join(
-                    b'{"resource":' + m[3] + b"}" for m in members) + b"]}"
+                    return InputError(
+                        "no-patient", source, f"{len(members)} resources refer to {key}, which is not in the export"
+                    )
+                body = (
+                    b'{"resourceType":"Bundle","type":"collection","entry":['
+                    + b",".join(b'{"resource":' + m[3] + b"}" for m in members)
+                    + b"]}"
+                )
                 try:
                     if not shared:
                         return load_bundle(body, validate=validate, name=source)  # type: ignore[arg-type]
@@ -475,8 +498,16 @@ class Worker:
         sink = Sink(job.prefix)
         buckets: list[list[bytes]] = [[] for _ in range(task.buckets)]
         shared: list[bytes] = []
-        st: dict[str, Any] = {"lines": 0, "blank": 0, "spilled": 0, "patients": 0, "bundles": 0, "unassigned": 0,
-                              "unassigned_types": {}, "unassigned_examples": []}
+        st: dict[str, Any] = {
+            "lines": 0,
+            "blank": 0,
+            "spilled": 0,
+            "patients": 0,
+            "bundles": 0,
+            "unassigned": 0,
+            "unassigned_types": {},
+            "unassigned_examples": [],
+        }
         try:
             for lineno, raw in _lines(task.name, task.path, task.start, task.end, task.first_line, task.gz):
                 if isinstance(raw, InputError):
@@ -497,8 +528,9 @@ class Worker:
                     continue
                 rt = res.get("resourceType") if isinstance(res, dict) else None
                 if not isinstance(rt, str) or not rt:
-                    err = InputError("not-bundle", task.name,
-                                     f"expected one FHIR resource per line, found {_describe(res)}", lineno)
+                    err = InputError(
+                        "not-bundle", task.name, f"expected one FHIR resource per line, found {_describe(res)}", lineno
+                    )
                     sink.put(error_result(err).to_dict(), err.source, 1)
                     continue
                 if rt == "Bundle":

@@ -6,16 +6,13 @@ durable-rules engine evaluates; the boolean structure above atoms becomes a plan
 engine would otherwise get wrong: unknown fact fields, constants of the wrong type, ordering
 comparisons on text, the engine's static limits.
 """
+
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Optional, TypeVar, Union, cast
 
-from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
-from mdtflag.fhir.facts.encoding import ENGINE_TYPE, EngineType, encode_constant
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, Test
 from mdtflag.compile.plan import (
@@ -33,7 +30,8 @@ from mdtflag.compile.plan import (
     children,
     criterion_ids,
 )
-from mdtflag.fhir.facts import FACT_SCHEMA
+from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
+from mdtflag.fhir.facts.encoding import ENGINE_TYPE, EngineType, encode_constant
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
 CLOSED_STATE = "closed"
@@ -52,6 +50,7 @@ _T = TypeVar("_T")
 
 
 # ----------------------------------------------------------------- compiler
+
 
 class _Compiler:
     def __init__(self, rs: rm.RuleSet, profile: str, diags: Diagnostics):
@@ -122,8 +121,12 @@ class _Compiler:
                 return None
             return UNSET if row[col] is None else row[col]
         if name not in self.params:
-            self.diags.add("C005", f"unknown parameter '{name}' in profile '{self.profile}'", pos,
-                           help="parameters: " + ", ".join(sorted(self.params)))
+            self.diags.add(
+                "C005",
+                f"unknown parameter '{name}' in profile '{self.profile}'",
+                pos,
+                help="parameters: " + ", ".join(sorted(self.params)),
+            )
             return None
         return UNSET if self.params[name] is None else self.params[name]
 
@@ -148,7 +151,7 @@ class _Compiler:
                 return None
             if r[lk.match] in keys:
                 got = r.get(lk.column)
-                for x in (got if isinstance(got, list) else [] if got is None else [got]):
+                for x in got if isinstance(got, list) else [] if got is None else [got]:
                     if x not in out:
                         out.append(x)
         return out
@@ -177,12 +180,18 @@ class _Compiler:
         for vid in ids:
             vs = self.rs.valuesets.get(vid) if isinstance(vid, str) else None
             if vs is None:
-                self.diags.add("C004", f"unknown value set '{vid}'", pos,
-                               help="value sets are files under valuesets/; the id is the file name")
+                self.diags.add(
+                    "C004",
+                    f"unknown value set '{vid}'",
+                    pos,
+                    help="value sets are files under valuesets/; the id is the file name",
+                )
                 return None
             self.used_valuesets.add(vid)
             if vs.field != field_name:
-                self.diags.add("C012", f"value set '{vid}' holds '{vs.field}' codes but is compared with field '{field_name}'", pos)
+                self.diags.add(
+                    "C012", f"value set '{vid}' holds '{vs.field}' codes but is compared with field '{field_name}'", pos
+                )
             out.extend(vs.values)
         return out
 
@@ -200,8 +209,9 @@ class _Compiler:
         pos = ft.pos
         schema = FACT_SCHEMA.get(kind, {})
         if ft.field not in schema:
-            self.diags.add("C002", f"fact '{kind}' has no field '{ft.field}'", pos,
-                           help="fields: " + ", ".join(sorted(schema)))
+            self.diags.add(
+                "C002", f"fact '{kind}' has no field '{ft.field}'", pos, help="fields: " + ", ".join(sorted(schema))
+            )
             return None
         ftype = schema[ft.field]
         op, raw = ft.cond.op, ft.cond.value
@@ -219,22 +229,36 @@ class _Compiler:
                     return None
                 atoms.append(self.atom(Atom(kind, (Test(ft.field, "eq", enc),)), pos))
             shown_vals = ", ".join(_shown(v) for v in values[:6]) + (" …" if len(values) > 6 else "")
-            return TField(ft.field, op, tuple(sorted(set(atoms))), op == "not_in",
-                          f"{ft.field} {'in' if op == 'in' else 'not in'} {{{shown_vals}}}")
+            return TField(
+                ft.field,
+                op,
+                tuple(sorted(set(atoms))),
+                op == "not_in",
+                f"{ft.field} {'in' if op == 'in' else 'not in'} {{{shown_vals}}}",
+            )
         value = self.resolve(raw, row, pos)
         if value is None:
             return None
         if value is UNSET:
-            return TField(ft.field, op, (), False, f"{ft.field} {op} null (not set in profile '{self.profile}')", const="not_met")
+            return TField(
+                ft.field, op, (), False, f"{ft.field} {op} null (not set in profile '{self.profile}')", const="not_met"
+            )
         if ftype in ("str", "bool") and op not in ("eq", "ne"):
-            self.diags.add("C009", f"'{op}' cannot compare {ftype} field '{kind}.{ft.field}'; use eq, ne, in or not_in", pos)
+            self.diags.add(
+                "C009", f"'{op}' cannot compare {ftype} field '{kind}.{ft.field}'; use eq, ne, in or not_in", pos
+            )
             return None
         enc = self.encode(kind, ft.field, value, pos)
         if enc is None:
             return None
         sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}[op]
-        return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),)), pos),), False,
-                      f"{ft.field} {sym} {_shown(value)}")
+        return TField(
+            ft.field,
+            op,
+            (self.atom(Atom(kind, (Test(ft.field, op, enc),)), pos),),
+            False,
+            f"{ft.field} {sym} {_shown(value)}",
+        )
 
     def test_expr(self, kind: str, t: Any, row: Mapping[str, Any] | None) -> TNode | None:
         if isinstance(t, rm.Conditions):
@@ -293,7 +317,9 @@ class _Compiler:
 
     def fact_leaf(self, c: rm.FactLeaf, row: Mapping[str, Any] | None) -> PFact | None:
         if c.fact not in FACT_SCHEMA:
-            self.diags.add("C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
+            self.diags.add(
+                "C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA))
+            )
             return None
         where: list[TField] = []
         if c.where is not None:
@@ -323,18 +349,30 @@ class _Compiler:
             if not isinstance(days, int) or isinstance(days, bool) or days < 0:
                 self.diags.add("C003", f"max_age_days must be a whole number of days ≥ 0, got {days!r}", c.pos)
                 return None
-            window = TField(age_field, "lte", (self.atom(Atom(c.fact, (Test(age_field, "lte", days),)), c.pos),), False,
-                            f"{age_field} ≤ {days}")
+            window = TField(
+                age_field,
+                "lte",
+                (self.atom(Atom(c.fact, (Test(age_field, "lte", days),)), c.pos),),
+                False,
+                f"{age_field} ≤ {days}",
+            )
         test = None
         if c.test is not None:
             test = self.test_expr(c.fact, c.test, row)
             if test is None:
                 return None
         # equal tests share one object: evaluation caches per-patient work by identity
-        return self.intern(PFact(c, c.fact, self.same(tuple(self.same(w) for w in where)),
-                                 self.same(window) if window is not None else None, days,
-                                 self.same(test) if test is not None else None,
-                                 date_field))
+        return self.intern(
+            PFact(
+                c,
+                c.fact,
+                self.same(tuple(self.same(w) for w in where)),
+                self.same(window) if window is not None else None,
+                days,
+                self.same(test) if test is not None else None,
+                date_field,
+            )
+        )
 
     def same(self, t: _T) -> _T:
         """The one shared instance of an equal test, condition tuple or test tree."""
@@ -419,7 +457,7 @@ def _order(rs: rm.RuleSet, diags: Diagnostics) -> list[rm.Rule]:
         if state.get(rid) == 2 or rid not in deps:
             return
         if state.get(rid) == 1:
-            cyc = " → ".join(stack[stack.index(rid):] + [rid])
+            cyc = " → ".join(stack[stack.index(rid) :] + [rid])
             rule = rs.rule(rid)
             diags.add("C007", f"rules refer to each other in a cycle: {cyc}", rule.pos if rule else Pos(""))
             return
@@ -440,8 +478,12 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
     diags = Diagnostics()
     profile = profile or rs.profiles.default
     if profile not in rs.profiles.profiles:
-        diags.add("C005", f"unknown profile '{profile}'", rs.profiles.pos,
-                  help="profiles: " + ", ".join(sorted(rs.profiles.profiles)))
+        diags.add(
+            "C005",
+            f"unknown profile '{profile}'",
+            rs.profiles.pos,
+            help="profiles: " + ", ".join(sorted(rs.profiles.profiles)),
+        )
         return None, diags.sorted(dict(rs.sources))
     comp = _Compiler(rs, profile, diags)
     compiled: list[CompiledRule] = []
@@ -464,8 +506,12 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
             if rule.for_each.gate is not None:
                 plain = rule.criteria
                 if not _is_conjunct(plain, rule.for_each.gate):
-                    diags.add("C014", f"gate '{rule.for_each.gate}' is not a criterion reached from the root through 'all' nodes only",
-                              rule.for_each.pos, help="a gate must be required for the rule to fire, so skipping rows where it fails changes nothing")
+                    diags.add(
+                        "C014",
+                        f"gate '{rule.for_each.gate}' is not a criterion reached from the root through 'all' nodes only",
+                        rule.for_each.pos,
+                        help="a gate must be required for the rule to fire, so skipping rows where it fails changes nothing",
+                    )
         else:
             plan = comp.criterion(rule.criteria, None)
             if plan is not None:
@@ -474,12 +520,18 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
         compiled.append(CompiledRule(rule, applies, tuple(instances), tuple(skipped)))
     if diags.errors:
         return None, diags.sorted(dict(rs.sources))
-    schema: dict[str, dict[str, EngineType]] = {k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
+    schema: dict[str, dict[str, EngineType]] = {
+        k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()
+    }
     try:
         engine = Engine(comp.atom_list, schema)
     except EngineLimitError as e:
-        diags.add("C010", f"the rule set exceeds an engine limit: {e}", comp.limit_pos(str(e)),
-                  help="split value sets or reduce distinct thresholds on one fact kind")
+        diags.add(
+            "C010",
+            f"the rule set exceeds an engine limit: {e}",
+            comp.limit_pos(str(e)),
+            help="split value sets or reduce distinct thresholds on one fact kind",
+        )
         return None, diags.sorted(dict(rs.sources))
     except EngineError as e:
         diags.add("C010", f"the engine refused the compiled rules: {e}", comp.limit_pos(str(e)))
@@ -487,9 +539,12 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
     sent: dict[str, set[str]] = {}
     for a in comp.atom_list:
         sent.setdefault(a.kind, set()).update(t.field for t in a.tests)
-    return (CompiledRuleSet(rs, profile, dict(comp.params), engine, tuple(compiled),
-                            {k: frozenset(v) for k, v in sent.items()}),
-            diags.sorted(dict(rs.sources)))
+    return (
+        CompiledRuleSet(
+            rs, profile, dict(comp.params), engine, tuple(compiled), {k: frozenset(v) for k, v in sent.items()}
+        ),
+        diags.sorted(dict(rs.sources)),
+    )
 
 
 def _check_outputs(rule: rm.Rule, rs: rm.RuleSet, diags: Diagnostics) -> None:

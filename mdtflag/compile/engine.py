@@ -320,9 +320,7 @@ class Engine:
                 raise EngineLimitError(f"kind `{kind!r}` must be a non-empty string")
             _check_string(kind, f"kind `{kind}`", EngineLimitError)
             if len(fields) + 1 > _MAX_PROPERTIES:
-                raise EngineLimitError(
-                    f"kind `{kind}` has {len(fields) + 1} properties (limit {_MAX_PROPERTIES})"
-                )
+                raise EngineLimitError(f"kind `{kind}` has {len(fields) + 1} properties (limit {_MAX_PROPERTIES})")
             hashes = {_fnv1_32(n): n for n in ("kind", "id", "sid", "$s")}
             for name, ftype in fields.items():
                 if type(name) is not str or not _FIELD_NAME.fullmatch(name):
@@ -334,9 +332,7 @@ class Engine:
                     raise EngineLimitError(f"field `{kind}.{name}` has unknown type `{ftype}`")
                 h = _fnv1_32(name)
                 if h in hashes:
-                    raise EngineLimitError(
-                        f"fields `{hashes[h]}` and `{name}` of kind `{kind}` share an engine hash"
-                    )
+                    raise EngineLimitError(f"fields `{hashes[h]}` and `{name}` of kind `{kind}` share an engine hash")
                 hashes[h] = name
             types[kind] = dict(fields)
         return types
@@ -367,7 +363,9 @@ class Engine:
         return atom.kind, tests
 
     @staticmethod
-    def _path_order(rules: tuple[tuple[str, tuple[_TestKey, ...]], ...]) -> tuple[tuple[str, tuple[_TestKey, ...]], ...]:
+    def _path_order(
+        rules: tuple[tuple[str, tuple[_TestKey, ...]], ...],
+    ) -> tuple[tuple[str, tuple[_TestKey, ...]], ...]:
         """Order each rule's tests by how many distinct tests its field has within the kind.
 
         Fields with few distinct tests go first, so rules share long alpha-tree prefixes and
@@ -384,9 +382,7 @@ class Engine:
 
     def _check_limits(self) -> None:
         if len(self._rules) + 1 > _MAX_RULES:
-            raise EngineLimitError(
-                f"{len(self._rules) + 1} rules incl. the sentinel (limit {_MAX_RULES})"
-            )
+            raise EngineLimitError(f"{len(self._rules) + 1} rules incl. the sentinel (limit {_MAX_RULES})")
         root = _Node()
         root.children[("$s", "eq", 1)] = _Node()
         for kind, tests in self._rules:

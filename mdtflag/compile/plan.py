@@ -7,6 +7,7 @@ immutable and interned: equal sub-plans of different table rows are one object, 
 its per-patient work by identity. Also here: the walks over a rule's criterion tree that compiling,
 evaluation and the authoring tools share.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -17,12 +18,24 @@ import mdtflag.ruleset.model as rm
 from mdtflag.compile.engine import Atom, Engine
 
 __all__ = [
-    "CompiledRule", "CompiledRuleSet", "Instance", "PBool", "PConst", "PFact", "PNode", "PRuleRef",
-    "TBool", "TField", "TNode", "children", "criterion_ids",
+    "CompiledRule",
+    "CompiledRuleSet",
+    "Instance",
+    "PBool",
+    "PConst",
+    "PFact",
+    "PNode",
+    "PRuleRef",
+    "TBool",
+    "TField",
+    "TNode",
+    "children",
+    "criterion_ids",
 ]
 
 
 # ----------------------------------------------------------------- tests on one fact
+
 
 @dataclass(frozen=True)
 class TField:
@@ -55,6 +68,7 @@ TNode = Union[TField, TBool]
 # integer ``tag`` for dispatch, both fixed at construction so evaluation does not look them up.
 # ``tag`` is a literal per class, so comparing it narrows a :data:`PNode` for the type checker. Both are
 # instance attributes only (no class attribute of the same name, which would make reading them slower).
+
 
 def _own(node: Any) -> str | None:
     got = getattr(node, "id", None)
@@ -123,6 +137,7 @@ PNode = Union[PFact, PBool, PRuleRef, PConst]
 
 # ----------------------------------------------------------------- rules and the rule set
 
+
 @dataclass(frozen=True)
 class Instance:
     """One evaluation of a rule's criteria: the whole rule, or one table row (e.g. one cohort)."""
@@ -162,6 +177,7 @@ class CompiledRuleSet:
 
 
 # ----------------------------------------------------------------- walks over a rule's criteria
+
 
 def children(c: Any) -> tuple[Any, ...]:
     """The child criteria of a criterion node of the rule model (none for a leaf)."""

@@ -1,4 +1,5 @@
 """Rule evaluations → flags with reasons, decision groups (e.g. MDK level) and the result document."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +14,6 @@ import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRuleSet, PFact
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
 from mdtflag.evaluation.match import Missing, NodeResult, RuleEval, id_keys
-from mdtflag.fhir.facts import FACT_MODELS, FactSet
 from mdtflag.evaluation.result import (
     RESULT_SCHEMA_ID,
     CohortDoc,
@@ -31,6 +31,7 @@ from mdtflag.evaluation.result import (
     TargetDoc,
     TextDoc,
 )
+from mdtflag.fhir.facts import FACT_MODELS, FactSet
 from mdtflag.ruleset.model import Status
 
 # Output objects are the typed dicts of ``result.py`` (TextDoc, FlagDoc, …), built with their keys in
@@ -39,7 +40,11 @@ from mdtflag.ruleset.model import Status
 UNDETERMINED = "undetermined"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
-OUTCOME_TEXT = {MET: ("uppfyllt", "met"), NOT_MET: ("ej uppfyllt", "not met"), UNKNOWN: ("kan ej bedömas", "cannot be decided")}
+OUTCOME_TEXT = {
+    MET: ("uppfyllt", "met"),
+    NOT_MET: ("ej uppfyllt", "not met"),
+    UNKNOWN: ("kan ej bedömas", "cannot be decided"),
+}
 
 
 def show(v: Any, lang: str = "en") -> str:
@@ -182,7 +187,8 @@ class Builder:
         if got is None:
             got = self._evidence[i] = [
                 ((e.resource, e.element, e.value), EvidenceDoc(resource=e.resource, element=e.element, value=e.value))
-                for e in self.fs.facts[i].evidence]
+                for e in self.fs.facts[i].evidence
+            ]
         return got
 
     def missing(self, items: Sequence[Missing]) -> list[MissingDoc]:
@@ -190,8 +196,14 @@ class Builder:
         for m in items:
             got = self._missing.get(m)
             if got is None:
-                got = self._missing[m] = MissingDoc(criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field, resource=m.resource,
-                    text=self.missing_text(m))
+                got = self._missing[m] = MissingDoc(
+                    criterion=m.criterion,
+                    fact=m.fact,
+                    reason=m.reason,
+                    field=m.field,
+                    resource=m.resource,
+                    text=self.missing_text(m),
+                )
             out.append(got)
         return out
 
@@ -204,19 +216,30 @@ class Builder:
             what_sv = sv + (f" ({m.where})" if m.where else "")
             what_en = en + (f" ({m.where})" if m.where else "")
         if m.reason == "stale":
-            return TextDoc(sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
+            return TextDoc(
+                sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar",
+                en=f"Cannot decide: {what_en} older than {m.days} days",
+            )
         if m.reason == "field":
             if m.field == "x_uln" or m.field == "uln":
-                return TextDoc(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
-                               en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
-            return TextDoc(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
-                           en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
+                return TextDoc(
+                    sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
+                    en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})",
+                )
+            return TextDoc(
+                sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
+                en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})",
+            )
         if m.reason == "unreadable":
             where = f"{m.resource}, {m.element}" if m.element else f"{m.resource}"
-            return TextDoc(sv=f"Kan ej bedöma: {what_sv} finns men kan inte läsas – se datakvalitetsanmärkningen ({where})",
-                           en=f"Cannot decide: {what_en} present but unreadable – see the data-quality note ({where})")
+            return TextDoc(
+                sv=f"Kan ej bedöma: {what_sv} finns men kan inte läsas – se datakvalitetsanmärkningen ({where})",
+                en=f"Cannot decide: {what_en} present but unreadable – see the data-quality note ({where})",
+            )
         if m.reason == "rule":
-            return TextDoc(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
+            return TextDoc(
+                sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate"
+            )
         return TextDoc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
 
     def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextDoc:
@@ -229,15 +252,28 @@ class Builder:
             return got
         sv, en = OUTCOME_TEXT[r.outcome]
         detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
-        return TextDoc(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
+        return TextDoc(
+            sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""),
+            en=f"{cid}: {en}" + (f" ({detail})" if detail else ""),
+        )
 
     def reason(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> ReasonDoc:
-        return ReasonDoc(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
-                   evidence=self.evidence(_own_facts(r)),
-                   missing=self.missing(r.missing) if r.outcome == UNKNOWN else [])
+        return ReasonDoc(
+            criterion=cid,
+            outcome=r.outcome,
+            text=self.node_text(r, cid, ctx),
+            evidence=self.evidence(_own_facts(r)),
+            missing=self.missing(r.missing) if r.outcome == UNKNOWN else [],
+        )
 
-    def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any],
-                blocking_only: bool = False, row: Mapping[str, Any] | None = None) -> list[ReasonDoc]:
+    def reasons(
+        self,
+        results: Sequence[NodeResult],
+        rule_id: str,
+        ctx: Mapping[str, Any],
+        blocking_only: bool = False,
+        row: Mapping[str, Any] | None = None,
+    ) -> list[ReasonDoc]:
         """Reasons in tree order. For a rule that did not fire, only what blocked it (criteria not met
         or unknown, and below them); ``mdtflag explain`` shows the whole tree."""
         out: list[ReasonDoc] = []
@@ -271,9 +307,15 @@ class Builder:
                 stack.extend(reversed(r[4]))
         if not out and results:
             root = results[-1]
-            out.append(ReasonDoc(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
-                                 evidence=self.evidence(root.facts),
-                                 missing=self.missing(root.missing) if root.outcome == UNKNOWN else []))
+            out.append(
+                ReasonDoc(
+                    criterion=rule_id,
+                    outcome=root.outcome,
+                    text=self.node_text(root, rule_id, ctx),
+                    evidence=self.evidence(root.facts),
+                    missing=self.missing(root.missing) if root.outcome == UNKNOWN else [],
+                )
+            )
         return out
 
     def target(self, rule: rm.Rule) -> TargetDoc | None:
@@ -281,7 +323,7 @@ class Builder:
         if t is None:
             return None
         region_name = self.region_row.get("name") if self.region_row else None
-        rn = TextDoc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
+        rn = TextDoc(sv=region_name["sv"], en=region_name["en"]) if isinstance(region_name, dict) else None
         if t.fixed is not None:
             centre: TextDoc | None = TextDoc(sv=t.fixed.sv, en=t.fixed.en)
         elif t.value is not None:
@@ -332,14 +374,26 @@ class Builder:
                 unknown[cid] = None
         return list(failed), list(unknown)
 
-    def cohort(self, row: Mapping[str, Any], status: Status, res: NodeResult | None,
-               memo: Mapping[Any, NodeResult] | None = None) -> CohortDoc:
+    def cohort(
+        self,
+        row: Mapping[str, Any],
+        status: Status,
+        res: NodeResult | None,
+        memo: Mapping[Any, NodeResult] | None = None,
+    ) -> CohortDoc:
         failed, unknown = self.row_ids(res, memo) if res is not None and memo is not None else ([], [])
         title = row.get("title")
         enrolled = row.get("enrolled")
-        return CohortDoc(key=str(row.get("key")), tag=row.get("tag"), title=TextDoc(sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
-                         state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
-                         status=status, failed=failed, unknown=unknown)
+        return CohortDoc(
+            key=str(row.get("key")),
+            tag=row.get("tag"),
+            title=TextDoc(sv=title["sv"], en=title["en"]) if isinstance(title, dict) else None,
+            state=row.get("state"),
+            enrolled=enrolled if isinstance(enrolled, int) else None,
+            status=status,
+            failed=failed,
+            unknown=unknown,
+        )
 
     def suggested(self, ev: RuleEval) -> list[SuggestedDoc] | None:
         s = ev.rule.suggest
@@ -356,7 +410,12 @@ class Builder:
             if row is None:
                 continue
             seen.add(key)
-            codes = {c: [str(x) for x in (row.get(c) or [])] if isinstance(row.get(c), list) else ([str(row[c])] if row.get(c) is not None else []) for c in s.columns}
+            codes = {
+                c: [str(x) for x in (row.get(c) or [])]
+                if isinstance(row.get(c), list)
+                else ([str(row[c])] if row.get(c) is not None else [])
+                for c in s.columns
+            }
             out.append(SuggestedDoc(key=key, codes=codes))
         return sorted(out, key=lambda x: x.key)
 
@@ -368,20 +427,33 @@ class Builder:
         if ev.best is not None:
             ctx = self.fact_ctx(ev.best.result.facts, ctx)
         texts = rule.texts
-        chosen = {"flagged": texts.flagged, "not_flagged": texts.not_flagged, "indeterminate": texts.indeterminate,
-                  "not_applicable": texts.not_applicable}[ev.status]
+        chosen = {
+            "flagged": texts.flagged,
+            "not_flagged": texts.not_flagged,
+            "indeterminate": texts.indeterminate,
+            "not_applicable": texts.not_applicable,
+        }[ev.status]
         text = text_out(chosen, ctx) or _default_status_text(ev.status)
         missing: list[Missing] = []
         if ev.applies is not None and ev.applies.outcome == UNKNOWN:
             missing += ev.applies.missing
         if ev.status == "indeterminate" and ev.best is not None:
             missing += ev.best.result.missing
-        return FlagDoc(rule=rule.id, version=rule.version, kind=rule.kind, title=TextDoc(sv=rule.title.sv, en=rule.title.en),
-            tag=rule.tag, status=ev.status, text=text,
-            reasons=self.reasons(results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable"), row=row),
+        return FlagDoc(
+            rule=rule.id,
+            version=rule.version,
+            kind=rule.kind,
+            title=TextDoc(sv=rule.title.sv, en=rule.title.en),
+            tag=rule.tag,
+            status=ev.status,
+            text=text,
+            reasons=self.reasons(
+                results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable"), row=row
+            ),
             missing=_unique(self.missing(list(dict.fromkeys(missing)))),
             target=self.target(rule) if ev.status in ("flagged", "indeterminate") else None,
-            cohorts=self.cohorts(ev), suggested_codes=self.suggested(ev),
+            cohorts=self.cohorts(ev),
+            suggested_codes=self.suggested(ev),
         )
 
     def decisions(self, evals: Sequence[RuleEval], flags: Mapping[str, FlagDoc]) -> dict[str, DecisionDoc]:
@@ -395,25 +467,40 @@ class Builder:
             flagged = [(d, e) for d, e in ranked if e.status == "flagged"]
             best_rank = flagged[0][0].rank if flagged else None
             deciding = [(d, e) for d, e in flagged if d.rank == best_rank]
-            pending = [(d, e) for d, e in ranked if e.status == "indeterminate" and (best_rank is None or d.rank < best_rank)]
+            pending = [
+                (d, e) for d, e in ranked if e.status == "indeterminate" and (best_rank is None or d.rank < best_rank)
+            ]
             level = deciding[0][0].level if deciding else UNDETERMINED
             target = next((flags[e.rule.id].target for _, e in deciding if flags[e.rule.id].target is not None), None)
             if deciding:
-                text = TextDoc(sv=" ".join(flags[e.rule.id].text.sv for _, e in deciding),
-                               en=" ".join(flags[e.rule.id].text.en for _, e in deciding))
+                text = TextDoc(
+                    sv=" ".join(flags[e.rule.id].text.sv for _, e in deciding),
+                    en=" ".join(flags[e.rule.id].text.en for _, e in deciding),
+                )
             else:
                 # why no level: the rules that do not apply, the undecided ones, and the default route
                 # (the lowest-ranked rule that applies) with its own reason
                 applicable = [d.rank for d, e in ranked if e.status != "not_applicable"]
                 last = max(applicable) if applicable else None
-                why = [flags[e.rule.id] for d, e in ranked if e.status in ("not_applicable", "indeterminate") or d.rank == last]
+                why = [
+                    flags[e.rule.id]
+                    for d, e in ranked
+                    if e.status in ("not_applicable", "indeterminate") or d.rank == last
+                ]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
                 en_why = " ".join(dict.fromkeys(f.text.en for f in why))
-                text = TextDoc(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
-                               en=("No level could be decided. " + en_why).strip())
-            out[name] = DecisionDoc(level=level, rules=[e.rule.id for _, e in deciding], target=target,
-                pending=[PendingDoc(rule=e.rule.id, level=d.level, missing=_unique(flags[e.rule.id].missing))
-                         for d, e in pending],
+                text = TextDoc(
+                    sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
+                    en=("No level could be decided. " + en_why).strip(),
+                )
+            out[name] = DecisionDoc(
+                level=level,
+                rules=[e.rule.id for _, e in deciding],
+                target=target,
+                pending=[
+                    PendingDoc(rule=e.rule.id, level=d.level, missing=_unique(flags[e.rule.id].missing))
+                    for d, e in pending
+                ],
                 text=text,
             )
         return out
@@ -481,8 +568,18 @@ def _all_facts(r: NodeResult) -> list[int]:
 
 
 def _default_status_text(status: str) -> TextDoc:
-    sv = {"flagged": "Flaggad", "not_flagged": "Ej flaggad", "indeterminate": "Obestämd – data saknas", "not_applicable": "Ej tillämplig"}[status]
-    en = {"flagged": "Flagged", "not_flagged": "Not flagged", "indeterminate": "Indeterminate – data missing", "not_applicable": "Not applicable"}[status]
+    sv = {
+        "flagged": "Flaggad",
+        "not_flagged": "Ej flaggad",
+        "indeterminate": "Obestämd – data saknas",
+        "not_applicable": "Ej tillämplig",
+    }[status]
+    en = {
+        "flagged": "Flagged",
+        "not_flagged": "Not flagged",
+        "indeterminate": "Indeterminate – data missing",
+        "not_applicable": "Not applicable",
+    }[status]
     return TextDoc(sv=sv, en=en)
 
 
@@ -494,7 +591,9 @@ class CriterionTexts(NamedTuple):
     missing: list[TextDoc]  # one text per missing-data item
 
 
-def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callable[[NodeResult, Mapping[str, Any] | None], CriterionTexts]:
+def criterion_texts(
+    crs: CompiledRuleSet, fs: FactSet, as_of: dt.date
+) -> Callable[[NodeResult, Mapping[str, Any] | None], CriterionTexts]:
     """For one patient: criterion result and table row (or None) → its texts, filled as in the result document."""
     b = Builder(crs, fs, as_of, "")
 
@@ -506,8 +605,15 @@ def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callab
     return texts
 
 
-def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,
-                 notes: Sequence[Any] = (), patient_ref: str | None = None) -> Result:
+def build_result(
+    crs: CompiledRuleSet,
+    fs: FactSet,
+    evals: Sequence[RuleEval],
+    as_of: dt.date,
+    version: str,
+    notes: Sequence[Any] = (),
+    patient_ref: str | None = None,
+) -> Result:
     b = Builder(crs, fs, as_of, version)
     flags = {ev.rule.id: b.flag(ev) for ev in evals}
     rs = crs.ruleset

@@ -5,6 +5,7 @@ met as soon as one part is not met, met when every part is met, and unknown othe
 mirror image; ``not`` swaps met and not met and leaves unknown as it is. Ordering the outcomes
 not met < unknown < met, ``all`` is the minimum and ``any`` the maximum.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
@@ -13,8 +14,18 @@ from typing import Final
 from mdtflag.ruleset.model import Outcome, Status
 
 __all__ = [
-    "MET", "NEGATION", "NOT_MET", "OUTCOMES", "STATUS_OF", "UNKNOWN", "Outcome", "all_of", "any_of", "combine",
-    "not_", "possible",
+    "MET",
+    "NEGATION",
+    "NOT_MET",
+    "OUTCOMES",
+    "STATUS_OF",
+    "UNKNOWN",
+    "Outcome",
+    "all_of",
+    "any_of",
+    "combine",
+    "not_",
+    "possible",
 ]
 
 MET: Final = "met"

@@ -5,6 +5,7 @@ data that is present, and *unknown* when no candidate exists (by default), the n
 older than the rule's window, or a field the test needs is absent. ``not`` swaps met and not met;
 unknown stays unknown. Missing data is therefore never silently false.
 """
+
 from __future__ import annotations
 
 import functools
@@ -143,7 +144,7 @@ class _Eval:
         n += len(fs.completions)
         for k, (kind, fields, res, element) in enumerate(fs.unreadable):
             self.unread.setdefault(kind, []).append((n + k, fields, res, element))
-            self.matched.add(("kind", kind))   # no shortcut through results of patients without this kind
+            self.matched.add(("kind", kind))  # no shortcut through results of patients without this kind
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -179,7 +180,13 @@ class _Eval:
         if isinstance(t, TField):
             if t.const is not None:
                 every = self.universe
-                got = (every, _NOTHING) if t.const == MET else (_NOTHING, every) if t.const == NOT_MET else (_NOTHING, _NOTHING)
+                got = (
+                    (every, _NOTHING)
+                    if t.const == MET
+                    else (_NOTHING, every)
+                    if t.const == NOT_MET
+                    else (_NOTHING, _NOTHING)
+                )
             else:
                 known = self.has(t.field)
                 hit = self.hits(t)
@@ -215,8 +222,7 @@ class _Eval:
         is met or not met for every completion in between."""
         out = []
         for i, (j, other, differs) in self.ends.items():
-            if t.field in differs and (t.op not in _ORDER_OPS or t.field not in other
-                                       or (i in hit) != (j in hit)):
+            if t.field in differs and (t.op not in _ORDER_OPS or t.field not in other or (i in hit) != (j in hit)):
                 out.append(i)
         return frozenset(out)
 
@@ -229,7 +235,7 @@ class _Eval:
         if isinstance(t, TField):
             end = self.ends.get(i)
             if end is not None and t.const is None and t.field in end[2]:
-                return [t.field]       # a partial date leaves the value open
+                return [t.field]  # a partial date leaves the value open
             return [] if (t.const is not None or t.field in self.enc[i]) else [t.field]
         out: list[str] = []
         for x in t.items:
@@ -355,13 +361,21 @@ class _Eval:
         for j, fields, res, element in self.unread.get(p.kind, ()):
             possible = True
             for w in p.where:
-                if (isinstance(w, TField) and w.const is None and w.field in fields
-                        and (j in self.hits(w)) == w.negate):
+                if isinstance(w, TField) and w.const is None and w.field in fields and (j in self.hits(w)) == w.negate:
                     possible = False
                     break
             if possible:
-                miss = (Missing(cid, p.kind, "unreadable", resource=res, element=element or None, where=_where(p),
-                                text=p.node.missing_text),)
+                miss = (
+                    Missing(
+                        cid,
+                        p.kind,
+                        "unreadable",
+                        resource=res,
+                        element=element or None,
+                        where=_where(p),
+                        text=p.node.missing_text,
+                    ),
+                )
                 return NodeResult(p, UNKNOWN, (), miss, (), "unreadable")
         return None
 
@@ -378,19 +392,33 @@ class _Eval:
             if got is None:
                 out = leaf.missing
                 miss: tuple[Missing, ...] = (
-                    (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ())
+                    (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
+                )
                 got = self.constant(key, NodeResult(p, out, (), miss, (), "absent"))
             return got
         if leaf.latest and p.date_field:
             df = p.date_field
             enc = self.enc
-            cands = (max(cands, key=lambda i: (enc[i].get(df, -(10 ** 9)), i)),)
+            cands = (max(cands, key=lambda i: (enc[i].get(df, -(10**9)), i)),)
         if p.window is not None:
             fresh = self.split(p.window, frozenset(cands))[0]
             if not fresh:
                 out = leaf.stale
-                miss = (Missing(cid, p.kind, "stale", resource=self.resource(cands[0]), days=p.window_days,
-                                where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
+                miss = (
+                    (
+                        Missing(
+                            cid,
+                            p.kind,
+                            "stale",
+                            resource=self.resource(cands[0]),
+                            days=p.window_days,
+                            where=_where(p),
+                            text=leaf.missing_text,
+                        ),
+                    )
+                    if out == UNKNOWN
+                    else ()
+                )
                 return NodeResult(p, out, cands, miss, (), "stale")
             if len(fresh) < len(cands):
                 cands = tuple(sorted(fresh))
@@ -405,8 +433,13 @@ class _Eval:
             unk = tuple(sorted(pool - met_set - no_set))
             if len(met_set) + len(unk) >= need:
                 where = _where(p)
-                miss = tuple(Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text)
-                             for i in unk for f in self.absent_fields(p.test, i))
+                miss = tuple(
+                    Missing(
+                        cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text
+                    )
+                    for i in unk
+                    for f in self.absent_fields(p.test, i)
+                )
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
         return _nr((p, NOT_MET, cands, (), (), ""))
 
@@ -420,7 +453,12 @@ class _Eval:
         undecided: str
         options: tuple[str, str]
         if leaf.criterion is None:
-            got, wanted, undecided, options = ref.status, set(leaf.status or ()), "indeterminate", ("flagged", "not_flagged")
+            got, wanted, undecided, options = (
+                ref.status,
+                set(leaf.status or ()),
+                "indeterminate",
+                ("flagged", "not_flagged"),
+            )
             missing_src = _rule_missing(ref)
             facts = _rule_facts(ref)
         else:

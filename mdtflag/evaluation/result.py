@@ -5,7 +5,7 @@ its published JSON Schema, and validate documents read back. Evaluation builds t
 as the typed, read-only dicts below (:class:`Result` and its parts, ``…Doc``), which orjson writes
 directly: their keys are in the models' field order, which is the canonical JSON order.
 """
-# ruff: noqa: FA100
+
 # (no ``from __future__ import annotations``: pydantic evaluates the models' annotations when the module is
 # imported, and ``X | None`` cannot be evaluated on Python 3.9, which mdtflag supports)
 from typing import TYPE_CHECKING, Any, Callable, Final, Literal, NoReturn, Optional, TypeVar
@@ -22,6 +22,7 @@ else:
     def dataclass_transform(**_: Any) -> Callable[[_C], _C]:
         """Only the type checker reads it: the document classes' constructors are those of ``dict``."""
         return lambda cls: cls
+
 
 RESULT_SCHEMA_ID: Final = "mdtflag.result/1"
 #: Most evidence items one reason lists; the rest are counted in ``evidence_omitted``. A reason met by
@@ -455,9 +456,19 @@ class Result(Doc):
 
 #: document class → the model that defines its format
 DOC_MODELS: dict[type[Doc], type[Out]] = {
-    TextDoc: TextOut, EvidenceDoc: EvidenceOut, MissingDoc: MissingOut, ReasonDoc: ReasonOut, TargetDoc: TargetOut,
-    CohortDoc: CohortOut, SuggestedDoc: SuggestedOut, FlagDoc: FlagOut, PendingDoc: PendingOut,
-    DecisionDoc: DecisionOut, DataQualityDoc: DataQualityOut, NameVersionDoc: NameVersion, RulesetDoc: RulesetOut,
+    TextDoc: TextOut,
+    EvidenceDoc: EvidenceOut,
+    MissingDoc: MissingOut,
+    ReasonDoc: ReasonOut,
+    TargetDoc: TargetOut,
+    CohortDoc: CohortOut,
+    SuggestedDoc: SuggestedOut,
+    FlagDoc: FlagOut,
+    PendingDoc: PendingOut,
+    DecisionDoc: DecisionOut,
+    DataQualityDoc: DataQualityOut,
+    NameVersionDoc: NameVersion,
+    RulesetDoc: RulesetOut,
     Result: ResultModel,
 }
 

@@ -57,6 +57,7 @@ Soundness
 The argument that a plan's checks give exactly ``model_validate``'s verdict -- what fhir_core and
 pydantic run, and which part of it the skeleton or the plan covers -- is in ``docs/fast-validation.md``.
 """
+
 from __future__ import annotations
 
 import operator
@@ -76,13 +77,13 @@ _MAX_DEPTH = 120
 stats: dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
 
 if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.fhir.load`` cheap
-    import fhir_core.constraints as _fc_constraints  # noqa: TC004
-    from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel  # noqa: TC004
-    from fhir_core.types import FhirBase as _FhirBase  # noqa: TC004
-    from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase  # noqa: TC004
-    from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]  # noqa: TC004
-    from pydantic import BaseModel as _BaseModel  # noqa: TC004
-    from pydantic import TypeAdapter as _TypeAdapter  # noqa: TC004
+    import fhir_core.constraints as _fc_constraints
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
+    from fhir_core.types import FhirBase as _FhirBase
+    from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
+    from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]
+    from pydantic import BaseModel as _BaseModel
+    from pydantic import TypeAdapter as _TypeAdapter
 
 #: ``None`` until first use, then whether fhir_core could be imported and read.
 _ENABLED: bool | None = None
@@ -209,13 +210,11 @@ class _Leaf:
     def __init__(self, annotation: Any) -> None:
         self.annotation = annotation
         self.single: Callable[[Any], Any] = _TypeAdapter(annotation).validate_python
-        self.batch: Callable[[Any], Any] = \
-            _TypeAdapter(list[annotation]).validate_python
+        self.batch: Callable[[Any], Any] = _TypeAdapter(list[annotation]).validate_python
         self.memo: set[Any] | None = set() if _runs_python(annotation) else None
 
 
-_SLOW_NAMES = frozenset({"Date", "DateTime", "Instant", "Time", "Decimal", "Url", "Base64Binary",
-                         "EncodedBytes"})
+_SLOW_NAMES = frozenset({"Date", "DateTime", "Instant", "Time", "Decimal", "Url", "Base64Binary", "EncodedBytes"})
 
 
 def _runs_python(annotation: Any) -> bool:
@@ -231,9 +230,11 @@ _CONSTRAINTS_SNAPSHOT: tuple[Any, ...] = ()
 
 
 def _constraints_now() -> tuple[Any, ...]:
-    return (getattr(_fc_constraints, "TYPES_ID_MAX_LENGTH", None),
-            getattr(_fc_constraints, "TYPES_ID_PATTERN", None),
-            getattr(_fc_constraints, "TYPES_STRING_ALLOW_EMPTY_STR", None))
+    return (
+        getattr(_fc_constraints, "TYPES_ID_MAX_LENGTH", None),
+        getattr(_fc_constraints, "TYPES_ID_PATTERN", None),
+        getattr(_fc_constraints, "TYPES_STRING_ALLOW_EMPTY_STR", None),
+    )
 
 
 def _leaf_for(annotation: Any) -> _Leaf:
@@ -257,7 +258,7 @@ def _memo_key(v: Any) -> Any:
     if c is str:
         return v
     if c is float:
-        return (float, v) if (v == v and v != 0.0) else None  # noqa: PLR0124 - v == v is the NaN test, call-free
+        return (float, v) if (v == v and v != 0.0) else None
     return (c, v)
 
 
@@ -268,19 +269,34 @@ def _memo_key(v: Any) -> Any:
 _MODEL, _MODEL_LIST, _PRIM, _PRIM_LIST, _REFUSE = range(5)
 #: Model config keys read here: with ``extra='forbid'`` the by-alias/by-name switches only decide
 #: which keys are accepted (the skeleton holds the keys); none of them changes a field's validator.
-_ALLOWED_CONFIG_KEYS = frozenset({"extra", "validate_assignment", "populate_by_name",
-                                  "validate_by_alias", "validate_by_name"})
+_ALLOWED_CONFIG_KEYS = frozenset(
+    {"extra", "validate_assignment", "populate_by_name", "validate_by_alias", "validate_by_name"}
+)
 _KNOWN_MODEL_VALIDATORS: dict[str, Any] = {}
-_OWN_NAMES = ("__init__", "model_validate", "model_post_init", "__get_pydantic_core_schema__",
-              "reject_null_complex_elements", "validate_after_model_construction",
-              "_validate_one_of_many", "_validate_required_primitive_elements")
+_OWN_NAMES = (
+    "__init__",
+    "model_validate",
+    "model_post_init",
+    "__get_pydantic_core_schema__",
+    "reject_null_complex_elements",
+    "validate_after_model_construction",
+    "_validate_one_of_many",
+    "_validate_required_primitive_elements",
+)
 
 
 class _FieldInfo:
     __slots__ = ("fhir_type", "item_leaf", "kind", "leaf", "name", "other_key")
 
-    def __init__(self, name: str, other_key: str | None, kind: int, fhir_type: Any = None,
-                 leaf: _Leaf | None = None, item_leaf: _Leaf | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        other_key: str | None,
+        kind: int,
+        fhir_type: Any = None,
+        leaf: _Leaf | None = None,
+        item_leaf: _Leaf | None = None,
+    ) -> None:
         self.name = name
         self.other_key = other_key
         self.kind = kind
@@ -323,6 +339,7 @@ def _known_model_validators() -> dict[str, Any]:
         known[name] = getattr(base[name], "__func__", base[name])
     try:
         from fhir.resources.R4B.fhirprimitiveextension import FHIRPrimitiveExtension
+
         extra = FHIRPrimitiveExtension.__dict__["validate_extension_or_fhir_comment_required"]
         known["validate_extension_or_fhir_comment_required"] = getattr(extra, "__func__", extra)
     except (ImportError, KeyError):  # pragma: no cover - then FHIRPrimitiveExtension gets no plan
@@ -358,8 +375,7 @@ def _build_class_info(klass: Any) -> dict[str, _FieldInfo] | None:
     if getattr(klass, "__pydantic_root_model__", False):
         return None
     decs = klass.__pydantic_decorators__
-    if (decs.validators or decs.field_validators or decs.root_validators
-            or getattr(decs, "computed_fields", None)):
+    if decs.validators or decs.field_validators or decs.root_validators or getattr(decs, "computed_fields", None):
         return None
     known = _known_model_validators()
     for name, dec in decs.model_validators.items():
@@ -436,7 +452,7 @@ def _resolve(fhir_type: Any, value: dict[str, Any]) -> Any:
             raise _Unsupported
         try:
             klass = _import_string(_fc_constraints.FHIR_TYPES_MAPS[fhir_type._prefix + rt + "Type"])
-        except Exception:  # noqa: BLE001 - fhir_core fails too; no plan
+        except Exception:
             raise _Unsupported from None
     if model_klass.__name__ == "Resource":
         if not klass.has_resource_base():
@@ -456,8 +472,11 @@ def _resolve(fhir_type: Any, value: dict[str, Any]) -> Any:
 class _Plan:
     __slots__ = ("groups", "paths")
 
-    def __init__(self, groups: tuple[tuple[_Leaf, Callable[[list[Any]], Any]], ...],
-                 paths: tuple[tuple[_Leaf, tuple[Any, ...]], ...]) -> None:
+    def __init__(
+        self,
+        groups: tuple[tuple[_Leaf, Callable[[list[Any]], Any]], ...],
+        paths: tuple[tuple[_Leaf, tuple[Any, ...]], ...],
+    ) -> None:
         self.groups = groups
         self.paths = paths
 
@@ -484,7 +503,7 @@ class _Plan:
                 for p in path:
                     node = node[p]
                 leaf.single(node)
-        except Exception:  # noqa: BLE001 - any failure: the full validation decides
+        except Exception:
             return False
         return True
 
@@ -575,16 +594,17 @@ class _Builder:
     def plan(self) -> _Plan:
         groups = []
         for leaf, idx in self.groups.items():
-            get: Callable[[list[Any]], Any] = (_one(idx[0]) if len(idx) == 1
-                                          else operator.itemgetter(*idx))
+            get: Callable[[list[Any]], Any] = _one(idx[0]) if len(idx) == 1 else operator.itemgetter(*idx)
             groups.append((leaf, get))
         return _Plan(tuple(groups), tuple(self.paths))
 
 
 def _one(i: int) -> Callable[[list[Any]], tuple[Any]]:
     """Like ``operator.itemgetter(i)`` but always a 1-tuple (what the batch validator takes)."""
+
     def get(leaves: list[Any]) -> tuple[Any]:
         return (leaves[i],)
+
     return get
 
 
@@ -601,7 +621,7 @@ def _derive(cls: Any, resource: dict[str, Any], instance: Any, n_leaves: int) ->
         b.model(cls, resource, instance, ())
     except (_Unsupported, RecursionError):
         return _NO_PLAN
-    except Exception:  # noqa: BLE001 - anything unexpected: no plan
+    except Exception:
         return _NO_PLAN
     if b.n != n_leaves:
         return _NO_PLAN
@@ -655,4 +675,3 @@ def clear_cache() -> None:
     for leaf in list(_LEAVES.values()):
         if leaf.memo is not None:
             leaf.memo.clear()
-

@@ -22,6 +22,7 @@ has already accepted (about 0.015 ms each), with the same verdicts and messages.
 ``invalid-resource`` note and is removed -- its facts become unknown -- except the Patient, which is
 kept (with the note) so that the patient is never lost.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,11 +61,23 @@ MAX_RESOURCES = 25_000
 _MAX_NODES = MAX_BYTES // 2
 
 #: Resource types facts are read from; ``validate="facts"`` validates only these.
-FACT_RESOURCE_TYPES = frozenset({
-    "Patient", "Condition", "Observation", "DiagnosticReport", "MedicationStatement",
-    "MedicationAdministration", "MedicationRequest", "ResearchSubject", "ResearchStudy",
-    "ServiceRequest", "Encounter", "FamilyMemberHistory", "Procedure",
-})
+FACT_RESOURCE_TYPES = frozenset(
+    {
+        "Patient",
+        "Condition",
+        "Observation",
+        "DiagnosticReport",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "MedicationRequest",
+        "ResearchSubject",
+        "ResearchStudy",
+        "ServiceRequest",
+        "Encounter",
+        "FamilyMemberHistory",
+        "Procedure",
+    }
+)
 
 ValidateMode = Literal["facts", "all", "none"]
 #: A FHIR resource (or any JSON object) as a plain dict.
@@ -104,8 +117,9 @@ def _read_file(path: str | os.PathLike[str], source: str) -> bytes:
     try:
         size = os.stat(path).st_size
         if size > MAX_BYTES:
-            raise InputError("too-large", source,
-                             f"file is {size} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)")
+            raise InputError(
+                "too-large", source, f"file is {size} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)"
+            )
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except InputError:
@@ -163,9 +177,14 @@ def _duplicate_notes(resources: list[JsonObject], pruned: dict[int, list[str]]) 
                 keys = pruned.get(id(x))
                 if keys:
                     name = _ref_name(res)
-                    notes.append(DataQualityNote(
-                        "duplicate-key", f"{name}: {path} holds the key {', '.join(keys)} more than once; "
-                        f"no value of it is read", name, f"{path}.{keys[0]}"))
+                    notes.append(
+                        DataQualityNote(
+                            "duplicate-key",
+                            f"{name}: {path} holds the key {', '.join(keys)} more than once; no value of it is read",
+                            name,
+                            f"{path}.{keys[0]}",
+                        )
+                    )
                 stack.extend((v, f"{path}.{k}") for k, v in x.items() if type(v) is dict or type(v) is list)
             elif type(x) is list:
                 stack.extend((v, f"{path}[{j}]") for j, v in enumerate(x) if type(v) is dict or type(v) is list)
@@ -180,10 +199,10 @@ def _parse(data: bytes, source: str, line: int | None = None) -> object:
 def _parse_counted(data: bytes, source: str, line: int | None = None) -> tuple[object, int]:
     """``_parse`` and the number of object keys parsed."""
     if len(data) > MAX_BYTES:
-        raise InputError("too-large", source,
-                         f"input is {len(data)} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)",
-                         line)
-    if data[:3] == b"\xef\xbb\xbf":          # a UTF-8 byte-order mark is legal but orjson rejects it
+        raise InputError(
+            "too-large", source, f"input is {len(data)} bytes, above the limit of {MAX_BYTES} bytes (50 MiB)", line
+        )
+    if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is legal but orjson rejects it
         data = data[3:]
     try:
         obj = orjson.loads(data)
@@ -192,18 +211,15 @@ def _parse_counted(data: bytes, source: str, line: int | None = None) -> tuple[o
     return obj, _check_depth(obj, source, line)
 
 
-def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
-                  line: int | None) -> InputError:
+def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str, line: int | None) -> InputError:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as uexc:
         if not (uexc.reason == "unexpected end of data" and uexc.end == len(data)):
-            return InputError("not-utf8", source,
-                              f"not UTF-8 text (invalid byte at offset {uexc.start})", line)
+            return InputError("not-utf8", source, f"not UTF-8 text (invalid byte at offset {uexc.start})", line)
         # cut in the middle of a multi-byte character: a truncated file, reported as such
     if "recursion" in exc.msg or "depth limit" in exc.msg:  # orjson before and after 3.9
-        return InputError("too-deep", source,
-                          f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
+        return InputError("too-deep", source, f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
     where = line if line is not None else (exc.lineno or None)
     detail = exc.msg
     if not data.strip():
@@ -223,15 +239,12 @@ def _check_depth(obj: object, source: str, line: int | None = None) -> int:
     while level:
         depth += 1
         if depth > MAX_DEPTH:
-            raise InputError("too-deep", source,
-                             f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
+            raise InputError("too-deep", source, f"JSON nesting deeper than the limit of {MAX_DEPTH} levels", line)
         seen += len(level)
         if seen > _MAX_NODES:
-            raise InputError("too-large", source,
-                             f"more than {_MAX_NODES} JSON objects/arrays", line)
+            raise InputError("too-large", source, f"more than {_MAX_NODES} JSON objects/arrays", line)
         keys += sum([len(x) for x in level if type(x) is dict])
-        level = [v for x in level for v in (x.values() if type(x) is dict else x)
-                 if type(v) is dict or type(v) is list]
+        level = [v for x in level for v in (x.values() if type(x) is dict else x) if type(v) is dict or type(v) is list]
     return keys
 
 
@@ -261,6 +274,7 @@ def _model_class(resource_type: str) -> type[Any] | None:
     cls = None
     if resource_type.isalpha() and resource_type[:1].isupper():
         from fhir.resources.R4B import get_fhir_model_class
+
         try:
             cls = get_fhir_model_class(resource_type)
         except (ValueError, KeyError, ImportError, AttributeError):
@@ -288,10 +302,34 @@ def _ref_name(resource: JsonObject) -> str:
 #: Elements the fact readers read, per resource type whose readers read only named elements (prefixes
 #: for choice types): a validation failure confined to other elements keeps the resource.
 _READ_ELEMENTS: dict[str, tuple[str, ...]] = {
-    "Condition": ("id", "resourceType", "subject", "code", "verificationStatus", "clinicalStatus", "onset",
-                  "abatement", "recordedDate", "extension", "stage", "evidence"),
-    "Observation": ("id", "resourceType", "subject", "code", "status", "effective", "issued", "value",
-                    "referenceRange", "component", "interpretation", "derivedFrom"),
+    "Condition": (
+        "id",
+        "resourceType",
+        "subject",
+        "code",
+        "verificationStatus",
+        "clinicalStatus",
+        "onset",
+        "abatement",
+        "recordedDate",
+        "extension",
+        "stage",
+        "evidence",
+    ),
+    "Observation": (
+        "id",
+        "resourceType",
+        "subject",
+        "code",
+        "status",
+        "effective",
+        "issued",
+        "value",
+        "referenceRange",
+        "component",
+        "interpretation",
+        "derivedFrom",
+    ),
     "MedicationStatement": ("id", "resourceType", "subject", "status", "medication", "effective"),
     "MedicationAdministration": ("id", "resourceType", "subject", "status", "medication", "effective"),
     "MedicationRequest": ("id", "resourceType", "subject", "status", "medication", "authoredOn"),
@@ -313,7 +351,7 @@ def _unread_only(cls: type[Any], resource: JsonObject, errors: list[Any]) -> boo
         bad.add(top)
     try:
         fast_validate(cls, {k: v for k, v in resource.items() if k not in bad})
-    except Exception:  # noqa: BLE001 - any failure of the rest: the resource is not kept
+    except Exception:
         return False
     return True
 
@@ -326,8 +364,7 @@ def _validate(resource: JsonObject) -> DataQualityNote | None:
     name = _ref_name(resource)
     cls = _model_class(rt)
     if cls is None:
-        return DataQualityNote("invalid-resource", f"{name}: unknown FHIR resource type {rt!r}",
-                               name, "resourceType")
+        return DataQualityNote("invalid-resource", f"{name}: unknown FHIR resource type {rt!r}", name, "resourceType")
     try:
         fast_validate(cls, resource)  # same verdict and errors as cls.model_validate(resource)
     except ValidationError as exc:
@@ -338,17 +375,24 @@ def _validate(resource: JsonObject) -> DataQualityNote | None:
         element = _loc_path(rt, tuple(first.get("loc", ())))
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         if _unread_only(cls, resource, errors):
-            return DataQualityNote("invalid-element",
-                                   f"{name} fails FHIR R4 validation at {element}: "
-                                   f"{first.get('msg', 'invalid')}{more}; no fact is read from it, "
-                                   f"the rest of the resource is used", name, element)
-        return DataQualityNote("invalid-resource",
-                               f"{name} fails FHIR R4 validation at {element}: "
-                               f"{first.get('msg', 'invalid')}{more}", name, element)
-    except Exception as exc:  # noqa: BLE001 - fhir.resources raises many types on odd input
-        return DataQualityNote("invalid-resource",
-                               f"{name} fails FHIR R4 validation: {type(exc).__name__}: {exc}"[:500],
-                               name)
+            return DataQualityNote(
+                "invalid-element",
+                f"{name} fails FHIR R4 validation at {element}: "
+                f"{first.get('msg', 'invalid')}{more}; no fact is read from it, "
+                f"the rest of the resource is used",
+                name,
+                element,
+            )
+        return DataQualityNote(
+            "invalid-resource",
+            f"{name} fails FHIR R4 validation at {element}: {first.get('msg', 'invalid')}{more}",
+            name,
+            element,
+        )
+    except Exception as exc:
+        return DataQualityNote(
+            "invalid-resource", f"{name} fails FHIR R4 validation: {type(exc).__name__}: {exc}"[:500], name
+        )
     return None
 
 
@@ -356,16 +400,20 @@ def _validate(resource: JsonObject) -> DataQualityNote | None:
 # bundle -> LoadedBundle
 
 
-def _collect_entries(bundle: JsonObject, source: str
-                     ) -> tuple[list[JsonObject], list[str | None], list[DataQualityNote]]:
+def _collect_entries(
+    bundle: JsonObject, source: str
+) -> tuple[list[JsonObject], list[str | None], list[DataQualityNote]]:
     entries = bundle.get("entry")
     if entries is None:
         entries = []
     if not isinstance(entries, list):
         raise InputError("not-bundle", source, "malformed Bundle: Bundle.entry is not an array")
     if len(entries) > MAX_RESOURCES:  # refused before any entry is read
-        raise InputError("too-many-resources", source,
-                         f"{len(entries)} entries, above the limit of {MAX_RESOURCES} resources per patient")
+        raise InputError(
+            "too-many-resources",
+            source,
+            f"{len(entries)} entries, above the limit of {MAX_RESOURCES} resources per patient",
+        )
     resources: list[JsonObject] = []
     urls: list[str | None] = []
     notes: list[DataQualityNote] = []
@@ -378,14 +426,18 @@ def _collect_entries(bundle: JsonObject, source: str
             res = entry.get("resource") if isinstance(entry, dict) else None
             if not isinstance(res, dict):
                 what = "is not an object" if not isinstance(entry, dict) else "has no resource object"
-                notes.append(DataQualityNote("invalid-entry", f"{path}[{i}] {what}; ignored",
-                                             None, f"{path}[{i}]"))
+                notes.append(DataQualityNote("invalid-entry", f"{path}[{i}] {what}; ignored", None, f"{path}[{i}]"))
                 continue
             rt = res.get("resourceType")
             if not isinstance(rt, str) or not rt:
-                notes.append(DataQualityNote("invalid-entry",
-                                             f"{path}[{i}].resource has no resourceType; ignored",
-                                             None, f"{path}[{i}].resource"))
+                notes.append(
+                    DataQualityNote(
+                        "invalid-entry",
+                        f"{path}[{i}].resource has no resourceType; ignored",
+                        None,
+                        f"{path}[{i}].resource",
+                    )
+                )
                 continue
             if rt == "Bundle":
                 inner = res.get("entry")
@@ -398,19 +450,23 @@ def _collect_entries(bundle: JsonObject, source: str
     return resources, urls, notes
 
 
-def _finish(resources: list[JsonObject], urls: list[str | None], notes: list[DataQualityNote],
-            source: str, validate: str) -> LoadedBundle:
+def _finish(
+    resources: list[JsonObject], urls: list[str | None], notes: list[DataQualityNote], source: str, validate: str
+) -> LoadedBundle:
     if len(resources) > MAX_RESOURCES:
-        raise InputError("too-many-resources", source,
-                         f"{len(resources)} resources, above the limit of {MAX_RESOURCES} per patient")
+        raise InputError(
+            "too-many-resources", source, f"{len(resources)} resources, above the limit of {MAX_RESOURCES} per patient"
+        )
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if not patients:
         raise InputError("no-patient", source, "the bundle holds no Patient resource")
     if len(patients) > 1:
         ids = ", ".join(_ref_name(p) for p in patients[:5])
-        raise InputError("several-patients", source,
-                         f"the bundle holds {len(patients)} Patient resources ({ids}); "
-                         f"exactly one is required")
+        raise InputError(
+            "several-patients",
+            source,
+            f"the bundle holds {len(patients)} Patient resources ({ids}); exactly one is required",
+        )
     patient = patients[0]
     if validate != "none":
         kept_res: list[JsonObject] = []
@@ -425,8 +481,9 @@ def _finish(resources: list[JsonObject], urls: list[str | None], notes: list[Dat
             kept_res.append(res)
             kept_urls.append(url)
         resources, urls = kept_res, kept_urls
-    return LoadedBundle(source=source, patient=patient, resources=tuple(resources),
-                        notes=tuple(notes), full_urls=tuple(urls))
+    return LoadedBundle(
+        source=source, patient=patient, resources=tuple(resources), notes=tuple(notes), full_urls=tuple(urls)
+    )
 
 
 def _check_mode(validate: str) -> None:
@@ -434,8 +491,7 @@ def _check_mode(validate: str) -> None:
         raise ValueError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
 
 
-def _from_object(obj: object, source: str, validate: str,
-                 pruned: dict[int, list[str]] | None = None) -> LoadedBundle:
+def _from_object(obj: object, source: str, validate: str, pruned: dict[int, list[str]] | None = None) -> LoadedBundle:
     if not isinstance(obj, dict) or obj.get("resourceType") != "Bundle":
         raise InputError("not-bundle", source, f"expected a FHIR Bundle, found {_describe(obj)}")
     resources, urls, notes = _collect_entries(obj, source)
@@ -444,8 +500,7 @@ def _from_object(obj: object, source: str, validate: str,
     return _finish(resources, urls, notes, source, validate)
 
 
-def load_bundle(source: Source, *, validate: ValidateMode = "facts",
-                name: str | None = None) -> LoadedBundle:
+def load_bundle(source: Source, *, validate: ValidateMode = "facts", name: str | None = None) -> LoadedBundle:
     """Read one patient bundle from a path, bytes or a parsed dict.
 
     A dict must hold plain JSON types (dict, list, str, int, float, bool, None), as produced by
@@ -505,8 +560,9 @@ def _references(obj: object, out: set[str]) -> None:
             stack.extend(v for v in x if type(v) is dict or type(v) is list)
 
 
-def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
-                         validate: ValidateMode = "facts") -> Iterator[LoadedBundle | InputError]:
+def iter_ndjson_patients(
+    paths: Iterable[str | os.PathLike[str]], *, validate: ValidateMode = "facts"
+) -> Iterator[LoadedBundle | InputError]:
     """Group a FHIR Bulk Data export (one NDJSON file per resource type) into patients.
 
     A resource belongs to the patient its ``subject`` / ``patient`` / ``individual`` refers to
@@ -535,17 +591,16 @@ def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
                 try:
                     raw = fh.readline(MAX_BYTES + 2)
                 except OSError as exc:
-                    yield InputError("not-found", fname, f"read failed: {exc.strerror or exc}",
-                                     lineno + 1)
+                    yield InputError("not-found", fname, f"read failed: {exc.strerror or exc}", lineno + 1)
                     break
                 if not raw:
                     break
                 lineno += 1
                 if len(raw) > MAX_BYTES + 1:
-                    yield InputError("too-large", fname,
-                                     f"line is longer than the limit of {MAX_BYTES} bytes (50 MiB)",
-                                     lineno)
-                    while raw and not raw.endswith(b"\n"):     # skip the rest of the line
+                    yield InputError(
+                        "too-large", fname, f"line is longer than the limit of {MAX_BYTES} bytes (50 MiB)", lineno
+                    )
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the line
                         raw = fh.readline(MAX_BYTES)
                     continue
                 if not raw.strip():
@@ -557,11 +612,11 @@ def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
                     continue
                 rt = res.get("resourceType") if isinstance(res, dict) else None
                 if not isinstance(res, dict) or not isinstance(rt, str) or not rt:
-                    yield InputError("not-bundle", fname,
-                                     f"expected one FHIR resource per line, found {_describe(res)}",
-                                     lineno)
+                    yield InputError(
+                        "not-bundle", fname, f"expected one FHIR resource per line, found {_describe(res)}", lineno
+                    )
                     continue
-                if rt == "Bundle":            # one patient bundle per line
+                if rt == "Bundle":  # one patient bundle per line
                     try:
                         yield _from_object(res, f"{fname}:{lineno}", validate)
                     except InputError as err:
@@ -573,12 +628,10 @@ def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
                     pid = res.get("id")
                     key = f"Patient/{pid}" if isinstance(pid, str) and pid else None
                     if key is None:
-                        yield InputError("no-patient", fname, "Patient resource without an id",
-                                         lineno)
+                        yield InputError("no-patient", fname, "Patient resource without an id", lineno)
                         continue
                 else:
-                    key = next((k for k in (_patient_key(res.get(f)) for f in _PATIENT_LINKS) if k),
-                               None)
+                    key = next((k for k in (_patient_key(res.get(f)) for f in _PATIENT_LINKS) if k), None)
                 if key is None:
                     rid = res.get("id")
                     if isinstance(rid, str):
@@ -590,8 +643,9 @@ def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
     for key, members in groups.items():
         source = f"{group_file[key]}#{key}"
         if not any(r["resourceType"] == "Patient" for r in members):
-            yield InputError("no-patient", source,
-                             f"{len(members)} resources refer to {key}, which is not in the export")
+            yield InputError(
+                "no-patient", source, f"{len(members)} resources refer to {key}, which is not in the export"
+            )
             continue
         refs: set[str] = set()
         _references(members, refs)
@@ -603,8 +657,9 @@ def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
             yield err
 
 
-def iter_inputs(path: str | os.PathLike[str], *,
-                validate: ValidateMode = "facts") -> Iterator[LoadedBundle | InputError]:
+def iter_inputs(
+    path: str | os.PathLike[str], *, validate: ValidateMode = "facts"
+) -> Iterator[LoadedBundle | InputError]:
     """Every patient in a file or a folder; never raises for bad input.
 
     A ``.ndjson`` file is a Bulk Data export; any other file is one JSON bundle. In a folder, all
@@ -614,9 +669,9 @@ def iter_inputs(path: str | os.PathLike[str], *,
     _check_mode(validate)
     p = Path(path)
     if p.is_dir():
-        files = sorted((f for f in p.iterdir()
-                        if f.is_file() and f.suffix.lower() in (".json", ".ndjson")),
-                       key=lambda f: f.name)
+        files = sorted(
+            (f for f in p.iterdir() if f.is_file() and f.suffix.lower() in (".json", ".ndjson")), key=lambda f: f.name
+        )
         ndjson = [f for f in files if f.suffix.lower() == ".ndjson"]
         for f in files:
             if f.suffix.lower() == ".ndjson":

@@ -11,6 +11,7 @@
 any of its usual spellings ("Skåne", "Region Skåne", "Skåne län", "Västra Götalands län",
 "STOCKHOLM", "Halmstads kommun"), ignoring case and diacritics.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,47 +22,70 @@ from types import MappingProxyType
 from typing import Any, Callable, Protocol
 
 __all__ = [
-    "COUNTIES", "HALLAND_MUNICIPALITIES", "RegionMap", "RegionTable", "county_code", "municipality_code",
-    "normalise_name", "region_map",
+    "COUNTIES",
+    "HALLAND_MUNICIPALITIES",
+    "RegionMap",
+    "RegionTable",
+    "county_code",
+    "municipality_code",
+    "normalise_name",
+    "region_map",
 ]
 
 #: SCB länskod -> official county name.
-COUNTIES: Mapping[str, str] = MappingProxyType({
-    "01": "Stockholms län",
-    "03": "Uppsala län",
-    "04": "Södermanlands län",
-    "05": "Östergötlands län",
-    "06": "Jönköpings län",
-    "07": "Kronobergs län",
-    "08": "Kalmar län",
-    "09": "Gotlands län",
-    "10": "Blekinge län",
-    "12": "Skåne län",
-    "13": "Hallands län",
-    "14": "Västra Götalands län",
-    "17": "Värmlands län",
-    "18": "Örebro län",
-    "19": "Västmanlands län",
-    "20": "Dalarnas län",
-    "21": "Gävleborgs län",
-    "22": "Västernorrlands län",
-    "23": "Jämtlands län",
-    "24": "Västerbottens län",
-    "25": "Norrbottens län",
-})
+COUNTIES: Mapping[str, str] = MappingProxyType(
+    {
+        "01": "Stockholms län",
+        "03": "Uppsala län",
+        "04": "Södermanlands län",
+        "05": "Östergötlands län",
+        "06": "Jönköpings län",
+        "07": "Kronobergs län",
+        "08": "Kalmar län",
+        "09": "Gotlands län",
+        "10": "Blekinge län",
+        "12": "Skåne län",
+        "13": "Hallands län",
+        "14": "Västra Götalands län",
+        "17": "Värmlands län",
+        "18": "Örebro län",
+        "19": "Västmanlands län",
+        "20": "Dalarnas län",
+        "21": "Gävleborgs län",
+        "22": "Västernorrlands län",
+        "23": "Jämtlands län",
+        "24": "Västerbottens län",
+        "25": "Norrbottens län",
+    }
+)
 
 #: SCB kommunkod -> name, for the municipalities of the split county Halland (13).
-HALLAND_MUNICIPALITIES: Mapping[str, str] = MappingProxyType({
-    "1315": "Hylte",
-    "1380": "Halmstad",
-    "1381": "Laholm",
-    "1382": "Falkenberg",
-    "1383": "Varberg",
-    "1384": "Kungsbacka",
-})
+HALLAND_MUNICIPALITIES: Mapping[str, str] = MappingProxyType(
+    {
+        "1315": "Hylte",
+        "1380": "Halmstad",
+        "1381": "Laholm",
+        "1382": "Falkenberg",
+        "1383": "Varberg",
+        "1384": "Kungsbacka",
+    }
+)
 
-_DROP_WORDS = frozenset({"region", "regionen", "lan", "lans", "landsting", "landstinget",
-                         "county", "kommun", "kommune", "municipality", "stad"})
+_DROP_WORDS = frozenset(
+    {
+        "region",
+        "regionen",
+        "lan",
+        "lans",
+        "landsting",
+        "landstinget",
+        "county",
+        "kommun",
+        "kommune",
+        "municipality",
+        "stad",
+    }
+)
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
@@ -78,17 +102,26 @@ def _name_index(table: Mapping[str, str], extra: Mapping[str, str]) -> dict[str,
     for code, official in table.items():
         key = normalise_name(official)
         index[key] = code
-        if key.endswith("s"):            # genitive: "Stockholms län" -> "stockholm"
+        if key.endswith("s"):  # genitive: "Stockholms län" -> "stockholm"
             index[key[:-1]] = code
     for alias, code in extra.items():
         index[normalise_name(alias)] = code
     return index
 
 
-_COUNTY_BY_NAME = _name_index(COUNTIES, {
-    "Sörmland": "04", "Jämtland Härjedalen": "23", "Härjedalen": "23", "Jönköping": "06",
-    "Örebro": "18", "Kalmar": "08", "Uppsala": "03", "Blekinge": "10",
-})
+_COUNTY_BY_NAME = _name_index(
+    COUNTIES,
+    {
+        "Sörmland": "04",
+        "Jämtland Härjedalen": "23",
+        "Härjedalen": "23",
+        "Jönköping": "06",
+        "Örebro": "18",
+        "Kalmar": "08",
+        "Uppsala": "03",
+        "Blekinge": "10",
+    },
+)
 _MUNICIPALITY_BY_NAME = _name_index(HALLAND_MUNICIPALITIES, {})
 
 
@@ -128,8 +161,7 @@ def municipality_code(value: object) -> str | None:
     return _lookup(text, _MUNICIPALITY_BY_NAME) if text else None
 
 
-def _frozen_codes(mapping: Mapping[str, str], to_code: Callable[[object], str | None],
-                  what: str) -> Mapping[str, str]:
+def _frozen_codes(mapping: Mapping[str, str], to_code: Callable[[object], str | None], what: str) -> Mapping[str, str]:
     out: dict[str, str] = {}
     for key, region in mapping.items():
         code = to_code(key)
@@ -151,8 +183,7 @@ class RegionMap:
 
     def __post_init__(self) -> None:
         munis = _frozen_codes(self.municipality_to_region, municipality_code, "municipality")
-        object.__setattr__(self, "county_to_region",
-                           _frozen_codes(self.county_to_region, county_code, "county"))
+        object.__setattr__(self, "county_to_region", _frozen_codes(self.county_to_region, county_code, "county"))
         object.__setattr__(self, "municipality_to_region", munis)
         # counties whose region depends on the municipality (those with municipality entries)
         object.__setattr__(self, "split_counties", frozenset(m[:2] for m in munis))

@@ -1,4 +1,5 @@
 """Results → canonical JSON (byte-identical for identical input) or text a clinician reads."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,18 +11,52 @@ from mdtflag.evaluation.result import ErrorResult, FlagDoc, Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
-    "en": {"flagged": "FLAGGED", "not_flagged": "not flagged", "indeterminate": "INDETERMINATE", "not_applicable": "not applicable"},
-    "sv": {"flagged": "FLAGGAD", "not_flagged": "ej flaggad", "indeterminate": "OBESTÄMD", "not_applicable": "ej tillämplig"},
+    "en": {
+        "flagged": "FLAGGED",
+        "not_flagged": "not flagged",
+        "indeterminate": "INDETERMINATE",
+        "not_applicable": "not applicable",
+    },
+    "sv": {
+        "flagged": "FLAGGAD",
+        "not_flagged": "ej flaggad",
+        "indeterminate": "OBESTÄMD",
+        "not_applicable": "ej tillämplig",
+    },
 }
 HEAD = {
-    "en": {"decision": "Decision", "flags": "Flags", "pending": "Pending (would take precedence if decided)",
-           "dq": "Data quality", "missing": "Missing", "target": "Route to", "by": "decided by", "region": "region",
-           "unknown_region": "healthcare region unknown", "cohorts": "Cohorts", "codes": "Suggested codes", "as_of": "as of",
-           "others": "more not flagged or not applicable", "derived": "Derived facts (used by the rules above)"},
-    "sv": {"decision": "Beslut", "flags": "Flaggor", "pending": "Väntar (skulle gå före om de avgjordes)",
-           "dq": "Datakvalitet", "missing": "Saknas", "target": "Remiss till", "by": "avgjort av", "region": "region",
-           "unknown_region": "sjukvårdsregion okänd", "cohorts": "Kohorter", "codes": "Föreslagna koder", "as_of": "per",
-           "others": "till ej flaggade eller ej tillämpliga", "derived": "Härledda fakta (används av reglerna ovan)"},
+    "en": {
+        "decision": "Decision",
+        "flags": "Flags",
+        "pending": "Pending (would take precedence if decided)",
+        "dq": "Data quality",
+        "missing": "Missing",
+        "target": "Route to",
+        "by": "decided by",
+        "region": "region",
+        "unknown_region": "healthcare region unknown",
+        "cohorts": "Cohorts",
+        "codes": "Suggested codes",
+        "as_of": "as of",
+        "others": "more not flagged or not applicable",
+        "derived": "Derived facts (used by the rules above)",
+    },
+    "sv": {
+        "decision": "Beslut",
+        "flags": "Flaggor",
+        "pending": "Väntar (skulle gå före om de avgjordes)",
+        "dq": "Datakvalitet",
+        "missing": "Saknas",
+        "target": "Remiss till",
+        "by": "avgjort av",
+        "region": "region",
+        "unknown_region": "sjukvårdsregion okänd",
+        "cohorts": "Kohorter",
+        "codes": "Föreslagna koder",
+        "as_of": "per",
+        "others": "till ej flaggade eller ej tillämpliga",
+        "derived": "Härledda fakta (används av reglerna ovan)",
+    },
 }
 
 
@@ -36,7 +71,9 @@ def to_text(result: Result, lang: str = "en") -> str:
     h = HEAD[lang]
     out: list[str] = []
     rs = result.ruleset
-    out.append(f"{result.patient} — {h['as_of']} {result.as_of} — {rs.name} {rs.version} ({rs.digest[:19]}…), {rs.profile}")
+    out.append(
+        f"{result.patient} — {h['as_of']} {result.as_of} — {rs.name} {rs.version} ({rs.digest[:19]}…), {rs.profile}"
+    )
     out.append("")
     for name, d in result.decisions.items():
         out.append(f"{h['decision']} {name.upper()}: {d.level.upper()}")
@@ -74,7 +111,10 @@ def to_text(result: Result, lang: str = "en") -> str:
 def _flag_text(f: FlagDoc, lang: str) -> list[str]:
     h = HEAD[lang]
     label = STATUS_LABEL[lang][f.status]
-    lines = [f"  [{label}] {f.rule} v{f.version} — {getattr(f.title, lang)} ({f.tag})", f"      {getattr(f.text, lang)}"]
+    lines = [
+        f"  [{label}] {f.rule} v{f.version} — {getattr(f.title, lang)} ({f.tag})",
+        f"      {getattr(f.text, lang)}",
+    ]
     if f.target is not None and f.target.centre is not None:
         lines.append(f"      {h['target']}: {getattr(f.target.centre, lang)}")
     for r in f.reasons:
@@ -96,7 +136,9 @@ def _flag_text(f: FlagDoc, lang: str) -> list[str]:
             if c.unknown:
                 extra.append("? " + ", ".join(c.unknown))
             state = f" ({c.state}{' ' + str(c.enrolled) + '/8' if c.enrolled is not None else ''})" if c.state else ""
-            lines.append(f"        {c.key}{state}: {STATUS_LABEL[lang][c.status]}" + (f"  {'; '.join(extra)}" if extra else ""))
+            lines.append(
+                f"        {c.key}{state}: {STATUS_LABEL[lang][c.status]}" + (f"  {'; '.join(extra)}" if extra else "")
+            )
     if f.suggested_codes:
         for s in f.suggested_codes:
             codes = "; ".join(f"{k} {', '.join(v)}" for k, v in s.codes.items() if v)

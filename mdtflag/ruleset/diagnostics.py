@@ -4,6 +4,7 @@
 pass and the test-file checks emit is registered here with its severity and a one-line meaning, and
 ``docs/authoring.md`` lists exactly these codes (a test compares them).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,8 +36,11 @@ CODES: dict[str, Code] = {
     "S006": Code("error", "`use` names an unknown fragment"),
     "S007": Code("error", "fragments use each other in a cycle"),
     "S008": Code("error", "two levels at the same rank of one decision group"),
-    "S009": Code("error", "a terminology resource that cannot be used (not a ConceptMap / ValueSet / CodeSystem, "
-                          "no source, version, date or provenance tag, or a malformed entry)"),
+    "S009": Code(
+        "error",
+        "a terminology resource that cannot be used (not a ConceptMap / ValueSet / CodeSystem, "
+        "no source, version, date or provenance tag, or a malformed entry)",
+    ),
     "F001": Code("error", "missing rule directory or file"),
     "F002": Code("error", "unreadable file, or a file that is not UTF-8 text"),
     "F003": Code("error", "no rule files"),
@@ -56,19 +60,28 @@ CODES: dict[str, Code] = {
     "C014": Code("error", "a for_each gate that is not a criterion reached through `all` nodes only"),
     "C015": Code("error", "`latest` with `min_count` above 1 (never met)"),
     "L001": Code("warning", "unknown placeholder in a text"),
-    "L002": Code("warning", "a placeholder that stays as written where it stands (another fact kind, a missing profile "
-                            "parameter or row column, a fact field in a text shown when the fact is absent, a text never filled)"),
+    "L002": Code(
+        "warning",
+        "a placeholder that stays as written where it stands (another fact kind, a missing profile "
+        "parameter or row column, a fact field in a text shown when the fact is absent, a text never filled)",
+    ),
     "L003": Code("warning", "a criterion with an id but no text"),
     "L004": Code("info", "a rule without not_flagged / indeterminate / not_applicable text"),
     "L005": Code("warning", "a blank source"),
     "L006": Code("error", "a criterion id used twice in one rule"),
     "L007": Code("warning", "a value set that no rule uses"),
     "L008": Code("warning", "a table that no rule uses"),
-    "L009": Code("warning", "contradictory conditions: one leaf's conditions, or two leaves on the same single fact "
-                            "(patient, latest ECOG, latest lab of one analyte…) under one `all`, that can never all hold"),
+    "L009": Code(
+        "warning",
+        "contradictory conditions: one leaf's conditions, or two leaves on the same single fact "
+        "(patient, latest ECOG, latest lab of one analyte…) under one `all`, that can never all hold",
+    ),
     "L010": Code("warning", "`not` of `not`"),
-    "L011": Code("warning", "criteria that never matter: a parameter criterion decides the enclosing `all` / `any` "
-                            "for every profile and row"),
+    "L011": Code(
+        "warning",
+        "criteria that never matter: a parameter criterion decides the enclosing `all` / `any` "
+        "for every profile and row",
+    ),
     "L012": Code("info", "a rule, value set, code, table, row, profile or parameter tagged DA or VERIFY"),
     "L013": Code("info", "a criterion with `text` but no `text_not_met`"),
     "L014": Code("info", "a text on a criterion without id (never shown)"),
@@ -110,7 +123,9 @@ class Pos:
         """The position with its file (and those of ``via``) shown under ``root``."""
         if not self.file or Path(self.file).is_absolute() or self.file == root:
             return self
-        return Pos((Path(root) / self.file).as_posix(), self.line, self.col, tuple(v.relative_to(root) for v in self.via))
+        return Pos(
+            (Path(root) / self.file).as_posix(), self.line, self.col, tuple(v.relative_to(root) for v in self.via)
+        )
 
 
 @dataclass(frozen=True)
@@ -160,8 +175,12 @@ def decode_utf8(raw: bytes, file: str, diags: Diagnostics) -> str | None:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        diags.add("F002", f"not UTF-8 text: byte 0x{raw[e.start]:02x} cannot be decoded ({e.reason})",
-                  Pos(file, *byte_position(raw, e.start)), help="save the file as UTF-8")
+        diags.add(
+            "F002",
+            f"not UTF-8 text: byte 0x{raw[e.start]:02x} cannot be decoded ({e.reason})",
+            Pos(file, *byte_position(raw, e.start)),
+            help="save the file as UTF-8",
+        )
         return None
 
 
@@ -175,7 +194,11 @@ def snippet(line: str, col: int) -> str:
     if len(line) <= SNIPPET_WIDTH:
         return line
     start = max(0, min(col - 1 - SNIPPET_WIDTH // 2, len(line) - SNIPPET_WIDTH))
-    return ("…" if start else "") + line[start : start + SNIPPET_WIDTH] + ("…" if start + SNIPPET_WIDTH < len(line) else "")
+    return (
+        ("…" if start else "")
+        + line[start : start + SNIPPET_WIDTH]
+        + ("…" if start + SNIPPET_WIDTH < len(line) else "")
+    )
 
 
 def prefixed(d: Diagnostic, root: str) -> Diagnostic:

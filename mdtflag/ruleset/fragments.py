@@ -9,6 +9,7 @@ Every node copied from a fragment keeps its own position (the fragment's file:li
 chain of places it was used (:attr:`Pos.via`, nearest first), so a problem inside a fragment is
 reported where it is written and where it was used.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -115,16 +116,26 @@ class Expander:
             if key not in NODE_KEYS and key not in ("use", POS_KEY, KEYPOS_KEY):
                 kp = keypos.get(key)
                 where = kp if isinstance(kp, Pos) else (Pos(at.file, kp[0], kp[1], at.via) if kp else at)
-                self.diags.add("S002", f"unknown key '{key}' beside 'use'", where,
-                               help="only id, text, text_not_met, text_unknown and missing_text may be set where a fragment is used")
+                self.diags.add(
+                    "S002",
+                    f"unknown key '{key}' beside 'use'",
+                    where,
+                    help="only id, text, text_not_met, text_unknown and missing_text may be set where a fragment is used",
+                )
                 ok = False
         if not isinstance(name, str) or name not in self.bodies:
             close = difflib.get_close_matches(str(name), list(self.bodies), n=1)
-            self.diags.add("S006", f"unknown fragment '{name}'", at,
-                           help=f"did you mean '{close[0]}'?" if close else f"fragments are files in {FRAGMENT_DIR}/ named <name>.yaml")
+            self.diags.add(
+                "S006",
+                f"unknown fragment '{name}'",
+                at,
+                help=f"did you mean '{close[0]}'?"
+                if close
+                else f"fragments are files in {FRAGMENT_DIR}/ named <name>.yaml",
+            )
             return node
         if name in stack:
-            cycle = " → ".join(stack[stack.index(name):] + (name,))
+            cycle = " → ".join(stack[stack.index(name) :] + (name,))
             self.diags.add("S007", f"fragments use each other in a cycle: {cycle}", at)
             return node
         if not ok:

@@ -1,4 +1,5 @@
 """The JSON Schema of a rule file (``mdtflag schema rule``), derived from the rule model."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,14 +23,19 @@ def rule_json_schema() -> dict[str, Any]:
     frag = Fragment.model_json_schema(by_alias=True, mode="validation")
     frag.pop("$defs", None)
     frag["properties"]["criterion"] = {"oneOf": _criterion_refs()}
-    frag["description"] = "A fragment file (fragments/<id>.yaml): a shared criteria block, used in rules as {use: <id>}."
+    frag["description"] = (
+        "A fragment file (fragments/<id>.yaml): a shared criteria block, used in rules as {use: <id>}."
+    )
     defs["Fragment"] = frag
     out: dict[str, Any] = _drop_pos(schema)
     return out
 
 
 def _criterion_refs() -> list[dict[str, str]]:
-    return [{"$ref": f"#/$defs/{n}"} for n in ("AllNode", "AnyNode", "NotNode", "FactLeaf", "RuleRefLeaf", "ParamLeaf", "FragmentUse")]
+    return [
+        {"$ref": f"#/$defs/{n}"}
+        for n in ("AllNode", "AnyNode", "NotNode", "FactLeaf", "RuleRefLeaf", "ParamLeaf", "FragmentUse")
+    ]
 
 
 def _with_uses(obj: Any) -> Any:

@@ -1,4 +1,5 @@
 """Walks over the rule model: criteria trees, criterion ids, nested models, field conditions."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ def test_fields(t: Any) -> Iterator[rm.FieldTest]:
     elif isinstance(t, rm.TestNot):
         yield from test_fields(t.not_)
     else:
-        for x in (t.all if isinstance(t, rm.TestAll) else t.any):
+        for x in t.all if isinstance(t, rm.TestAll) else t.any:
             yield from test_fields(x)
 
 

@@ -4,6 +4,7 @@ Mappings come back as ``dict`` with two extra keys, ``__pos__`` (line, col of th
 ``__keypos__`` ({key: (line, col)}); lists as ``PosList`` (a list with ``.pos`` and ``.item_pos``).
 Only YAML's safe types are built (PyYAML ``SafeLoader``): no tags that construct objects.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,12 @@ def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
         finally:
             loader.dispose()
     except _TooDeep as e:
-        diags.add("Y005", str(e), Pos(file, e.mark.line + 1, e.mark.column + 1),
-                  help="nest less deeply: split a long chain of all/any/not into named criteria or fragments")
+        diags.add(
+            "Y005",
+            str(e),
+            Pos(file, e.mark.line + 1, e.mark.column + 1),
+            help="nest less deeply: split a long chain of all/any/not into named criteria or fragments",
+        )
         return None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -83,8 +88,12 @@ def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
         diags.add("Y002", "file is empty", Pos(file, 1, 1))
         return None
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-        diags.add("Y002", f"the file holds only {node.value or 'an empty value'!s}, not a mapping",
-                  Pos(file, *_mark(node)), help="write the rule (a mapping with id, version, …) or remove the file")
+        diags.add(
+            "Y002",
+            f"the file holds only {node.value or 'an empty value'!s}, not a mapping",
+            Pos(file, *_mark(node)),
+            help="write the rule (a mapping with id, version, …) or remove the file",
+        )
         return None
     budget = [MAX_NODES]
     try:
@@ -98,7 +107,9 @@ class _TooBig(Exception):
     pass
 
 
-def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnostics, budget: list[int], depth: int) -> Any:
+def _convert(
+    node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnostics, budget: list[int], depth: int
+) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooBig(f"document has more than {MAX_NODES} nodes (limit)")
@@ -108,8 +119,12 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnos
         try:
             value = loader.construct_object(node, deep=True)
             if isinstance(value, float) and not math.isfinite(value):
-                diags.add("Y003", f"'{node.value}' is not a finite number", Pos(file, *_mark(node)),
-                          help="thresholds, ages and counts must be ordinary numbers")
+                diags.add(
+                    "Y003",
+                    f"'{node.value}' is not a finite number",
+                    Pos(file, *_mark(node)),
+                    help="thresholds, ages and counts must be ordinary numbers",
+                )
                 return None
             return value
         except yaml.YAMLError as e:
@@ -137,8 +152,12 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnos
                 diags.add("Y004", f"mapping keys must be text, got {key!r}", Pos(file, *_mark(knode)))
                 continue
             if key in result[KEYPOS_KEY]:
-                diags.add("Y004", f"duplicate key '{key}'", Pos(file, *_mark(knode)),
-                          help="each key may appear once in a mapping")
+                diags.add(
+                    "Y004",
+                    f"duplicate key '{key}'",
+                    Pos(file, *_mark(knode)),
+                    help="each key may appear once in a mapping",
+                )
                 continue
             result[KEYPOS_KEY][key] = _mark(knode)
             result[key] = _convert(vnode, loader, file, diags, budget, depth + 1)

@@ -12,6 +12,7 @@ text}``; input errors use mdtflag's ``InputError`` codes (``not-json``, ``too-la
 ``not-bundle``, ``no-patient``, ...). Logs are JSON lines with request id, hook instance, status
 and timing -- never patient data, request bodies or tokens.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,15 +64,27 @@ SERVICES: Mapping[str, str] = {
     "mdtflag-order-sign": "order-sign",
 }
 _DESCRIPTIONS = {
-    "patient-view": ("MDK routing and trial cohorts",
-                     ("Flags the MDK (multidisciplinary team conference) level and target, precision-medicine trial "
-                     "cohorts, hereditary cancer referral, paediatric whole-genome sequencing and data gaps, with reasons.")),
-    "order-select": ("MDK before antineoplastic treatment",
-                     ("When an antineoplastic medication (ATC L01/L02) is selected, shows where the patient should be "
-                     "discussed first and any trial cohort to consider before starting.")),
-    "order-sign": ("MDK before antineoplastic treatment",
-                   ("When an antineoplastic medication (ATC L01/L02) is signed, shows where the patient should be "
-                   "discussed first and any trial cohort to consider before starting.")),
+    "patient-view": (
+        "MDK routing and trial cohorts",
+        (
+            "Flags the MDK (multidisciplinary team conference) level and target, precision-medicine trial "
+            "cohorts, hereditary cancer referral, paediatric whole-genome sequencing and data gaps, with reasons."
+        ),
+    ),
+    "order-select": (
+        "MDK before antineoplastic treatment",
+        (
+            "When an antineoplastic medication (ATC L01/L02) is selected, shows where the patient should be "
+            "discussed first and any trial cohort to consider before starting."
+        ),
+    ),
+    "order-sign": (
+        "MDK before antineoplastic treatment",
+        (
+            "When an antineoplastic medication (ATC L01/L02) is signed, shows where the patient should be "
+            "discussed first and any trial cohort to consider before starting."
+        ),
+    ),
 }
 _ATC = "http://www.whocc.no/atc"
 _ANTINEOPLASTIC = ("L01", "L02")
@@ -82,8 +95,16 @@ class Verifier(Protocol):
 
 
 class Fetcher(Protocol):
-    async def __call__(self, fhir_server: str, access_token: str, patient_id: str, missing: Sequence[str], *,
-                       timeout_s: float, max_bytes: int) -> list[dict[str, object]]: ...
+    async def __call__(
+        self,
+        fhir_server: str,
+        access_token: str,
+        patient_id: str,
+        missing: Sequence[str],
+        *,
+        timeout_s: float,
+        max_bytes: int,
+    ) -> list[dict[str, object]]: ...
 
 
 class OpenAuthenticator:
@@ -94,8 +115,9 @@ class OpenAuthenticator:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, code: str, reason: str, headers: dict[str, str] | None = None,
-                 line: int | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, reason: str, headers: dict[str, str] | None = None, line: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.code = code
@@ -109,8 +131,9 @@ def _input_error(e: InputError) -> HttpError:
     return HttpError(status, e.code, e.message, line=e.line)
 
 
-def _json(data: object, status: int = 200, media_type: str = "application/json",
-          headers: dict[str, str] | None = None) -> Response:
+def _json(
+    data: object, status: int = 200, media_type: str = "application/json", headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type=media_type, headers=headers)
 
 
@@ -184,7 +207,9 @@ class _Service:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def endpoint(self, name: str, handler: Handler, *, auth: bool, gated: bool) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(
+        self, name: str, handler: Handler, *, auth: bool, gated: bool
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             call = _Call(name, _request_id(request), time.perf_counter())
             admitted = False
@@ -198,8 +223,9 @@ class _Service:
                     admitted = True
                     await asyncio.sleep(0)
                     if place >= self.s.config.queue:
-                        raise HttpError(503, "overloaded", "the service is at capacity; retry shortly",
-                                        {"Retry-After": "1"})
+                        raise HttpError(
+                            503, "overloaded", "the service is at capacity; retry shortly", {"Retry-After": "1"}
+                        )
                 if auth:
                     call.claims = await self.authenticate(request)
                 response = await handler(request, call)
@@ -219,9 +245,13 @@ class _Service:
             metrics.REQUESTS.labels(name, str(response.status_code)).inc()
             metrics.LATENCY.labels(name).observe(elapsed)
             if name not in ("health", "ready", "metrics"):
-                fields: dict[str, object] = {"request_id": call.request_id, "endpoint": name,
-                                             "method": request.method, "status": response.status_code,
-                                             "ms": round(elapsed * 1000, 2)}
+                fields: dict[str, object] = {
+                    "request_id": call.request_id,
+                    "endpoint": name,
+                    "method": request.method,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                }
                 if call.hook_instance:
                     fields["hook_instance"] = call.hook_instance
                 fields.update(call.extra)
@@ -238,8 +268,9 @@ class _Service:
             raise HttpError(401, "unauthorized", e.reason, {"WWW-Authenticate": "Bearer"}) from None
         except ReplayStoreError:
             log.error("replay store unavailable", extra={"fields": {"endpoint": request.url.path}})
-            raise HttpError(503, "unavailable", "tokens cannot be checked for replay right now; retry shortly",
-                            {"Retry-After": "5"}) from None
+            raise HttpError(
+                503, "unavailable", "tokens cannot be checked for replay right now; retry shortly", {"Retry-After": "5"}
+            ) from None
 
     async def body(self, request: Request) -> bytes:
         limit = self.s.config.max_body
@@ -250,14 +281,20 @@ class _Service:
             except ValueError:
                 raise HttpError(400, "bad-request", "Content-Length is not a number") from None
             if size > limit:
-                raise HttpError(413, "too-large", f"the body is {size} bytes, above the limit of {limit} bytes",
-                                {"Connection": "close"})
+                raise HttpError(
+                    413,
+                    "too-large",
+                    f"the body is {size} bytes, above the limit of {limit} bytes",
+                    {"Connection": "close"},
+                )
         chunks: list[bytes] = []
         total = 0
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
-                raise HttpError(413, "too-large", f"the body is above the limit of {limit} bytes", {"Connection": "close"})
+                raise HttpError(
+                    413, "too-large", f"the body is above the limit of {limit} bytes", {"Connection": "close"}
+                )
             chunks.append(chunk)
         if not total:
             raise HttpError(400, "not-json", "the body is empty")
@@ -270,7 +307,9 @@ class _Service:
             raise HttpError(400, "bad-as-of", str(e)) from None
         profile = request.query_params.get("profile") or None
         if profile is not None and profile not in self.profiles:
-            raise HttpError(400, "unknown-profile", f"unknown profile {profile!r}; choose from {', '.join(sorted(self.profiles))}")
+            raise HttpError(
+                400, "unknown-profile", f"unknown profile {profile!r}; choose from {', '.join(sorted(self.profiles))}"
+            )
         return day, profile
 
     def evaluate(self, source: object, day: dt.date, profile: str | None) -> Any:
@@ -291,13 +330,18 @@ class _Service:
         services = []
         for sid, hook in SERVICES.items():
             title, description = _DESCRIPTIONS[hook]
-            services.append({
-                "hook": hook, "id": sid, "title": title, "description": description,
-                "prefetch": dict(PREFETCH_TEMPLATES),
-                "usageRequirements": "Prefetch (or fhirServer with fhirAuthorization) must supply the patient's data; "
-                                     "Swedish by default, English with Accept-Language: en.",
-                "extension": {"org.mdtflag.ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest}},
-            })
+            services.append(
+                {
+                    "hook": hook,
+                    "id": sid,
+                    "title": title,
+                    "description": description,
+                    "prefetch": dict(PREFETCH_TEMPLATES),
+                    "usageRequirements": "Prefetch (or fhirServer with fhirAuthorization) must supply the patient's data; "
+                    "Swedish by default, English with Accept-Language: en.",
+                    "extension": {"org.mdtflag.ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest}},
+                }
+            )
         return _json({"services": services})
 
     async def hook(self, request: Request, call: _Call) -> Response:
@@ -346,13 +390,18 @@ class _Service:
         call.extra["cards"] = len(cards)
         return _json(answer)
 
-    async def fetch(self, req: Mapping[str, Any], patient_id: str, missing: list[str], collected: Any, call: _Call) -> None:
+    async def fetch(
+        self, req: Mapping[str, Any], patient_id: str, missing: list[str], collected: Any, call: _Call
+    ) -> None:
         server = req.get("fhirServer")
         auth = req.get("fhirAuthorization")
         token = auth.get("access_token") if isinstance(auth, dict) else None
         if not isinstance(server, str) or not server or not isinstance(token, str) or not token:
-            raise HttpError(412, "precondition-failed",
-                            f"prefetch incomplete ({', '.join(missing)}) and no fhirServer with fhirAuthorization to fetch it")
+            raise HttpError(
+                412,
+                "precondition-failed",
+                f"prefetch incomplete ({', '.join(missing)}) and no fhirServer with fhirAuthorization to fetch it",
+            )
         check = getattr(self.s.verifier, "check_fhir_server", None)
         if check is not None:
             try:
@@ -362,12 +411,21 @@ class _Service:
         fetcher = self.s.fetcher or fetch_missing
         call.extra["fetched"] = list(missing)
         try:
-            resources = await fetcher(server, token, patient_id, list(missing), timeout_s=self.s.config.fetch_timeout_s,
-                                      max_bytes=self.s.config.fetch_max_bytes)
-        except Exception as e:  # noqa: BLE001 - FetchError or a transport failure: the data cannot be had
+            resources = await fetcher(
+                server,
+                token,
+                patient_id,
+                list(missing),
+                timeout_s=self.s.config.fetch_timeout_s,
+                max_bytes=self.s.config.fetch_max_bytes,
+            )
+        except Exception as e:
             reason = getattr(e, "reason", None)
-            raise HttpError(412, "precondition-failed",
-                            f"prefetch incomplete and fetching from fhirServer failed: {reason if isinstance(reason, str) else type(e).__name__}") from None
+            raise HttpError(
+                412,
+                "precondition-failed",
+                f"prefetch incomplete and fetching from fhirServer failed: {reason if isinstance(reason, str) else type(e).__name__}",
+            ) from None
         for res in resources:
             if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
                 collected.add(res, None)
@@ -392,12 +450,23 @@ class _Service:
         for item in items:
             metrics.FEEDBACK.labels(item["outcome"]).inc()
             accepted = item.get("acceptedSuggestions")
-            log.info("feedback", extra={"fields": {
-                "request_id": call.request_id, "service": sid, "card": item["card"], "outcome": item["outcome"],
-                "accepted_suggestions": [s.get("id") for s in accepted if isinstance(s, dict)] if isinstance(accepted, list) else [],
-                "override_reason": ((item.get("overrideReason") or {}).get("reason") or {}).get("code")
-                if isinstance(item.get("overrideReason"), dict) else None,
-            }})
+            log.info(
+                "feedback",
+                extra={
+                    "fields": {
+                        "request_id": call.request_id,
+                        "service": sid,
+                        "card": item["card"],
+                        "outcome": item["outcome"],
+                        "accepted_suggestions": [s.get("id") for s in accepted if isinstance(s, dict)]
+                        if isinstance(accepted, list)
+                        else [],
+                        "override_reason": ((item.get("overrideReason") or {}).get("reason") or {}).get("code")
+                        if isinstance(item.get("overrideReason"), dict)
+                        else None,
+                    }
+                },
+            )
         call.extra["feedback"] = len(items)
         return _json({})
 
@@ -418,8 +487,11 @@ class _Service:
         day, profile = self.options(request)
         obj = _parse_json(await self.body(request))
         if isinstance(obj, dict) and obj.get("resourceType") == "Parameters":
-            subject = [p.get("resource") for p in obj.get("parameter") or []
-                       if isinstance(p, dict) and p.get("name") == "subject"]
+            subject = [
+                p.get("resource")
+                for p in obj.get("parameter") or []
+                if isinstance(p, dict) and p.get("name") == "subject"
+            ]
             if len(subject) != 1 or not isinstance(subject[0], dict):
                 raise HttpError(400, "not-bundle", "Parameters must hold exactly one 'subject' parameter with a Bundle")
             obj = subject[0]
@@ -431,15 +503,32 @@ class _Service:
         ev = self.s.evaluator
         rs = ev.ruleset
         cohorts = rs.tables.get("cohorts")
-        return _json({
-            "ruleset": {"name": rs.name, "version": rs.version, "digest": rs.digest, "default_profile": ev.profile,
-                        "profiles": sorted(self.profiles)},
-            "engine": {"name": "mdtflag", "version": __version__},
-            "rules": [{"id": r.id, "version": r.version, "kind": r.kind, "tag": r.tag,
-                       "title": {"sv": r.title.sv, "en": r.title.en}} for r in rs.rules],
-            "cohorts": [{k: row.get(k) for k in ("key", "title", "biomarker", "state", "tag")}
-                        for row in (cohorts.rows if cohorts is not None else [])],
-        })
+        return _json(
+            {
+                "ruleset": {
+                    "name": rs.name,
+                    "version": rs.version,
+                    "digest": rs.digest,
+                    "default_profile": ev.profile,
+                    "profiles": sorted(self.profiles),
+                },
+                "engine": {"name": "mdtflag", "version": __version__},
+                "rules": [
+                    {
+                        "id": r.id,
+                        "version": r.version,
+                        "kind": r.kind,
+                        "tag": r.tag,
+                        "title": {"sv": r.title.sv, "en": r.title.en},
+                    }
+                    for r in rs.rules
+                ],
+                "cohorts": [
+                    {k: row.get(k) for k in ("key", "title", "biomarker", "state", "tag")}
+                    for row in (cohorts.rows if cohorts is not None else [])
+                ],
+            }
+        )
 
     async def health(self, request: Request, call: _Call) -> Response:
         return _json({"status": "ok"})
@@ -483,8 +572,11 @@ def _antineoplastic(draft_orders: object) -> bool:
         concept = res.get("medicationCodeableConcept")
         codings = concept.get("coding") if isinstance(concept, dict) else None
         for coding in codings if isinstance(codings, list) else []:
-            if (isinstance(coding, dict) and coding.get("system") == _ATC
-                    and str(coding.get("code", "")).upper().startswith(_ANTINEOPLASTIC)):
+            if (
+                isinstance(coding, dict)
+                and coding.get("system") == _ATC
+                and str(coding.get("code", "")).upper().startswith(_ANTINEOPLASTIC)
+            ):
                 return True
     return False
 
@@ -498,17 +590,25 @@ def _openapi_bytes() -> bytes:
     return _OPENAPI[0]
 
 
-def create_app(config: ServiceConfig, authenticator: Verifier, evaluator: Evaluator | None = None,
-               fetcher: Fetcher | None = None, warmup_ms: float | None = None) -> Starlette:
+def create_app(
+    config: ServiceConfig,
+    authenticator: Verifier,
+    evaluator: Evaluator | None = None,
+    fetcher: Fetcher | None = None,
+    warmup_ms: float | None = None,
+) -> Starlette:
     """The application for one worker process."""
-    state = _State(evaluator or Evaluator(config.rules, config.profile), authenticator, config, fetcher,
-                   warmup_ms=warmup_ms)
+    state = _State(
+        evaluator or Evaluator(config.rules, config.profile), authenticator, config, fetcher, warmup_ms=warmup_ms
+    )
     svc = _Service(state)
     e = svc.endpoint
     routes = [
         Route("/cds-services", e("discovery", svc.discovery, auth=True, gated=False), methods=["GET"]),
         Route("/cds-services/{service_id}", e("hook", svc.hook, auth=True, gated=True), methods=["POST"]),
-        Route("/cds-services/{service_id}/feedback", e("feedback", svc.feedback, auth=True, gated=True), methods=["POST"]),
+        Route(
+            "/cds-services/{service_id}/feedback", e("feedback", svc.feedback, auth=True, gated=True), methods=["POST"]
+        ),
         Route("/evaluate", e("evaluate", svc.evaluate_rest, auth=True, gated=True), methods=["POST"]),
         Route("/ResearchStudy/$match", e("match", svc.match, auth=True, gated=True), methods=["POST"]),
         Route("/rules", e("rules", svc.rules, auth=True, gated=False), methods=["GET"]),
@@ -544,7 +644,9 @@ class _JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, object] = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "event": record.getMessage(), "pid": record.process,
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            "pid": record.process,
         }
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):

@@ -26,6 +26,7 @@ key and checks the claims. The token is parsed once and its signature checked wi
 ES384/RS384 implementation. Tokens are never logged or stored: the replay database keeps a SHA-256 digest of
 ``iss`` and ``jti`` and the time the entry may be forgotten.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -344,7 +345,9 @@ class ReplayStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -480,7 +483,9 @@ class Authenticator:
             raise AuthError("untrusted-issuer", "the issuer is not in the trust file")
         for name in _HEADER_KEY_FIELDS:
             if name in header:
-                raise AuthError("embedded-key-not-allowed", f"header {name!r} is not accepted; keys come from the trust file")
+                raise AuthError(
+                    "embedded-key-not-allowed", f"header {name!r} is not accepted; keys come from the trust file"
+                )
         if "jku" in header and header["jku"] != issuer.jwks_url:
             raise AuthError("jku-not-allowed", "jku is not the key set URL trusted for this issuer")
         kid = header.get("kid")

@@ -5,6 +5,7 @@ Cards, in this order when present: the MDK level and where to route the patient;
 that keep a decision open. Each card's detail is Markdown with the reasons and the data that would
 decide; its summary is one sentence under 140 characters in the request's language.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -23,34 +24,52 @@ LEVEL = {
 }
 T: dict[str, dict[str, str]] = {
     "sv": {
-        "mdk": "{level} MDK: {centre}", "mdk_open": "MDK-nivå kan inte avgöras: uppgifter saknas",
-        "region_unknown": "sjukvårdsregion okänd", "refer": "Skapa MDK-remiss till {centre}",
-        "trial": "Möjlig studiekohort: {keys}", "trial_open": "Studiekohort kan inte avgöras ({n}): uppgifter saknas",
+        "mdk": "{level} MDK: {centre}",
+        "mdk_open": "MDK-nivå kan inte avgöras: uppgifter saknas",
+        "region_unknown": "sjukvårdsregion okänd",
+        "refer": "Skapa MDK-remiss till {centre}",
+        "trial": "Möjlig studiekohort: {keys}",
+        "trial_open": "Studiekohort kan inte avgöras ({n}): uppgifter saknas",
         "candidate": "Markera som studiekandidat: {key}",
         "her": "Överväg remiss till klinisk genetik (ärftlig cancer)",
         "her_open": "Ärftlig cancer kan inte bedömas: uppgifter saknas",
         "wgs": "Helgenomsekvensering (WGS) är indicerad men inte gjord",
         "wgs_open": "WGS-indikation kan inte avgöras: uppgifter saknas",
         "gaps": "Uppgifter saknas som påverkar beslut ({n}): {first}",
-        "why": "Skäl", "decide": "Uppgifter som skulle avgöra", "by": "Avgjort av", "pending": "Väntar",
-        "cohorts": "Kohorter", "not_met": "ej uppfyllt", "unknown": "okänt",
+        "why": "Skäl",
+        "decide": "Uppgifter som skulle avgöra",
+        "by": "Avgjort av",
+        "pending": "Väntar",
+        "cohorts": "Kohorter",
+        "not_met": "ej uppfyllt",
+        "unknown": "okänt",
     },
     "en": {
-        "mdk": "{level} MDT: {centre}", "mdk_open": "MDT level cannot be decided: data missing",
-        "region_unknown": "healthcare region unknown", "refer": "Create MDT referral to {centre}",
-        "trial": "Possible trial cohort: {keys}", "trial_open": "Trial cohort undecided ({n}): data missing",
+        "mdk": "{level} MDT: {centre}",
+        "mdk_open": "MDT level cannot be decided: data missing",
+        "region_unknown": "healthcare region unknown",
+        "refer": "Create MDT referral to {centre}",
+        "trial": "Possible trial cohort: {keys}",
+        "trial_open": "Trial cohort undecided ({n}): data missing",
         "candidate": "Mark as trial candidate: {key}",
         "her": "Consider referral to clinical genetics (hereditary cancer)",
         "her_open": "Hereditary cancer cannot be assessed: data missing",
         "wgs": "Whole-genome sequencing (WGS) is indicated but not done",
         "wgs_open": "WGS indication cannot be decided: data missing",
         "gaps": "Missing data keeps decisions open ({n}): {first}",
-        "why": "Reasons", "decide": "Data that would decide", "by": "Decided by", "pending": "Pending",
-        "cohorts": "Cohorts", "not_met": "not met", "unknown": "unknown",
+        "why": "Reasons",
+        "decide": "Data that would decide",
+        "by": "Decided by",
+        "pending": "Pending",
+        "cohorts": "Cohorts",
+        "not_met": "not met",
+        "unknown": "unknown",
     },
 }
-STATUS = {"sv": {"flagged": "flaggad", "indeterminate": "obestämd"},
-          "en": {"flagged": "flagged", "indeterminate": "undecided"}}
+STATUS = {
+    "sv": {"flagged": "flaggad", "indeterminate": "obestämd"},
+    "en": {"flagged": "flagged", "indeterminate": "undecided"},
+}
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
 
 
@@ -82,13 +101,13 @@ def _md(text: object) -> str:
 
 def _summary(text: str) -> str:
     text = " ".join(text.split())
-    return text if len(text) < SUMMARY_MAX else text[:SUMMARY_MAX - 2].rstrip() + "…"
+    return text if len(text) < SUMMARY_MAX else text[: SUMMARY_MAX - 2].rstrip() + "…"
 
 
 def _missing_lines(missing: Iterable[Mapping[str, Any]], lang: str) -> list[str]:
     lines = dict.fromkeys(
-        f"- {_md(m['text'][lang])}" + (f" ({_md(m['resource'])})" if m.get("resource") else "")
-        for m in missing)
+        f"- {_md(m['text'][lang])}" + (f" ({_md(m['resource'])})" if m.get("resource") else "") for m in missing
+    )
     return list(lines)
 
 
@@ -110,8 +129,9 @@ class _Cards:
         self.source = source
         self.cards: list[dict[str, Any]] = []
 
-    def card(self, kind: str, summary: str, indicator: str, detail: Sequence[str],
-             suggestions: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    def card(
+        self, kind: str, summary: str, indicator: str, detail: Sequence[str], suggestions: Sequence[dict[str, Any]] = ()
+    ) -> dict[str, Any]:
         card: dict[str, Any] = {
             "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mdtflag:{self.hook_instance}:{kind}")),
             "summary": _summary(summary),
@@ -126,9 +146,11 @@ class _Cards:
         return card
 
     def suggestion(self, kind: str, label: str, description: str, resource: dict[str, Any]) -> dict[str, Any]:
-        return {"label": _summary(label),
-                "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mdtflag:{self.hook_instance}:{kind}")),
-                "actions": [{"type": "create", "description": description, "resource": resource}]}
+        return {
+            "label": _summary(label),
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mdtflag:{self.hook_instance}:{kind}")),
+            "actions": [{"type": "create", "description": description, "resource": resource}],
+        }
 
     def flags(self, kind: str) -> list[Mapping[str, Any]]:
         return [f for f in self.result["flags"] if f["kind"] == kind and f["status"] in ("flagged", "indeterminate")]
@@ -168,8 +190,14 @@ class _Cards:
                 detail.extend(_missing_lines(p["missing"], lang))
         if level in LEVEL[lang] and (decision.get("target") or {}).get("centre"):
             centre = decision["target"]["centre"][lang]
-            suggestions.append(self.suggestion("mdk-task", t["refer"].format(centre=centre),
-                                               t["refer"].format(centre=centre), mdk_task(self.result, decision, lang)))
+            suggestions.append(
+                self.suggestion(
+                    "mdk-task",
+                    t["refer"].format(centre=centre),
+                    t["refer"].format(centre=centre),
+                    mdk_task(self.result, decision, lang),
+                )
+            )
         self.card("mdk", summary, indicator, detail, suggestions)
 
     def trials(self) -> None:
@@ -201,9 +229,15 @@ class _Cards:
             summary = t["trial"].format(keys=", ".join(dict.fromkeys(str(c["key"]) for c in flagged)))
         else:
             summary = t["trial_open"].format(n=len(open_) or len(flags))
-        suggestions = [self.suggestion(f"cohort:{c['key']}", t["candidate"].format(key=c["key"]),
-                                       t["candidate"].format(key=c["key"]), research_subject(self.result, c, lang))
-                       for c in {str(c["key"]): c for c in flagged}.values()]
+        suggestions = [
+            self.suggestion(
+                f"cohort:{c['key']}",
+                t["candidate"].format(key=c["key"]),
+                t["candidate"].format(key=c["key"]),
+                research_subject(self.result, c, lang),
+            )
+            for c in {str(c["key"]): c for c in flagged}.values()
+        ]
         self.card("trial", summary, "info", detail, suggestions)
 
     def simple(self, kind: str, card_kind: str, yes: str, undecided: str) -> None:
@@ -237,14 +271,20 @@ def card_source(result: Mapping[str, Any], url: str | None) -> dict[str, Any]:
     rs = result["ruleset"]
     source: dict[str, Any] = {
         "label": f"mdtflag {rs['name']} {rs['version']}",
-        "topic": {"system": f"{EXT_BASE}:ruleset-digest", "code": rs["digest"], "display": f"{rs['name']} {rs['version']}"},
+        "topic": {
+            "system": f"{EXT_BASE}:ruleset-digest",
+            "code": rs["digest"],
+            "display": f"{rs['name']} {rs['version']}",
+        },
     }
     if url:
         source["url"] = url
     return source
 
 
-def build_cards(result: Mapping[str, Any], lang: str, hook_instance: str, rules_url: str | None = None) -> list[dict[str, Any]]:
+def build_cards(
+    result: Mapping[str, Any], lang: str, hook_instance: str, rules_url: str | None = None
+) -> list[dict[str, Any]]:
     """The cards for one result document."""
     c = _Cards(result, lang, hook_instance, card_source(result, rules_url))
     c.mdk()

@@ -1,4 +1,5 @@
 """Service settings, passed from ``mdtflag serve`` to each worker process through the environment."""
+
 from __future__ import annotations
 
 import json

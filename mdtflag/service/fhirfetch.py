@@ -8,6 +8,7 @@ redirects, and ``next`` links only to the FHIR server's own scheme, host and por
 never sent anywhere else). Whatever cannot be fetched completely raises :class:`FetchError`; no
 result is ever cut short silently. The token is never logged, stored or put into an error message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -137,7 +138,9 @@ async def fetch_missing(
     headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/fhir+json"}
     try:
         limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
-        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, headers=headers, limits=limits) as client:
+        async with httpx.AsyncClient(
+            timeout=timeout_s, follow_redirects=False, headers=headers, limits=limits
+        ) as client:
             per_key = await asyncio.wait_for(
                 _all(client, fhir_server, list(zip(keys, urls)), patient_id, budget), timeout=timeout_s
             )
@@ -231,7 +234,9 @@ def _about(resource: Mapping[str, Any], patient_id: str) -> bool:
         target = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(target, str):
             target = target.split("/_history/", 1)[0]
-            if "Patient/" in target and not (target == f"Patient/{patient_id}" or target.endswith(f"/Patient/{patient_id}")):
+            if "Patient/" in target and not (
+                target == f"Patient/{patient_id}" or target.endswith(f"/Patient/{patient_id}")
+            ):
                 return False
     return True
 

@@ -4,6 +4,7 @@ and the Task and ResearchSubject offered in card suggestions.
 Every builder returns plain JSON-ready dicts in R4 shape; the tests validate them with the
 ``fhir.resources.R4B`` models.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,11 +30,21 @@ EXT_BASE = "urn:mdtflag:fhir"
 
 #: Fact kind -> the FHIR resource type that would supply it (for ``dataRequirement.type``).
 FACT_RESOURCE_TYPE: Mapping[str, str] = {
-    "patient": "Patient", "diagnosis": "Condition", "extent": "Observation", "ecog": "Observation",
-    "lab": "Observation", "pregnancy": "Observation", "variant": "Observation", "tmb": "Observation",
-    "msi": "Observation", "ihc": "Observation", "genomic_report": "DiagnosticReport",
-    "medication": "MedicationStatement", "trial_candidacy": "ResearchSubject",
-    "assertion": "Observation", "family_history": "FamilyMemberHistory",
+    "patient": "Patient",
+    "diagnosis": "Condition",
+    "extent": "Observation",
+    "ecog": "Observation",
+    "lab": "Observation",
+    "pregnancy": "Observation",
+    "variant": "Observation",
+    "tmb": "Observation",
+    "msi": "Observation",
+    "ihc": "Observation",
+    "genomic_report": "DiagnosticReport",
+    "medication": "MedicationStatement",
+    "trial_candidacy": "ResearchSubject",
+    "assertion": "Observation",
+    "family_history": "FamilyMemberHistory",
 }
 
 _STUDY_STATUS = {"open": "active", "closed": "closed-to-accrual", "stage1": "active"}
@@ -41,8 +52,12 @@ _STUDY_STATUS = {"open": "active", "closed": "closed-to-accrual", "stage1": "act
 
 def ruleset_coding(result: Mapping[str, Any]) -> dict[str, Any]:
     rs = result["ruleset"]
-    return {"system": f"{EXT_BASE}:ruleset", "version": rs["version"], "code": rs["name"],
-            "display": f"{rs['name']} {rs['version']} ({rs['digest']})"}
+    return {
+        "system": f"{EXT_BASE}:ruleset",
+        "version": rs["version"],
+        "code": rs["name"],
+        "display": f"{rs['name']} {rs['version']} ({rs['digest']})",
+    }
 
 
 def _patient_ref(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,8 +68,10 @@ def mdk_task(result: Mapping[str, Any], decision: Mapping[str, Any], lang: str) 
     """A proposed Task: discuss the patient at the conference the MDK decision routes to."""
     target = decision.get("target") or {}
     centre = (target.get("centre") or {}).get(lang)
-    code_text = {"sv": "Remiss till multidisciplinär konferens (MDK)",
-                 "en": "Referral to multidisciplinary team conference (MDT)"}[lang]
+    code_text = {
+        "sv": "Remiss till multidisciplinär konferens (MDK)",
+        "en": "Referral to multidisciplinary team conference (MDT)",
+    }[lang]
     task: dict[str, Any] = {
         "resourceType": "Task",
         "status": "requested",
@@ -75,8 +92,12 @@ def research_subject(result: Mapping[str, Any], cohort: Mapping[str, Any], lang:
     title = cohort.get("title")
     if title:
         study["display"] = str(title[lang])
-    return {"resourceType": "ResearchSubject", "status": "candidate", "study": study,
-            "individual": _patient_ref(result)}
+    return {
+        "resourceType": "ResearchSubject",
+        "status": "candidate",
+        "study": study,
+        "individual": _patient_ref(result),
+    }
 
 
 def missing_items(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -102,22 +123,27 @@ def data_required(result: Mapping[str, Any]) -> bool:
 
 
 def _data_requirement(m: Mapping[str, Any], lang: str) -> dict[str, Any]:
-    ext: list[dict[str, Any]] = [{"url": "fact", "valueString": str(m["fact"])},
-                                 {"url": "reason", "valueCode": str(m["reason"])},
-                                 {"url": "text", "valueString": str(m["text"][lang])}]
+    ext: list[dict[str, Any]] = [
+        {"url": "fact", "valueString": str(m["fact"])},
+        {"url": "reason", "valueCode": str(m["reason"])},
+        {"url": "text", "valueString": str(m["text"][lang])},
+    ]
     if m.get("criterion"):
         ext.append({"url": "criterion", "valueString": str(m["criterion"])})
     if m.get("resource"):
         ext.append({"url": "resource", "valueString": str(m["resource"])})
-    req: dict[str, Any] = {"extension": [{"url": f"{EXT_BASE}:missing", "extension": ext}],
-                           "type": FACT_RESOURCE_TYPE.get(str(m["fact"]), "Resource")}
+    req: dict[str, Any] = {
+        "extension": [{"url": f"{EXT_BASE}:missing", "extension": ext}],
+        "type": FACT_RESOURCE_TYPE.get(str(m["fact"]), "Resource"),
+    }
     if m.get("field"):
         req["mustSupport"] = [str(m["field"])]
     return req
 
 
-def guidance_response(result: Mapping[str, Any], document: bytes, request_id: str,
-                      occurrence: str, lang: str) -> dict[str, Any]:
+def guidance_response(
+    result: Mapping[str, Any], document: bytes, request_id: str, occurrence: str, lang: str
+) -> dict[str, Any]:
     """The audit record of one evaluation, the result document attached byte for byte."""
     status = "data-required" if data_required(result) else "success"
     attachment = {
@@ -130,8 +156,13 @@ def guidance_response(result: Mapping[str, Any], document: bytes, request_id: st
     gr: dict[str, Any] = {
         "resourceType": "GuidanceResponse",
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mdtflag:{request_id}")),
-        "contained": [{"resourceType": "Parameters", "id": "result",
-                       "parameter": [{"name": "result", "valueAttachment": attachment}]}],
+        "contained": [
+            {
+                "resourceType": "Parameters",
+                "id": "result",
+                "parameter": [{"name": "result", "valueAttachment": attachment}],
+            }
+        ],
         "requestIdentifier": {"system": f"{EXT_BASE}:request", "value": request_id},
         "moduleCodeableConcept": {"coding": [ruleset_coding(result)]},
         "status": status,
@@ -145,20 +176,22 @@ def guidance_response(result: Mapping[str, Any], document: bytes, request_id: st
 
 
 def _reason_ext(flag: Mapping[str, Any], cohort: Mapping[str, Any], lang: str) -> dict[str, Any]:
-    ext: list[dict[str, Any]] = [{"url": "rule", "valueString": str(flag["rule"])},
-                                 {"url": "status", "valueCode": str(cohort["status"])}]
+    ext: list[dict[str, Any]] = [
+        {"url": "rule", "valueString": str(flag["rule"])},
+        {"url": "status", "valueCode": str(cohort["status"])},
+    ]
     for crit in cohort["failed"]:
         ext.append({"url": "notMet", "valueString": str(crit)})
     for crit in cohort["unknown"]:
         ext.append({"url": "unknown", "valueString": str(crit)})
     for reason in flag["reasons"]:
-        ext.append({"url": "reason",
-                    "valueString": f"{reason['criterion']} {reason['outcome']}: {reason['text'][lang]}"})
+        ext.append(
+            {"url": "reason", "valueString": f"{reason['criterion']} {reason['outcome']}: {reason['text'][lang]}"}
+        )
     return {"url": f"{EXT_BASE}:match-reasons", "extension": ext}
 
 
-def match_bundle(result: Mapping[str, Any], base_url: str, lang: str,
-                 bundle_id: str | None = None) -> dict[str, Any]:
+def match_bundle(result: Mapping[str, Any], base_url: str, lang: str, bundle_id: str | None = None) -> dict[str, Any]:
     """``ResearchStudy/$match`` answer: a searchset Bundle, one ResearchStudy per flagged (score 1)
     or indeterminate (score 0.5) cohort, with the reasons in an extension."""
     entries: list[dict[str, Any]] = []
@@ -175,11 +208,13 @@ def match_bundle(result: Mapping[str, Any], base_url: str, lang: str,
             }
             if cohort.get("title"):
                 study["title"] = str(cohort["title"][lang])
-            entries.append({
-                "fullUrl": f"{base_url.rstrip('/')}/ResearchStudy/{cohort['key']}",
-                "resource": study,
-                "search": {"mode": "match", "score": 1 if cohort["status"] == "flagged" else 0.5},
-            })
+            entries.append(
+                {
+                    "fullUrl": f"{base_url.rstrip('/')}/ResearchStudy/{cohort['key']}",
+                    "resource": study,
+                    "search": {"mode": "match", "score": 1 if cohort["status"] == "flagged" else 0.5},
+                }
+            )
     entries.sort(key=lambda e: (-e["search"]["score"], e["resource"]["id"]))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
     if bundle_id:

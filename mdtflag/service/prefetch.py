@@ -7,6 +7,7 @@ failed), when a search Bundle carries OperationOutcome entries, or when it has a
 the first page arrived). The Patient read answered with ``null`` is missing too: there is no
 patient to evaluate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -33,6 +33,7 @@ of one run), one reader module per FHIR resource family (:mod:`.patient`, :mod:`
 :mod:`.observation`, :mod:`.genomics`, :mod:`.medication`, :mod:`.research`, :mod:`.assertions`,
 :mod:`.family`) and :mod:`.extract` (resourceType -> reader, the run).
 """
+
 from __future__ import annotations
 
 from mdtflag.fhir.facts.encoding import FieldType, encode_value

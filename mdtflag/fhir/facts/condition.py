@@ -1,5 +1,6 @@
 """Condition: diagnoses, extent from secondary neoplasms and stage groups, pregnancy conditions;
 and the pathology DiagnosticReports that confirm a diagnosis histologically."""
+
 from __future__ import annotations
 
 from datetime import date as Date
@@ -40,10 +41,10 @@ from mdtflag.fhir.facts.parse import (
 
 def prepare_report(x: Extraction, res: Resource, name: str, i: int) -> None:
     """Mark pathology reports and the Conditions they refer to (for histology_confirmed)."""
-    pathology = any(s == V2_0074 and c in PATHOLOGY_SECTIONS
-                    for cat in as_list(res.get("category")) for s, c, _ in codings(cat))
-    pathology = pathology or any(s == LOINC and c in PATHOLOGY_LOINC
-                                 for s, c, _ in codings(res.get("code")))
+    pathology = any(
+        s == V2_0074 and c in PATHOLOGY_SECTIONS for cat in as_list(res.get("category")) for s, c, _ in codings(cat)
+    )
+    pathology = pathology or any(s == LOINC and c in PATHOLOGY_LOINC for s, c, _ in codings(res.get("code")))
     if not pathology or status_of(res) in IGNORED_STATUS:
         return
     x.pathology_reports.add(id(res))
@@ -63,17 +64,16 @@ def prepare_report(x: Extraction, res: Resource, name: str, i: int) -> None:
 def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     vs_raw = res.get("verificationStatus")
     if vs_raw is not None and type(vs_raw) is not dict:
-        x.note("wrong-type", "Condition.verificationStatus is not a CodeableConcept",
-               name, "Condition.verificationStatus")
+        x.note(
+            "wrong-type", "Condition.verificationStatus is not a CodeableConcept", name, "Condition.verificationStatus"
+        )
     vs = status_code(vs_raw)
     if vs in ("refuted", "entered-in-error"):
-        x.note("ignored-status", f"{name} has verificationStatus {vs}; ignored", name,
-               "Condition.verificationStatus")
+        x.note("ignored-status", f"{name} has verificationStatus {vs}; ignored", name, "Condition.verificationStatus")
         return
     cs_raw = res.get("clinicalStatus")
     if cs_raw is not None and type(cs_raw) is not dict:
-        x.note("wrong-type", "Condition.clinicalStatus is not a CodeableConcept", name,
-               "Condition.clinicalStatus")
+        x.note("wrong-type", "Condition.clinicalStatus is not a CodeableConcept", name, "Condition.clinicalStatus")
     cs = status_code(cs_raw)
     code = read_condition_code(x, res.get("code"), name, "Condition.code")
     icd10, snomed, topo, morph, ev = code
@@ -90,8 +90,12 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
                 elif s == SNOMED and morph is None:
                     target = x.terms.map_one(SNOMED, c, ICDO3)
                     if target is None:
-                        x.note("unmapped-code", f"histology {s}|{c[:20]} is not in the SNOMED CT -> "
-                               "ICD-O-3 map: morphology unknown", name, element)
+                        x.note(
+                            "unmapped-code",
+                            f"histology {s}|{c[:20]} is not in the SNOMED CT -> ICD-O-3 map: morphology unknown",
+                            name,
+                            element,
+                        )
                     else:
                         _, morph = icdo3(target)
                         c = f"{c} -> ICD-O-3 {target}"
@@ -104,8 +108,7 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     if icd10:
         cancer, secondary, pregnancy = icd10_classes(icd10)
         if secondary:
-            site = ("liver" if icd10.startswith("C78.7") else
-                    "brain" if icd10.startswith("C79.3") else None)
+            site = "liver" if icd10.startswith("C78.7") else "brain" if icd10.startswith("C79.3") else None
     behaviour = morph[-1] if morph else None
     if behaviour in ("3", "6"):
         cancer = True
@@ -113,14 +116,14 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         secondary = True
     if secondary and site is None:
         site = "other"
-    if cs is None and ("abatementDateTime" in res or "abatementPeriod" in res
-                       or "abatementAge" in res or "abatementString" in res):
+    if cs is None and (
+        "abatementDateTime" in res or "abatementPeriod" in res or "abatementAge" in res or "abatementString" in res
+    ):
         active = False
     else:
         active = cs not in INACTIVE_CLINICAL
     confirmed = vs == "confirmed"
-    pathology = (id(res) in x.pathology_conditions
-                 or condition_has_pathology_evidence(x, res))
+    pathology = id(res) in x.pathology_conditions or condition_has_pathology_evidence(x, res)
     histology = confirmed and (has_histology_ext or behaviour == "3" or pathology)
     if "recordedDate" in res and type(res["recordedDate"]) is str:
         recorded, _ = parse_date(res["recordedDate"])
@@ -130,8 +133,12 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     if span is not None and x.after_as_of(span[0], name, "Condition.onset[x]"):
         return
     if span is not None and x.birth is not None and span[1] < x.birth:
-        x.note("impossible-date", f"the onset {span[1].isoformat()} is before the birth date "
-               f"{x.birth.isoformat()}: diagnosis date unknown", name, "Condition.onset[x]")
+        x.note(
+            "impossible-date",
+            f"the onset {span[1].isoformat()} is before the birth date {x.birth.isoformat()}: diagnosis date unknown",
+            name,
+            "Condition.onset[x]",
+        )
         span = ages = None
     onset = span[0] if span is not None else None
     if span is not None and ages is None and x.birth is not None and x.birth_hi is not None:
@@ -142,37 +149,63 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         ev.append(Evidence(resource=name, element="Condition.clinicalStatus", value=cs))
     evidence = tuple(ev)
     fact = DiagnosisFact(
-        icd10=icd10, icd10_3=icd10[:3] if icd10 else None, snomed=snomed,
-        icdo3_topography=topo, morphology=morph, cancer=cancer, secondary=secondary,
-        metastasis_site=site, active=active, confirmed=confirmed,
-        histology_confirmed=histology, onset=onset, onset_days_ago=x.days_ago(onset),
-        age_at_onset=ages[0] if ages else None, evidence=evidence)
+        icd10=icd10,
+        icd10_3=icd10[:3] if icd10 else None,
+        snomed=snomed,
+        icdo3_topography=topo,
+        morphology=morph,
+        cancer=cancer,
+        secondary=secondary,
+        metastasis_site=site,
+        active=active,
+        confirmed=confirmed,
+        histology_confirmed=histology,
+        onset=onset,
+        onset_days_ago=x.days_ago(onset),
+        age_at_onset=ages[0] if ages else None,
+        evidence=evidence,
+    )
     x.add("diagnosis", (i, 0), fact)
     if span is not None and (span[0] != span[1] or (ages is not None and ages[0] != ages[1])):
-        x.other_end[id(fact)] = fact.model_copy(update={
-            "onset": span[1], "onset_days_ago": x.days_ago(span[1]),
-            "age_at_onset": ages[1] if ages else None})
+        x.other_end[id(fact)] = fact.model_copy(
+            update={"onset": span[1], "onset_days_ago": x.days_ago(span[1]), "age_at_onset": ages[1] if ages else None}
+        )
     if secondary:
-        x.add("extent", (i, 0), ExtentFact(value="metastatic", source="secondary-condition",
-                                           date=onset, evidence=evidence))
+        x.add(
+            "extent",
+            (i, 0),
+            ExtentFact(value="metastatic", source="secondary-condition", date=onset, evidence=evidence),
+        )
     for j, stage in enumerate(as_list(res.get("stage"))):
         summary = as_dict(stage).get("summary")
         hit = stage_iv_value(summary)
         if hit:
-            x.add("extent", (i, 1 + j), ExtentFact(
-                value="metastatic", source="stage-group", date=None, evidence=(Evidence(
-                    resource=name, element=f"Condition.stage[{j}].summary", value=hit),)))
+            x.add(
+                "extent",
+                (i, 1 + j),
+                ExtentFact(
+                    value="metastatic",
+                    source="stage-group",
+                    date=None,
+                    evidence=(Evidence(resource=name, element=f"Condition.stage[{j}].summary", value=hit),),
+                ),
+            )
     if pregnancy and active:
-        x.add("pregnancy", (i, 0), PregnancyFact(
-            status="pregnant", source="condition", date=onset,
-            age_days=x.days_ago(onset), evidence=evidence))
+        x.add(
+            "pregnancy",
+            (i, 0),
+            PregnancyFact(
+                status="pregnant", source="condition", date=onset, age_days=x.days_ago(onset), evidence=evidence
+            ),
+        )
 
 
 _AGE_UNITS = {"a": 1, "yr": 1, "year": 1, "years": 1, "mo": 12, "month": 12, "months": 12}
 
 
-def condition_onset(x: Extraction, res: Resource, name: str, ev: list[Evidence]
-                    ) -> tuple[tuple[Date, Date] | None, tuple[int, int] | None]:
+def condition_onset(
+    x: Extraction, res: Resource, name: str, ev: list[Evidence]
+) -> tuple[tuple[Date, Date] | None, tuple[int, int] | None]:
     """((first, last) day of the onset, (oldest, youngest) age at onset in whole years) from
     onsetDateTime, onsetPeriod (start, else end), onsetAge, onsetRange (ages), else recordedDate. An age
     gives the dates through the birth date; onsetString is text: a note, no date."""
@@ -206,8 +239,12 @@ def condition_onset(x: Extraction, res: Resource, name: str, ev: list[Evidence]
             last = Date.fromordinal(_add_years(x.birth_hi, hi_age[1] + 1).toordinal() - 1)
             return (first, max(first, last)), ages
     if "onsetString" in res:
-        x.note("invalid-date", "Condition.onsetString is text, not a date: diagnosis date unknown",
-               name, "Condition.onsetString")
+        x.note(
+            "invalid-date",
+            "Condition.onsetString is text, not a date: diagnosis date unknown",
+            name,
+            "Condition.onsetString",
+        )
         return None, None
     if "recordedDate" in res:
         raw = res["recordedDate"]
@@ -259,8 +296,13 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
     cannot be read."""
     # a code that is absent or cannot be read still gives a fact whose disease is unknown: the
     # resource is there, so "is there a cancer?" must not read as "no"
-    unknown: ConditionCode = (None, None, None, None, [Evidence(resource=name, element=element,
-                                                                value="(code not understood)")])
+    unknown: ConditionCode = (
+        None,
+        None,
+        None,
+        None,
+        [Evidence(resource=name, element=element, value="(code not understood)")],
+    )
     if cc is None:
         x.note("missing-element", f"{element} is absent: disease unknown", name, element)
         return unknown
@@ -276,8 +318,7 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
         if "icd-10" in s or s in ICD10_OIDS:
             norm = normalise_icd10(c)
             if norm is None:
-                x.note("invalid-code", f"{element} ICD-10 code {c[:20]!r} is not of ICD-10 "
-                       f"form", name, el)
+                x.note("invalid-code", f"{element} ICD-10 code {c[:20]!r} is not of ICD-10 form", name, el)
             elif icd10 is None:
                 icd10 = norm
                 ev.append(Evidence(resource=name, element=el, value=f"{s}|{c}"))
@@ -292,8 +333,7 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
         elif "icd-o" in s:
             t, m = icdo3(c)
             if t is None and m is None:
-                x.note("invalid-code", f"ICD-O-3 code {c[:20]!r} is neither a topography "
-                       f"nor a morphology", name, el)
+                x.note("invalid-code", f"ICD-O-3 code {c[:20]!r} is neither a topography nor a morphology", name, el)
             topo = topo or t
             morph = morph or m
             if t or m:
@@ -305,16 +345,27 @@ def read_condition_code(x: Extraction, cc: object, name: str, element: str) -> C
         mapped = normalise_icd10(target) if target else None
         if mapped is not None:
             icd10 = mapped
-            ev.append(Evidence(resource=name, element=snomed_el,
-                               value=f"{SNOMED}|{snomed} -> ICD-10 {target} (terminology map)"))
+            ev.append(
+                Evidence(
+                    resource=name, element=snomed_el, value=f"{SNOMED}|{snomed} -> ICD-10 {target} (terminology map)"
+                )
+            )
         elif not x.terms.has(NON_MALIGNANT_VS, SNOMED, snomed):
-            x.note("unmapped-code", f"SNOMED CT {snomed} is neither in the SNOMED CT -> ICD-10 map nor "
-                   "known to be non-malignant: whether it is a cancer, and its tumour group, are unknown",
-                   name, snomed_el)
+            x.note(
+                "unmapped-code",
+                f"SNOMED CT {snomed} is neither in the SNOMED CT -> ICD-10 map nor "
+                "known to be non-malignant: whether it is a cancer, and its tumour group, are unknown",
+                name,
+                snomed_el,
+            )
     if not (icd10 or snomed or topo or morph):
         if other:
-            x.note("unknown-code-system", f"{element} has no ICD-10, SNOMED CT or ICD-O-3 "
-                   f"code (systems: {', '.join(sorted(set(other)))[:200]})", name, element)
+            x.note(
+                "unknown-code-system",
+                f"{element} has no ICD-10, SNOMED CT or ICD-O-3 code (systems: {', '.join(sorted(set(other)))[:200]})",
+                name,
+                element,
+            )
         else:
             x.note("missing-element", f"{element} has no usable coding: disease unknown", name, element)
         return unknown

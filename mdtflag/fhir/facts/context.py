@@ -4,6 +4,7 @@ A reader is a function ``read(x, resource, name, index)`` that reads one resourc
 notes through an :class:`Extraction` ``x``: ``x.add`` keeps a fact, ``x.offer_latest`` keeps a fact
 only if it is the most recent of its key, ``x.note`` records what could not be used.
 """
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,14 @@ Builder = Callable[[], None]
 class Extraction:
     """One extraction run. Facts are collected per kind as (order key, fact)."""
 
-    def __init__(self, bundle: LoadedBundle, as_of: Date, regions: RegionMap | None,
-                 handlers: Mapping[str, Handler], terminology: Terminology | None = None) -> None:
+    def __init__(
+        self,
+        bundle: LoadedBundle,
+        as_of: Date,
+        regions: RegionMap | None,
+        handlers: Mapping[str, Handler],
+        terminology: Terminology | None = None,
+    ) -> None:
         self.bundle = bundle
         #: the code maps, value sets and code properties the readers use
         self.terms = terminology if terminology is not None else default_terminology()
@@ -65,14 +72,14 @@ class Extraction:
         # latest-value candidates: key -> [rank, order, builder, value, resource name, conflicting name]
         self.latest: dict[tuple[str, ...], list[Any]] = {}
         self.ecog_seen = False
-        self.instants: dict[int, int] = {}            # id(resource) -> instant of its effective date
-        self.conflicted: set[str] = set()             # resource names given twice with different content
+        self.instants: dict[int, int] = {}  # id(resource) -> instant of its effective date
+        self.conflicted: set[str] = set()  # resource names given twice with different content
         self.unreadable: list[tuple[str, dict[str, Any], str, str]] = []
         self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
-        self.birth: Date | None = None         # the earliest day the birthDate can mean
-        self.birth_hi: Date | None = None      # the latest (a partial birthDate), never after as_of
+        self.birth: Date | None = None  # the earliest day the birthDate can mean
+        self.birth_hi: Date | None = None  # the latest (a partial birthDate), never after as_of
         # index for reference resolution, and the resources handlers read, with their names
         self.by_key: dict[str, Resource] = {}
         self.by_url: dict[str, Resource] = {}
@@ -83,7 +90,7 @@ class Extraction:
         urls = bundle.full_urls if len(bundle.full_urls) == len(bundle.resources) else ()
         for i, res, name, url in self._canonical_order(bundle.resources, urls):
             rt = res["resourceType"]
-            if name[len(rt) + 1:len(rt) + 2] != "#":
+            if name[len(rt) + 1 : len(rt) + 2] != "#":
                 self.by_key.setdefault(name, res)
             if url:
                 self.by_url.setdefault(url, res)
@@ -96,12 +103,13 @@ class Extraction:
                     self.observations.append((i, res, name))
                 elif rt == "DiagnosticReport":
                     self.reports.append((i, res, name))
-        self.pathology_reports: set[int] = set()      # id() of pathology DiagnosticReports
-        self.pathology_conditions: set[int] = set()   # id() of Conditions they refer to
+        self.pathology_reports: set[int] = set()  # id() of pathology DiagnosticReports
+        self.pathology_conditions: set[int] = set()  # id() of Conditions they refer to
         self.significance_cache: dict[int, tuple[str, Evidence]] | None = None
 
-    def _canonical_order(self, resources: tuple[Resource, ...], urls: tuple[str | None, ...]
-                         ) -> list[tuple[int, Resource, str, str | None]]:
+    def _canonical_order(
+        self, resources: tuple[Resource, ...], urls: tuple[str | None, ...]
+    ) -> list[tuple[int, Resource, str, str | None]]:
         """(order, resource, name, fullUrl) by resource name, so that no result depends on the order of
         the bundle's entries. A resource given twice with the same content is read once; given twice with
         different content, both are kept in content order and the name is marked as conflicting."""
@@ -130,23 +138,34 @@ class Extraction:
                 group = [by_content[c] for c in sorted(by_content)]
                 if len(group) > 1:
                     self.conflicted.add(name)
-                    self.note("duplicate-id", f"{name} is given {len(group)} times with different "
-                              f"content; its values are not used where only one can count", name)
+                    self.note(
+                        "duplicate-id",
+                        f"{name} is given {len(group)} times with different "
+                        f"content; its values are not used where only one can count",
+                        name,
+                    )
             for item in group:
                 out.append((len(out), item[2], item[0], item[3]))
             k = end
         return out
 
-    def note(self, code: str, message: str, resource: str | None = None,
-             element: str | None = None) -> None:
+    def note(self, code: str, message: str, resource: str | None = None, element: str | None = None) -> None:
         self.notes.append(DataQualityNote(code, message, resource, element))
 
     def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
         self.out[kind].append((order, fact))
 
-    def offer_latest(self, key: tuple[str, ...], when: Date | None, order: tuple[int, int],
-                     build: Builder, *, res: Resource | None = None, value: object = None,
-                     name: str | None = None) -> None:
+    def offer_latest(
+        self,
+        key: tuple[str, ...],
+        when: Date | None,
+        order: tuple[int, int],
+        build: Builder,
+        *,
+        res: Resource | None = None,
+        value: object = None,
+        name: str | None = None,
+    ) -> None:
         """Keep ``build`` only if it is the most recent candidate for ``key`` so far.
 
         "Most recent" is by the full instant of ``res``'s effective date (time of day and zone included)
@@ -166,12 +185,19 @@ class Extraction:
         """Build the latest candidate of ``key``, or note why no value can count."""
         name, other = entry[4], entry[5]
         if other is not None:
-            self.note("conflicting-values", f"{name} and {other} give different values for "
-                      f"{' '.join(key)} at the same time; the value is unknown", name)
+            self.note(
+                "conflicting-values",
+                f"{name} and {other} give different values for {' '.join(key)} at the same time; the value is unknown",
+                name,
+            )
             self.unread_key(key, name, "")
         elif name in self.conflicted:
-            self.note("conflicting-values", f"the latest {' '.join(key)} comes from {name}, which is "
-                      f"given twice with different content; the value is unknown", name)
+            self.note(
+                "conflicting-values",
+                f"the latest {' '.join(key)} comes from {name}, which is "
+                f"given twice with different content; the value is unknown",
+                name,
+            )
             self.unread_key(key, name, "")
         else:
             entry[2]()
@@ -208,8 +234,12 @@ class Extraction:
             return None
         if partial:
             hi = last_day(d, value)
-            self.note("partial-date", f"{element} {value!r} is a partial date, read as "
-                      f"{d.isoformat()}..{hi.isoformat()}", name, element)
+            self.note(
+                "partial-date",
+                f"{element} {value!r} is a partial date, read as {d.isoformat()}..{hi.isoformat()}",
+                name,
+                element,
+            )
             return d, hi
         return d, d
 
@@ -217,8 +247,12 @@ class Extraction:
         """True (with a note) when ``when`` lies after ``as_of``: not known at ``as_of``, not used."""
         if when is None or when <= self.as_of:
             return False
-        self.note("after-as-of", f"{element} {when.isoformat()} is after the evaluation date "
-                  f"{self.as_of.isoformat()}; not used", name, element)
+        self.note(
+            "after-as-of",
+            f"{element} {when.isoformat()} is after the evaluation date {self.as_of.isoformat()}; not used",
+            name,
+            element,
+        )
         return True
 
     def known_later(self, res: Resource, name: str) -> bool:
@@ -286,8 +320,11 @@ class Extraction:
             if ref is None:
                 continue
             if target is not None:
-                return (ref, link, True) if (target.get("resourceType") == "Patient"
-                                             and target is not self.patient) else None
+                return (
+                    (ref, link, True)
+                    if (target.get("resourceType") == "Patient" and target is not self.patient)
+                    else None
+                )
             key = ref_key(ref)
             if key is not None and key == f"Patient/{self.patient_id}":
                 return None
@@ -305,10 +342,11 @@ class Extraction:
         """``fn(*args)``; on an internal error a note ``extraction-error`` and ``None``."""
         try:
             return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - the safety net; tests assert it never fires
+        except Exception as exc:
             name = args[-2] if len(args) >= 3 and type(args[-2]) is str else None
-            self.note("extraction-error", f"could not read {name or 'resource'}: "
-                      f"{type(exc).__name__}: {exc}"[:300], name)
+            self.note(
+                "extraction-error", f"could not read {name or 'resource'}: {type(exc).__name__}: {exc}"[:300], name
+            )
             return None
 
 

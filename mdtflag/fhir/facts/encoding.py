@@ -5,6 +5,7 @@ whole number (value × 1000, rounded half-even) and a ``date`` as a day number (
 1970-01-01). Facts and rule constants are encoded by the same functions, so a rule's threshold
 and a patient's value always meet on the same scale.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -50,13 +51,25 @@ def encode_date(value: Date) -> int:
 
 
 #: field type -> engine type.
-ENGINE_TYPE: Mapping[FieldType, EngineType] = MappingProxyType({
-    "str": "str", "int": "int", "bool": "bool", "decimal": "int", "date": "int",
-})
+ENGINE_TYPE: Mapping[FieldType, EngineType] = MappingProxyType(
+    {
+        "str": "str",
+        "int": "int",
+        "bool": "bool",
+        "decimal": "int",
+        "date": "int",
+    }
+)
 #: field type -> encoder, ``None`` where the value is sent as it is.
-ENCODERS: Mapping[FieldType, Callable[..., int] | None] = MappingProxyType({
-    "str": None, "int": None, "bool": None, "decimal": encode_decimal, "date": encode_date,
-})
+ENCODERS: Mapping[FieldType, Callable[..., int] | None] = MappingProxyType(
+    {
+        "str": None,
+        "int": None,
+        "bool": None,
+        "decimal": encode_decimal,
+        "date": encode_date,
+    }
+)
 
 
 def encode_value(field_type: str, value: object) -> object:

@@ -1,4 +1,5 @@
 """The dispatch from resource type to reader, and one extraction run from start to end."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -24,23 +25,25 @@ from mdtflag.fhir.regions import RegionMap
 __all__ = ["HANDLERS", "extract_facts"]
 
 #: resourceType -> reader. The Patient is read apart (first, whatever its place in the bundle).
-HANDLERS: Mapping[str, Handler] = MappingProxyType({
-    "Condition": read_condition,
-    "Observation": read_observation,
-    "DiagnosticReport": read_report,
-    "MedicationStatement": read_medication,
-    "MedicationAdministration": read_medication,
-    "MedicationRequest": read_medication,
-    "ResearchSubject": read_research_subject,
-    "ServiceRequest": read_referral,
-    "Encounter": read_referral,
-    "FamilyMemberHistory": read_family,
-})
+HANDLERS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "Condition": read_condition,
+        "Observation": read_observation,
+        "DiagnosticReport": read_report,
+        "MedicationStatement": read_medication,
+        "MedicationAdministration": read_medication,
+        "MedicationRequest": read_medication,
+        "ResearchSubject": read_research_subject,
+        "ServiceRequest": read_referral,
+        "Encounter": read_referral,
+        "FamilyMemberHistory": read_family,
+    }
+)
 
 
 def _run(x: Extraction) -> FactSet:
     patient = x.safely(read_patient, x, x.patient, "Patient")
-    if patient is None:       # only on an internal error; keep the patient with nothing known
+    if patient is None:  # only on an internal error; keep the patient with nothing known
         patient = PatientFact(evidence=())
     for i, res, name in x.reports:
         x.safely(prepare_report, x, res, name, i)
@@ -48,18 +51,26 @@ def _run(x: Extraction) -> FactSet:
         other = x.other_patient(res)
         if other is not None:
             if other[2]:
-                x.note("other-patient", f"{name} refers to {other[0]}, not to this bundle's "
-                       f"Patient; not used", name, f"{res['resourceType']}.{other[1]}")
+                x.note(
+                    "other-patient",
+                    f"{name} refers to {other[0]}, not to this bundle's Patient; not used",
+                    name,
+                    f"{res['resourceType']}.{other[1]}",
+                )
             else:
-                x.note("unresolved-subject", f"{name} refers to {other[0][:80]}, which is not in the "
-                       f"bundle; not attributed to the Patient", name, f"{res['resourceType']}.{other[1]}")
+                x.note(
+                    "unresolved-subject",
+                    f"{name} refers to {other[0][:80]}, which is not in the bundle; not attributed to the Patient",
+                    name,
+                    f"{res['resourceType']}.{other[1]}",
+                )
             continue
         x.safely(handler, x, res, name, i)
     # the builders refer back to the extraction: take them out, so that no reference cycle keeps
     # the patient's data alive after the run
     latest, x.latest = x.latest, {}
     for key, entry in latest.items():
-        if key == ("ecog-derived",) and x.ecog_seen:     # Karnofsky only when there is no ECOG
+        if key == ("ecog-derived",) and x.ecog_seen:  # Karnofsky only when there is no ECOG
             continue
         x.build_latest(key, entry)
     facts: list[Any] = [patient]
@@ -69,15 +80,22 @@ def _run(x: Extraction) -> FactSet:
             items.sort(key=lambda t: t[0])
             facts.extend(f for _, f in items)
     other_end = x.other_end
-    completions: tuple[tuple[int, Any], ...] = tuple((k, other_end[id(f)]) for k, f in enumerate(facts)
-                        if id(f) in other_end) if other_end else ()
-    return FactSet(patient=patient, facts=tuple(facts),
-                   notes=tuple(x.bundle.notes) + tuple(x.notes),
-                   source=x.bundle.source, completions=completions, unreadable=tuple(x.unreadable))
+    completions: tuple[tuple[int, Any], ...] = (
+        tuple((k, other_end[id(f)]) for k, f in enumerate(facts) if id(f) in other_end) if other_end else ()
+    )
+    return FactSet(
+        patient=patient,
+        facts=tuple(facts),
+        notes=tuple(x.bundle.notes) + tuple(x.notes),
+        source=x.bundle.source,
+        completions=completions,
+        unreadable=tuple(x.unreadable),
+    )
 
 
-def extract_facts(bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None,
-                  terminology: Terminology | None = None) -> FactSet:
+def extract_facts(
+    bundle: LoadedBundle, as_of: Date, regions: RegionMap | None = None, terminology: Terminology | None = None
+) -> FactSet:
     """All facts of one patient at ``as_of`` (see :mod:`mdtflag.fhir.facts`). Never raises for any
     content of ``bundle``: what cannot be used becomes a note in ``FactSet.notes``. Without
     ``regions`` no healthcare region is known; without ``terminology`` the terminology shipped with the

@@ -1,4 +1,5 @@
 """FamilyMemberHistory: relatives' diagnoses and onset ages."""
+
 from __future__ import annotations
 
 from mdtflag.fhir.facts.codes import DEGREE, ROLE_SYSTEMS
@@ -11,8 +12,7 @@ from mdtflag.fhir.facts.parse import as_dict, as_list, codings, number, status_o
 def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
     status = status_of(res)
     if status == "entered-in-error":
-        x.note("ignored-status", f"{name} has status {status}; ignored", name,
-               "FamilyMemberHistory.status")
+        x.note("ignored-status", f"{name} has status {status}; ignored", name, "FamilyMemberHistory.status")
         return
     relationship = None
     for s, c, _ in codings(res.get("relationship")):
@@ -20,17 +20,18 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
             relationship = c.upper()
             break
     if relationship is None:
-        x.note("unknown-code-system" if codings(res.get("relationship")) else
-               "missing-element", "FamilyMemberHistory.relationship has no v3-RoleCode",
-               name, "FamilyMemberHistory.relationship")
+        x.note(
+            "unknown-code-system" if codings(res.get("relationship")) else "missing-element",
+            "FamilyMemberHistory.relationship has no v3-RoleCode",
+            name,
+            "FamilyMemberHistory.relationship",
+        )
         return
     degree = DEGREE.get(relationship)
-    rel_ev = Evidence(resource=name, element="FamilyMemberHistory.relationship",
-                      value=relationship)
+    rel_ev = Evidence(resource=name, element="FamilyMemberHistory.relationship", value=relationship)
     conditions = [c for c in as_list(res.get("condition")) if type(c) is dict]
     if not conditions:
-        x.add("family_history", (i, 0), FamilyHistoryFact(
-            relationship=relationship, degree=degree, evidence=(rel_ev,)))
+        x.add("family_history", (i, 0), FamilyHistoryFact(relationship=relationship, degree=degree, evidence=(rel_ev,)))
         return
     for j, cond in enumerate(conditions):
         element = f"FamilyMemberHistory.condition[{j}]"
@@ -39,10 +40,19 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
         onset_age = None
         if "onsetAge" in cond:
             onset_age = read_onset_age(x, cond["onsetAge"], name, f"{element}.onsetAge", ev)
-        x.add("family_history", (i, j), FamilyHistoryFact(
-            relationship=relationship, degree=degree, icd10=icd10,
-            icd10_3=icd10[:3] if icd10 else None, snomed=snomed, onset_age=onset_age,
-            evidence=(rel_ev, *ev)))
+        x.add(
+            "family_history",
+            (i, j),
+            FamilyHistoryFact(
+                relationship=relationship,
+                degree=degree,
+                icd10=icd10,
+                icd10_3=icd10[:3] if icd10 else None,
+                snomed=snomed,
+                onset_age=onset_age,
+                evidence=(rel_ev, *ev),
+            ),
+        )
 
 
 def read_onset_age(x: Extraction, q: object, name: str, element: str, ev: list[Evidence]) -> int | None:

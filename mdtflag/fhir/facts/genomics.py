@@ -1,4 +1,5 @@
 """Genomics: variants, TMB, MSI, diagnostic implications and genomic DiagnosticReports."""
+
 from __future__ import annotations
 
 import re
@@ -71,9 +72,10 @@ def read_implication(x: Extraction, res: Resource, name: str, i: int) -> None:
         if any(s == LOINC and c == "53037-8" for s, c, _ in codings(comp.get("code"))):
             for s, c, _ in codings(comp.get("valueCodeableConcept")):
                 if s == LOINC and c in SIGNIFICANCE:
-                    found = (SIGNIFICANCE[c], Evidence(
-                        resource=name, element=f"Observation.component[{j}].valueCodeableConcept",
-                        value=c))
+                    found = (
+                        SIGNIFICANCE[c],
+                        Evidence(resource=name, element=f"Observation.component[{j}].valueCodeableConcept", value=c),
+                    )
                     break
     cache = x.significance_cache
     if found is None or cache is None:
@@ -92,16 +94,23 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         for s, c, _ in codings(res.get("valueCodeableConcept")):
             if s == LOINC and c in VARIANT_VALUE:
                 present = VARIANT_VALUE[c]
-                ev.append(Evidence(resource=name, element="Observation.valueCodeableConcept",
-                                   value=c))
+                ev.append(Evidence(resource=name, element="Observation.valueCodeableConcept", value=c))
                 break
             if s == LOINC and c in VARIANT_NO_CALL:
-                x.note("unknown-code", f"variant result {c} (no call / indeterminate): "
-                       "not tested", name, "Observation.valueCodeableConcept")
+                x.note(
+                    "unknown-code",
+                    f"variant result {c} (no call / indeterminate): not tested",
+                    name,
+                    "Observation.valueCodeableConcept",
+                )
                 return
         if present is None:
-            x.note("unknown-code", "variant value is not LA9633-4 present / LA9634-2 absent",
-                   name, "Observation.valueCodeableConcept")
+            x.note(
+                "unknown-code",
+                "variant value is not LA9633-4 present / LA9634-2 absent",
+                name,
+                "Observation.valueCodeableConcept",
+            )
             return
     genes: list[tuple[str, Evidence]] = []
     fields: dict[str, Any] = {}
@@ -113,8 +122,7 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         for s, c in component_codes(comp):
             if s == LOINC:
                 if c == "48018-6":
-                    g = gene_symbol(x, comp.get("valueCodeableConcept"), name,
-                                         f"{element}.valueCodeableConcept")
+                    g = gene_symbol(x, comp.get("valueCodeableConcept"), name, f"{element}.valueCodeableConcept")
                     if g:
                         genes.append(g)
                 elif c == "94076-7":
@@ -129,21 +137,28 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                     c2 = c2.replace("_", ":")
                     if s2 in SO_SYSTEMS and c2 in SO_CN:
                         change_from_consequence = c2
-                        ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept",
-                                           value=c2))
+                        ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c2))
                 break
     hgvs_from_identifiers(x, res, name, fields, ev)
     if change_from_consequence:
         fields.setdefault("cn_change", SO_CN[change_from_consequence])
         fields.setdefault("change_type", "cnv")
     if not genes:
-        x.note("missing-element", "variant without a readable gene (component 48018-6): "
-               "not used", name, "Observation.component")
+        x.note(
+            "missing-element",
+            "variant without a readable gene (component 48018-6): not used",
+            name,
+            "Observation.component",
+        )
         return
     if present is None:
         present = True
-        x.note("assumed-value", "variant without a value but with a gene: read as present "
-               "(LA9633-4)", name, "Observation.valueCodeableConcept")
+        x.note(
+            "assumed-value",
+            "variant without a value but with a gene: read as present (LA9633-4)",
+            name,
+            "Observation.valueCodeableConcept",
+        )
     implied = significance(x).get(id(res))
     if implied is not None and "significance" not in fields:
         sig, sig_ev = implied
@@ -151,30 +166,42 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         ev.append(sig_ev)
     so = fields.pop("_so", None)
     text_partner = fields.pop("_text_partner", None)
-    if (present and len(genes) == 1 and fields.get("change_type") == "fusion" and text_partner
-            and text_partner != genes[0][0]):
+    if (
+        present
+        and len(genes) == 1
+        and fields.get("change_type") == "fusion"
+        and text_partner
+        and text_partner != genes[0][0]
+    ):
         fields["fusion_partner"] = text_partner
     if present and len(genes) > 1:
         pair = f"{genes[0][0]}-{genes[1][0]}"
-        if len(genes) == 2 and (fields.get("change_type") == "fusion"
-                                or so in SO_REARRANGEMENT or "change_type" not in fields):
+        if len(genes) == 2 and (
+            fields.get("change_type") == "fusion" or so in SO_REARRANGEMENT or "change_type" not in fields
+        ):
             if fields.get("change_type") != "fusion":
-                how = (f"as a rearrangement ({so})" if so in SO_REARRANGEMENT
-                       else "without a change type")
-                x.note("assumed-value", f"variant {pair} coded {how} between two "
-                       "genes: read as a fusion of the first gene with the second",
-                       name, "Observation.component")
+                how = f"as a rearrangement ({so})" if so in SO_REARRANGEMENT else "without a change type"
+                x.note(
+                    "assumed-value",
+                    f"variant {pair} coded {how} between two genes: read as a fusion of the first gene with the second",
+                    name,
+                    "Observation.component",
+                )
                 fields["change_type"] = "fusion"
             fields["fusion_partner"] = genes[1][0]
             ev.append(genes[1][1])
         else:
-            x.note("several-genes", f"variant names {len(genes)} genes "
-                   f"({', '.join(g for g, _ in genes)}) but is not coded as a fusion "
-                   "(SO:0001565); only the first gene used", name, "Observation.component")
+            x.note(
+                "several-genes",
+                f"variant names {len(genes)} genes "
+                f"({', '.join(g for g, _ in genes)}) but is not coded as a fusion "
+                "(SO:0001565); only the first gene used",
+                name,
+                "Observation.component",
+            )
         genes = genes[:1]
     for k, (gene, gene_ev) in enumerate(genes):
-        x.add("variant", (i, k), VariantFact(gene=gene, present=present, date=when,
-                                             evidence=(gene_ev, *ev), **fields))
+        x.add("variant", (i, k), VariantFact(gene=gene, present=present, date=when, evidence=(gene_ev, *ev), **fields))
 
 
 def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str, Evidence] | None:
@@ -194,29 +221,40 @@ def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str
             hgnc_id = hgnc_id_of(code)
             by_id = x.terms.prop(HGNC_ID, hgnc_id, "display") if hgnc_id else None
             for cand in (display, code):
-                if cand and GENE_SYMBOL.match(cand) and not cand.upper().startswith("HGNC")\
-                        and not cand.isdigit():
+                if cand and GENE_SYMBOL.match(cand) and not cand.upper().startswith("HGNC") and not cand.isdigit():
                     if by_id is not None and by_id.upper() != cand.upper():
-                        x.note("conflicting-code", f"{element}: {hgnc_id} is {by_id} but the symbol given "
-                               f"is {cand}; the symbol given is used", name, element)
+                        x.note(
+                            "conflicting-code",
+                            f"{element}: {hgnc_id} is {by_id} but the symbol given is {cand}; the symbol given is used",
+                            name,
+                            element,
+                        )
                     return cand.upper() if by_id and by_id.upper() == cand.upper() else cand, Evidence(
-                        resource=name, element=element, value=f"{code or ''} {display or ''}".strip())
+                        resource=name, element=element, value=f"{code or ''} {display or ''}".strip()
+                    )
             if by_id is not None:
-                return by_id, Evidence(resource=name, element=element,
-                                       value=f"{hgnc_id} -> {by_id} (terminology: HGNC)")
+                return by_id, Evidence(
+                    resource=name, element=element, value=f"{hgnc_id} -> {by_id} (terminology: HGNC)"
+                )
             if hgnc_id:
                 unmapped = hgnc_id
         elif fallback is None and display and GENE_SYMBOL.match(display):
-            fallback = display, Evidence(resource=name, element=element,
-                                         value=f"{system}|{code or ''} {display}".strip())
+            fallback = (
+                display,
+                Evidence(resource=name, element=element, value=f"{system}|{code or ''} {display}".strip()),
+            )
     if fallback is None:
         text = string(cc.get("text"))
         if text and GENE_SYMBOL.match(text):
             fallback = text, Evidence(resource=name, element=f"{element}.text", value=text)
     if fallback is None:
         if unmapped:
-            x.note("unmapped-code", f"{element}: {unmapped} is not in the HGNC id -> symbol table: "
-                   "gene unknown", name, element)
+            x.note(
+                "unmapped-code",
+                f"{element}: {unmapped} is not in the HGNC id -> symbol table: gene unknown",
+                name,
+                element,
+            )
         else:
             x.note("unknown-code", f"{element}: gene given without an HGNC symbol or id", name, element)
     return fallback
@@ -236,8 +274,7 @@ FUSION_TEXT = re.compile(r"\bfusion\b", re.IGNORECASE)
 FUSION_PAIR = re.compile(r"\b([A-Z][A-Z0-9]{1,15})(?:::|--|-|/)([A-Z][A-Z0-9]{1,15})\b")
 
 
-def hgvs_from_identifiers(x: Extraction, res: Resource, name: str, fields: dict[str, Any],
-                          ev: list[Evidence]) -> None:
+def hgvs_from_identifiers(x: Extraction, res: Resource, name: str, fields: dict[str, Any], ev: list[Evidence]) -> None:
     """cDNA and protein changes from the codings / text of 81252-9 (discrete variant, e.g. a ClinVar
     display ``NM_...(GENE):c.1832del (p.Val611fs)``) and 81290-9 (genomic DNA change) when the
     structured components 48004-6 / 48005-3 are absent; a fusion named in their text."""
@@ -271,17 +308,16 @@ def hgvs_from_identifiers(x: Extraction, res: Resource, name: str, fields: dict[
                 ev.append(Evidence(resource=name, element=element, value=text))
 
 
-def variant_component(x: Extraction, code: str, comp: Resource, name: str, element: str,
-                      fields: dict[str, Any], ev: list[Evidence]) -> None:
+def variant_component(
+    x: Extraction, code: str, comp: Resource, name: str, element: str, fields: dict[str, Any], ev: list[Evidence]
+) -> None:
     def coded(table: Mapping[str, str], key: str, systems: Collection[str] = (LOINC,)) -> None:
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             if s in systems and c in table:
                 fields[key] = table[c]
-                ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept",
-                                   value=c))
+                ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c))
                 return
-        x.note("unknown-code", f"{element} ({code}) value is not a known code", name,
-               f"{element}.valueCodeableConcept")
+        x.note("unknown-code", f"{element} ({code}) value is not a known code", name, f"{element}.valueCodeableConcept")
 
     if code == "48005-3":
         text = component_text(comp)
@@ -290,16 +326,14 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
             fields["protein"] = protein
             ev.append(Evidence(resource=name, element=element, value=text))
         else:
-            x.note("invalid-code", f"{element} protein change {str(text)[:40]!r} is not "
-                   "p. HGVS", name, element)
+            x.note("invalid-code", f"{element} protein change {str(text)[:40]!r} is not p. HGVS", name, element)
     elif code == "48004-6":
         text = component_text(comp)
         if text and "c." in text:
-            fields["cdna"] = text[text.find("c."):].strip()
+            fields["cdna"] = text[text.find("c.") :].strip()
             ev.append(Evidence(resource=name, element=element, value=text))
         else:
-            x.note("invalid-code", f"{element} DNA change {str(text)[:40]!r} is not c. HGVS",
-                   name, element)
+            x.note("invalid-code", f"{element} DNA change {str(text)[:40]!r} is not c. HGVS", name, element)
     elif code == "48019-4":
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             c = c.replace("_", ":")
@@ -309,8 +343,12 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
                     fields["change_type"] = SO_CHANGE[c]
                 elif c not in SO_REARRANGEMENT:
                     # open world: a change type not classified here is unknown, not "other"
-                    x.note("unmapped-code", f"{element} change type {c[:30]} is not one mdtflag classifies: "
-                           "change type unknown", name, f"{element}.valueCodeableConcept")
+                    x.note(
+                        "unmapped-code",
+                        f"{element} change type {c[:30]} is not one mdtflag classifies: change type unknown",
+                        name,
+                        f"{element}.valueCodeableConcept",
+                    )
                     return
             elif s == LOINC and c in LOINC_CHANGE:
                 fields["change_type"] = LOINC_CHANGE[c]
@@ -318,14 +356,17 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
                 continue
             ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c))
             return
-        x.note("unknown-code-system", f"{element} change type is not a Sequence Ontology "
-               "code", name, f"{element}.valueCodeableConcept")
+        x.note(
+            "unknown-code-system",
+            f"{element} change type is not a Sequence Ontology code",
+            name,
+            f"{element}.valueCodeableConcept",
+        )
     elif code == "82155-3":
         q = comp.get("valueQuantity")
         value = number(as_dict(q).get("value"))
         if value is None:
-            x.note("wrong-type", f"{element} copy number is not a Quantity with a number",
-                   name, element)
+            x.note("wrong-type", f"{element} copy number is not a Quantity with a number", name, element)
         else:
             fields["copy_number"] = value
             ev.append(Evidence(resource=name, element=f"{element}.valueQuantity", value=str(value)))
@@ -339,76 +380,109 @@ def variant_component(x: Extraction, code: str, comp: Resource, name: str, eleme
         vaf(x, comp, name, element, fields, ev)
 
 
-def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str, Any],
-        ev: list[Evidence]) -> None:
+def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str, Any], ev: list[Evidence]) -> None:
     q = as_dict(comp.get("valueQuantity"))
     value = number(q.get("value"))
     if type(comp.get("valueQuantity")) is not dict or value is None:
-        x.note("wrong-type", f"{element} allele frequency is not a Quantity with a number",
-               name, element)
+        x.note("wrong-type", f"{element} allele frequency is not a Quantity with a number", name, element)
         return
     code, unit = string(q.get("code")), string(q.get("unit"))
     if code == "%" or (code is None and unit == "%"):
         value = value / 100
     elif code not in (None, "1"):
-        x.note("unknown-unit", f"{element} allele frequency unit {code!r} is not 1 or %",
-               name, f"{element}.valueQuantity.code")
+        x.note(
+            "unknown-unit",
+            f"{element} allele frequency unit {code!r} is not 1 or %",
+            name,
+            f"{element}.valueQuantity.code",
+        )
         return
     if not 0 <= value <= 1:
-        x.note("out-of-range", f"{element} allele frequency {q.get('value')} "
-               f"{code or unit or ''} is outside 0-1", name, element)
+        x.note(
+            "out-of-range",
+            f"{element} allele frequency {q.get('value')} {code or unit or ''} is outside 0-1",
+            name,
+            element,
+        )
         return
     fields["vaf"] = value
-    ev.append(Evidence(resource=name, element=f"{element}.valueQuantity",
-                       value=f"{q.get('value')} {code or unit or ''}".strip()))
+    ev.append(
+        Evidence(
+            resource=name, element=f"{element}.valueQuantity", value=f"{q.get('value')} {code or unit or ''}".strip()
+        )
+    )
 
 
-def obs_tmb(x: Extraction, res: Resource, name: str, i: int, code: str, element: str = "Observation",
-            when: Date | None = None) -> None:
+def obs_tmb(
+    x: Extraction, res: Resource, name: str, i: int, code: str, element: str = "Observation", when: Date | None = None
+) -> None:
     q = res.get("valueQuantity")
     value = number(as_dict(q).get("value"))
     if value is None:
-        x.note("wrong-type", f"{element}: TMB without a numeric valueQuantity", name,
-               f"{element}.valueQuantity")
+        x.note("wrong-type", f"{element}: TMB without a numeric valueQuantity", name, f"{element}.valueQuantity")
         return
     unit = string(as_dict(q).get("code")) or string(as_dict(q).get("unit"))
     if unit is not None and not is_tmb_unit(unit):
-        x.note("unknown-unit", f"{element}: TMB unit {unit!r} is not mutations per megabase",
-               name, f"{element}.valueQuantity")
+        x.note(
+            "unknown-unit",
+            f"{element}: TMB unit {unit!r} is not mutations per megabase",
+            name,
+            f"{element}.valueQuantity",
+        )
         return
     if value < 0:
         x.note("out-of-range", f"{element}: TMB {value} is negative", name, element)
         return
     if element == "Observation":
         when, _ = x.effective(res, name)
-    x.add("tmb", (i, 0), TmbFact(value=value, date=when, evidence=(Evidence(
-        resource=name, element=f"{element}.valueQuantity", value=f"{value} {unit or ''}".strip()),)))
+    x.add(
+        "tmb",
+        (i, 0),
+        TmbFact(
+            value=value,
+            date=when,
+            evidence=(
+                Evidence(resource=name, element=f"{element}.valueQuantity", value=f"{value} {unit or ''}".strip()),
+            ),
+        ),
+    )
 
 
-def obs_msi(x: Extraction, res: Resource, name: str, i: int, code: str, element: str = "Observation",
-            when: Date | None = None) -> None:
+def obs_msi(
+    x: Extraction, res: Resource, name: str, i: int, code: str, element: str = "Observation", when: Date | None = None
+) -> None:
     for s, c, _ in codings(res.get("valueCodeableConcept")):
         if s == LOINC and c in MSI:
             if element == "Observation":
                 when, _ = x.effective(res, name)
-            x.add("msi", (i, 0), MsiFact(status=MSI[c], date=when, evidence=(Evidence(
-                resource=name, element=f"{element}.valueCodeableConcept", value=c),)))
+            x.add(
+                "msi",
+                (i, 0),
+                MsiFact(
+                    status=MSI[c],
+                    date=when,
+                    evidence=(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c),),
+                ),
+            )
             return
-    x.note("unknown-code", f"{element}: MSI value is not LA26203-2 / LA26202-4 / LA14122-8",
-           name, f"{element}.valueCodeableConcept")
+    x.note(
+        "unknown-code",
+        f"{element}: MSI value is not LA26203-2 / LA26202-4 / LA14122-8",
+        name,
+        f"{element}.valueCodeableConcept",
+    )
 
 
 def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
     codes = codings(res.get("code"))
     genomic = any(s == LOINC and c == "51969-4" for s, c, _ in codes) or any(
-        s == V2_0074 and c == "GE" for cat in as_list(res.get("category"))
-        for s, c, _ in codings(cat))
+        s == V2_0074 and c == "GE" for cat in as_list(res.get("category")) for s, c, _ in codings(cat)
+    )
     if not genomic:
         return
     status = status_of(res)
     if status in IGNORED_STATUS:
-        x.note("ignored-status", f"{name} has status {status}; ignored", name,
-               "DiagnosticReport.status")
+        x.note("ignored-status", f"{name} has status {status}; ignored", name, "DiagnosticReport.status")
         return
     if x.known_later(res, name):
         return
@@ -418,11 +492,14 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
         if s == ASSAY_SYSTEM:
             if c in ASSAYS:
                 assay = c
-                ev.append(Evidence(resource=name, element=f"DiagnosticReport.code.coding[{j}]",
-                                   value=c))
+                ev.append(Evidence(resource=name, element=f"DiagnosticReport.code.coding[{j}]", value=c))
             else:
-                x.note("unknown-code", f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}",
-                       name, f"DiagnosticReport.code.coding[{j}]")
+                x.note(
+                    "unknown-code",
+                    f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}",
+                    name,
+                    f"DiagnosticReport.code.coding[{j}]",
+                )
     breadth: bool | None = None if assay is None else assay in BROAD_ASSAYS
     if assay is None:
         breadth = report_breadth(x, res, name, ev)
@@ -434,10 +511,19 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
     when, el = x.effective(res, name)
     if when is not None:
         ev.append(Evidence(resource=name, element=el, value=when.isoformat()))
-    x.add("genomic_report", (i, 0), GenomicReportFact(
-        assay=assay, broad=(breadth if final else False), final=final,
-        has_performer=has_performer, date=when, age_days=x.days_ago(when),
-        evidence=tuple(ev)))
+    x.add(
+        "genomic_report",
+        (i, 0),
+        GenomicReportFact(
+            assay=assay,
+            broad=(breadth if final else False),
+            final=final,
+            has_performer=has_performer,
+            date=when,
+            age_days=x.days_ago(when),
+            evidence=tuple(ev),
+        ),
+    )
 
 
 GENE_COUNT = re.compile(r"\b(\d{1,5})[ -]?genes?\b", re.IGNORECASE)
@@ -483,8 +569,9 @@ def report_breadth(x: Extraction, res: Resource, name: str, ev: list[Evidence]) 
                     studied.add((d or c).upper())
     if studied and (genes is None or len(studied) > genes):
         genes = len(studied)
-        ev.append(Evidence(resource=name, element="DiagnosticReport.result (region studied)",
-                           value=f"{genes} genes studied"))
+        ev.append(
+            Evidence(resource=name, element="DiagnosticReport.result (region studied)", value=f"{genes} genes studied")
+        )
     if genes is not None and minimum is not None:
         return genes >= minimum
     return None

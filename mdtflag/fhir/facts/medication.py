@@ -3,6 +3,7 @@
 The drug is read from an ATC coding, or from any coding the terminology maps to ATC (RxNorm, SNOMED CT
 medicinal products; ``medication-atc.json``). A drug that cannot be identified still gives a medication
 fact, without ATC: "was a drug of class X given?" is then unknown, never "no"."""
+
 from __future__ import annotations
 
 from mdtflag.fhir.facts.codes import ATC, ATC_CODE, ATC_SYSTEMS, MED_CURRENT, MED_GIVEN
@@ -24,8 +25,12 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
     elif "medicationReference" in res:
         target, ref = x.resolve(res["medicationReference"])
         if target is None:
-            x.note("unresolved-reference", f"{rt}.medicationReference {str(ref)[:80]!r} "
-                   "is not in the bundle: drug unknown", name, f"{rt}.medicationReference")
+            x.note(
+                "unresolved-reference",
+                f"{rt}.medicationReference {str(ref)[:80]!r} is not in the bundle: drug unknown",
+                name,
+                f"{rt}.medicationReference",
+            )
             element = f"{rt}.medicationReference"
         else:
             cc, element = target.get("code"), f"{x.name_of(target, -1)}: Medication.code"
@@ -52,17 +57,28 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
                 end = x.date_of(period["end"], name, f"{rt}.effectivePeriod.end")
     given = status in MED_GIVEN if status else True
     prior = given and (start is None or start <= x.as_of)
-    current = (status in MED_CURRENT and (start is None or start <= x.as_of)
-               and (end is None or end >= x.as_of))
+    current = status in MED_CURRENT and (start is None or start <= x.as_of) and (end is None or end >= x.as_of)
     ev = [Evidence(resource=name, element=element, value=shown)]
     if status:
         ev.append(Evidence(resource=name, element=f"{rt}.status", value=status))
     if start is not None:
         ev.append(Evidence(resource=name, element=start_el, value=start.isoformat()))
-    x.add("medication", (i, 0), MedicationFact(
-        atc=atc, atc_class=atc[:5] if atc else None, atc_group=atc[:3] if atc else None, status=status, current=current,
-        prior=prior, start=start, start_days_ago=x.days_ago(start),
-        end_days_ago=x.days_ago(end), evidence=tuple(ev)))
+    x.add(
+        "medication",
+        (i, 0),
+        MedicationFact(
+            atc=atc,
+            atc_class=atc[:5] if atc else None,
+            atc_group=atc[:3] if atc else None,
+            status=status,
+            current=current,
+            prior=prior,
+            start=start,
+            start_days_ago=x.days_ago(start),
+            end_days_ago=x.days_ago(end),
+            evidence=tuple(ev),
+        ),
+    )
 
 
 def drug_atc(x: Extraction, cc: object, name: str, element: str) -> tuple[str | None, str]:
@@ -90,11 +106,21 @@ def drug_atc(x: Extraction, cc: object, name: str, element: str) -> tuple[str | 
     if mapped is not None:
         return mapped
     if unmapped:
-        x.note("unmapped-code", f"{element} {', '.join(unmapped)[:200]} is not in the medication -> ATC "
-               "map: which drug was given is unknown", name, element)
+        x.note(
+            "unmapped-code",
+            f"{element} {', '.join(unmapped)[:200]} is not in the medication -> ATC "
+            "map: which drug was given is unknown",
+            name,
+            element,
+        )
     elif systems:
-        x.note("unknown-code-system", f"{element} has no ATC code nor a code mapped to ATC (systems: "
-               f"{', '.join(sorted(set(systems)))[:200]}): drug unknown", name, element)
+        x.note(
+            "unknown-code-system",
+            f"{element} has no ATC code nor a code mapped to ATC (systems: "
+            f"{', '.join(sorted(set(systems)))[:200]}): drug unknown",
+            name,
+            element,
+        )
     else:
         x.note("missing-element", f"{element} has no coding: drug unknown", name, element)
     return None, "(drug unknown)"

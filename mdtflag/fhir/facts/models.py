@@ -11,11 +11,11 @@ A model declares everything the rest of the pipeline needs to know about its kin
 
 :data:`FACT_SCHEMA` is derived from the models; nothing else lists the fields.
 """
+
 from __future__ import annotations
 
 # Pydantic evaluates these annotations at run time, and Python 3.9 cannot evaluate ``X | None``:
 # the models keep ``Optional``.
-# ruff: noqa: UP045
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date as Date
@@ -100,9 +100,9 @@ class PatientFact(FactBase):
     date_field: ClassVar[Optional[str]] = None
     age_field: ClassVar[Optional[str]] = None
     kind: Literal["patient"] = "patient"
-    age: Optional[int] = None          # absent only when birthDate is missing or unreadable
+    age: Optional[int] = None  # absent only when birthDate is missing or unreadable
     sex: Optional[str] = None
-    deceased: Optional[bool] = False   # absent only when the date of death cannot be true
+    deceased: Optional[bool] = False  # absent only when the date of death cannot be true
     county: Optional[str] = None
     municipality: Optional[str] = None
     healthcare_region: Optional[str] = None
@@ -289,36 +289,69 @@ class FamilyHistoryFact(FactBase):
     onset_age: Optional[int] = None
 
 
-Fact = Union[PatientFact, DiagnosisFact, ExtentFact, EcogFact, LabFact, PregnancyFact, VariantFact,
-             TmbFact, MsiFact, IhcFact, GenomicReportFact, MedicationFact, TrialCandidacyFact,
-             AssertionFact, FamilyHistoryFact]
+Fact = Union[
+    PatientFact,
+    DiagnosisFact,
+    ExtentFact,
+    EcogFact,
+    LabFact,
+    PregnancyFact,
+    VariantFact,
+    TmbFact,
+    MsiFact,
+    IhcFact,
+    GenomicReportFact,
+    MedicationFact,
+    TrialCandidacyFact,
+    AssertionFact,
+    FamilyHistoryFact,
+]
 
 _ORDER: tuple[type[FactBase], ...] = (
-    PatientFact, DiagnosisFact, ExtentFact, EcogFact, LabFact, PregnancyFact, VariantFact, TmbFact, MsiFact,
-    IhcFact, GenomicReportFact, MedicationFact, TrialCandidacyFact, AssertionFact, FamilyHistoryFact)
+    PatientFact,
+    DiagnosisFact,
+    ExtentFact,
+    EcogFact,
+    LabFact,
+    PregnancyFact,
+    VariantFact,
+    TmbFact,
+    MsiFact,
+    IhcFact,
+    GenomicReportFact,
+    MedicationFact,
+    TrialCandidacyFact,
+    AssertionFact,
+    FamilyHistoryFact,
+)
 
 #: kind -> model class; this order is the order of kinds everywhere (facts, counts, schema).
-FACT_MODELS: Mapping[str, type[FactBase]] = MappingProxyType({
-    cls.model_fields["kind"].default: cls for cls in _ORDER})
+FACT_MODELS: Mapping[str, type[FactBase]] = MappingProxyType({cls.model_fields["kind"].default: cls for cls in _ORDER})
 
-_PY_TYPES: Mapping[object, FieldType] = MappingProxyType({
-    str: "str", int: "int", bool: "bool", Decimal: "decimal", Date: "date"})
+_PY_TYPES: Mapping[object, FieldType] = MappingProxyType(
+    {str: "str", int: "int", bool: "bool", Decimal: "decimal", Date: "date"}
+)
 _NOT_ENGINE = ("kind", "evidence")
 
 
 def _field_type(model: type[FactBase], name: str, annotation: object) -> FieldType:
     args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
     if len(args) != 1 or args[0] not in _PY_TYPES:
-        raise TypeError(f"{model.__name__}.{name}: {annotation!r} is not a fact field type "
-                        f"(str, int, bool, Decimal, date, optionally Optional)")
+        raise TypeError(
+            f"{model.__name__}.{name}: {annotation!r} is not a fact field type "
+            f"(str, int, bool, Decimal, date, optionally Optional)"
+        )
     return _PY_TYPES[args[0]]
 
 
 def schema_of(model: type[FactBase]) -> Mapping[str, FieldType]:
     """Engine-visible field -> type of one model, in declaration order; checks the model's
     ``date_field`` (a date) and ``age_field`` (an int)."""
-    fields = {name: _field_type(model, name, info.annotation)
-              for name, info in model.model_fields.items() if name not in _NOT_ENGINE}
+    fields = {
+        name: _field_type(model, name, info.annotation)
+        for name, info in model.model_fields.items()
+        if name not in _NOT_ENGINE
+    }
     for what, name, wanted in (("date_field", model.date_field, "date"), ("age_field", model.age_field, "int")):
         if name is not None and fields.get(name) != wanted:
             raise TypeError(f"{model.__name__}.{what} {name!r} is not a {wanted} field")
@@ -327,11 +360,13 @@ def schema_of(model: type[FactBase]) -> Mapping[str, FieldType]:
 
 #: kind -> engine-visible field -> type (read-only), derived from the models.
 FACT_SCHEMA: Mapping[str, Mapping[str, FieldType]] = MappingProxyType(
-    {kind: schema_of(model) for kind, model in FACT_MODELS.items()})
+    {kind: schema_of(model) for kind, model in FACT_MODELS.items()}
+)
 
 #: kind -> ((field, encoder or None), ...), precomputed for :meth:`FactBase.engine_fields`.
 _KIND_ENCODERS: dict[str, tuple[tuple[str, Optional[Callable[..., int]]], ...]] = {
-    kind: tuple((name, ENCODERS[t]) for name, t in fields.items()) for kind, fields in FACT_SCHEMA.items()}
+    kind: tuple((name, ENCODERS[t]) for name, t in fields.items()) for kind, fields in FACT_SCHEMA.items()
+}
 
 
 @dataclass(frozen=True)

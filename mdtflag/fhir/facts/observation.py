@@ -1,5 +1,6 @@
 """Observation: dispatch by code, and the clinical observations (performance status, laboratory values,
 pregnancy, TNM M / stage group / history of metastatic disease, IHC/ISH markers)."""
+
 from __future__ import annotations
 
 import functools
@@ -71,8 +72,7 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
                 continue
         status = status_of(res)
         if status in IGNORED_STATUS:
-            x.note("ignored-status", f"{name} has status {status}; ignored", name,
-                   "Observation.status")
+            x.note("ignored-status", f"{name} has status {status}; ignored", name, "Observation.status")
         elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
             handler(x, res, name, i, code)
         return
@@ -81,24 +81,44 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
 def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     value, element, shown = performance_value(x, res, name, ECOG_LA, ECOG_SNOMED)
     when, _ = x.effective(res, name)
-    if value is None:     # present but unreadable (noted): if it is the latest, the ECOG is unknown
-        x.offer_latest(("ecog",), when, (i, 0), lambda: x.unread("ecog", {}, name, "Observation.value[x]"),
-                       res=res, value=("unreadable", name), name=name)
+    if value is None:  # present but unreadable (noted): if it is the latest, the ECOG is unknown
+        x.offer_latest(
+            ("ecog",),
+            when,
+            (i, 0),
+            lambda: x.unread("ecog", {}, name, "Observation.value[x]"),
+            res=res,
+            value=("unreadable", name),
+            name=name,
+        )
         return
     x.ecog_seen = True
     bounds = score_range("ecog")
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         # the latest ECOG cannot be read: the ECOG is unknown (an older one does not count instead)
         def implausible() -> None:
-            x.note("implausible-value", f"latest ECOG {value} is outside {bounds[0]}-{bounds[1]}: ECOG "
-                   "unknown", name, element)
+            x.note(
+                "implausible-value",
+                f"latest ECOG {value} is outside {bounds[0]}-{bounds[1]}: ECOG unknown",
+                name,
+                element,
+            )
             x.unread("ecog", {}, name, element)
+
         x.offer_latest(("ecog",), when, (i, 0), implausible, res=res, value=("implausible", value), name=name)
         return
     ev = (Evidence(resource=name, element=element, value=shown),)
-    x.offer_latest(("ecog",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
-        value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)),
-        res=res, value=value, name=name)
+    x.offer_latest(
+        ("ecog",),
+        when,
+        (i, 0),
+        lambda: x.add(
+            "ecog", (i, 0), EcogFact(value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)
+        ),
+        res=res,
+        value=value,
+        name=name,
+    )
 
 
 def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -109,39 +129,51 @@ def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         x.note("implausible-value", f"Karnofsky {value} is outside {bounds[0]}-{bounds[1]}", name, element)
         return
-    ecog = (0 if value >= 90 else 1 if value >= 70 else 2 if value >= 50 else
-            3 if value >= 30 else 4 if value >= 10 else 5)
+    ecog = (
+        0 if value >= 90 else 1 if value >= 70 else 2 if value >= 50 else 3 if value >= 30 else 4 if value >= 10 else 5
+    )
     when, _ = x.effective(res, name)
     ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
-    x.offer_latest(("ecog-derived",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
-        value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev)),
-        res=res, value=ecog, name=name)
+    x.offer_latest(
+        ("ecog-derived",),
+        when,
+        (i, 0),
+        lambda: x.add(
+            "ecog", (i, 0), EcogFact(value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev)
+        ),
+        res=res,
+        value=ecog,
+        name=name,
+    )
 
 
-def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, int],
-                      snomed: Mapping[str, int]) -> tuple[int | None, str, str]:
+def performance_value(
+    x: Extraction, res: Resource, name: str, la: Mapping[str, int], snomed: Mapping[str, int]
+) -> tuple[int | None, str, str]:
     """(score, element, shown) from valueInteger / valueQuantity / valueString /
     valueCodeableConcept / interpretation; (None, ..) with a note when there is none."""
     if "valueInteger" in res:
         v = res["valueInteger"]
         if type(v) is int:
             return v, "Observation.valueInteger", str(v)
-        x.note("wrong-type", "Observation.valueInteger is not an integer", name,
-               "Observation.valueInteger")
+        x.note("wrong-type", "Observation.valueInteger is not an integer", name, "Observation.valueInteger")
         return None, "", ""
     if "valueQuantity" in res:
         v = number(as_dict(res["valueQuantity"]).get("value"))
         if v is not None and v == v.to_integral_value():
             return int(v), "Observation.valueQuantity", str(v)
-        x.note("wrong-type", "Observation.valueQuantity.value is not a whole number", name,
-               "Observation.valueQuantity.value")
+        x.note(
+            "wrong-type",
+            "Observation.valueQuantity.value is not a whole number",
+            name,
+            "Observation.valueQuantity.value",
+        )
         return None, "", ""
     if "valueString" in res:
         v = res["valueString"]
         if type(v) is str and v.strip().lstrip("-").isdigit():
             return int(v.strip()), "Observation.valueString", v.strip()
-        x.note("wrong-type", "Observation.valueString is not a whole number", name,
-               "Observation.valueString")
+        x.note("wrong-type", "Observation.valueString is not a whole number", name, "Observation.valueString")
         return None, "", ""
     for element in ("valueCodeableConcept", "interpretation"):
         ccs = res.get(element)
@@ -153,15 +185,20 @@ def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, 
                 if s == SNOMED and c in snomed:
                     return snomed[c], f"Observation.{element}", c
         if ccs:
-            x.note("unknown-code", f"Observation.{element} holds no known performance-status "
-                   f"code", name, f"Observation.{element}")
+            x.note(
+                "unknown-code",
+                f"Observation.{element} holds no known performance-status code",
+                name,
+                f"Observation.{element}",
+            )
             return None, "", ""
     x.note("missing-element", "performance status without a value", name, "Observation.value[x]")
     return None, "", ""
 
 
-def quantity(x: Extraction, q: object, name: str, element: str,
-             units: Mapping[str, tuple[Decimal, str]]) -> tuple[Decimal, str, str, bool, Decimal] | None:
+def quantity(
+    x: Extraction, q: object, name: str, element: str, units: Mapping[str, tuple[Decimal, str]]
+) -> tuple[Decimal, str, str, bool, Decimal] | None:
     """(value in canonical unit, canonical unit, shown, censored, factor) or None with a note."""
     if type(q) is not dict:
         x.note("wrong-type", f"{element} is not a Quantity", name, element)
@@ -172,14 +209,14 @@ def quantity(x: Extraction, q: object, name: str, element: str,
         if raw is None:
             x.note("missing-element", f"{element}.value is absent", name, f"{element}.value")
         else:
-            x.note("wrong-type", f"{element}.value {str(raw)[:20]!r} is not a number",
-                   name, f"{element}.value")
+            x.note("wrong-type", f"{element}.value {str(raw)[:20]!r} is not a number", name, f"{element}.value")
         return None
     system, code, unit = q.get("system"), q.get("code"), q.get("unit")
     if type(code) is str and code.strip():
         if system is not None and norm_system(system) != UCUM:
-            x.note("unknown-unit", f"{element} unit {code!r} is not UCUM ({str(system)[:60]})",
-                   name, f"{element}.system")
+            x.note(
+                "unknown-unit", f"{element} unit {code!r} is not UCUM ({str(system)[:60]})", name, f"{element}.system"
+            )
             return None
         u = code.strip()
     elif type(unit) is str and unit.strip():
@@ -188,8 +225,12 @@ def quantity(x: Extraction, q: object, name: str, element: str,
         u = ""
     conv = units.get(u)
     if conv is None:
-        x.note("unknown-unit", f"{element} unit {u or '(none)'!r} is not accepted here "
-               f"(accepted: {', '.join(units)})", name, f"{element}.code")
+        x.note(
+            "unknown-unit",
+            f"{element} unit {u or '(none)'!r} is not accepted here (accepted: {', '.join(units)})",
+            name,
+            f"{element}.code",
+        )
         return None
     factor, canonical = conv
     comparator = q.get("comparator")
@@ -207,18 +248,27 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
         if analyte != "hcg":
             value_keys = [k for k in res if k.startswith("value")]
             if value_keys:
-                x.note("wrong-type", f"{value_keys[0]} where a valueQuantity is required",
-                       name, f"Observation.{value_keys[0]}")
+                x.note(
+                    "wrong-type",
+                    f"{value_keys[0]} where a valueQuantity is required",
+                    name,
+                    f"Observation.{value_keys[0]}",
+                )
             else:
-                x.note("missing-element", "laboratory value without valueQuantity", name,
-                       "Observation.valueQuantity")
+                x.note("missing-element", "laboratory value without valueQuantity", name, "Observation.valueQuantity")
         return
     q = quantity(x, res["valueQuantity"], name, "Observation.valueQuantity", units)
-    if q is None:     # present but unreadable (noted): if it is the latest, the analyte is unknown
-        when, _ = x.effective(res, name)
-        x.offer_latest(("lab", analyte), when, (i, 0), lambda: x.unread(
-            "lab", {"analyte": analyte}, name, "Observation.valueQuantity"),
-            res=res, value=("unreadable", name), name=name)
+    when, _ = x.effective(res, name)
+    if q is None:  # present but unreadable (noted): if it is the latest, the analyte is unknown
+        x.offer_latest(
+            ("lab", analyte),
+            when,
+            (i, 0),
+            lambda: x.unread("lab", {"analyte": analyte}, name, "Observation.valueQuantity"),
+            res=res,
+            value=("unreadable", name),
+            name=name,
+        )
         return
     value, unit, shown, censored, factor = q
     uln = x_uln = None
@@ -231,33 +281,63 @@ def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
             uln, uln_shown, j = uln_q
             x_uln = value / uln if uln > 0 else None
             if x_uln is None or x_uln >= LIMIT or (bounds is not None and uln > bounds[1]):
-                x.note("implausible-value", f"{analyte} upper limit of normal {uln_shown} is not a "
-                       f"plausible limit: multiples of the ULN unknown", name,
-                       f"Observation.referenceRange[{j}].high")
+                x.note(
+                    "implausible-value",
+                    f"{analyte} upper limit of normal {uln_shown} is not a "
+                    f"plausible limit: multiples of the ULN unknown",
+                    name,
+                    f"Observation.referenceRange[{j}].high",
+                )
                 uln = x_uln = None
             else:
-                ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
-                                   value=uln_shown))
+                ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high", value=uln_shown))
     evidence = tuple(ev)
 
     def build() -> None:
         if censored:
-            x.note("censored-value", f"latest {analyte} is {shown}: exact value unknown",
-                   name, "Observation.valueQuantity.comparator")
+            x.note(
+                "censored-value",
+                f"latest {analyte} is {shown}: exact value unknown",
+                name,
+                "Observation.valueQuantity.comparator",
+            )
             return
         if implausible and bounds is not None:
-            x.note("implausible-value", f"latest {analyte} {shown} is outside the plausible range "
-                   f"{bounds[0]}-{bounds[1]} {unit}: {analyte} unknown", name, "Observation.valueQuantity.value")
+            x.note(
+                "implausible-value",
+                f"latest {analyte} {shown} is outside the plausible range "
+                f"{bounds[0]}-{bounds[1]} {unit}: {analyte} unknown",
+                name,
+                "Observation.valueQuantity.value",
+            )
             x.unread("lab", {"analyte": analyte}, name, "Observation.valueQuantity.value")
             return
-        x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
-                                     x_uln=x_uln, date=when, age_days=x.days_ago(when),
-                                     evidence=evidence))
+        x.add(
+            "lab",
+            (i, 0),
+            LabFact(
+                analyte=analyte,
+                value=value,
+                unit=unit,
+                uln=uln,
+                x_uln=x_uln,
+                date=when,
+                age_days=x.days_ago(when),
+                evidence=evidence,
+            ),
+        )
+
     x.offer_latest(("lab", analyte), when, (i, 0), build, res=res, value=(value, censored), name=name)
 
 
-def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, tuple[Decimal, str]],
-                   canonical: str, value_factor: Decimal) -> tuple[Decimal, str, int] | None:
+def reference_high(
+    x: Extraction,
+    res: Resource,
+    name: str,
+    units: Mapping[str, tuple[Decimal, str]],
+    canonical: str,
+    value_factor: Decimal,
+) -> tuple[Decimal, str, int] | None:
     """(upper limit of normal in the canonical unit, shown, index) of the first normal range with a high
     limit; None (with a note when it cannot be read)."""
     for j, rr in enumerate(as_list(res.get("referenceRange"))):
@@ -269,7 +349,7 @@ def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, 
         high = rr["high"]
         element = f"Observation.referenceRange[{j}].high"
         if type(high) is dict and not (string(high.get("code")) or string(high.get("unit"))):
-            value = number(high.get("value"))          # no unit: the value's own unit
+            value = number(high.get("value"))  # no unit: the value's own unit
             if value is None:
                 x.note("wrong-type", f"{element}.value is not a number", name, element)
                 return None
@@ -279,8 +359,7 @@ def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, 
             return None
         value, unit, shown, _, _ = q
         if unit != canonical:
-            x.note("unknown-unit", f"{element} is in {unit}, the value in {canonical}: "
-                   f"ULN not used", name, element)
+            x.note("unknown-unit", f"{element} is in {unit}, the value in {canonical}: ULN not used", name, element)
             return None
         return value, shown, j
     return None
@@ -289,8 +368,12 @@ def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, 
 def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     cc = res.get("valueCodeableConcept")
     if cc is None:
-        x.note("missing-element", "pregnancy observation without valueCodeableConcept",
-               name, "Observation.valueCodeableConcept")
+        x.note(
+            "missing-element",
+            "pregnancy observation without valueCodeableConcept",
+            name,
+            "Observation.valueCodeableConcept",
+        )
         return
     hcg = x.terms.prop(LOINC, code, "analyte") == "hcg"
     status = None
@@ -303,57 +386,79 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
             shown = c
             break
     if status is None:
-        x.note("unknown-code", "pregnancy observation value is not a known code", name,
-               "Observation.valueCodeableConcept")
+        x.note(
+            "unknown-code", "pregnancy observation value is not a known code", name, "Observation.valueCodeableConcept"
+        )
         return
     when, _ = x.effective(res, name)
     source = "hcg" if hcg else "pregnancy-status"
     ev = (Evidence(resource=name, element="Observation.valueCodeableConcept", value=shown),)
-    x.offer_latest(("pregnancy", source), when, (i, 0), lambda: x.add(
-        "pregnancy", (i, 0), PregnancyFact(status=status, source=source, date=when,
-                                           age_days=x.days_ago(when), evidence=ev)),
-        res=res, value=status, name=name)
+    x.offer_latest(
+        ("pregnancy", source),
+        when,
+        (i, 0),
+        lambda: x.add(
+            "pregnancy",
+            (i, 0),
+            PregnancyFact(status=status, source=source, date=when, age_days=x.days_ago(when), evidence=ev),
+        ),
+        res=res,
+        value=status,
+        name=name,
+    )
 
 
 def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     hit = m1_value(res.get("valueCodeableConcept"))
     if hit:
         when, _ = x.effective(res, name)
-        x.add("extent", (i, 0), ExtentFact(value="metastatic", source="tnm-m", date=when,
-                                           evidence=(Evidence(
-                                                  resource=name,
-                                                  element="Observation.valueCodeableConcept",
-                                                  value=hit),)))
+        x.add(
+            "extent",
+            (i, 0),
+            ExtentFact(
+                value="metastatic",
+                source="tnm-m",
+                date=when,
+                evidence=(Evidence(resource=name, element="Observation.valueCodeableConcept", value=hit),),
+            ),
+        )
 
 
 def obs_stage_group(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     hit = stage_iv_value(res.get("valueCodeableConcept"))
     if hit:
         when, _ = x.effective(res, name)
-        x.add("extent", (i, 0), ExtentFact(value="metastatic", source="stage-group",
-                                           date=when, evidence=(Evidence(
-                                                  resource=name,
-                                                  element="Observation.valueCodeableConcept",
-                                                  value=hit),)))
+        x.add(
+            "extent",
+            (i, 0),
+            ExtentFact(
+                value="metastatic",
+                source="stage-group",
+                date=when,
+                evidence=(Evidence(resource=name, element="Observation.valueCodeableConcept", value=hit),),
+            ),
+        )
 
 
 def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     if "valueBoolean" in res:
         flag = res["valueBoolean"]
         if type(flag) is not bool:
-            x.note("wrong-type", "Observation.valueBoolean is not a boolean", name,
-                   "Observation.valueBoolean")
+            x.note("wrong-type", "Observation.valueBoolean is not a boolean", name, "Observation.valueBoolean")
             return
         if not flag:
             return
         ev = Evidence(resource=name, element="Observation.valueBoolean", value="true")
     else:
-        x.note("assumed-value", "history-of-metastatic-cancer without a value read as true "
-               "(the observation asserts the history)", name, "Observation.valueBoolean")
+        x.note(
+            "assumed-value",
+            "history-of-metastatic-cancer without a value read as true (the observation asserts the history)",
+            name,
+            "Observation.valueBoolean",
+        )
         ev = Evidence(resource=name, element="Observation.code", value=f"{SNOMED}|{code}")
     when, _ = x.effective(res, name)
-    x.add("extent", (i, 0), ExtentFact(value="metastatic", source="history-of-metastatic",
-                                       date=when, evidence=(ev,)))
+    x.add("extent", (i, 0), ExtentFact(value="metastatic", source="history-of-metastatic", date=when, evidence=(ev,)))
 
 
 def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -362,11 +467,10 @@ def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     ev: list[Evidence] = []
     if "valueCodeableConcept" in res:
         cc = res.get("valueCodeableConcept")
-        for s, c, d in codings(cc):
+        for s, c, _d in codings(cc):
             if (s, c) in POS_NEG:
                 result = POS_NEG[(s, c)]
-                ev.append(Evidence(resource=name, element="Observation.valueCodeableConcept",
-                                   value=c))
+                ev.append(Evidence(resource=name, element="Observation.valueCodeableConcept", value=c))
                 break
             if IHC_SCORE.match(c):
                 score = c
@@ -380,39 +484,48 @@ def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     elif "valueQuantity" in res:
         value = number(as_dict(res.get("valueQuantity")).get("value"))
         if value is not None:
-            ev.append(Evidence(resource=name, element="Observation.valueQuantity",
-                               value=str(value)))
+            ev.append(Evidence(resource=name, element="Observation.valueQuantity", value=str(value)))
     if score is not None:
         ev.append(Evidence(resource=name, element="Observation.value[x]", value=score))
     if result is None and score is None and value is None:
-        x.note("unknown-code", f"{marker} result is not positive/negative, a score or a "
-               "number", name, "Observation.value[x]")
+        x.note(
+            "unknown-code",
+            f"{marker} result is not positive/negative, a score or a number",
+            name,
+            "Observation.value[x]",
+        )
         return
     when, _ = x.effective(res, name)
-    x.add("ihc", (i, 0), IhcFact(marker=marker, result=result, score=score, value=value,
-                                 date=when, evidence=tuple(ev)))
+    x.add("ihc", (i, 0), IhcFact(marker=marker, result=result, score=score, value=value, date=when, evidence=tuple(ev)))
 
 
 #: (normalised system, code) of Observation.code -> reader. Codes of the mdtflag assertion system go
 #: to :func:`~mdtflag.fhir.facts.assertions.obs_assertion` whatever the code.
-OBS_DISPATCH: Mapping[tuple[str, str], ObservationReader] = MappingProxyType({
-    (LOINC, "89247-1"): obs_ecog,
-    (LOINC, "89243-0"): obs_karnofsky,
-    (SNOMED, "761869008"): obs_karnofsky,
-    (LOINC, "82810-3"): obs_pregnancy,
-    (LOINC, "69548-6"): obs_variant,
-    (LOINC, "94076-7"): obs_tmb,
-    (LOINC, "81695-9"): obs_msi,
-    **{key: obs_tnm_m for key in TNM_M},
-    **{key: obs_stage_group for key in STAGE_GROUP},
-    **{key: obs_history_metastatic for key in HISTORY_METASTATIC},
-})
+OBS_DISPATCH: Mapping[tuple[str, str], ObservationReader] = MappingProxyType(
+    {
+        (LOINC, "89247-1"): obs_ecog,
+        (LOINC, "89243-0"): obs_karnofsky,
+        (SNOMED, "761869008"): obs_karnofsky,
+        (LOINC, "82810-3"): obs_pregnancy,
+        (LOINC, "69548-6"): obs_variant,
+        (LOINC, "94076-7"): obs_tmb,
+        (LOINC, "81695-9"): obs_msi,
+        **dict.fromkeys(TNM_M, obs_tnm_m),
+        **dict.fromkeys(STAGE_GROUP, obs_stage_group),
+        **dict.fromkeys(HISTORY_METASTATIC, obs_history_metastatic),
+    }
+)
 
 
 def obs_marker_unread(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     marker = x.terms.map_one(LOINC, code, MARKER)
-    x.note("unread-marker", f"tumour marker {marker} (LOINC {code}) is recognised but gives no fact "
-           "the rules read: the marker stays unknown", name, "Observation.code")
+    x.note(
+        "unread-marker",
+        f"tumour marker {marker} (LOINC {code}) is recognised but gives no fact "
+        "the rules read: the marker stays unknown",
+        name,
+        "Observation.code",
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -425,8 +538,15 @@ def terminology_dispatch(terms: Terminology) -> Mapping[tuple[str, str], Observa
             out[(LOINC, code)] = obs_lab
     for code, targets in terms.maps.get((LOINC, MARKER), {}).items():
         marker = targets[0] if targets else None
-        reader: ObservationReader = (obs_ihc if marker in IHC_MARKERS else obs_msi if marker == "MSI"
-                                     else obs_tmb if marker == "TMB" else obs_marker_unread)
+        reader: ObservationReader = (
+            obs_ihc
+            if marker in IHC_MARKERS
+            else obs_msi
+            if marker == "MSI"
+            else obs_tmb
+            if marker == "TMB"
+            else obs_marker_unread
+        )
         out[(LOINC, code)] = reader
     return MappingProxyType(out)
 

@@ -2,6 +2,7 @@
 
 Codings, dates, numbers, references, and the normalisation of ICD-10, ICD-O-3 and protein HGVS.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ _SYSTEM_CACHE: dict[str, str] = {}
 def norm_system(system: object) -> str:
     """Normalised code-system URI (lower case, no trailing slash, https -> http); "" if absent."""
     try:
-        return _SYSTEM_CACHE[system]          # type: ignore[index]
+        return _SYSTEM_CACHE[system]  # type: ignore[index]
     except (KeyError, TypeError):
         pass
     if type(system) is not str:
@@ -39,7 +40,7 @@ def norm_system(system: object) -> str:
     return s
 
 
-LIMIT = Decimal("9e15")   # engine values are int64 after ×1000
+LIMIT = Decimal("9e15")  # engine values are int64 after ×1000
 
 
 def string(x: object) -> str | None:
@@ -74,8 +75,7 @@ def codings(cc: object) -> list[tuple[str, str, str | None]]:
                     if not code:
                         continue
                 disp = c.get("display")
-                out.append((norm_system(c.get("system")), code,
-                            disp if type(disp) is str else None))
+                out.append((norm_system(c.get("system")), code, disp if type(disp) is str else None))
     return out
 
 
@@ -113,8 +113,10 @@ def last_day(d: Date, text: str) -> Date:
     return d
 
 
-_INSTANT = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?"
-                      r"(Z|[+-]\d\d:\d\d)?$")
+_INSTANT = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?"
+    r"(Z|[+-]\d\d:\d\d)?$"
+)
 
 
 @lru_cache(maxsize=8192)
@@ -152,11 +154,34 @@ def number(x: object) -> Decimal | None:
     return d if -LIMIT < d < LIMIT else None
 
 
-_THREE_TO_ONE = {"Ala": "A", "Arg": "R", "Asn": "N", "Asp": "D", "Cys": "C", "Gln": "Q",
-                 "Glu": "E", "Gly": "G", "His": "H", "Ile": "I", "Leu": "L", "Lys": "K",
-                 "Met": "M", "Phe": "F", "Pro": "P", "Ser": "S", "Thr": "T", "Trp": "W",
-                 "Tyr": "Y", "Val": "V", "Ter": "*", "Sec": "U", "Pyl": "O", "Xaa": "X",
-                 "Asx": "B", "Glx": "Z"}
+_THREE_TO_ONE = {
+    "Ala": "A",
+    "Arg": "R",
+    "Asn": "N",
+    "Asp": "D",
+    "Cys": "C",
+    "Gln": "Q",
+    "Glu": "E",
+    "Gly": "G",
+    "His": "H",
+    "Ile": "I",
+    "Leu": "L",
+    "Lys": "K",
+    "Met": "M",
+    "Phe": "F",
+    "Pro": "P",
+    "Ser": "S",
+    "Thr": "T",
+    "Trp": "W",
+    "Tyr": "Y",
+    "Val": "V",
+    "Ter": "*",
+    "Sec": "U",
+    "Pyl": "O",
+    "Xaa": "X",
+    "Asx": "B",
+    "Glx": "Z",
+}
 _THREE_LETTER = re.compile("|".join(_THREE_TO_ONE))
 
 
@@ -169,7 +194,7 @@ def normalise_protein_hgvs(text: str) -> str | None:
     i = s.find("p.")
     if i < 0:
         return None
-    body = s[i + 2:].strip()
+    body = s[i + 2 :].strip()
     if body.startswith("(") and body.endswith(")"):
         body = body[1:-1]
     body = _THREE_LETTER.sub(lambda m: _THREE_TO_ONE[m.group(0)], body)
@@ -180,7 +205,7 @@ _ICD10_FORM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
 
 
 def normalise_icd10(code: str) -> str | None:
-    """"C221" / "c22.1" / "C22.1" -> "C22.1"; None when not of ICD-10 form."""
+    """ "C221" / "c22.1" / "C22.1" -> "C22.1"; None when not of ICD-10 form."""
     s = code.strip().upper().replace(" ", "").rstrip("*+†").rstrip(".")
     if len(s) > 3 and "." not in s:
         s = f"{s[:3]}.{s[3:]}"
@@ -194,7 +219,7 @@ def icd10_classes(icd10: str) -> tuple[bool, bool, bool]:
         if rest.isdigit():
             n = int(rest)
             return n <= 97, 77 <= n <= 79, False
-        return True, rest == "7B", False          # ICD-10-CM C4A, C7A, C7B
+        return True, rest == "7B", False  # ICD-10-CM C4A, C7A, C7B
     if letter == "O":
         return False, False, True
     return False, False, icd10[:3] == "Z33"

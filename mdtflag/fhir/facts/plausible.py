@@ -1,6 +1,7 @@
 """Plausible ranges of laboratory values and scores, read from the data file shipped with the package
 (``mdtflag/data/plausible-ranges.json``, each row with its source). A value outside its range is a data
 error: the readers make it unknown with an ``implausible-value`` note."""
+
 from __future__ import annotations
 
 import json
