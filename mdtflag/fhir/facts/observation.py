@@ -4,6 +4,7 @@ pregnancy, TNM M / stage group / history of metastatic disease, IHC/ISH markers)
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -408,8 +409,23 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     )
 
 
+#: A TNM M category value mdtflag understands (M0, M1, MX with prefixes), or a SNOMED CT concept with a display.
+_M_CATEGORY = re.compile(r"^[ycpra]{0,3}M(?:0|1|X)", re.IGNORECASE)
+
+
 def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
-    hit = m1_value(res.get("valueCodeableConcept"))
+    value = res.get("valueCodeableConcept")
+    hit = m1_value(value)
+    if not hit and not any(
+        (s == SNOMED and d) or _M_CATEGORY.match(c) for s, c, d in codings(value)
+    ):  # present but not understood: extent from TNM is unknown, not M0
+        x.note(
+            "unknown-code",
+            "TNM M category value not understood: metastatic status from TNM unknown",
+            name,
+            "Observation.valueCodeableConcept",
+        )
+        return
     if hit:
         when, _ = x.effective(res, name)
         x.add(
