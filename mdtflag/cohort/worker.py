@@ -44,7 +44,7 @@ from mdtflag.cohort.plan import FilesTask, GroupTask, LinesTask, SpillTask, Task
 from mdtflag.cohort.summary import csv_line, summary_row
 from mdtflag.errors import InputError
 from mdtflag.evaluation.result import ErrorBody, ErrorResult
-from mdtflag.fhir.load import MAX_BYTES, LoadedBundle, load_bundle
+from mdtflag.fhir.load import MAX_BYTES, LoadedBundle, collect_references, load_bundle
 from mdtflag.output.render import to_json
 
 _PATIENT_LINKS = ("subject", "patient", "individual")
@@ -217,18 +217,7 @@ def bucket_of(key: str, buckets: int) -> int:
 
 def _references(obj: object) -> set[str]:
     out: set[str] = set()
-    stack = [obj]
-    while stack:
-        x = stack.pop()
-        if type(x) is dict:
-            ref = x.get("reference")
-            if type(ref) is str:
-                parts = ref.split("/_history/")[0].rstrip("/").split("/")
-                if len(parts) >= 2:
-                    out.add(f"{parts[-2]}/{parts[-1]}")
-            stack.extend(v for v in x.values() if type(v) is dict or type(v) is list)
-        elif type(x) is list:
-            stack.extend(v for v in x if type(v) is dict or type(v) is list)
+    collect_references(obj, out)
     return out
 
 

@@ -544,7 +544,7 @@ def _patient_key(reference: object) -> str | None:
     return None
 
 
-def _references(obj: object, out: set[str]) -> None:
+def collect_references(obj: object, out: set[str]) -> None:
     """Add every ``Type/id`` reference found anywhere in ``obj`` (iterative walk)."""
     stack = [obj]
     while stack:
@@ -648,7 +648,7 @@ def iter_ndjson_patients(
             )
             continue
         refs: set[str] = set()
-        _references(members, refs)
+        collect_references(members, refs)
         extra = [shared[r] for r in sorted(refs) if r in shared]
         resources = members + extra
         try:
