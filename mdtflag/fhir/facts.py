@@ -547,6 +547,9 @@ _ASSERTIONS: Mapping[str, tuple[str, Optional[frozenset[str]]]] = MappingProxyTy
     "biopsy-feasible": ("bool", None),
     "extent": ("coded", frozenset({"locally-advanced-unresectable", "metastatic", "localised"})),
     "brain-metastases-status": ("coded", frozenset({"none", "progressive", "stable-treated"})),
+    # haematological malignancies: whether the disease is active and needs therapy (F-ADV)
+    "disease-status": ("coded", frozenset({"relapsed", "refractory", "active-requiring-therapy",
+                                           "remission", "no-therapy-indicated"})),
     "cancer-genetics-referral": ("bool", None),
 })
 _REFERRAL = "cancer-genetics-referral"
