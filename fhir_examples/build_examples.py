@@ -862,9 +862,12 @@ m = c.msi("mss", ago(700))
 gms560(c, ago(700), [v, m])
 c.expect = {
     "decisions": {"mdk": {"level": "national", "target_region": "vastra"}},
-    "rules": {"TRIAL-FOCUSE": "flagged", "F-ONLABEL-ANY": "not_flagged", "MDK-NAT-1": "flagged",
+    # MDK-NAT-1: no off-label BRAF-inhibitor proposal after encorafenib (same target class L01EC, F-PRIOR-CLASS);
+    # national through the trial cohorts (TRIAL-E1 excludes the exact drug only).
+    "rules": {"TRIAL-FOCUSE": "flagged", "F-ONLABEL-ANY": "not_flagged", "MDK-NAT-1": "not_flagged",
               "MDK-NAT-2": "flagged"},
-    "criteria": {"TRIAL-FOCUSE": {"TRIAL-C2": "met", "TRIAL-C3": "met", "TRIAL-E1": "met"}},
+    "criteria": {"TRIAL-FOCUSE": {"TRIAL-C2": "met", "TRIAL-C3": "met", "TRIAL-E1": "met"},
+                 "MDK-NAT-1": {"MDK-NAT-1-OFFLABEL": "met", "MDK-NAT-1-UNTRIED": "not_met"}},
     "cohorts": {"TRIAL-FOCUSE": {"K-BRAF-DT": "flagged", "K-BRAF-VC": "flagged"}},
 }
 

@@ -213,6 +213,8 @@ def test_shared_blocks_are_fragments_used_where_expected(evaluator: Evaluator) -
     rs = evaluator.ruleset
     used_in = {name: sorted({p.file for p in uses}) for name, uses in rs.fragment_uses.items()}
     assert used_in == {
+        "advanced-disease": ["criteria/dq/DQ-3.yaml", "criteria/dq/DQ-4.yaml", "criteria/mdk/MDK-NAT-1.yaml",
+                             "criteria/mdk/MDK-REG-1.yaml", "criteria/trial/TRIAL-FOCUSE.yaml"],
         "biomarker-match": ["criteria/derived/F-ACT.yaml", "criteria/derived/F-ONLABEL-ANY.yaml",
                             "criteria/mdk/MDK-NAT-1.yaml", "criteria/trial/TRIAL-FOCUSE.yaml"],
         "on-label-tumour": ["criteria/derived/F-ONLABEL-ANY.yaml", "criteria/mdk/MDK-NAT-1.yaml"],
