@@ -579,8 +579,9 @@ c.expect = {
     "decisions": {"mdk": {"level": "regional", "target_region": "vastra"}},
     "rules": {"HER-1": "flagged", "HER-2": "not_flagged", "MDK-REG-1": "flagged", "TRIAL-FOCUSE": "not_flagged",
               "MDK-NAT-1": "not_flagged", "F-ONLABEL-ANY": "flagged", "DQ-8": "not_flagged"},
-    "criteria": {"MDK-REG-1": {"MDK-REG-1a": "met", "MDK-REG-1c": "met"},
-                 "HER-2": {"HER-2-NO-GERMLINE-TEST": "not_met"}},
+    # HER-2 is judged per gene (one row per ESMO gene); the BRCA2 row is suppressed by the germline BRCA2
+    # result (rules/tests/her-2.yaml checks the per-gene suppression row by row)
+    "criteria": {"MDK-REG-1": {"MDK-REG-1a": "met", "MDK-REG-1c": "met"}},
     "cohorts": {"TRIAL-FOCUSE": {"K-PARP-O": {"status": "not_flagged", "failed": ["TRIAL-C2", "TRIAL-I3", "TRIAL-E6"]}}},
     "targets": {"HER-1": "vastra"},
     "suggested": {"HER-1": ["BRCA2"]},
@@ -732,7 +733,8 @@ gms560(c, ago(200), [v, p], lab="Klinisk genetik, Norrlands universitetssjukhus"
 c.expect = {
     "decisions": {"mdk": {"level": "regional", "target_region": "norra"}},
     "rules": {"HER-1": "not_flagged", "HER-2": "not_flagged", "DQ-8": "not_flagged", "MDK-REG-1": "flagged"},
-    "criteria": {"HER-1": {"HER-1-VAR": "not_met"}, "HER-2": {"HER-2-NOT-SOMATIC": "not_met"}},
+    # HER-2 per gene: the BRCA2 row fails HER-2-NOT-SOMATIC (somatic origin confirmed against a matched normal)
+    "criteria": {"HER-1": {"HER-1-VAR": "not_met"}},
 }
 
 # 22 --------------------------------------------------------------------------------------------

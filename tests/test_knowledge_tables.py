@@ -380,8 +380,11 @@ def test_hereditary_codes(tables, valuesets):
         assert r["snomed"] or r["orpha"] or r["omim"], r["key"]
 
 
-def test_esmo_genes_are_hereditary_genes(valuesets):
-    assert set(valuesets["esmo-germline-genes"]["values"]) <= set(valuesets["hereditary-genes"]["values"])
+def test_esmo_genes_are_hereditary_genes(tables, valuesets):
+    genes = [r["key"] for r in tables["esmo-germline-follow-up"]["rows"]]
+    # ESMO PMWG (Kuzbari 2023): the seven genes with germline follow-up regardless of tumour type
+    assert genes == ["BRCA1", "BRCA2", "PALB2", "MLH1", "MSH2", "MSH6", "RET"]
+    assert set(genes) <= set(valuesets["hereditary-genes"]["values"])
 
 
 # --- profiles -----------------------------------------------------------------------------------
