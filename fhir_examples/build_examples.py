@@ -370,7 +370,7 @@ gms560(c, ago(47), [v, m, t])
 c.expect = {
     "decisions": {"mdk": {"level": "national", "target_region": "vastra"}},
     "rules": {"TRIAL-FOCUSE": "flagged", "MDK-NAT-1": "flagged", "MDK-NAT-2": "flagged", "MDK-REG-1": "flagged",
-              "MDK-LOC-1": "flagged", "MDK-PED-1": "not_applicable", "F-ACT": "flagged", "F-ONLABEL-ANY": "not_flagged",
+              "MDK-LOC-1": "not_flagged", "MDK-PED-1": "not_applicable", "F-ACT": "flagged", "F-ONLABEL-ANY": "not_flagged",
               "HER-1": "not_flagged", "HER-2": "not_flagged", "PED-WGS-1": "not_flagged", "DQ-1": "not_flagged",
               "DQ-2": "not_flagged", "DQ-3": "not_flagged", "DQ-4": "not_flagged", "DQ-6": "not_flagged",
               "DQ-9": "not_flagged", "DQ-7": "not_applicable"},
@@ -1044,7 +1044,11 @@ c = case(39, "child-leukaemia-in-remission", given="Hugo", family="Berggren", ge
 c.condition("C91.0", "Akut lymfatisk leukemi", onset=ago(1500), morphology="9811/3", clinical="remission")
 c.expect = {
     "decisions": {"mdk": {"level": "undetermined"}},
-    "rules": {"MDK-PED-1": "not_flagged", "PED-WGS-1": "not_flagged"},
+    # no active cancer, so no MDT level; but WGS is offered to every child diagnosed with cancer, also in
+    # remission (action plan S11), through the paediatric oncology centre of the region
+    "rules": {"MDK-PED-1": "not_flagged", "PED-WGS-1": "flagged"},
+    "criteria": {"PED-WGS-1": {"PED-WGS-1-CHILD": "met", "PED-WGS-1-NO-WGS": "met"}},
+    "targets": {"PED-WGS-1": "sodra"},
 }
 
 # 40 --------------------------------------------------------------------------------------------
