@@ -1,45 +1,44 @@
-"""mdtflag: FHIR R4 → explained MDK routing and precision-medicine trial flags."""
+"""mdtflag: FHIR R4 → explained MDK routing and precision-medicine trial flags.
+
+The public API, importable from here with its real types::
+
+    from mdtflag import Evaluator, Result, MdtflagError
+
+Every exception mdtflag raises on purpose is an :class:`MdtflagError`: :class:`InputError` (a patient
+input that cannot be read), :class:`RuleSetError` (a rule directory with errors, carrying every
+:class:`Diagnostic`) and :class:`UsageError` (a bad argument; :class:`UnknownProfileError` for a profile
+the rule set does not define).
+
+Importing mdtflag on a Python its rule engine cannot run on raises :class:`ImportError` saying so.
+"""
+
 from __future__ import annotations
 
-import os
 import sys
-from typing import Optional
 
-__version__ = "0.1.0"
-SUPPORTED = ((3, 9), (3, 12))
+from mdtflag._version import __version__, unsupported_python
 
-
-def unsupported_python(version: tuple[int, ...]) -> Optional[str]:
-    """A message when this Python cannot run mdtflag's engine, else None."""
-    if SUPPORTED[0] <= tuple(version[:2]) <= SUPPORTED[1]:
-        return None
-    return (
-        f"mdtflag needs Python 3.9–3.12; this is Python {version[0]}.{version[1]}. Its rule engine, "
-        "durable-rules 2.0.28, is published as source only and does not build or import on Python 3.13 or "
-        "later (it calls PyEval_CallObject, which 3.13 removed). Install mdtflag with python3.11 or python3.12."
-    )
-
-
-_problem = unsupported_python(tuple(sys.version_info))
+_problem = unsupported_python(sys.version_info[:2])
 if _problem is not None:
-    if os.path.basename(sys.argv[0] if sys.argv else "") in ("mdtflag", "cli.py", "-m", "-c"):
-        sys.stderr.write(f"error: {_problem}\n")  # the command line: a message, not a traceback
-        raise SystemExit(1)
-    raise ImportError(_problem)
+    # name= marks the package itself as what cannot be imported: `python -m mdtflag` then prints this
+    # message on one line instead of a traceback.
+    raise ImportError(_problem, name=__name__)
 
-_LAZY = {
-    "Evaluator": "api", "evaluate": "api", "InputError": "errors", "RuleSetError": "diagnostics",
-    "Diagnostic": "diagnostics", "Result": "result",
-}
+from mdtflag.api import Evaluator, UnknownProfileError, evaluate  # noqa: E402
+from mdtflag.errors import InputError, MdtflagError, UsageError  # noqa: E402
+from mdtflag.output.result import ErrorResult, Result  # noqa: E402
+from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError  # noqa: E402
 
-
-def __getattr__(name: str) -> object:  # lazy so that importing one stage does not import all of them
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'mdtflag' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f".{mod}", __name__), name)
-
-
-__all__ = ["Evaluator", "evaluate", "InputError", "RuleSetError", "Diagnostic", "Result", "__version__"]
+__all__ = [
+    "Diagnostic",
+    "ErrorResult",
+    "Evaluator",
+    "InputError",
+    "MdtflagError",
+    "Result",
+    "RuleSetError",
+    "UnknownProfileError",
+    "UsageError",
+    "__version__",
+    "evaluate",
+]

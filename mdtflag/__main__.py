@@ -1,4 +1,6 @@
 """``python -m mdtflag``: the command line."""
+
 from mdtflag.cli.main import main
 
-main()
+if __name__ == "__main__":
+    main()

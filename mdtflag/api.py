@@ -3,41 +3,82 @@
 >>> ev = Evaluator("rules")                       # doctest: +SKIP
 >>> result = ev.evaluate("fhir_examples/p01.json", as_of="2026-01-15")   # doctest: +SKIP
 >>> result.decisions["mdk"].level                # doctest: +SKIP
+
+Every failure it raises on purpose is a :class:`mdtflag.errors.MdtflagError`: :class:`InputError` for
+a patient input that cannot be read, :class:`RuleSetError` for a rule directory with errors and
+:class:`UsageError` for a bad argument (an ``as_of`` that is not a date, an unknown profile or
+validation mode).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
-from mdtflag import __version__
-from mdtflag.compile.compiler import CompiledRuleSet, compile_or_raise
+from mdtflag._version import __version__
+from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.compile.plan import CompiledRuleSet
+from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluate.decide import build_result
-from mdtflag.errors import InputError
+from mdtflag.evaluate.match import RuleEval, evaluate_facts
 from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
-from mdtflag.evaluate.match import RuleEval, evaluate_facts
-from mdtflag.output.result import ErrorBody, ErrorResult, ResultDoc as Result
+from mdtflag.output.result import ErrorBody, ErrorResult, Result
+from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
 from mdtflag.ruleset.model import RuleSet, load_ruleset
 
-Source = Union[str, os.PathLike, bytes, dict]
+__all__ = [
+    "Evaluator",
+    "Source",
+    "UnknownProfileError",
+    "Validate",
+    "default_rules_dir",
+    "error_result",
+    "evaluate",
+    "example_bundle",
+    "parse_date",
+]
+
+PathArg = Union[str, "os.PathLike[str]"]
+Source = Union[str, "os.PathLike[str]", bytes, dict[str, Any]]
 Validate = Literal["facts", "all", "none"]
+_VALIDATE_MODES = ("facts", "all", "none")
+
+_PACKAGE = Path(__file__).resolve().parent
+#: Where a wheel or a non-editable install puts the default rule set (``rules/`` in the source tree).
+PACKAGED_RULES = _PACKAGE / "default_rules"
+#: The rule set in a source checkout or an editable install.
+CHECKOUT_RULES = _PACKAGE.parent / "rules"
 
 
 def default_rules_dir() -> Path:
-    """``$MDTFLAG_RULES``, else ``./rules``, else the rules shipped beside the package source."""
+    """``$MDTFLAG_RULES``, else ``./rules``, else the rule set shipped with the package.
+
+    The shipped rule set is ``mdtflag/default_rules`` in an installed package (a copy of the source tree's
+    ``rules/``) and ``rules/`` beside the package in a source checkout or an editable install.
+    """
     env = os.environ.get("MDTFLAG_RULES")
     if env:
         return Path(env)
     here = Path("rules")
     if (here / "ruleset.yaml").is_file():
         return here
-    return Path(__file__).resolve().parent.parent / "rules"
+    if (PACKAGED_RULES / "ruleset.yaml").is_file():
+        return PACKAGED_RULES
+    return CHECKOUT_RULES
+
+
+def example_bundle() -> Path:
+    """A synthetic patient bundle shipped with the package, for trying the command line anywhere."""
+    return _PACKAGE / "examples" / "cholangio-braf-v600e.json"
 
 
 def parse_date(value: Union[str, dt.date, None]) -> dt.date:
+    """An evaluation date from ``YYYY-MM-DD``, a date or datetime, or None (today); else :class:`UsageError`."""
     if value is None:
         return dt.date.today()
     if isinstance(value, dt.datetime):
@@ -47,7 +88,20 @@ def parse_date(value: Union[str, dt.date, None]) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise ValueError(f"as_of must be a date YYYY-MM-DD, got {value!r}") from None
+        raise UsageError(f"as_of must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+class UnknownProfileError(UsageError, RuleSetError):
+    """A profile name the rule set does not define.
+
+    A :class:`UsageError` (a bad argument) and, for callers written before that existed, a
+    :class:`RuleSetError` with the same diagnostic as before (code ``C005``).
+    """
+
+    def __init__(self, profile: str, choices: list[str], diagnostics: list[Diagnostic]) -> None:
+        self.profile = profile
+        self.choices = choices
+        RuleSetError.__init__(self, diagnostics)
 
 
 def region_map(rs: RuleSet) -> Optional[RegionMap]:
@@ -65,53 +119,94 @@ def region_map(rs: RuleSet) -> Optional[RegionMap]:
     return RegionMap(county_to_region=counties, municipality_to_region=munis)
 
 
+def _check_validate(validate: str) -> None:
+    if validate not in _VALIDATE_MODES:
+        raise UsageError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
+
+
 class Evaluator:
     """A rule set loaded and compiled once; ``evaluate`` is safe to call from many threads.
 
     Not picklable (it holds an engine handle): in worker processes build one per process,
     e.g. in a ``ProcessPoolExecutor`` initializer (see :mod:`mdtflag.batch`).
+    Raises :class:`RuleSetError` for a rule directory with errors and :class:`UnknownProfileError`
+    (a :class:`UsageError`) for a profile the rule set does not define.
     """
 
-    def __init__(self, rules: Union[str, os.PathLike, RuleSet, None] = None, profile: Optional[str] = None):
-        self.ruleset = rules if isinstance(rules, RuleSet) else load_ruleset(rules or default_rules_dir())
-        self.profile = profile or self.ruleset.profiles.default
+    def __init__(self, rules: Union[PathArg, RuleSet, None] = None, profile: Optional[str] = None) -> None:
+        if isinstance(rules, RuleSet):
+            self.ruleset = rules
+        elif not rules:
+            self.ruleset = load_ruleset(default_rules_dir())
+        else:
+            self.ruleset = load_ruleset(rules if isinstance(rules, (str, Path)) else Path(rules))
+        self.profile: str = profile or self.ruleset.profiles.default
         self.regions = region_map(self.ruleset)
         self._compiled: dict[str, CompiledRuleSet] = {}
         self._lock = threading.Lock()
         self.compiled(self.profile)
 
     def compiled(self, profile: Optional[str] = None) -> CompiledRuleSet:
+        """The rule set compiled for ``profile`` (default: the evaluator's), compiled once per profile."""
         name = profile or self.profile
         with self._lock:
             crs = self._compiled.get(name)
             if crs is None:
-                crs = self._compiled[name] = compile_or_raise(self.ruleset, name)
+                try:
+                    crs = self._compiled[name] = compile_or_raise(self.ruleset, name)
+                except RuleSetError as e:
+                    known = sorted(self.ruleset.profiles.profiles)
+                    if name not in known:
+                        raise UnknownProfileError(name, known, e.diagnostics) from None
+                    raise
         return crs
 
     def facts(self, bundle: LoadedBundle, as_of: dt.date) -> FactSet:
         return extract_facts(bundle, as_of, self.regions)
 
-    def run(self, bundle: LoadedBundle, as_of: Union[str, dt.date, None] = None,
-            profile: Optional[str] = None) -> tuple[Result, FactSet, list[RuleEval]]:
+    def run(
+        self, bundle: LoadedBundle, as_of: Union[str, dt.date, None] = None, profile: Optional[str] = None
+    ) -> tuple[Result, FactSet, list[RuleEval]]:
         """Evaluate a loaded bundle and return the result with the facts and evaluations behind it."""
         day = parse_date(as_of)
         crs = self.compiled(profile)
         fs = self.facts(bundle, day)
         evals = evaluate_facts(crs, fs)
         pid = bundle.patient.get("id")
-        result = build_result(crs, fs, evals, day, __version__, notes=bundle.notes,
-                              patient_ref=f"Patient/{pid}" if isinstance(pid, str) and pid else "Patient/")
+        result = build_result(
+            crs,
+            fs,
+            evals,
+            day,
+            __version__,
+            notes=bundle.notes,
+            patient_ref=f"Patient/{pid}" if isinstance(pid, str) and pid else "Patient/",
+        )
         return result, fs, evals
 
-    def evaluate(self, source: Union[Source, LoadedBundle], *, as_of: Union[str, dt.date, None] = None,
-                 profile: Optional[str] = None, validate: Validate = "facts") -> Result:
+    def evaluate(
+        self,
+        source: Union[Source, LoadedBundle],
+        *,
+        as_of: Union[str, dt.date, None] = None,
+        profile: Optional[str] = None,
+        validate: Validate = "facts",
+    ) -> Result:
         """Evaluate one patient bundle (path, bytes, dict or loaded bundle). Raises :class:`InputError` on bad input."""
+        _check_validate(validate)
         bundle = source if isinstance(source, LoadedBundle) else load_bundle(source, validate=validate)
         return self.run(bundle, as_of, profile)[0]
 
-    def evaluate_all(self, path: Union[str, os.PathLike], *, as_of: Union[str, dt.date, None] = None,
-                     profile: Optional[str] = None, validate: Validate = "facts") -> Iterator[Union[Result, ErrorResult]]:
+    def evaluate_all(
+        self,
+        path: PathArg,
+        *,
+        as_of: Union[str, dt.date, None] = None,
+        profile: Optional[str] = None,
+        validate: Validate = "facts",
+    ) -> Iterator[Union[Result, ErrorResult]]:
         """Every input under ``path`` (file, folder, NDJSON export) as a result or a named error; nothing is lost."""
+        _check_validate(validate)
         for item in iter_inputs(path, validate=validate):
             if isinstance(item, InputError):
                 yield error_result(item)
@@ -123,20 +218,23 @@ class Evaluator:
 
 
 def error_result(e: InputError) -> ErrorResult:
+    """The ``mdtflag.error/1`` record for an input that could not be read."""
     return ErrorResult(source=e.source, error=ErrorBody(code=e.code, message=e.message, line=e.line))
 
 
 _default: dict[tuple[str, Optional[str]], Evaluator] = {}
 
 
-def evaluate(source: Source, *, rules: Union[str, os.PathLike, None] = None, as_of: Union[str, dt.date, None] = None,
-             profile: Optional[str] = None) -> Result:
+def evaluate(
+    source: Source,
+    *,
+    rules: Optional[PathArg] = None,
+    as_of: Union[str, dt.date, None] = None,
+    profile: Optional[str] = None,
+) -> Result:
     """One-call convenience: evaluate a bundle with a cached :class:`Evaluator` for ``rules``."""
     key = (str(rules or default_rules_dir()), profile)
     ev = _default.get(key)
     if ev is None:
         ev = _default[key] = Evaluator(rules, profile)
     return ev.evaluate(source, as_of=as_of)
-
-
-__all__ = ["Evaluator", "evaluate", "default_rules_dir", "error_result", "parse_date"]

@@ -1,6 +1,16 @@
 """Errors and data-quality notes shared by the pipeline stages.
 
-Two kinds of trouble exist and they never mix:
+Every exception mdtflag raises on purpose derives from one root::
+
+    MdtflagError
+    ├── InputError      an input cannot be read as one patient (this module)
+    ├── RuleSetError    a rule directory has errors; carries every diagnostic (mdtflag.ruleset.diagnostics)
+    └── UsageError      a bad argument: an ``as_of`` that is not a date, an unknown profile name, ...
+
+``except mdtflag.MdtflagError`` therefore catches every expected failure; anything else is a bug.
+``UsageError`` is also a ``ValueError``, as a bad argument always was.
+
+Two kinds of trouble in the data exist and they never mix:
 
 * :class:`InputError` -- an input (a file, a byte string, a dict, one NDJSON line) that cannot be
   read as one patient at all. It names the input, the line where that makes sense, and a stable
@@ -13,35 +23,48 @@ Two kinds of trouble exist and they never mix:
 Both carry stable codes. They are part of mdtflag's public interface: renderers, reports and tests
 match on the code, never on the wording of the message.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any
 
-__all__ = ["InputError", "INPUT_ERROR_CODES", "DataQualityNote", "NOTE_CODES"]
+__all__ = ["INPUT_ERROR_CODES", "NOTE_CODES", "DataQualityNote", "InputError", "MdtflagError", "UsageError"]
+
+
+class MdtflagError(Exception):
+    """The root of every exception mdtflag raises on purpose."""
+
+
+class UsageError(MdtflagError, ValueError):
+    """A bad argument from the caller, e.g. ``as_of="2026-13-01"`` or an unknown profile name."""
+
 
 #: Stable ``InputError.code`` values and what each means.
-INPUT_ERROR_CODES: Mapping[str, str] = MappingProxyType({
-    "not-found": "the file or folder does not exist or cannot be read",
-    "not-json": "the input is not valid JSON (syntax error or truncated input)",
-    "not-utf8": "the input is not UTF-8 encoded text",
-    "not-bundle": "the JSON is not a FHIR Bundle (a single resource, an array, a scalar, ...)",
-    "no-patient": "the bundle (or NDJSON patient group) holds no Patient resource",
-    "several-patients": "the bundle holds more than one Patient resource",
-    "too-large": "the input is larger than the documented size limit",
-    "too-deep": "the JSON is nested deeper than the documented depth limit",
-})
+INPUT_ERROR_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        "not-found": "the file or folder does not exist or cannot be read",
+        "not-json": "the input is not valid JSON (syntax error or truncated input)",
+        "not-utf8": "the input is not UTF-8 encoded text",
+        "not-bundle": "the JSON is not a FHIR Bundle (a single resource, an array, a scalar, ...)",
+        "no-patient": "the bundle (or NDJSON patient group) holds no Patient resource",
+        "several-patients": "the bundle holds more than one Patient resource",
+        "too-large": "the input is larger than the documented size limit",
+        "too-deep": "the JSON is nested deeper than the documented depth limit",
+    }
+)
 
 
-class InputError(Exception):
+class InputError(MdtflagError):
     """An input that cannot be read as one patient.
 
     ``str(error)`` is ``"source[:line]: message [code]"``, e.g.
     ``"Observation.ndjson:17: not valid JSON: unexpected character [not-json]"``.
     """
 
-    __slots__ = ("code", "source", "message", "line")
+    __slots__ = ("code", "line", "message", "source")
 
     def __init__(self, code: str, source: str, message: str, line: int | None = None) -> None:
         if code not in INPUT_ERROR_CODES:
@@ -57,54 +80,55 @@ class InputError(Exception):
         return f"{where}: {self.message} [{self.code}]"
 
     def __repr__(self) -> str:
-        return (f"InputError(code={self.code!r}, source={self.source!r}, "
-                f"message={self.message!r}, line={self.line!r})")
+        return f"InputError(code={self.code!r}, source={self.source!r}, message={self.message!r}, line={self.line!r})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, InputError):
             return NotImplemented
         return (self.code, self.source, self.message, self.line) == (
-            other.code, other.source, other.message, other.line)
+            other.code,
+            other.source,
+            other.message,
+            other.line,
+        )
 
     def __hash__(self) -> int:
         return hash((self.code, self.source, self.message, self.line))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``line`` omitted when unknown)."""
-        d = {"code": self.code, "source": self.source, "message": self.message}
+        d: dict[str, Any] = {"code": self.code, "source": self.source, "message": self.message}
         if self.line is not None:
             d["line"] = self.line
         return d
 
 
 #: Stable ``DataQualityNote.code`` values and what each means.
-NOTE_CODES: Mapping[str, str] = MappingProxyType({
-    "invalid-resource": "the resource fails FHIR R4 validation; it was removed and the facts it "
-                        "would have given are unknown (a failing Patient is kept)",
-    "invalid-entry": "a Bundle entry holds no usable resource (not an object, or no resourceType)",
-    "wrong-type": "an element has the wrong JSON type (e.g. a string where a number is required)",
-    "missing-element": "an element needed for the fact is absent, so the fact is unknown",
-    "invalid-date": "a date or dateTime cannot be read",
-    "partial-date": "a date is only a year or year-month; the earliest possible day was used",
-    "unknown-code-system": "no coding is from a code system mdtflag reads for this element",
-    "unknown-code": "the code system is known but the code is not one mdtflag maps",
-    "invalid-code": "the code does not have the form its code system requires",
-    "unknown-unit": "the unit is not one of the units accepted for this value (no guessing)",
-    "censored-value": "the value carries a comparator (<, >, ...) so the exact value is unknown",
-    "out-of-range": "the value lies outside the range allowed for it",
-    "unresolved-reference": "a reference points to a resource that is not in the bundle",
-    "ignored-status": "the resource's status (refuted, entered-in-error, cancelled, ...) means it "
-                      "is not used",
-    "other-patient": "the resource refers to a different patient than the bundle's Patient and "
-                     "was not used",
-    "assumed-value": "a value was absent and was read in the way the note says",
-    "several-genes": "a variant names several genes without being coded as a fusion; only the "
-                     "first gene was used",
-    "unknown-region": "the county or municipality could not be mapped to a Swedish healthcare "
-                      "region",
-    "extraction-error": "an unexpected error while reading this resource; its facts are unknown "
-                        "(this is a bug in mdtflag: please report it)",
-})
+NOTE_CODES: Mapping[str, str] = MappingProxyType(
+    {
+        "invalid-resource": "the resource fails FHIR R4 validation; it was removed and the facts it "
+        "would have given are unknown (a failing Patient is kept)",
+        "invalid-entry": "a Bundle entry holds no usable resource (not an object, or no resourceType)",
+        "wrong-type": "an element has the wrong JSON type (e.g. a string where a number is required)",
+        "missing-element": "an element needed for the fact is absent, so the fact is unknown",
+        "invalid-date": "a date or dateTime cannot be read",
+        "partial-date": "a date is only a year or year-month; the earliest possible day was used",
+        "unknown-code-system": "no coding is from a code system mdtflag reads for this element",
+        "unknown-code": "the code system is known but the code is not one mdtflag maps",
+        "invalid-code": "the code does not have the form its code system requires",
+        "unknown-unit": "the unit is not one of the units accepted for this value (no guessing)",
+        "censored-value": "the value carries a comparator (<, >, ...) so the exact value is unknown",
+        "out-of-range": "the value lies outside the range allowed for it",
+        "unresolved-reference": "a reference points to a resource that is not in the bundle",
+        "ignored-status": "the resource's status (refuted, entered-in-error, cancelled, ...) means it is not used",
+        "other-patient": "the resource refers to a different patient than the bundle's Patient and was not used",
+        "assumed-value": "a value was absent and was read in the way the note says",
+        "several-genes": "a variant names several genes without being coded as a fusion; only the first gene was used",
+        "unknown-region": "the county or municipality could not be mapped to a Swedish healthcare region",
+        "extraction-error": "an unexpected error while reading this resource; its facts are unknown "
+        "(this is a bug in mdtflag: please report it)",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +144,7 @@ class DataQualityNote:
     resource: str | None = None
     element: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, str]:
         """JSON-ready form; absent ``resource``/``element`` are left out."""
         d = {"code": self.code, "message": self.message}
         if self.resource is not None:

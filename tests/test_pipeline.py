@@ -13,7 +13,7 @@ import pytest
 from mdtflag.api import Evaluator
 from mdtflag.errors import InputError
 from mdtflag.output.render import to_json, to_text
-from mdtflag.output.result import Result, result_json_schema
+from mdtflag.output.result import ResultModel, result_json_schema
 
 from conftest import DATA, ROOT
 
@@ -143,7 +143,7 @@ def test_byte_identical_and_schema_valid(ev: Evaluator) -> None:
     assert one == two
     data = json.loads(one)
     assert data["schema"] == "mdtflag.result/1" and data["as_of"] == AS_OF
-    Result.model_validate(data)  # round-trips through the published model
+    ResultModel.model_validate(data)  # round-trips through the published model
     schema = result_json_schema()
     assert schema["$id"] == "mdtflag.result/1"
     assert set(schema["required"]) >= {"patient", "as_of", "engine", "ruleset", "decisions", "flags", "data_quality"}

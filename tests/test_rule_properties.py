@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.api import Evaluator
-from mdtflag.compile.compiler import PFact
+from mdtflag.compile.plan import PFact
 from mdtflag.errors import InputError
 from mdtflag.fhir.load import load_bundle
 from mdtflag.output.render import to_json

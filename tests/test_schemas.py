@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mdtflag.api import Evaluator
 from mdtflag.output.render import to_json
-from mdtflag.output.result import Result
+from mdtflag.output.result import ResultModel
 
 from conftest import ROOT
 
@@ -40,7 +40,7 @@ def test_every_example_result_validates_against_the_result_model() -> None:
     ev = Evaluator(ROOT / "rules")
     for p in sorted((ROOT / "fhir_examples").glob("*.json")):
         data = json.loads(to_json(ev.evaluate(p, as_of="2026-11-01")))
-        Result.model_validate(data)  # strict model: unknown keys and wrong types fail
+        ResultModel.model_validate(data)  # strict model: unknown keys and wrong types fail
 
 
 def _model_of(annotation: object) -> object:
@@ -92,7 +92,7 @@ def test_result_documents_follow_the_model_field_order() -> None:
     ev = Evaluator(ROOT / "rules")
     for p in sorted((ROOT / "fhir_examples").glob("*.json"))[:12]:
         result = ev.evaluate(p, as_of="2026-11-01")
-        _check_order(result, Result, p.name)
+        _check_order(result, ResultModel, p.name)
         try:
             result.patient = "x"  # type: ignore[misc]
         except AttributeError:

@@ -29,7 +29,8 @@ from mdtflag.authoring.lint import (
 )
 from mdtflag.authoring.lint_plans import lint_plans
 from mdtflag.authoring.words import count as _n
-from mdtflag.compile.compiler import CompiledRuleSet, compile_ruleset
+from mdtflag.compile.compiler import compile_ruleset
+from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, prefixed
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}

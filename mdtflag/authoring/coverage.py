@@ -5,8 +5,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
+from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
+from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluate.kleene import possible as kleene_possible
+from mdtflag.evaluate.match import NodeResult, RuleEval
 from mdtflag.fhir.facts import FACT_MODELS
 from mdtflag.ruleset.walk import criterion_ids
 
@@ -90,27 +92,13 @@ def _test_may_lack(t: TNode | None, kind: str) -> bool:
     return any(_test_may_lack(x, kind) for x in t.items)
 
 
-def _kleene(op: str, kids: Sequence[set[str]]) -> set[str]:
-    if op == "not":
-        neg = {MET: NOT_MET, NOT_MET: MET, UNKNOWN: UNKNOWN}
-        return {neg[o] for o in kids[0]}
-    out: set[str] = set()
-    win, lose = (NOT_MET, MET) if op == "all" else (MET, NOT_MET)
-    if any(win in k for k in kids):
-        out.add(win)
-    if all(lose in k for k in kids):
-        out.add(lose)
-    if all(k & {lose, UNKNOWN} for k in kids) and any(UNKNOWN in k for k in kids):
-        out.add(UNKNOWN)
-    return out
-
 
 def possible(p: PNode, into: dict[int, tuple[str, set[str]]]) -> set[str]:
     """Outcomes a plan node can have for some patient (an over-approximation: children independent)."""
     if isinstance(p, PConst):
         got = {p.outcome}
     elif isinstance(p, PBool):
-        got = _kleene(p.op, [possible(x, into) for x in p.items])
+        got = kleene_possible(p.op, [possible(x, into) for x in p.items])
     elif isinstance(p, PFact):
         leaf = p.node
         got = {MET}

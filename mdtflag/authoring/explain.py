@@ -14,9 +14,10 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mdtflag.compile.compiler import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
+from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
 from mdtflag.evaluate.decide import criterion_texts
-from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, NodeResult, RuleEval
+from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluate.match import NodeResult, RuleEval
 from mdtflag.output.render import STATUS_LABEL
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}

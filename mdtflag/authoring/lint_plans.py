@@ -8,7 +8,7 @@ from typing import Any
 import mdtflag.ruleset.model as rm
 from mdtflag.authoring.lint import for_each_rows
 from mdtflag.authoring.words import count as _n
-from mdtflag.compile.compiler import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode
+from mdtflag.compile.plan import CompiledRuleSet, PBool, PConst, PFact, PNode, TField, TNode
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos
 from mdtflag.ruleset.walk import children, rule_nodes, walk_criteria
 

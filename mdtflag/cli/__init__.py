@@ -1,4 +1,5 @@
-"""The ``mdtflag`` command line: evaluation, batch, schemas and the rule-authoring commands."""
+"""The ``mdtflag`` command line: evaluation, batch, schemas, an example patient and the rule-authoring commands."""
+
 from __future__ import annotations
 
 from mdtflag.cli.main import cli, main

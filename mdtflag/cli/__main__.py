@@ -1,4 +1,6 @@
-"""``python -m mdtflag.cli``."""
+"""``python -m mdtflag.cli``: the command line."""
+
 from mdtflag.cli.main import main
 
-main()
+if __name__ == "__main__":
+    main()

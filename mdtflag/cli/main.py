@@ -1,124 +1,130 @@
-"""Command line: ``mdtflag evaluate``, ``mdtflag batch``, ``mdtflag schema`` (and ``rules``/``explain`` from authoring).
+"""The ``mdtflag`` command group: ``evaluate``, ``batch``, ``schema``, ``example`` and the authoring commands.
 
-Exit codes: 0 ok · 1 internal error · 2 bad input (unreadable bundle; for ``batch``: at least one input
-was an error) · 3 invalid rule set · 64 usage error.
+Shared options, the Evaluator set-up and the exit codes live in :mod:`mdtflag.cli.common`; the rule
+authoring commands (``rules check|test|diff``, ``explain``) in :mod:`mdtflag.cli.authoring`.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import NoReturn, Optional, Union, cast
 
 import click
+import orjson
 
-from mdtflag import __version__
+from mdtflag._version import __version__
+from mdtflag.api import Validate, error_result, example_bundle
+from mdtflag.batch import run_batch, summary_csv
+from mdtflag.cli.authoring import register as register_authoring
+from mdtflag.cli.common import (
+    EXIT_INPUT,
+    as_of_date,
+    as_of_option,
+    format_option,
+    leave,
+    load_evaluator,
+    profile_option,
+    rules_option,
+    run,
+    validate_option,
+    write_output,
+)
+from mdtflag.errors import InputError
+from mdtflag.output.render import to_json, to_text
+from mdtflag.output.result import result_json_schema
+from mdtflag.ruleset.model import rule_json_schema
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_RULES, EXIT_USAGE = 0, 1, 2, 3, 64
+__all__ = ["cli", "main"]
 
+EXAMPLES = """Examples:
 
-class ExitCode(Exception):
-    def __init__(self, code: int):
-        self.code = code
+\b
+  mdtflag example | mdtflag evaluate - --as-of 2026-11-01 --format text
+  mdtflag example > patient.json && mdtflag explain patient.json --rule TRIAL-FOCUSE --as-of 2026-11-01
+  mdtflag batch exports/ --workers 4 -o results.ndjson --summary summary.csv
+  mdtflag rules check my-rules/ && mdtflag rules test my-rules/ --coverage
 
-
-def _out(data: bytes | str, output: Optional[str]) -> None:
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if output and output != "-":
-        Path(output).write_bytes(data)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-
-
-def _evaluator(rules: Optional[str], profile: Optional[str]) -> Any:
-    from mdtflag.api import Evaluator
-    from mdtflag.ruleset.diagnostics import RuleSetError
-
-    try:
-        return Evaluator(rules, profile)
-    except RuleSetError as e:
-        for d in e.diagnostics:
-            click.echo(d.format(), err=True)
-        click.echo(f"error: the rule set is invalid ({len([d for d in e.diagnostics if d.severity == 'error'])} errors)", err=True)
-        raise ExitCode(EXIT_RULES) from None
-
-
-rules_opt = click.option("--rules", "rules", type=click.Path(file_okay=False), default=None,
-                         help="Rule directory (default: $MDTFLAG_RULES or ./rules).")
-asof_opt = click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
-                        help="Evaluation date; ages and data windows are computed against it (default: today).")
-profile_opt = click.option("--profile", default=None, help="Threshold profile (default: the rule set's default).")
-validate_opt = click.option("--validate", type=click.Choice(["facts", "all", "none"]), default="facts", show_default=True,
-                            help="FHIR R4 validation: resources facts are read from, every resource, or none.")
+Exit codes: 0 ok, 1 internal error (rules test: failing cases), 2 bad input, 3 invalid rule set, 64 usage error.
+"""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.version_option(__version__, prog_name="mdtflag")
 def cli() -> None:
     """Flag MDK level and precision-medicine trial cohorts from FHIR R4, with reasons."""
 
 
-@cli.command()
+@cli.command(epilog="Example: mdtflag example | mdtflag evaluate - --as-of 2026-11-01 --format text")
 @click.argument("bundle", type=click.Path(dir_okay=False, allow_dash=True))
-@asof_opt
-@rules_opt
-@profile_opt
-@validate_opt
-@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="json", show_default=True)
-@click.option("--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the text format.")
+@as_of_option()
+@rules_option()
+@profile_option()
+@validate_option()
+@format_option("json", "text")
+@click.option(
+    "--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the text format."
+)
 @click.option("-o", "--output", default=None, help="Write to a file instead of standard output.")
-def evaluate(bundle: str, as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
-             fmt: str, lang: str, output: Optional[str]) -> None:
+def evaluate(
+    bundle: str,
+    as_of: Optional[str],
+    rules: Optional[str],
+    profile: Optional[str],
+    validate: str,
+    fmt: str,
+    lang: str,
+    output: Optional[str],
+) -> None:
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
-    from mdtflag.api import error_result, parse_date
-    from mdtflag.errors import InputError
-    from mdtflag.output.render import to_json, to_text
-
+    day = as_of_date(as_of)
+    ev = load_evaluator(rules, profile)
+    src: Union[str, bytes] = sys.stdin.buffer.read() if bundle == "-" else bundle
     try:
-        day = parse_date(as_of)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    ev = _evaluator(rules, profile)
-    if profile and profile not in ev.ruleset.profiles.profiles:
-        raise click.UsageError(f"unknown profile '{profile}'; choose from {', '.join(sorted(ev.ruleset.profiles.profiles))}")
-    src: Any = sys.stdin.buffer.read() if bundle == "-" else bundle
-    try:
-        result = ev.evaluate(src, as_of=day, profile=profile, validate=validate)  # type: ignore[arg-type]
+        result = ev.evaluate(src, as_of=day, profile=profile, validate=cast(Validate, validate))
     except InputError as e:
         click.echo(f"error: {e}", err=True)
         if fmt == "json":
-            _out(to_json(error_result(e)), output)
-        raise ExitCode(EXIT_INPUT) from None
-    _out(to_json(result) if fmt == "json" else to_text(result, lang), output)
+            write_output(to_json(error_result(e)), output)
+        leave(EXIT_INPUT)
+    write_output(to_json(result) if fmt == "json" else to_text(result, lang), output)
 
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
-@asof_opt
-@rules_opt
-@profile_opt
-@validate_opt
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes (a crash costs one patient, not the run).")
+@as_of_option()
+@rules_option()
+@profile_option()
+@validate_option()
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes (a crash costs one patient, not the run).",
+)
 @click.option("-o", "--output", default=None, help="NDJSON results file (default: standard output).")
 @click.option("--summary", default=None, help="Also write a CSV summary (one row per input) to this file.")
-def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], profile: Optional[str], validate: str,
-          workers: int, output: Optional[str], summary: Optional[str]) -> None:
+def batch(
+    inputs: tuple[str, ...],
+    as_of: Optional[str],
+    rules: Optional[str],
+    profile: Optional[str],
+    validate: str,
+    workers: int,
+    output: Optional[str],
+    summary: Optional[str],
+) -> None:
     """Screen many patients: files, folders of bundles, or FHIR Bulk Data NDJSON exports.
 
     Writes one JSON line per input (a result or a named error), in input order.
     """
-    from mdtflag.api import parse_date
-    from mdtflag.batch import run_batch, summary_csv
-
-    try:
-        day = parse_date(as_of)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    ev = _evaluator(rules, profile)  # validates the rule set once, before any worker starts
+    day = as_of_date(as_of)
+    ev = load_evaluator(rules, profile)  # validates the rule set once, before any worker starts
     rules_dir = ev.ruleset.root
     del ev
-    stream = open(output, "wb") if output and output != "-" else sys.stdout.buffer
+    stream = open(output, "wb") if output and output != "-" else sys.stdout.buffer  # noqa: SIM115
     rows = []
     errors = 0
     try:
@@ -135,54 +141,35 @@ def batch(inputs: tuple[str, ...], as_of: Optional[str], rules: Optional[str], p
         Path(summary).write_text(summary_csv(rows), encoding="utf-8")
     click.echo(f"{len(rows)} inputs: {len(rows) - errors} results, {errors} errors", err=True)
     if errors:
-        raise ExitCode(EXIT_INPUT)
+        leave(EXIT_INPUT)
 
 
 @cli.command()
 @click.argument("which", type=click.Choice(["result", "rule"]))
 def schema(which: str) -> None:
     """Print the JSON Schema of the result format or of a rule file."""
-    import orjson
-
-    if which == "result":
-        from mdtflag.output.result import result_json_schema
-
-        data = result_json_schema()
-    else:
-        from mdtflag.ruleset.model import rule_json_schema
-
-        data = rule_json_schema()
-    _out(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n", None)
+    data = result_json_schema() if which == "result" else rule_json_schema()
+    write_output(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def _register_authoring() -> None:
-    import mdtflag.authoring.commands as authoring
+@cli.command()
+@click.option("--path", "show_path", is_flag=True, help="Print where the file is instead of its content.")
+def example(show_path: bool) -> None:
+    """Print a synthetic patient bundle shipped with mdtflag (cholangiocarcinoma, BRAF V600E), to try the commands.
 
-    authoring.register(cli)
+    \b
+    mdtflag example | mdtflag evaluate - --as-of 2026-11-01 --format text
+    """
+    path = example_bundle()
+    write_output(f"{path}\n" if show_path else path.read_bytes())
 
 
-_register_authoring()
+register_authoring(cli)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="mdtflag", standalone_mode=False)
-    except ExitCode as e:
-        sys.exit(e.code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_INTERNAL)
-    except click.UsageError as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
-    except BrokenPipeError:
-        sys.exit(EXIT_OK)
-    sys.exit(EXIT_OK)
+def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
+    """The ``mdtflag`` console script (and ``python -m mdtflag``): runs the command line and exits."""
+    run(cli, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

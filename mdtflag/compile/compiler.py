@@ -2,21 +2,36 @@
 
 Every leaf condition becomes one or more *atoms* (fact kind + one single-field test) that the
 durable-rules engine evaluates; the boolean structure above atoms becomes a plan that
-:mod:`mdtflag.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
+:mod:`mdtflag.evaluate.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
 engine would otherwise get wrong: unknown fact fields, constants of the wrong type, ordering
 comparisons on text, the engine's static limits.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Optional, TypeVar, Union, cast
 
-from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
-from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, Test
-from mdtflag.fhir.facts import FACT_SCHEMA
 import mdtflag.ruleset.model as rm
+from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, FieldType, Test
+from mdtflag.compile.plan import (
+    CompiledRule,
+    CompiledRuleSet,
+    Instance,
+    PBool,
+    PConst,
+    PFact,
+    PNode,
+    PRuleRef,
+    TBool,
+    TField,
+    TNode,
+    children,
+    criterion_ids,
+)
+from mdtflag.fhir.facts import FACT_SCHEMA
+from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
 EPOCH = dt.date(1970, 1, 1)
 #: The date field used by ``latest`` and the age field used by ``max_age_days``, per fact kind.
@@ -33,128 +48,8 @@ class _Unset:
 
 
 UNSET = _Unset()
-
-
-# ----------------------------------------------------------------- plan nodes (immutable)
-
-@dataclass(frozen=True)
-class TField:
-    """A field test: OR over ``atoms`` (``in`` lists become one atom per value), negated for not_in."""
-
-    field: str
-    op: str
-    atoms: tuple[int, ...]
-    negate: bool
-    shown: str  # human form, e.g. "value ≤ 2"
-    const: Optional[str] = None  # a fixed outcome (comparison with a parameter set to null)
-
-    @property
-    def plain(self) -> bool:
-        """Met exactly by the facts one of the atoms matched (no negation, no fixed outcome)."""
-        return not self.negate and self.const is None
-
-
-@dataclass(frozen=True)
-class TBool:
-    op: str  # all | any | not
-    items: tuple["TNode", ...]
-
-
-TNode = Union[TField, TBool]
-
-
-class _Plan:
-    """What every plan node carries besides its fields: its own criterion id (or ``None``) and a
-    small integer for dispatch, both fixed at construction so evaluation does not look them up."""
-
-    TAG = -1
-    own: Optional[str]  # set in __post_init__ (not dataclass fields: _Plan is not a dataclass)
-    tag: int
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "own", getattr(self.node, "id", None))  # type: ignore[attr-defined]
-        object.__setattr__(self, "tag", self.TAG)
-
-
-@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
-class PFact(_Plan):
-    TAG = 0
-    node: rm.FactLeaf
-    kind: str
-    where: tuple[TField, ...]
-    window: Optional[TField]
-    window_days: Optional[int]
-    test: Optional[TNode]
-    date_field: Optional[str]
-    #: the key under which a patient's candidate facts for (kind, where) are kept
-    ckey: tuple[str, int] = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        object.__setattr__(self, "ckey", (self.kind, id(self.where)))
-
-
-@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
-class PBool(_Plan):
-    TAG = 1
-    node: Union[rm.AllNode, rm.AnyNode, rm.NotNode]
-    op: str
-    items: tuple["PNode", ...]
-
-
-@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
-class PRuleRef(_Plan):
-    TAG = 3
-    node: rm.RuleRefLeaf
-
-
-@dataclass(frozen=True, eq=False)  # identity: plan nodes are interned
-class PConst(_Plan):
-    TAG = 2
-    node: rm.ParamLeaf
-    outcome: str
-    shown: str
-
-
-PNode = Union[PFact, PBool, PRuleRef, PConst]
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One evaluation of a rule's criteria: the whole rule, or one table row (e.g. one cohort)."""
-
-    row: Optional[Mapping[str, Any]]
-    plan: PNode
-    gate: Optional[PNode] = None  # a conjunct that, when not met, decides the row at once
-
-
-@dataclass(frozen=True)
-class CompiledRule:
-    rule: rm.Rule
-    applies: Optional[PNode]
-    instances: tuple[Instance, ...]
-    skipped_rows: tuple[Mapping[str, Any], ...]  # e.g. closed cohorts
-
-
-@dataclass(frozen=True)
-class CompiledRuleSet:
-    ruleset: rm.RuleSet
-    profile: str
-    params: Mapping[str, Any]
-    engine: Engine
-    rules: tuple[CompiledRule, ...]  # in dependency order (referenced rules first)
-    sent_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    #: results of leaves that have no candidate fact, which do not depend on the patient (filled lazily
-    #: by evaluation; keyed by plan node identity and the criterion id they report under)
-    absent_results: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-    #: identities of those results (they are kept in ``absent_results``, so identities stay valid)
-    const_ids: set[int] = field(default_factory=set, compare=False, repr=False)
-    #: other patient-independent pieces of output, built once (see decide.py)
-    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def atoms(self) -> tuple[Atom, ...]:
-        return self.engine.atoms
+_P = TypeVar("_P", PFact, PBool, PRuleRef, PConst)
+_T = TypeVar("_T")
 
 
 # ----------------------------------------------------------------- compiler
@@ -169,15 +64,16 @@ class _Compiler:
         self.atoms: dict[Atom, int] = {}
         self.atom_list: list[Atom] = []
         self.used_valuesets: set[str] = set()
-        self.plans: dict[Any, Any] = {}
+        self.plans: dict[tuple[Any, ...], PNode] = {}
 
     # ---- plan nodes are shared: identical sub-plans of different rows are one object,
     # so the matcher evaluates each of them once per patient
     _same: dict[Any, Any]
 
-    def intern(self, p: Any) -> Any:
+    def intern(self, p: _P) -> _P:
+        key: tuple[Any, ...]
         if isinstance(p, PBool):
-            key: Any = (id(p.node), p.op, tuple(id(x) for x in p.items))
+            key = (id(p.node), p.op, tuple(id(x) for x in p.items))
         elif isinstance(p, PFact):
             key = (id(p.node), p.where, p.window, p.window_days, p.test, p.date_field)
         elif isinstance(p, PConst):
@@ -187,7 +83,7 @@ class _Compiler:
         got = self.plans.get(key)
         if got is None:
             got = self.plans[key] = p
-        return got
+        return cast(_P, got)
 
     # ---- atoms
     def atom(self, a: Atom) -> int:
@@ -198,7 +94,7 @@ class _Compiler:
         return idx
 
     # ---- values
-    def param(self, name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
+    def param(self, name: str, row: Mapping[str, Any] | None, pos: Pos) -> Any:
         if name.startswith("row."):
             col = name[4:]
             if row is None:
@@ -214,7 +110,7 @@ class _Compiler:
             return None
         return UNSET if self.params[name] is None else self.params[name]
 
-    def resolve(self, v: Any, row: Optional[Mapping[str, Any]], pos: Pos) -> Any:
+    def resolve(self, v: Any, row: Mapping[str, Any] | None, pos: Pos) -> Any:
         if isinstance(v, rm.ParamRef):
             got = self.param(v.param, row, pos)
             if got is not None and got is not UNSET and v.lookup is not None:
@@ -222,7 +118,7 @@ class _Compiler:
             return got
         return v
 
-    def lookup(self, lk: rm.Lookup, value: Any, pos: Pos) -> Optional[list[Any]]:
+    def lookup(self, lk: rm.Lookup, value: Any, pos: Pos) -> list[Any] | None:
         table = self.rs.tables.get(lk.table)
         if table is None:
             self.diags.add("C011", f"unknown table '{lk.table}' in lookup", pos)
@@ -240,7 +136,7 @@ class _Compiler:
                         out.append(x)
         return out
 
-    def resolve_set(self, v: Any, field_name: str, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
+    def resolve_set(self, v: Any, field_name: str, row: Mapping[str, Any] | None, pos: Pos) -> list[Any] | None:
         if isinstance(v, rm.ParamRef):
             return self.resolve_list(v, row, pos)
         if isinstance(v, rm.ValueSetRef):
@@ -250,7 +146,7 @@ class _Compiler:
             return None if ids is None else self.valueset_values(list(ids), field_name, pos)
         return list(v)
 
-    def resolve_list(self, v: rm.ParamRef, row: Optional[Mapping[str, Any]], pos: Pos) -> Optional[list[Any]]:
+    def resolve_list(self, v: rm.ParamRef, row: Mapping[str, Any] | None, pos: Pos) -> list[Any] | None:
         """A parameter as a list: a scalar becomes one item, null an empty list, an error None."""
         val = self.resolve(v, row, pos)
         if val is None:
@@ -259,7 +155,7 @@ class _Compiler:
             return []
         return list(val) if isinstance(val, (list, tuple)) else [val]
 
-    def valueset_values(self, ids: list[str], field_name: str, pos: Pos) -> Optional[list[Any]]:
+    def valueset_values(self, ids: list[str], field_name: str, pos: Pos) -> list[Any] | None:
         out: list[Any] = []
         for vid in ids:
             vs = self.rs.valuesets.get(vid) if isinstance(vid, str) else None
@@ -303,7 +199,7 @@ class _Compiler:
         return enc
 
     # ---- tests
-    def field_test(self, kind: str, ft: rm.FieldTest, row: Optional[Mapping[str, Any]]) -> Optional[TField]:
+    def field_test(self, kind: str, ft: rm.FieldTest, row: Mapping[str, Any] | None) -> TField | None:
         pos = ft.pos
         schema = FACT_SCHEMA.get(kind, {})
         if ft.field not in schema:
@@ -312,7 +208,7 @@ class _Compiler:
             return None
         ftype = schema[ft.field]
         op, raw = ft.cond.op, ft.cond.value
-        if op in ("in", "not_in"):
+        if op == "in" or op == "not_in":
             values = self.resolve_set(raw, ft.field, row, pos)
             if values is None:
                 return None
@@ -342,27 +238,30 @@ class _Compiler:
         sym = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}[op]
         return TField(ft.field, op, (self.atom(Atom(kind, (Test(ft.field, op, enc),))),), False, f"{ft.field} {sym} {_shown(value)}")
 
-    def test_expr(self, kind: str, t: Any, row: Optional[Mapping[str, Any]]) -> Optional[TNode]:
+    def test_expr(self, kind: str, t: Any, row: Mapping[str, Any] | None) -> TNode | None:
         if isinstance(t, rm.Conditions):
-            items = [self.field_test(kind, ft, row) for ft in t.fields]
-            if any(i is None for i in items):
+            fields = [self.field_test(kind, ft, row) for ft in t.fields]
+            tests = [i for i in fields if i is not None]
+            if len(tests) < len(fields):
                 return None
-            return items[0] if len(items) == 1 else TBool("all", tuple(items))  # type: ignore[arg-type]
+            return tests[0] if len(tests) == 1 else TBool("all", tuple(tests))
         if isinstance(t, rm.TestNot):
             inner = self.test_expr(kind, t.not_, row)
             return None if inner is None else TBool("not", (inner,))
         op = "all" if isinstance(t, rm.TestAll) else "any"
         items = [self.test_expr(kind, x, row) for x in (t.all if op == "all" else t.any)]
-        if any(i is None for i in items):
+        nodes = [i for i in items if i is not None]
+        if len(nodes) < len(items):
             return None
-        return TBool(op, tuple(items))  # type: ignore[arg-type]
+        return TBool(op, tuple(nodes))
 
     # ---- criteria
-    def criterion(self, c: Any, row: Optional[Mapping[str, Any]]) -> Optional[PNode]:
+    def criterion(self, c: Any, row: Mapping[str, Any] | None) -> PNode | None:
         if isinstance(c, (rm.AllNode, rm.AnyNode)):
             op = "all" if isinstance(c, rm.AllNode) else "any"
-            items = [_through(self.criterion(x, row)) for x in (c.all if op == "all" else c.any)]
-            if any(i is None for i in items):
+            found = [_through(self.criterion(x, row)) for x in (c.all if isinstance(c, rm.AllNode) else c.any)]
+            items = [i for i in found if i is not None]
+            if len(items) < len(found):
                 return None
             # Branches decided when compiling (parameter leaves, and nodes made only of them):
             # one that decides the node (not met under all, met under any) hides its siblings; one that
@@ -371,9 +270,9 @@ class _Compiler:
             deciding = "not_met" if op == "all" else "met"
             for i in items:
                 if const_outcome(i) == deciding:
-                    return self.intern(PBool(c, op, (i,)))  # type: ignore[arg-type]
+                    return self.intern(PBool(c, op, (i,)))
             kept = [i for i in items if const_outcome(i) is None]
-            return self.intern(PBool(c, op, tuple(kept or items[:1])))  # type: ignore[arg-type]
+            return self.intern(PBool(c, op, tuple(kept or items[:1])))
         if isinstance(c, rm.NotNode):
             inner = _through(self.criterion(c.not_, row))
             return None if inner is None else self.intern(PBool(c, "not", (inner,)))
@@ -394,7 +293,7 @@ class _Compiler:
             return self.intern(PConst(c, "met" if got in want else "not_met", f"{c.param} = {got}"))
         return self.fact_leaf(c, row)
 
-    def fact_leaf(self, c: rm.FactLeaf, row: Optional[Mapping[str, Any]]) -> Optional[PFact]:
+    def fact_leaf(self, c: rm.FactLeaf, row: Mapping[str, Any] | None) -> PFact | None:
         if c.fact not in FACT_SCHEMA:
             self.diags.add("C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
             return None
@@ -440,14 +339,14 @@ class _Compiler:
                                  self.same(test) if test is not None else None,
                                  date_field if date_field in schema else None))
 
-    def same(self, t: Any) -> Any:
+    def same(self, t: _T) -> _T:
         """The one shared instance of an equal test, condition tuple or test tree."""
         if isinstance(t, TBool):
-            t = TBool(t.op, tuple(self.same(x) for x in t.items))
-        return self._same.setdefault(t, t)
+            t = cast(_T, TBool(t.op, tuple(self.same(x) for x in t.items)))
+        return cast(_T, self._same.setdefault(t, t))
 
 
-def _through(p: Optional[PNode]) -> Optional[PNode]:
+def _through(p: PNode | None) -> PNode | None:
     """A child position: an anonymous ``all``/``any`` left with one item (after compile-time pruning)
     is that item (same outcome, facts and missing data; it reports nothing of its own)."""
     while isinstance(p, PBool) and p.own is None and p.op != "not" and len(p.items) == 1:
@@ -455,7 +354,7 @@ def _through(p: Optional[PNode]) -> Optional[PNode]:
     return p
 
 
-def _conjunct(p: Any, gate: Optional[str]) -> Optional[Any]:
+def _conjunct(p: Any, gate: str | None) -> Any | None:
     """The plan node with id ``gate`` reached from ``p`` through ``all`` nodes only."""
     if gate is None:
         return None
@@ -475,7 +374,7 @@ def _is_conjunct(c: Any, gate: str) -> bool:
     return isinstance(c, rm.AllNode) and any(_is_conjunct(ch, gate) for ch in c.all)
 
 
-def const_outcome(p: Any) -> Optional[str]:
+def const_outcome(p: Any) -> str | None:
     """The outcome of a plan node that was decided when compiling, else None."""
     if isinstance(p, PConst):
         return p.outcome
@@ -500,33 +399,6 @@ def _shown(v: Any) -> str:
 def _from_param(v: Any) -> bool:
     """Sets from a parameter or table may be empty (an empty set matches nothing); literal ones may not."""
     return isinstance(v, rm.ParamRef) or (isinstance(v, rm.ValueSetsRef) and isinstance(v.valuesets, rm.ParamRef))
-
-
-def criterion_ids(rule: rm.Rule) -> list[str]:
-    """Ids of every criterion node in a rule, in tree order (applicability first)."""
-    out: list[str] = []
-
-    def walk(c: Any) -> None:
-        if c is None:
-            return
-        if getattr(c, "id", None):
-            out.append(c.id)
-        for child in children(c):
-            walk(child)
-
-    walk(rule.applies_when)
-    walk(rule.criteria)
-    return out
-
-
-def children(c: Any) -> tuple[Any, ...]:
-    if isinstance(c, rm.AllNode):
-        return c.all
-    if isinstance(c, rm.AnyNode):
-        return c.any
-    if isinstance(c, rm.NotNode):
-        return (c.not_,)
-    return ()
 
 
 def rule_refs(c: Any) -> set[str]:
@@ -562,10 +434,11 @@ def _order(rs: rm.RuleSet, diags: Diagnostics) -> list[rm.Rule]:
 
     for r in rs.rules:
         visit(r.id, [])
-    return [rs.rule(i) for i in done if rs.rule(i) is not None]  # type: ignore[misc]
+    ordered = [rs.rule(i) for i in done]
+    return [r for r in ordered if r is not None]
 
 
-def compile_ruleset(rs: rm.RuleSet, profile: Optional[str] = None) -> tuple[Optional[CompiledRuleSet], list[Any]]:
+def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[CompiledRuleSet | None, list[Any]]:
     """Compile for one threshold profile; returns (compiled or None, diagnostics)."""
     diags = Diagnostics()
     profile = profile or rs.profiles.default
@@ -604,7 +477,8 @@ def compile_ruleset(rs: rm.RuleSet, profile: Optional[str] = None) -> tuple[Opti
         compiled.append(CompiledRule(rule, applies, tuple(instances), tuple(skipped)))
     if diags.errors:
         return None, diags.sorted(dict(rs.sources))
-    schema = {k: {f: ("int" if t in ("decimal", "date") else t) for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
+    schema: dict[str, dict[str, FieldType]] = {
+        k: {f: ("int" if t == "decimal" or t == "date" else t) for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
     try:
         engine = Engine(comp.atom_list, schema)
     except EngineLimitError as e:
@@ -637,7 +511,7 @@ def _check_outputs(rule: rm.Rule, rs: rm.RuleSet, diags: Diagnostics) -> None:
             diags.add("C011", f"unknown table '{s.table}'", s.pos)
 
 
-def compile_or_raise(rs: rm.RuleSet, profile: Optional[str] = None) -> CompiledRuleSet:
+def compile_or_raise(rs: rm.RuleSet, profile: str | None = None) -> CompiledRuleSet:
     crs, diags = compile_ruleset(rs, profile)
     if crs is None:
         raise RuleSetError(diags)

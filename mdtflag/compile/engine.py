@@ -23,6 +23,7 @@ Every known engine fault is made unreachable by construction:
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import re
@@ -31,17 +32,32 @@ import weakref
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Union, cast
+from typing import Literal, Protocol, Union, cast
 
-import durable_rules_engine as _dre
 import orjson
+
+
+class _Native(Protocol):
+    """The part of the C extension ``durable_rules_engine`` the adapter calls (it ships no types)."""
+
+    error: type[Exception]
+
+    def create_ruleset(self, name: str, ruleset_json: str, /) -> int: ...
+    def delete_ruleset(self, handle: int, /) -> None: ...
+    def assert_facts(self, handle: int, facts_json: str, /) -> tuple[int, int]: ...
+    def start_action_for_state(self, handle: int, offset: int, /) -> tuple[str, str] | None: ...
+    def complete_and_start_action(self, handle: int, offset: int, /) -> str | None: ...
+    def delete_state(self, handle: int, sid: str, /) -> None: ...
+
+
+_dre = cast(_Native, importlib.import_module("durable_rules_engine"))
 
 __all__ = [
     "Atom",
+    "EncodeError",
     "Engine",
     "EngineError",
     "EngineLimitError",
-    "EncodeError",
     "FieldType",
     "Op",
     "Test",
@@ -425,7 +441,7 @@ class Engine:
         try:
             offsets = [_dre.assert_facts(self._handle, p)[1] for p in payloads]
             for off in offsets:
-                fired = _dre.start_action_for_state(self._handle, off)
+                fired: object = _dre.start_action_for_state(self._handle, off)
                 while fired is not None:
                     fired = _dre.complete_and_start_action(self._handle, off)
             for sid in sids:

@@ -3,21 +3,38 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 import orjson
-from decimal import Decimal
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import mdtflag.ruleset.model as rm
-from mdtflag.compile.compiler import CompiledRuleSet, PFact
+from mdtflag.compile.plan import CompiledRuleSet, PFact
+from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluate.match import Missing, NodeResult, RuleEval, id_keys
 from mdtflag.fhir.facts import FactSet
-from mdtflag.evaluate.match import MET, NOT_MET, UNKNOWN, InstanceResult, Missing, NodeResult, RuleEval, id_keys
-from mdtflag.output.result import RESULT_SCHEMA_ID, Doc, ResultDoc
+from mdtflag.output.result import (
+    RESULT_SCHEMA_ID,
+    CohortDoc,
+    DataQualityDoc,
+    DecisionDoc,
+    EvidenceDoc,
+    FlagDoc,
+    MissingDoc,
+    NameVersionDoc,
+    PendingDoc,
+    ReasonDoc,
+    Result,
+    RulesetDoc,
+    SuggestedDoc,
+    TargetDoc,
+    TextDoc,
+)
+from mdtflag.ruleset.model import Status
 
-# Output objects are ``Doc`` dicts whose keys follow the field order of the models in ``result.py``
-# (CohortOut, FlagOut, …): that order is the canonical JSON order. tests/test_schemas.py checks it.
-TextOut = EvidenceOut = MissingOut = ReasonOut = TargetOut = CohortOut = SuggestedOut = Doc
-FlagOut = PendingOut = DecisionOut = DataQualityOut = Doc
+# Output objects are the typed dicts of ``result.py`` (TextDoc, FlagDoc, …), built with their keys in
+# the field order of the models there: that order is the canonical JSON order (tests/test_schemas.py).
 
 UNDETERMINED = "undetermined"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
@@ -83,22 +100,22 @@ def fill(template: str, ctx: Mapping[str, Any], lang: str) -> str:
         if k % 2 == 0:
             out.append(part)
         else:
-            value = ctx[part] if part in ctx else None
+            value = ctx.get(part, None)
             out.append(show(value, lang) if value is not None else "{" + part + "}")
     return "".join(out)
 
 
-_STATIC: dict[int, tuple[rm.Text, TextOut]] = {}
+_STATIC: dict[int, tuple[rm.Text, TextDoc]] = {}
 
 
-def text_out(text: Optional[rm.Text], ctx: Mapping[str, Any]) -> Optional[TextOut]:
+def text_out(text: rm.Text | None, ctx: Mapping[str, Any]) -> TextDoc | None:
     if text is None:
         return None
     got = _STATIC.get(id(text))
     if got is not None and got[0] is text:
         return got[1]
     sv_parts, en_parts = _parts(text.sv), _parts(text.en)
-    out = Doc(sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
+    out = TextDoc(sv=fill(text.sv, ctx, "sv"), en=fill(text.en, ctx, "en"))
     if len(sv_parts) == 1 and len(en_parts) == 1:  # no placeholders: the same for every patient
         if len(_STATIC) > 50_000:
             _STATIC.clear()
@@ -135,18 +152,18 @@ class Builder:
         self.region = getattr(fs.patient, "healthcare_region", None)
         regions = crs.ruleset.tables.get("regions")
         self.region_row = regions.row(self.region) if (regions is not None and self.region) else None
-        self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceOut]]] = {}
+        self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceDoc]]] = {}
         # pieces that do not depend on the patient are kept with the compiled rule set (shared by all
         # patients): the output for each missing-data item, and criterion ids of constant results
-        self._missing: dict[Missing, MissingOut] = crs.shared.setdefault("missing", {})
+        self._missing: dict[Missing, MissingDoc] = crs.shared.setdefault("missing", {})
         self._const_ids = crs.const_ids
         self._id_lists: dict[Any, list[tuple[Any, str]]] = crs.shared.setdefault("id_lists", {})
-        self._const_reasons: dict[tuple[int, int], ReasonOut] = crs.shared.setdefault("reasons", {})
+        self._const_reasons: dict[tuple[int, int], ReasonDoc] = crs.shared.setdefault("reasons", {})
         self._fields: dict[int, dict[str, Any]] = {}
-        self._pctx: Optional[dict[str, Any]] = None
+        self._pctx: dict[str, Any] | None = None
 
     # ---- context for templates
-    def base_ctx(self, row: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    def base_ctx(self, row: Mapping[str, Any] | None) -> dict[str, Any]:
         if self._pctx is None:
             self._pctx = {f"p.{k}": v for k, v in self.params.items()}
         ctx: dict[str, Any] = dict(self._pctx)
@@ -168,8 +185,8 @@ class Builder:
         return _Layered(fields, ctx)
 
     # ---- pieces
-    def evidence(self, facts: Sequence[int]) -> list[EvidenceOut]:
-        out: list[EvidenceOut] = []
+    def evidence(self, facts: Sequence[int]) -> list[EvidenceDoc]:
+        out: list[EvidenceDoc] = []
         seen: set[tuple[str, str, str]] = set()
         for i in facts:
             for key, item in self.fact_evidence(i):
@@ -178,25 +195,25 @@ class Builder:
                     out.append(item)
         return out
 
-    def fact_evidence(self, i: int) -> list[tuple[tuple[str, str, str], EvidenceOut]]:
+    def fact_evidence(self, i: int) -> list[tuple[tuple[str, str, str], EvidenceDoc]]:
         got = self._evidence.get(i)
         if got is None:
             got = self._evidence[i] = [
-                ((e.resource, e.element, e.value), Doc(resource=e.resource, element=e.element, value=e.value))
+                ((e.resource, e.element, e.value), EvidenceDoc(resource=e.resource, element=e.element, value=e.value))
                 for e in self.fs.facts[i].evidence]
         return got
 
-    def missing(self, items: Sequence[Missing]) -> list[MissingOut]:
+    def missing(self, items: Sequence[Missing]) -> list[MissingDoc]:
         out = []
         for m in items:
             got = self._missing.get(m)
             if got is None:
-                got = self._missing[m] = Doc(criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field, resource=m.resource,
+                got = self._missing[m] = MissingDoc(criterion=m.criterion, fact=m.fact, reason=m.reason, field=m.field, resource=m.resource,
                     text=self.missing_text(m))
             out.append(got)
         return out
 
-    def missing_text(self, m: Missing) -> TextOut:
+    def missing_text(self, m: Missing) -> TextDoc:
         if m.text is not None:
             what_sv, what_en = m.text.sv, m.text.en
         else:
@@ -204,18 +221,18 @@ class Builder:
             what_sv = sv + (f" ({m.where})" if m.where else "")
             what_en = en + (f" ({m.where})" if m.where else "")
         if m.reason == "stale":
-            return Doc(sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
+            return TextDoc(sv=f"Kan ej bedöma: {what_sv} äldre än {m.days} dagar", en=f"Cannot decide: {what_en} older than {m.days} days")
         if m.reason == "field":
             if m.field == "x_uln" or m.field == "uln":
-                return Doc(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
+                return TextDoc(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
                                en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
-            return Doc(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
+            return TextDoc(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
                            en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
         if m.reason == "rule":
-            return Doc(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
-        return Doc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
+            return TextDoc(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
+        return TextDoc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
 
-    def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextOut:
+    def node_text(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> TextDoc:
         text = _chosen_text(r)
         if text is None and r.outcome == UNKNOWN and r.missing:
             return self.missing_text(r.missing[0])
@@ -225,18 +242,18 @@ class Builder:
             return got
         sv, en = OUTCOME_TEXT[r.outcome]
         detail = r.detail if isinstance(r.plan, PFact) is False and r.detail else ""
-        return Doc(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
+        return TextDoc(sv=f"{cid}: {sv}" + (f" ({detail})" if detail else ""), en=f"{cid}: {en}" + (f" ({detail})" if detail else ""))
 
-    def reason(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> ReasonOut:
-        return Doc(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
+    def reason(self, r: NodeResult, cid: str, ctx: Mapping[str, Any]) -> ReasonDoc:
+        return ReasonDoc(criterion=cid, outcome=r.outcome, text=self.node_text(r, cid, ctx),
                    evidence=self.evidence(_own_facts(r)),
                    missing=self.missing(r.missing) if r.outcome == UNKNOWN else [])
 
     def reasons(self, results: Sequence[NodeResult], rule_id: str, ctx: Mapping[str, Any],
-                blocking_only: bool = False, row: Optional[Mapping[str, Any]] = None) -> list[ReasonOut]:
+                blocking_only: bool = False, row: Mapping[str, Any] | None = None) -> list[ReasonDoc]:
         """Reasons in tree order. For a rule that did not fire, only what blocked it (criteria not met
         or unknown, and below them); ``mdtflag explain`` shows the whole tree."""
-        out: list[ReasonOut] = []
+        out: list[ReasonDoc] = []
 
         const_ids = self._const_ids
         shared = self._const_reasons
@@ -267,32 +284,32 @@ class Builder:
                 stack.extend(reversed(r[4]))
         if not out and results:
             root = results[-1]
-            out.append(Doc(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
+            out.append(ReasonDoc(criterion=rule_id, outcome=root.outcome, text=self.node_text(root, rule_id, ctx),
                                  evidence=self.evidence(root.facts),
                                  missing=self.missing(root.missing) if root.outcome == UNKNOWN else []))
         return out
 
-    def target(self, rule: rm.Rule) -> Optional[TargetOut]:
+    def target(self, rule: rm.Rule) -> TargetDoc | None:
         t = rule.target
         if t is None:
             return None
         region_name = self.region_row.get("name") if self.region_row else None
-        rn = Doc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
+        rn = TextDoc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
         if t.fixed is not None:
-            centre: Optional[TextOut] = Doc(sv=t.fixed.sv, en=t.fixed.en)
+            centre: TextDoc | None = TextDoc(sv=t.fixed.sv, en=t.fixed.en)
         else:
             table = self.crs.ruleset.tables.get(t.table or "")
             row = table.row(self.region) if (table is not None and self.region) else None
             val = row.get(t.column) if row is not None and t.column else None
             if isinstance(val, dict) and "sv" in val:
-                centre = Doc(sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
+                centre = TextDoc(sv=str(val["sv"]), en=str(val.get("en", val["sv"])))
             elif val is not None:
-                centre = Doc(sv=show(val, "sv"), en=show(val, "en"))
+                centre = TextDoc(sv=show(val, "sv"), en=show(val, "en"))
             else:
                 centre = None
-        return Doc(healthcare_region=self.region, region_name=rn, centre=centre)
+        return TargetDoc(healthcare_region=self.region, region_name=rn, centre=centre)
 
-    def cohorts(self, ev: RuleEval) -> Optional[list[CohortOut]]:
+    def cohorts(self, ev: RuleEval) -> list[CohortDoc] | None:
         if ev.rule.for_each is None:
             return None
         # trial rules list every cohort; other per-row rules (e.g. one row per EU label) list the rows
@@ -324,21 +341,21 @@ class Builder:
                 unknown[cid] = None
         return list(failed), list(unknown)
 
-    def cohort(self, row: Mapping[str, Any], status: str, res: Optional[NodeResult],
-               memo: Optional[Mapping[Any, NodeResult]] = None) -> CohortOut:
+    def cohort(self, row: Mapping[str, Any], status: Status, res: NodeResult | None,
+               memo: Mapping[Any, NodeResult] | None = None) -> CohortDoc:
         failed, unknown = self.row_ids(res, memo) if res is not None and memo is not None else ([], [])
         title = row.get("title")
         enrolled = row.get("enrolled")
-        return Doc(key=str(row.get("key")), tag=row.get("tag"), title=Doc(sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
+        return CohortDoc(key=str(row.get("key")), tag=row.get("tag"), title=TextDoc(sv=title['sv'], en=title['en']) if isinstance(title, dict) else None,
                          state=row.get("state"), enrolled=enrolled if isinstance(enrolled, int) else None,
                          status=status, failed=failed, unknown=unknown)
 
-    def suggested(self, ev: RuleEval) -> Optional[list[SuggestedOut]]:
+    def suggested(self, ev: RuleEval) -> list[SuggestedDoc] | None:
         s = ev.rule.suggest
         if s is None or ev.status != "flagged" or ev.best is None:
             return None
         table = self.crs.ruleset.tables.get(s.table)
-        out: list[SuggestedOut] = []
+        out: list[SuggestedDoc] = []
         seen: set[str] = set()
         for i in _all_facts(ev.best.result):
             key = getattr(self.fs.facts[i], s.key_field, None)
@@ -349,13 +366,13 @@ class Builder:
                 continue
             seen.add(key)
             codes = {c: [str(x) for x in (row.get(c) or [])] if isinstance(row.get(c), list) else ([str(row[c])] if row.get(c) is not None else []) for c in s.columns}
-            out.append(Doc(key=key, codes=codes))
+            out.append(SuggestedDoc(key=key, codes=codes))
         return sorted(out, key=lambda x: x.key)
 
-    def flag(self, ev: RuleEval) -> FlagOut:
+    def flag(self, ev: RuleEval) -> FlagDoc:
         rule = ev.rule
         row = ev.best.row if ev.best is not None else None
-        ctx = self.base_ctx(row)
+        ctx: Mapping[str, Any] = self.base_ctx(row)
         results = [r for r in (ev.applies, ev.best.result if ev.best else None) if r is not None]
         if ev.best is not None:
             ctx = self.fact_ctx(ev.best.result.facts, ctx)
@@ -368,7 +385,7 @@ class Builder:
             missing += ev.applies.missing
         if ev.status == "indeterminate" and ev.best is not None:
             missing += ev.best.result.missing
-        return Doc(rule=rule.id, version=rule.version, kind=rule.kind, title=Doc(sv=rule.title.sv, en=rule.title.en),
+        return FlagDoc(rule=rule.id, version=rule.version, kind=rule.kind, title=TextDoc(sv=rule.title.sv, en=rule.title.en),
             tag=rule.tag, status=ev.status, text=text,
             reasons=self.reasons(results, rule.id, ctx, blocking_only=ev.status in ("not_flagged", "not_applicable"), row=row),
             missing=_unique(self.missing(list(dict.fromkeys(missing)))),
@@ -376,44 +393,42 @@ class Builder:
             cohorts=self.cohorts(ev), suggested_codes=self.suggested(ev),
         )
 
-    def decisions(self, evals: Sequence[RuleEval], flags: Mapping[str, FlagOut]) -> dict[str, DecisionOut]:
-        groups: dict[str, list[RuleEval]] = {}
+    def decisions(self, evals: Sequence[RuleEval], flags: Mapping[str, FlagDoc]) -> dict[str, DecisionDoc]:
+        groups: dict[str, list[tuple[rm.Decision, RuleEval]]] = {}
         for ev in evals:
             if ev.rule.decision is not None:
-                groups.setdefault(ev.rule.decision.group, []).append(ev)
-        out: dict[str, DecisionOut] = {}
+                groups.setdefault(ev.rule.decision.group, []).append((ev.rule.decision, ev))
+        out: dict[str, DecisionDoc] = {}
         for name in sorted(groups):
-            members = sorted(groups[name], key=lambda e: (e.rule.decision.rank, e.rule.id))  # type: ignore[union-attr]
-            flagged = [e for e in members if e.status == "flagged"]
-            best_rank = flagged[0].rule.decision.rank if flagged else None  # type: ignore[union-attr]
-            deciding = [e for e in flagged if e.rule.decision.rank == best_rank]  # type: ignore[union-attr]
-            pending = [e for e in members if e.status == "indeterminate"
-                       and (best_rank is None or e.rule.decision.rank < best_rank)]  # type: ignore[union-attr]
-            level = deciding[0].rule.decision.level if deciding else UNDETERMINED  # type: ignore[union-attr]
-            target = next((flags[e.rule.id].target for e in deciding if flags[e.rule.id].target is not None), None)
+            ranked = sorted(groups[name], key=lambda de: (de[0].rank, de[1].rule.id))
+            flagged = [(d, e) for d, e in ranked if e.status == "flagged"]
+            best_rank = flagged[0][0].rank if flagged else None
+            deciding = [(d, e) for d, e in flagged if d.rank == best_rank]
+            pending = [(d, e) for d, e in ranked if e.status == "indeterminate" and (best_rank is None or d.rank < best_rank)]
+            level = deciding[0][0].level if deciding else UNDETERMINED
+            target = next((flags[e.rule.id].target for _, e in deciding if flags[e.rule.id].target is not None), None)
             if deciding:
-                text = Doc(sv=" ".join(flags[e.rule.id].text.sv for e in deciding),
-                               en=" ".join(flags[e.rule.id].text.en for e in deciding))
+                text = TextDoc(sv=" ".join(flags[e.rule.id].text.sv for _, e in deciding),
+                               en=" ".join(flags[e.rule.id].text.en for _, e in deciding))
             else:
                 # why no level: the rules that do not apply, the undecided ones, and the default route
                 # (the lowest-ranked rule that applies) with its own reason
-                applicable = [e.rule.decision.rank for e in members if e.status != "not_applicable"]  # type: ignore[union-attr]
+                applicable = [d.rank for d, e in ranked if e.status != "not_applicable"]
                 last = max(applicable) if applicable else None
-                why = [flags[e.rule.id] for e in members
-                       if e.status in ("not_applicable", "indeterminate") or e.rule.decision.rank == last]  # type: ignore[union-attr]
+                why = [flags[e.rule.id] for d, e in ranked if e.status in ("not_applicable", "indeterminate") or d.rank == last]
                 sv_why = " ".join(dict.fromkeys(f.text.sv for f in why))
                 en_why = " ".join(dict.fromkeys(f.text.en for f in why))
-                text = Doc(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
+                text = TextDoc(sv=("Ingen nivå kunde bestämmas. " + sv_why).strip(),
                                en=("No level could be decided. " + en_why).strip())
-            out[name] = Doc(level=level, rules=[e.rule.id for e in deciding], target=target,
-                pending=[Doc(rule=e.rule.id, level=e.rule.decision.level, missing=_unique(flags[e.rule.id].missing))  # type: ignore[union-attr]
-                         for e in pending],
+            out[name] = DecisionDoc(level=level, rules=[e.rule.id for _, e in deciding], target=target,
+                pending=[PendingDoc(rule=e.rule.id, level=d.level, missing=_unique(flags[e.rule.id].missing))
+                         for d, e in pending],
                 text=text,
             )
         return out
 
 
-def _chosen_text(r: NodeResult) -> Optional[rm.Text]:
+def _chosen_text(r: NodeResult) -> rm.Text | None:
     """The criterion's own text for its outcome (``None``: the missing-data or default text)."""
     node = r[0].node
     out = r[1]
@@ -429,7 +444,7 @@ def _chosen_text(r: NodeResult) -> Optional[rm.Text]:
 _ROW_ONLY: dict[int, tuple[Any, bool]] = {}
 
 
-def _row_only(text: Optional[rm.Text]) -> bool:
+def _row_only(text: rm.Text | None) -> bool:
     """Whether a text names only table-row values and parameters (``{row.…}``, ``{p.…}``), so that
     it reads the same for every patient."""
     if text is None:
@@ -456,8 +471,8 @@ def _own_facts(r: NodeResult) -> tuple[int, ...]:
     return tuple(i for i in r.facts if i not in shown)
 
 
-def _unique(items: Sequence[MissingOut]) -> list[MissingOut]:
-    seen: set[str] = set()
+def _unique(items: Sequence[MissingDoc]) -> list[MissingDoc]:
+    seen: set[bytes] = set()
     out = []
     for m in items:
         key = orjson.dumps(m)
@@ -474,10 +489,10 @@ def _all_facts(r: NodeResult) -> list[int]:
     return out
 
 
-def _default_status_text(status: str) -> TextOut:
+def _default_status_text(status: str) -> TextDoc:
     sv = {"flagged": "Flaggad", "not_flagged": "Ej flaggad", "indeterminate": "Obestämd – data saknas", "not_applicable": "Ej tillämplig"}[status]
     en = {"flagged": "Flagged", "not_flagged": "Not flagged", "indeterminate": "Indeterminate – data missing", "not_applicable": "Not applicable"}[status]
-    return Doc(sv=sv, en=en)
+    return TextDoc(sv=sv, en=en)
 
 
 class CriterionTexts(NamedTuple):
@@ -501,7 +516,7 @@ def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callab
 
 
 def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], as_of: dt.date, version: str,
-                 notes: Sequence[Any] = (), patient_ref: Optional[str] = None) -> ResultDoc:
+                 notes: Sequence[Any] = (), patient_ref: str | None = None) -> Result:
     b = Builder(crs, fs, as_of, version)
     flags = {ev.rule.id: b.flag(ev) for ev in evals}
     rs = crs.ruleset
@@ -512,13 +527,13 @@ def build_result(crs: CompiledRuleSet, fs: FactSet, evals: Sequence[RuleEval], a
         key = (n.code, n.message, n.resource, n.element)
         if key not in seen:
             seen.add(key)
-            dq.append(Doc(code=n.code, message=n.message, resource=n.resource, element=n.element))
-    return ResultDoc(
+            dq.append(DataQualityDoc(code=n.code, message=n.message, resource=n.resource, element=n.element))
+    return Result(
         schema=RESULT_SCHEMA_ID,
         patient=pid,
         as_of=as_of.isoformat(),
-        engine=Doc(name="mdtflag", version=version),
-        ruleset=Doc(name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
+        engine=NameVersionDoc(name="mdtflag", version=version),
+        ruleset=RulesetDoc(name=rs.name, version=rs.version, digest=rs.digest, profile=crs.profile),
         decisions=b.decisions(evals, flags),
         flags=[flags[k] for k in sorted(flags)],
         data_quality=dq,

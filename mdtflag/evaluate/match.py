@@ -8,48 +8,49 @@ unknown stays unknown. Missing data is therefore never silently false.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Literal, NamedTuple
 
 import mdtflag.ruleset.model as rm
-from mdtflag.compile.compiler import CompiledRule, CompiledRuleSet, PBool, PConst, PFact, PNode, PRuleRef, TBool, TField, TNode, criterion_ids
+from mdtflag.compile.plan import CompiledRule, CompiledRuleSet, PBool, PFact, PNode, PRuleRef, TField, TNode
+from mdtflag.evaluate.kleene import MET, NEGATION, NOT_MET, STATUS_OF, UNKNOWN, Outcome, all_of, any_of
 from mdtflag.fhir.facts import FactSet
+from mdtflag.ruleset.model import Status
 
-MET, NOT_MET, UNKNOWN = "met", "not_met", "unknown"
-STATUS_OF = {MET: "flagged", NOT_MET: "not_flagged", UNKNOWN: "indeterminate"}
-STATUS_RANK = {"flagged": 0, "indeterminate": 1, "not_flagged": 2, "not_applicable": 3}
+STATUS_RANK: dict[Status, int] = {"flagged": 0, "indeterminate": 1, "not_flagged": 2, "not_applicable": 3}
 
 
 @dataclass(frozen=True)
 class Missing:
     """Data that would decide an unknown criterion."""
 
-    criterion: Optional[str]
+    criterion: str | None
     fact: str
-    reason: str  # absent | stale | field | rule
-    field: Optional[str] = None
-    resource: Optional[str] = None
-    days: Optional[int] = None
+    reason: Literal["absent", "stale", "field", "rule"]
+    field: str | None = None
+    resource: str | None = None
+    days: int | None = None
     where: str = ""
-    rule: Optional[str] = None
-    text: Optional[rm.Text] = None
+    rule: str | None = None
+    text: rm.Text | None = None
 
 
 class NodeResult(NamedTuple):
     """The outcome of one plan node for one patient (immutable; a tuple for speed)."""
 
     plan: PNode
-    outcome: str
+    outcome: Outcome
     facts: tuple[int, ...]
     missing: tuple[Missing, ...]
-    children: tuple["NodeResult", ...] = ()
+    children: tuple[NodeResult, ...] = ()
     detail: str = ""
 
     @property
     def node(self) -> Any:
         return self.plan.node
 
-    def find(self, cid: str) -> Optional["NodeResult"]:
+    def find(self, cid: str) -> NodeResult | None:
         if getattr(self.node, "id", None) == cid:
             return self
         for ch in self.children:
@@ -62,18 +63,18 @@ class NodeResult(NamedTuple):
 class InstanceResult(NamedTuple):
     """One table row (or the whole rule): its criteria's result and the status it gives."""
 
-    row: Optional[Mapping[str, Any]]
+    row: Mapping[str, Any] | None
     result: NodeResult
-    status: str
+    status: Status
 
 
 @dataclass(frozen=True)
 class RuleEval:
     compiled: CompiledRule
-    status: str
-    applies: Optional[NodeResult]
+    status: Status
+    applies: NodeResult | None
     instances: tuple[InstanceResult, ...]
-    best: Optional[InstanceResult]
+    best: InstanceResult | None
     #: every node result of the patient by evaluation key (see :func:`id_keys`)
     memo: Mapping[Any, NodeResult] = field(compare=False, repr=False)
 
@@ -81,7 +82,7 @@ class RuleEval:
     def rule(self) -> rm.Rule:
         return self.compiled.rule
 
-    def criterion(self, cid: str) -> Optional[NodeResult]:
+    def criterion(self, cid: str) -> NodeResult | None:
         if self.applies is not None:
             got = self.applies.find(cid)
             if got is not None:
@@ -89,19 +90,6 @@ class RuleEval:
         return self.best.result.find(cid) if self.best else None
 
 
-def _and(vals: Sequence[str]) -> str:
-    if NOT_MET in vals:
-        return NOT_MET
-    return UNKNOWN if UNKNOWN in vals else MET
-
-
-def _or(vals: Sequence[str]) -> str:
-    if MET in vals:
-        return MET
-    return UNKNOWN if UNKNOWN in vals else NOT_MET
-
-
-_NEG = {MET: NOT_MET, NOT_MET: MET, UNKNOWN: UNKNOWN}
 _nr = functools.partial(tuple.__new__, NodeResult)  # NodeResult from a full 6-tuple, without Python-level __new__
 
 
@@ -126,18 +114,18 @@ class _Eval:
         self.done: dict[str, RuleEval] = {}
         self.memo: dict[Any, NodeResult] = {}
         self.cands: dict[Any, tuple[int, ...]] = {}
-        self._has: Optional[dict[str, frozenset[int]]] = None
+        self._has: dict[str, frozenset[int]] | None = None
         self._hits: dict[int, frozenset[int]] = {}
         self._whole: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
         self.universe = frozenset(range(len(encoded)))
         # results that do not depend on the patient (leaves without any candidate fact, parameter
         # leaves, and nodes made only of such results) are built once and shared: by identity
-        self._const = crs.absent_results
+        self._const: dict[Any, NodeResult] = crs.absent_results
         self._const_ids = crs.const_ids
-        self._witness: dict[Any, Optional[frozenset[Any]]] = crs.shared.setdefault("witness", {})
+        self._witness: dict[Any, frozenset[Any] | None] = crs.shared.setdefault("witness", {})
         self._tree_keys: dict[Any, list[tuple[Any, NodeResult]]] = crs.shared.setdefault("tree_keys", {})
         # what this patient's facts can make non-empty: atoms some fact satisfied, and fact kinds
-        self.matched = {a for a, hit in enumerate(sets) if hit}
+        self.matched: set[int | tuple[str, str]] = {a for a, hit in enumerate(sets) if hit}
         self.matched.update(("kind", k) for k in self.by_kind)
 
     # ---- tests over sets of facts
@@ -213,12 +201,12 @@ class _Eval:
             out += [f for f in self.absent_fields(x, i) if f not in out]
         return out
 
-    def resource(self, i: int) -> Optional[str]:
+    def resource(self, i: int) -> str | None:
         ev = self.fs.facts[i].evidence
         return ev[0].resource if ev else None
 
     # ---- criteria
-    def node(self, p: PNode, cid: Optional[str]) -> NodeResult:
+    def node(self, p: PNode, cid: str | None) -> NodeResult:
         # a node with its own id reports under that id wherever it is used: evaluate it once
         own = p.own
         key = p if own else (p, cid)
@@ -227,9 +215,8 @@ class _Eval:
             return got
         return self.compute(p, own, cid, key)
 
-    def compute(self, p: PNode, own: Optional[str], cid: Optional[str], key: Any) -> NodeResult:
-        tag = p.tag
-        if tag == 1:
+    def compute(self, p: PNode, own: str | None, cid: str | None, key: Any) -> NodeResult:
+        if p.tag == 1:
             # a sub-tree whose every leaf is sure to find no candidate fact has the result it had for
             # every other such patient: take it, and its nodes' results, without walking it
             w = self._witness.get(p, _UNSEEN)
@@ -240,17 +227,17 @@ class _Eval:
                 if got is not None:
                     self.memo.update(self.tree_keys(got, own or cid))
                     return got
-            got = self.boolean(p, own or cid)  # type: ignore[arg-type]
-        elif tag == 0:
-            got = self.fact(p, own or cid)  # type: ignore[arg-type]
-        elif tag == 2:
-            got = self._const.get(key) or self.constant(key, _nr((p, p.outcome, (), (), (), p.shown)))  # type: ignore[union-attr]
+            got = self.boolean(p, own or cid)
+        elif p.tag == 0:
+            got = self.fact(p, own or cid)
+        elif p.tag == 2:
+            got = self._const.get(key) or self.constant(key, _nr((p, p.outcome, (), (), (), p.shown)))
         else:
-            got = self.ruleref(p, own or cid)  # type: ignore[arg-type]
+            got = self.ruleref(p, own or cid)
         self.memo[key] = got
         return got
 
-    def tree_keys(self, r: NodeResult, cid: Optional[str]) -> list[tuple[Any, NodeResult]]:
+    def tree_keys(self, r: NodeResult, cid: str | None) -> list[tuple[Any, NodeResult]]:
         """(evaluation key, result) of every node of a patient-independent result tree (kept)."""
         key = (id(r), cid)
         got = self._tree_keys.get(key)
@@ -271,7 +258,7 @@ class _Eval:
         self._const_ids.add(id(got))
         return got
 
-    def boolean(self, p: PBool, own: Optional[str]) -> NodeResult:
+    def boolean(self, p: PBool, own: str | None) -> NodeResult:
         memo = self.memo
         kids_list = []
         for x in p.items:  # node(), inlined
@@ -294,15 +281,12 @@ class _Eval:
         op = p.op
         if op == "not":
             k = kids[0]
-            return _nr((p, _NEG[k[1]], k[2], k[3], kids, ""))
+            return _nr((p, NEGATION[k[1]], k[2], k[3], kids, ""))
         if len(kids) == 1:
             k = kids[0]
             return _nr((p, k[1], k[2], k[3], kids, ""))
         outs = [k[1] for k in kids]
-        if op == "all":
-            out = NOT_MET if NOT_MET in outs else UNKNOWN if UNKNOWN in outs else MET
-        else:
-            out = MET if MET in outs else UNKNOWN if UNKNOWN in outs else NOT_MET
+        out = all_of(outs) if op == "all" else any_of(outs)
         same = [k for k in kids if k[1] == out]
         if len(same) == 1:
             facts = same[0][2]
@@ -330,7 +314,7 @@ class _Eval:
             got = self.cands[key] = tuple(sorted(pool)) if pool else ()
         return got
 
-    def fact(self, p: PFact, cid: Optional[str]) -> NodeResult:
+    def fact(self, p: PFact, cid: str | None) -> NodeResult:
         leaf = p.node
         cands = self.candidates(p)
         if not cands:
@@ -338,7 +322,8 @@ class _Eval:
             got = self._const.get(key)
             if got is None:
                 out = leaf.missing
-                miss = (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ()
+                miss: tuple[Missing, ...] = (
+                    (Missing(cid, p.kind, "absent", where=_where(p), text=leaf.missing_text),) if out == UNKNOWN else ())
                 got = self.constant(key, NodeResult(p, out, (), miss, (), "absent"))
             return got
         if leaf.latest and p.date_field:
@@ -370,11 +355,15 @@ class _Eval:
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
         return _nr((p, NOT_MET, cands, (), (), ""))
 
-    def ruleref(self, p: PRuleRef, cid: Optional[str]) -> NodeResult:
+    def ruleref(self, p: PRuleRef, cid: str | None) -> NodeResult:
         leaf = p.node
         ref = self.done.get(leaf.rule)
         if ref is None:  # cannot happen after topological ordering; stay safe
             return NodeResult(p, UNKNOWN, (), (Missing(cid, "rule", "rule", rule=leaf.rule),))
+        got: str
+        wanted: set[str]
+        undecided: str
+        options: tuple[str, str]
         if leaf.criterion is None:
             got, wanted, undecided, options = ref.status, set(leaf.status or ()), "indeterminate", ("flagged", "not_flagged")
             missing_src = _rule_missing(ref)
@@ -385,6 +374,7 @@ class _Eval:
             wanted, undecided, options = set(leaf.outcome or ()), UNKNOWN, (MET, NOT_MET)
             missing_src = node.missing if node is not None else ()
             facts = node.facts if node is not None else ()
+        out: Outcome
         if got != undecided:
             out = MET if got in wanted else NOT_MET
         elif undecided in wanted or all(o in wanted for o in options):
@@ -426,32 +416,33 @@ class _Eval:
         return ev
 
 
-_UNSEEN = object()
+_UNSEEN: Any = object()  # not in a cache (``None`` is a cached answer)
 
 
-def witness(p: PNode, cache: dict[Any, Optional[frozenset[Any]]]) -> Optional[frozenset[Any]]:
+def witness(p: PNode, cache: dict[Any, frozenset[Any] | None]) -> frozenset[Any] | None:
     """Atoms and fact kinds of which at least one must be present for some leaf under ``p`` to have
     a candidate fact; ``None`` when that cannot be said (a rule reference). A leaf needs a fact of its
     kind that satisfies each plain ``where`` test, so the atoms of one such test (or else its kind)
     witness it."""
-    got = cache.get(p, _UNSEEN)
-    if got is not _UNSEEN:
-        return got  # type: ignore[return-value]
+    if p in cache:
+        return cache[p]
+    got: frozenset[Any] | None
     if p.tag == 0:
-        plain = next((w for w in p.where if w.plain), None)  # type: ignore[union-attr]
-        got = frozenset(plain.atoms) if plain is not None else frozenset({("kind", p.kind)})  # type: ignore[union-attr]
+        plain = next((w for w in p.where if w.plain), None)
+        got = frozenset(plain.atoms) if plain is not None else frozenset({("kind", p.kind)})
     elif p.tag == 2:
         got = frozenset()
     elif p.tag == 1:
-        parts = [witness(x, cache) for x in p.items]  # type: ignore[union-attr]
-        got = None if any(x is None for x in parts) else frozenset().union(*parts)
+        parts = [witness(x, cache) for x in p.items]
+        known = [x for x in parts if x is not None]
+        got = frozenset().union(*known) if len(known) == len(parts) else None
     else:
         got = None
     cache[p] = got
     return got
 
 
-def id_keys(p: PNode, cid: Optional[str] = None, out: Optional[list[tuple[Any, str]]] = None) -> list[tuple[Any, str]]:
+def id_keys(p: PNode, cid: str | None = None, out: list[tuple[Any, str]] | None = None) -> list[tuple[Any, str]]:
     """The evaluation keys and criterion ids of the id'd nodes of a plan tree, in tree order."""
     if out is None:
         out = []
@@ -459,7 +450,7 @@ def id_keys(p: PNode, cid: Optional[str] = None, out: Optional[list[tuple[Any, s
     if own:
         out.append((p, own))
     if p.tag == 1:
-        for x in p.items:  # type: ignore[union-attr]
+        for x in p.items:
             id_keys(x, own or cid, out)
     return out
 
@@ -506,4 +497,4 @@ def evaluate_facts(crs: CompiledRuleSet, fs: FactSet) -> list[RuleEval]:
     return [ev.rule(cr) for cr in crs.rules]
 
 
-__all__ = ["Missing", "NodeResult", "InstanceResult", "RuleEval", "engine_payload", "evaluate_facts", "criterion_ids"]
+__all__ = ["InstanceResult", "Missing", "NodeResult", "RuleEval", "engine_payload", "evaluate_facts", "id_keys"]

@@ -1,11 +1,11 @@
 """Results → canonical JSON (byte-identical for identical input) or text a clinician reads."""
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
-from mdtflag.output.result import Doc as FlagOut, ErrorResult, ResultDoc as Result
+from mdtflag.output.result import ErrorResult, FlagDoc, Result
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
@@ -24,7 +24,7 @@ HEAD = {
 }
 
 
-def to_json(result: Union[Result, ErrorResult, dict[str, Any]], *, indent: bool = True) -> bytes:
+def to_json(result: Result | ErrorResult | dict[str, Any], *, indent: bool = True) -> bytes:
     """Canonical JSON: fixed key order from the model, UTF-8, newline at the end."""
     data = result if isinstance(result, dict) else result.to_dict()
     opt = orjson.OPT_INDENT_2 if indent else 0
@@ -70,7 +70,7 @@ def to_text(result: Result, lang: str = "en") -> str:
     return "\n".join(out) + "\n"
 
 
-def _flag_text(f: FlagOut, lang: str) -> list[str]:
+def _flag_text(f: FlagDoc, lang: str) -> list[str]:
     h = HEAD[lang]
     label = STATUS_LABEL[lang][f.status]
     lines = [f"  [{label}] {f.rule} v{f.version} — {getattr(f.title, lang)} ({f.tag})", f"      {getattr(f.text, lang)}"]

@@ -1,12 +1,30 @@
-"""The result format ``mdtflag.result/1`` (and ``mdtflag.error/1`` for inputs that could not be read)."""
-from __future__ import annotations
+"""The result format ``mdtflag.result/1`` (and ``mdtflag.error/1`` for inputs that could not be read).
 
-from typing import Any, Literal, Optional
+Two views of one format. The pydantic models (:class:`ResultModel` and its parts, ``…Out``) define it and
+its published JSON Schema, and validate documents read back. Evaluation builds the documents themselves
+as the typed, read-only dicts below (:class:`Result` and its parts, ``…Doc``), which orjson writes
+directly: their keys are in the models' field order, which is the canonical JSON order.
+"""
+# ruff: noqa: FA100
+# (no ``from __future__ import annotations``: pydantic evaluates the models' annotations when the module is
+# imported, and ``X | None`` cannot be evaluated on Python 3.9, which mdtflag supports)
+from typing import TYPE_CHECKING, Any, Callable, Final, Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_ID = "mdtflag.result/1"
-ERROR_SCHEMA_ID = "mdtflag.error/1"
+from mdtflag.ruleset.model import Outcome, RuleKind, Status
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+    _C = TypeVar("_C")
+
+    def dataclass_transform(**_: Any) -> Callable[[_C], _C]:
+        """Only the type checker reads it: the document classes' constructors are those of ``dict``."""
+        return lambda cls: cls
+
+RESULT_SCHEMA_ID: Final = "mdtflag.result/1"
+ERROR_SCHEMA_ID: Final = "mdtflag.error/1"
 
 
 class Out(BaseModel):
@@ -111,7 +129,8 @@ class RulesetOut(Out):
     profile: str
 
 
-class Result(Out):
+class ResultModel(Out):
+    # no docstring: it would become the published schema's description
     schema_: Literal["mdtflag.result/1"] = Field(default=RESULT_SCHEMA_ID, alias="schema")
     patient: str
     as_of: str
@@ -150,42 +169,177 @@ class ErrorResult(Out):
 
 
 # --------------------------------------------------------------------------------------------
-# Run-time documents. The models above define the format (and its JSON Schema); evaluation builds
-# the same documents as plain dicts, which orjson writes directly. Keys are in model field order.
+# Run-time documents. Each class below is a dict (orjson writes it as one) whose keys are exactly the
+# fields of the model of the same name above, in the same order: the constructors are called with
+# every key, in that order (tests/test_schemas.py checks both). For a type checker the classes are
+# read-only records whose constructors take exactly those keys; values are also read as attributes
+# (``flag.status``). Documents are never changed after they are built: parts that are the same for
+# every patient are built once and shared between results.
 
 
-class Doc(dict):  # type: ignore[type-arg]
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+class Doc(dict[str, Any]):
     """One object of a result document: a dict with read-only attribute access (``flag.status``)."""
 
     __slots__ = ()
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    if not TYPE_CHECKING:  # for a type checker, only the declared fields are attributes
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self[name]
+            except KeyError:
+                raise AttributeError(name) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("result documents are read-only")
 
 
-class ResultDoc(Doc):
-    """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`Result`)."""
+class TextDoc(Doc):
+    __slots__ = ()
+    sv: str
+    en: str
+
+
+class EvidenceDoc(Doc):
+    __slots__ = ()
+    resource: str
+    element: str
+    value: str
+
+
+class MissingDoc(Doc):
+    __slots__ = ()
+    criterion: Optional[str]
+    fact: str
+    reason: Literal["absent", "stale", "field", "rule"]
+    field: Optional[str]
+    resource: Optional[str]
+    text: TextDoc
+
+
+class ReasonDoc(Doc):
+    __slots__ = ()
+    criterion: str
+    outcome: Outcome
+    text: TextDoc
+    evidence: list[EvidenceDoc]
+    missing: list[MissingDoc]
+
+
+class TargetDoc(Doc):
+    __slots__ = ()
+    healthcare_region: Optional[str]
+    region_name: Optional[TextDoc]
+    centre: Optional[TextDoc]
+
+
+class CohortDoc(Doc):
+    __slots__ = ()
+    key: str
+    tag: Optional[str]
+    title: Optional[TextDoc]
+    state: Optional[str]
+    enrolled: Optional[int]
+    status: Status
+    failed: list[str]
+    unknown: list[str]
+
+
+class SuggestedDoc(Doc):
+    __slots__ = ()
+    key: str
+    codes: dict[str, list[str]]
+
+
+class FlagDoc(Doc):
+    __slots__ = ()
+    rule: str
+    version: str
+    kind: RuleKind
+    title: TextDoc
+    tag: str
+    status: Status
+    text: TextDoc
+    reasons: list[ReasonDoc]
+    missing: list[MissingDoc]
+    target: Optional[TargetDoc]
+    cohorts: Optional[list[CohortDoc]]
+    suggested_codes: Optional[list[SuggestedDoc]]
+
+
+class PendingDoc(Doc):
+    __slots__ = ()
+    rule: str
+    level: str
+    missing: list[MissingDoc]
+
+
+class DecisionDoc(Doc):
+    __slots__ = ()
+    level: str
+    rules: list[str]
+    target: Optional[TargetDoc]
+    pending: list[PendingDoc]
+    text: TextDoc
+
+
+class DataQualityDoc(Doc):
+    __slots__ = ()
+    code: str
+    message: str
+    resource: Optional[str]
+    element: Optional[str]
+
+
+class NameVersionDoc(Doc):
+    __slots__ = ()
+    name: str
+    version: str
+
+
+class RulesetDoc(Doc):
+    __slots__ = ()
+    name: str
+    version: str
+    digest: str
+    profile: str
+
+
+class Result(Doc):
+    """A ``mdtflag.result/1`` document: ``patient``, ``decisions``, ``flags``, … (see :class:`ResultModel`)."""
 
     __slots__ = ()
+    schema: Literal["mdtflag.result/1"]
+    patient: str
+    as_of: str
+    engine: NameVersionDoc
+    ruleset: RulesetDoc
+    decisions: dict[str, DecisionDoc]
+    flags: list[FlagDoc]
+    data_quality: list[DataQualityDoc]
 
     def to_dict(self) -> dict[str, Any]:
         return self
 
-    def flag(self, rule_id: str) -> Optional[Doc]:
-        for f in self["flags"]:
-            if f["rule"] == rule_id:
+    def flag(self, rule_id: str) -> Optional[FlagDoc]:
+        for f in self.flags:
+            if f.rule == rule_id:
                 return f
         return None
 
 
+#: document class → the model that defines its format
+DOC_MODELS: dict[type[Doc], type[Out]] = {
+    TextDoc: TextOut, EvidenceDoc: EvidenceOut, MissingDoc: MissingOut, ReasonDoc: ReasonOut, TargetDoc: TargetOut,
+    CohortDoc: CohortOut, SuggestedDoc: SuggestedOut, FlagDoc: FlagOut, PendingDoc: PendingOut,
+    DecisionDoc: DecisionOut, DataQualityDoc: DataQualityOut, NameVersionDoc: NameVersion, RulesetDoc: RulesetOut,
+    Result: ResultModel,
+}
+
+
 def result_json_schema() -> dict[str, Any]:
-    schema = Result.model_json_schema(by_alias=True)
+    schema = ResultModel.model_json_schema(by_alias=True)
     schema["$id"] = RESULT_SCHEMA_ID
     schema["title"] = "mdtflag result"
     return schema

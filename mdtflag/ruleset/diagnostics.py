@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from mdtflag.errors import MdtflagError
+
 Severity = Literal["error", "warning", "info"]
 
 
@@ -179,7 +181,7 @@ class Diagnostics:
         return out
 
 
-class RuleSetError(Exception):
+class RuleSetError(MdtflagError):
     """Raised when a rule directory has errors; carries every diagnostic, not only the first."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
