@@ -63,8 +63,9 @@ PROFILE_PARAMS = {
     "min_age_years", "ecog_max", "anc_min", "hb_min", "plt_min", "bili_max_x_uln",
     "ast_alt_max_x_uln", "ast_alt_max_x_uln_liver", "creat_max_x_uln", "crcl_min",
     "measurable_required", "ecog_max_age_days", "lab_max_age_days", "her2_vaf_min",
-    "tmb_high_min", "her2_amp_cn_min", "met_amp_cn_min", "allow_haematological",
+    "tmb_high_min", "her2_amp_cn_min", "met_amp_cn_min", "allow_haematological", "escat_national_min",
 }
+ESCAT_TIERS = ["I-A", "I-B", "I-C", "II-A", "II-B", "III-A", "III-B", "IV", "V", "X"]  # Mateo et al. 2018
 PROFILE_META = {"title", "tag", "tags", "source"}
 # Top-level keys the rule loader (mdtflag/rulemodel.py, extra="forbid") accepts.
 COMMON_KEYS = {"id", "title", "date", "sources", "tag"}
@@ -323,6 +324,7 @@ def test_eu_labels(tables, valuesets):
         assert bool(r["germline_genes"]) == bool(r["on_label_tumour_groups_germline"]), \
             f"{k}: germline-only tumour groups and germline_genes go together"
         assert set(r["drug_classes"]) <= target_classes, (k, r["drug_classes"])
+        assert r["escat"] in ESCAT_TIERS and isinstance(r["escat_source"], str) and r["escat_source"], k
         assert set(r["drug_classes"]) <= {d[:5] for d in r["drugs"]}, (k, r["drug_classes"])
 
 
@@ -352,6 +354,7 @@ def test_cohorts(tables):
         # TRIAL-C2 judges the cohort's own drugs: every label row it cites holds one of them, for the
         # cohort's biomarker (or one of its alternatives)
         parts = set(biomarkers[r["biomarker"]].get("any_of", [])) | {r["biomarker"]}
+        assert r["escat"] in ESCAT_TIERS and isinstance(r["escat_source"], str) and r["escat_source"], k
         for lk in r["label_rows"]:
             assert lk in labels, (k, lk)
             assert set(labels[lk]["drugs"]) & set(r["drugs"]), (k, lk)
@@ -407,7 +410,8 @@ def test_profiles():
             vs = load(ROOT / "rules" / "valuesets" / f"{vid}.yaml")
             assert vs["field"] == "icd10_3", (name, vid)
             assert set(vs["values"]) <= HAEMATOLOGICAL, (name, vid)
-        for param in PROFILE_PARAMS - {"measurable_required", "allow_haematological"}:
+        assert p["escat_national_min"] in ESCAT_TIERS, name
+        for param in PROFILE_PARAMS - {"measurable_required", "allow_haematological", "escat_national_min"}:
             v = p[param]
             if v is None:
                 assert param in NULLABLE_PARAMS, (name, param)
