@@ -25,8 +25,9 @@ from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluate.decide import build_result
 from mdtflag.evaluate.match import RuleEval, evaluate_facts
-from mdtflag.fhir.facts import FactSet, RegionMap, extract_facts
+from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
+from mdtflag.fhir.regions import region_map
 from mdtflag.output.result import ErrorBody, ErrorResult, Result
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
 from mdtflag.ruleset.model import RuleSet, load_ruleset
@@ -104,21 +105,6 @@ class UnknownProfileError(UsageError, RuleSetError):
         RuleSetError.__init__(self, diagnostics)
 
 
-def region_map(rs: RuleSet) -> Optional[RegionMap]:
-    """County → healthcare region (and split municipalities) from the rule set's ``regions`` table."""
-    table = rs.tables.get("regions")
-    if table is None:
-        return None
-    counties: dict[str, str] = {}
-    munis: dict[str, str] = {}
-    for row in table.rows:
-        for c in row.get("counties") or []:
-            counties[str(c)] = row["key"]
-        for m in row.get("split_municipalities") or []:
-            munis[str(m)] = row["key"]
-    return RegionMap(county_to_region=counties, municipality_to_region=munis)
-
-
 def _check_validate(validate: str) -> None:
     if validate not in _VALIDATE_MODES:
         raise UsageError(f"validate must be 'facts', 'all' or 'none', not {validate!r}")
@@ -141,7 +127,7 @@ class Evaluator:
         else:
             self.ruleset = load_ruleset(rules if isinstance(rules, (str, Path)) else Path(rules))
         self.profile: str = profile or self.ruleset.profiles.default
-        self.regions = region_map(self.ruleset)
+        self.regions = region_map(self.ruleset.tables.get("regions"))
         self._compiled: dict[str, CompiledRuleSet] = {}
         self._lock = threading.Lock()
         self.compiled(self.profile)

@@ -17,8 +17,12 @@ from mdtflag.fhir.facts import (
     count_by_kind, encode_value, extract_facts, normalise_icd10, normalise_protein_hgvs,
 )
 from mdtflag.fhir.load import LoadedBundle, load_bundle
+from mdtflag.fhir.regions import region_map
+from mdtflag.ruleset.model import load_ruleset
 
 AS_OF = date(2024, 6, 1)
+#: The region map of the shipped rule set's ``regions`` table (the only source of county -> region).
+REGIONS = region_map(load_ruleset("rules").tables.get("regions"))
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
@@ -88,7 +92,7 @@ def bundle(*resources: dict, pat: dict | None = None) -> dict:
 def extract(*resources: dict, pat: dict | None = None, validate: str = "facts",
             as_of: date = AS_OF, regions: RegionMap | None = None) -> FactSet:
     loaded = load_bundle(bundle(*resources, pat=pat), validate=validate)
-    fs = extract_facts(loaded, as_of, regions)
+    fs = extract_facts(loaded, as_of, regions if regions is not None else REGIONS)
     for f in fs.facts:               # every fact passes its own model's validation
         type(f).model_validate(f.model_dump())
     assert not [n for n in fs.notes if n.code == "extraction-error"], fs.notes
@@ -939,7 +943,7 @@ def test_urn_uuid_references_resolve():
 def test_notes_include_loader_notes():
     b = bundle(obs(LOINC, "89247-1", valueInteger="two"))
     loaded = load_bundle(b, validate="facts")
-    fs = extract_facts(loaded, AS_OF)
+    fs = extract_facts(loaded, AS_OF, REGIONS)
     assert fs.notes[: len(loaded.notes)] == loaded.notes
     assert [n.code for n in fs.notes] == ["invalid-resource"]
     assert not kind(fs, "ecog")                          # the invalid resource's facts: unknown
@@ -969,7 +973,7 @@ def test_count_by_kind():
 
 def test_as_of_datetime_accepted():
     from datetime import datetime
-    fs = extract_facts(load_bundle(bundle()), datetime(2024, 6, 1, 12, 0))
+    fs = extract_facts(load_bundle(bundle()), datetime(2024, 6, 1, 12, 0), REGIONS)
     assert fs.patient.age == 63
 
 
@@ -1025,14 +1029,14 @@ def test_typical_bundle_extraction_speed():
     b = typical_bundle()
     loaded = load_bundle(b, validate="none")
     assert len(loaded.resources) >= 40
-    fs = extract_facts(loaded, AS_OF)
+    fs = extract_facts(loaded, AS_OF, REGIONS)
     assert not [n for n in fs.notes if n.code == "extraction-error"]
     assert len(kind(fs, "variant")) == 8 and len(kind(fs, "lab")) == 8   # latest per analyte
     runs = []
     for _ in range(5):
         t = time.process_time()
         for _ in range(50):
-            extract_facts(loaded, AS_OF)
+            extract_facts(loaded, AS_OF, REGIONS)
         runs.append((time.process_time() - t) / 50)
     best = min(runs)
     print(f"\nextract_facts, {len(loaded.resources)}-resource bundle: {best * 1e3:.3f} ms")
@@ -1121,7 +1125,7 @@ def test_mutated_bundles_never_crash_extraction(muts):
         loaded = load_bundle(doc, validate="none")
     except InputError:
         return
-    fs = extract_facts(loaded, AS_OF)
+    fs = extract_facts(loaded, AS_OF, REGIONS)
     assert isinstance(fs.patient, PatientFact)
     assert not [n for n in fs.notes if n.code == "extraction-error"], fs.notes
     for f in fs.facts:
@@ -1142,7 +1146,7 @@ def test_random_resources_never_crash_extraction(pat, others):
         resources.append(o)
     loaded = LoadedBundle(source="<test>", patient=p, resources=tuple(resources),
                           full_urls=tuple(None for _ in resources))
-    fs = extract_facts(loaded, AS_OF)
+    fs = extract_facts(loaded, AS_OF, REGIONS)
     assert not [n for n in fs.notes if n.code == "extraction-error"], fs.notes
 
 
@@ -1152,5 +1156,5 @@ def test_random_resources_never_crash_extraction(pat, others):
        st.dictionaries(st.sampled_from(_FHIR_KEYS), json_values, max_size=8))
 def test_random_fhirish_resources_never_crash(rtype, body):
     r = {**body, "resourceType": rtype, "subject": {"reference": "Patient/p1"}}
-    fs = extract_facts(load_bundle(bundle(r), validate="none"), AS_OF)
+    fs = extract_facts(load_bundle(bundle(r), validate="none"), AS_OF, REGIONS)
     assert not [n for n in fs.notes if n.code == "extraction-error"], fs.notes

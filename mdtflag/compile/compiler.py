@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Optional, TypeVar, Union, cast
 
+from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
+from mdtflag.fhir.facts.encoding import ENGINE_TYPE, EngineType, encode_constant
 import mdtflag.ruleset.model as rm
-from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, FieldType, Test
+from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, Test
 from mdtflag.compile.plan import (
     CompiledRule,
     CompiledRuleSet,
@@ -33,10 +35,6 @@ from mdtflag.compile.plan import (
 from mdtflag.fhir.facts import FACT_SCHEMA
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
-EPOCH = dt.date(1970, 1, 1)
-#: The date field used by ``latest`` and the age field used by ``max_age_days``, per fact kind.
-DATE_FIELD = {"diagnosis": "onset", "medication": "start"}
-AGE_FIELD = {"diagnosis": "onset_days_ago", "medication": "start_days_ago"}
 CLOSED_STATE = "closed"
 
 
@@ -171,28 +169,8 @@ class _Compiler:
 
     def encode(self, kind: str, field_name: str, value: Any, pos: Pos) -> Optional[Union[str, int, bool]]:
         ftype = FACT_SCHEMA[kind][field_name]
-        bad = False
-        if ftype == "str":
-            bad = not isinstance(value, str)
-            enc: Any = value
-        elif ftype == "bool":
-            bad = not isinstance(value, bool)
-            enc = value
-        elif ftype == "int":
-            bad = isinstance(value, bool) or not isinstance(value, int)
-            enc = value
-        elif ftype == "decimal":
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                bad = True
-                enc = None
-            else:
-                try:
-                    enc = int((Decimal(str(value)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-                except InvalidOperation:
-                    bad, enc = True, None
-        else:  # date
-            bad = not isinstance(value, dt.date) or isinstance(value, dt.datetime)
-            enc = (value - EPOCH).days if not bad else None
+        enc = encode_constant(ftype, value)
+        bad = enc is None
         if bad:
             self.diags.add("C003", f"field '{kind}.{field_name}' holds {ftype} values; {value!r} is not one", pos)
             return None
@@ -297,7 +275,6 @@ class _Compiler:
         if c.fact not in FACT_SCHEMA:
             self.diags.add("C001", f"unknown fact kind '{c.fact}'", c.pos, help="kinds: " + ", ".join(sorted(FACT_SCHEMA)))
             return None
-        schema = FACT_SCHEMA[c.fact]
         where: list[TField] = []
         if c.where is not None:
             for ft in c.where.fields:
@@ -305,22 +282,22 @@ class _Compiler:
                 if tf is None:
                     return None
                 where.append(tf)
-        date_field = DATE_FIELD.get(c.fact, "date")
+        date_field = FACT_MODELS[c.fact].date_field
         if c.latest and (c.min_count or 1) > 1:
             self.diags.add("C015", "'latest' keeps one fact, so 'min_count' above 1 can never be met", c.pos)
             return None
-        if c.latest and date_field not in schema:
+        if c.latest and date_field is None:
             self.diags.add("C013", f"'latest' needs a date; fact '{c.fact}' has none", c.pos)
             return None
         window = None
         days = None
         if c.max_age_days is not None:
-            age_field = AGE_FIELD.get(c.fact, "age_days")
+            age_field = FACT_MODELS[c.fact].age_field
             days = self.resolve(c.max_age_days, row, c.pos)
             if days is UNSET:
                 days = None
         if days is not None:
-            if age_field not in schema:
+            if age_field is None:
                 self.diags.add("C013", f"'max_age_days' needs an age field; fact '{c.fact}' has none", c.pos)
                 return None
             if not isinstance(days, int) or isinstance(days, bool) or days < 0:
@@ -337,7 +314,7 @@ class _Compiler:
         return self.intern(PFact(c, c.fact, self.same(tuple(self.same(w) for w in where)),
                                  self.same(window) if window is not None else None, days,
                                  self.same(test) if test is not None else None,
-                                 date_field if date_field in schema else None))
+                                 date_field))
 
     def same(self, t: _T) -> _T:
         """The one shared instance of an equal test, condition tuple or test tree."""
@@ -477,8 +454,7 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
         compiled.append(CompiledRule(rule, applies, tuple(instances), tuple(skipped)))
     if diags.errors:
         return None, diags.sorted(dict(rs.sources))
-    schema: dict[str, dict[str, FieldType]] = {
-        k: {f: ("int" if t == "decimal" or t == "date" else t) for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
+    schema: dict[str, dict[str, EngineType]] = {k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()}
     try:
         engine = Engine(comp.atom_list, schema)
     except EngineLimitError as e:
@@ -502,8 +478,10 @@ def _check_outputs(rule: rm.Rule, rs: rm.RuleSet, diags: Diagnostics) -> None:
         table = rs.tables.get(t.table)
         if table is None:
             diags.add("C011", f"unknown table '{t.table}'", t.pos)
-        elif not all(t.column in row for row in table.rows):
+        elif t.column is not None and not all(t.column in row for row in table.rows):
             diags.add("C011", f"table '{t.table}' has rows without column '{t.column}'", t.pos)
+        elif t.value is not None and table.text(t.value) is None:
+            diags.add("C011", f"table '{t.table}' has no text '{t.value}'", t.pos)
     s = rule.suggest
     if s is not None:
         table = rs.tables.get(s.table)

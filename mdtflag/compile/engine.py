@@ -36,6 +36,8 @@ from typing import Literal, Protocol, Union, cast
 
 import orjson
 
+from mdtflag.fhir.facts.encoding import EngineType
+
 
 class _Native(Protocol):
     """The part of the C extension ``durable_rules_engine`` the adapter calls (it ships no types)."""
@@ -58,13 +60,11 @@ __all__ = [
     "Engine",
     "EngineError",
     "EngineLimitError",
-    "FieldType",
     "Op",
     "Test",
 ]
 
 Op = Literal["eq", "ne", "lt", "lte", "gt", "gte"]
-FieldType = Literal["str", "int", "bool"]
 Scalar = Union[str, int, bool]
 FactValue = Union[str, int, bool, None]  # None: unknown, dropped by the encoder
 
@@ -277,7 +277,7 @@ def _max_simultaneous_int(tests: list[tuple[str, int]]) -> int:
 class Engine:
     """A compiled ruleset of atoms; ``match`` evaluates one patient at a time."""
 
-    def __init__(self, atoms: Sequence[Atom], schema: Mapping[str, Mapping[str, FieldType]]) -> None:
+    def __init__(self, atoms: Sequence[Atom], schema: Mapping[str, Mapping[str, EngineType]]) -> None:
         self._atoms: tuple[Atom, ...] = tuple(atoms)
         self._types: dict[str, dict[str, str]] = self._check_schema(schema)
         canon: dict[tuple[str, tuple[_TestKey, ...]], int] = {}
@@ -313,7 +313,7 @@ class Engine:
 
     # --- compile time -------------------------------------------------------------------
     @staticmethod
-    def _check_schema(schema: Mapping[str, Mapping[str, FieldType]]) -> dict[str, dict[str, str]]:
+    def _check_schema(schema: Mapping[str, Mapping[str, EngineType]]) -> dict[str, dict[str, str]]:
         types: dict[str, dict[str, str]] = {}
         for kind, fields in schema.items():
             if type(kind) is not str or not kind:

@@ -11,9 +11,10 @@ import orjson
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRuleSet, PFact
+from mdtflag.evaluate.field_words import field_words
 from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
 from mdtflag.evaluate.match import Missing, NodeResult, RuleEval, id_keys
-from mdtflag.fhir.facts import FactSet
+from mdtflag.fhir.facts import FACT_MODELS, FactSet
 from mdtflag.output.result import (
     RESULT_SCHEMA_ID,
     CohortDoc,
@@ -39,24 +40,6 @@ from mdtflag.ruleset.model import Status
 UNDETERMINED = "undetermined"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
-#: How each fact kind is named in texts about missing data.
-KIND_TEXT: dict[str, tuple[str, str]] = {
-    "patient": ("patientuppgifter", "patient data"),
-    "diagnosis": ("cancerdiagnos", "cancer diagnosis"),
-    "extent": ("tumörutbredning (stadium/metastasering)", "tumour extent (stage/metastases)"),
-    "ecog": ("ECOG", "ECOG"),
-    "lab": ("labvärde", "lab value"),
-    "pregnancy": ("graviditetsstatus", "pregnancy status"),
-    "variant": ("genomisk variant", "genomic variant"),
-    "tmb": ("TMB", "TMB"),
-    "msi": ("MSI-status", "MSI status"),
-    "ihc": ("IHC/ISH-markör", "IHC/ISH marker"),
-    "genomic_report": ("molekylärpatologiskt svar", "molecular report"),
-    "medication": ("läkemedelshistorik", "medication history"),
-    "trial_candidacy": ("studiekandidatur", "trial candidacy"),
-    "assertion": ("klinisk bedömning", "clinical assessment"),
-    "family_history": ("släktanamnes", "family history"),
-}
 OUTCOME_TEXT = {MET: ("uppfyllt", "met"), NOT_MET: ("ej uppfyllt", "not met"), UNKNOWN: ("kan ej bedömas", "cannot be decided")}
 
 
@@ -217,7 +200,8 @@ class Builder:
         if m.text is not None:
             what_sv, what_en = m.text.sv, m.text.en
         else:
-            sv, en = KIND_TEXT.get(m.fact, (m.fact, m.fact))
+            model = FACT_MODELS.get(m.fact)
+            sv, en = model.label if model is not None else (m.fact, m.fact)
             what_sv = sv + (f" ({m.where})" if m.where else "")
             what_en = en + (f" ({m.where})" if m.where else "")
         if m.reason == "stale":
@@ -226,8 +210,9 @@ class Builder:
             if m.field == "x_uln" or m.field == "uln":
                 return TextDoc(sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
                                en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})")
-            return TextDoc(sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
-                           en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})")
+            fsv, fen = field_words(m.field)
+            return TextDoc(sv=f"Kan ej bedöma: {what_sv} – {fsv} saknas ({m.resource})",
+                           en=f"Cannot decide: {what_en} – {fen} missing ({m.resource})")
         if m.reason == "rule":
             return TextDoc(sv=f"Kan ej bedöma: regeln {m.rule} är obestämd", en=f"Cannot decide: rule {m.rule} is indeterminate")
         return TextDoc(sv=f"Kan ej bedöma: {what_sv} saknas", en=f"Cannot decide: {what_en} missing")
@@ -297,6 +282,10 @@ class Builder:
         rn = TextDoc(sv=region_name['sv'], en=region_name['en']) if isinstance(region_name, dict) else None
         if t.fixed is not None:
             centre: TextDoc | None = TextDoc(sv=t.fixed.sv, en=t.fixed.en)
+        elif t.value is not None:
+            table = self.crs.ruleset.tables.get(t.table or "")
+            text = table.text(t.value) if table is not None else None
+            centre = TextDoc(sv=text.sv, en=text.en) if text is not None else None
         else:
             table = self.crs.ruleset.tables.get(t.table or "")
             row = table.row(self.region) if (table is not None and self.region) else None

@@ -114,9 +114,9 @@ from __future__ import annotations
 
 import operator
 import typing
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
-__all__ = ["validate", "skeleton", "clear_cache", "stats", "CACHE_SIZE"]
+__all__ = ["CACHE_SIZE", "clear_cache", "skeleton", "stats", "validate"]
 
 #: Largest number of cached skeletons; the cache is cleared when it is full.
 CACHE_SIZE = 4096
@@ -126,19 +126,19 @@ _MEMO_SIZE = 65536
 _MAX_DEPTH = 120
 
 #: Counters for tests and benchmarks: cache hits (fast verdict "valid"), misses, full validations.
-stats: Dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
+stats: dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
 
 if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.fhir.load`` cheap
-    import fhir_core.constraints as _fc_constraints
-    from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
-    from fhir_core.types import FhirBase as _FhirBase
-    from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
-    from fhir_core.types import import_string as _import_string
-    from pydantic import BaseModel as _BaseModel
-    from pydantic import TypeAdapter as _TypeAdapter
+    import fhir_core.constraints as _fc_constraints  # noqa: TC004
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel  # noqa: TC004
+    from fhir_core.types import FhirBase as _FhirBase  # noqa: TC004
+    from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase  # noqa: TC004
+    from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]  # noqa: TC004
+    from pydantic import BaseModel as _BaseModel  # noqa: TC004
+    from pydantic import TypeAdapter as _TypeAdapter  # noqa: TC004
 
 #: ``None`` until first use, then whether fhir_core could be imported and read.
-_ENABLED: Optional[bool] = None
+_ENABLED: bool | None = None
 
 
 def _setup() -> bool:
@@ -149,8 +149,10 @@ def _setup() -> bool:
         import fhir_core.constraints as _fc_constraints
         from fhir_core.fhirabstractmodel import FHIRAbstractModel as _FHIRAbstractModel
         from fhir_core.types import FhirBase as _FhirBase
-        from fhir_core.types import FhirElementOrResourceBase as _FhirElementOrResourceBase
-        from fhir_core.types import import_string as _import_string
+        from fhir_core.types import (
+            FhirElementOrResourceBase as _FhirElementOrResourceBase,
+        )
+        from fhir_core.types import import_string as _import_string  # type: ignore[attr-defined]
         from pydantic import BaseModel as _BaseModel
         from pydantic import TypeAdapter as _TypeAdapter
     except ImportError:  # pragma: no cover - other fhir.resources generations: always full
@@ -176,7 +178,7 @@ class _Unsupported(Exception):
 
 # _walk_dict and _walk_list repeat the per-value dispatch on purpose: it runs for every value of every
 # resource, and a shared helper would add a call per value to the warm path.
-def _walk_dict(d: dict, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
+def _walk_dict(d: dict[str, Any], ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Unsupported
     depth += 1
@@ -202,7 +204,7 @@ def _walk_dict(d: dict, ap: Callable[[Any], None], lap: Callable[[Any], None], d
             raise _Unsupported
 
 
-def _walk_list(lst: list, ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
+def _walk_list(lst: list[Any], ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Unsupported
     depth += 1
@@ -223,12 +225,12 @@ def _walk_list(lst: list, ap: Callable[[Any], None], lap: Callable[[Any], None],
             raise _Unsupported
 
 
-def skeleton(cls: Any, resource: dict) -> Optional[Tuple[tuple, List[Any]]]:
+def skeleton(cls: Any, resource: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
     """``(skeleton, leaves)`` of ``resource`` for model ``cls``, or ``None`` when unsupported."""
     if resource.__class__ is not dict:
         return None
-    toks: List[Any] = [cls]
-    leaves: List[Any] = []
+    toks: list[Any] = [cls]
+    leaves: list[Any] = []
     try:
         _walk_dict(resource, toks.append, leaves.append, 0)
     except (_Unsupported, RecursionError):
@@ -255,14 +257,14 @@ def _count_scalars(v: Any) -> int:
 class _Leaf:
     """The validator of one primitive annotation: single and batched, with a memo when slow."""
 
-    __slots__ = ("annotation", "single", "batch", "memo")
+    __slots__ = ("annotation", "batch", "memo", "single")
 
     def __init__(self, annotation: Any) -> None:
         self.annotation = annotation
         self.single: Callable[[Any], Any] = _TypeAdapter(annotation).validate_python
         self.batch: Callable[[Any], Any] = \
-            _TypeAdapter(List[annotation]).validate_python  # type: ignore[valid-type]
-        self.memo: Optional[set] = set() if _runs_python(annotation) else None
+            _TypeAdapter(list[annotation]).validate_python
+        self.memo: set[Any] | None = set() if _runs_python(annotation) else None
 
 
 _SLOW_NAMES = frozenset({"Date", "DateTime", "Instant", "Time", "Decimal", "Url", "Base64Binary",
@@ -277,11 +279,11 @@ def _runs_python(annotation: Any) -> bool:
     return any(_runs_python(a) for a in typing.get_args(annotation))
 
 
-_LEAVES: Dict[Any, _Leaf] = {}
-_CONSTRAINTS_SNAPSHOT: Tuple[Any, ...] = ()
+_LEAVES: dict[Any, _Leaf] = {}
+_CONSTRAINTS_SNAPSHOT: tuple[Any, ...] = ()
 
 
-def _constraints_now() -> Tuple[Any, ...]:
+def _constraints_now() -> tuple[Any, ...]:
     return (getattr(_fc_constraints, "TYPES_ID_MAX_LENGTH", None),
             getattr(_fc_constraints, "TYPES_ID_PATTERN", None),
             getattr(_fc_constraints, "TYPES_STRING_ALLOW_EMPTY_STR", None))
@@ -308,7 +310,7 @@ def _memo_key(v: Any) -> Any:
     if c is str:
         return v
     if c is float:
-        return (float, v) if (v == v and v != 0.0) else None
+        return (float, v) if (v == v and v != 0.0) else None  # noqa: PLR0124 - v == v is the NaN test, call-free
     return (c, v)
 
 
@@ -321,17 +323,17 @@ _MODEL, _MODEL_LIST, _PRIM, _PRIM_LIST, _REFUSE = range(5)
 #: which keys are accepted (the skeleton holds the keys); none of them changes a field's validator.
 _ALLOWED_CONFIG_KEYS = frozenset({"extra", "validate_assignment", "populate_by_name",
                                   "validate_by_alias", "validate_by_name"})
-_KNOWN_MODEL_VALIDATORS: Dict[str, Any] = {}
+_KNOWN_MODEL_VALIDATORS: dict[str, Any] = {}
 _OWN_NAMES = ("__init__", "model_validate", "model_post_init", "__get_pydantic_core_schema__",
               "reject_null_complex_elements", "validate_after_model_construction",
               "_validate_one_of_many", "_validate_required_primitive_elements")
 
 
 class _FieldInfo:
-    __slots__ = ("name", "other_key", "kind", "fhir_type", "leaf", "item_leaf")
+    __slots__ = ("fhir_type", "item_leaf", "kind", "leaf", "name", "other_key")
 
-    def __init__(self, name: str, other_key: Optional[str], kind: int, fhir_type: Any = None,
-                 leaf: Optional[_Leaf] = None, item_leaf: Optional[_Leaf] = None) -> None:
+    def __init__(self, name: str, other_key: str | None, kind: int, fhir_type: Any = None,
+                 leaf: _Leaf | None = None, item_leaf: _Leaf | None = None) -> None:
         self.name = name
         self.other_key = other_key
         self.kind = kind
@@ -340,10 +342,10 @@ class _FieldInfo:
         self.item_leaf = item_leaf
 
 
-_CLASS_INFO: Dict[type, Optional[Dict[str, _FieldInfo]]] = {}
+_CLASS_INFO: dict[type, dict[str, _FieldInfo] | None] = {}
 
 
-def _strip_optional(ann: Any) -> Tuple[Any, bool]:
+def _strip_optional(ann: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(ann)
     if origin is typing.Union or (origin is not None and getattr(origin, "__name__", "") == "UnionType"):
         args = typing.get_args(ann)
@@ -363,13 +365,13 @@ def _mentions_model(ann: Any) -> bool:
     return any(_mentions_model(a) for a in typing.get_args(ann))
 
 
-def _known_model_validators() -> Dict[str, Any]:
+def _known_model_validators() -> dict[str, Any]:
     """The model validators read for the docstring, by name (built once, then swapped in whole)."""
     global _KNOWN_MODEL_VALIDATORS
     if _KNOWN_MODEL_VALIDATORS:
         return _KNOWN_MODEL_VALIDATORS
     base = _FHIRAbstractModel.__dict__
-    known: Dict[str, Any] = {}
+    known: dict[str, Any] = {}
     for name in ("reject_null_complex_elements", "validate_after_model_construction"):
         known[name] = getattr(base[name], "__func__", base[name])
     try:
@@ -382,7 +384,7 @@ def _known_model_validators() -> Dict[str, Any]:
     return known
 
 
-def _class_info(klass: Any) -> Dict[str, _FieldInfo]:
+def _class_info(klass: Any) -> dict[str, _FieldInfo]:
     """Key -> field facts for a model class; raises ``_Unsupported`` for a class not read here."""
     try:
         info = _CLASS_INFO[klass]
@@ -393,7 +395,7 @@ def _class_info(klass: Any) -> Dict[str, _FieldInfo]:
     return info
 
 
-def _build_class_info(klass: Any) -> Optional[Dict[str, _FieldInfo]]:
+def _build_class_info(klass: Any) -> dict[str, _FieldInfo] | None:
     if not (isinstance(klass, type) and issubclass(klass, _FHIRAbstractModel)):
         return None
     for c in klass.__mro__:
@@ -418,11 +420,11 @@ def _build_class_info(klass: Any) -> Optional[Dict[str, _FieldInfo]]:
         if known.get(name) is not func:
             return None
     fields = klass.model_fields
-    by_alias: Dict[str, str] = {}
+    by_alias: dict[str, str] = {}
     for name, f in fields.items():
         if f.alias:
             by_alias[f.alias] = name
-    info: Dict[str, _FieldInfo] = {}
+    info: dict[str, _FieldInfo] = {}
     for name, f in fields.items():
         alias = f.alias or name
         if alias in _SPECIAL_KEYS or name in _SPECIAL_KEYS:
@@ -440,7 +442,7 @@ def _build_class_info(klass: Any) -> Optional[Dict[str, _FieldInfo]]:
     return info
 
 
-def _classify(name: str, f: Any, other_key: Optional[str]) -> _FieldInfo:
+def _classify(name: str, f: Any, other_key: str | None) -> _FieldInfo:
     ann = f.annotation
     if getattr(f, "discriminator", None) is not None:
         return _FieldInfo(name, other_key, _REFUSE)
@@ -470,7 +472,7 @@ def _func(method: Any) -> Any:
     return getattr(method, "__func__", method)
 
 
-def _resolve(fhir_type: Any, value: dict) -> Any:
+def _resolve(fhir_type: Any, value: dict[str, Any]) -> Any:
     """The model class ``fhir_type``'s validator uses for the dict ``value`` (fhir_core's rule)."""
     if _func(fhir_type.__get_pydantic_core_schema__) is not _func(_FhirBase.__get_pydantic_core_schema__):
         raise _Unsupported
@@ -507,12 +509,12 @@ def _resolve(fhir_type: Any, value: dict) -> Any:
 class _Plan:
     __slots__ = ("groups", "paths")
 
-    def __init__(self, groups: Tuple[Tuple[_Leaf, Callable[[list], Any]], ...],
-                 paths: Tuple[Tuple[_Leaf, Tuple[Any, ...]], ...]) -> None:
+    def __init__(self, groups: tuple[tuple[_Leaf, Callable[[list[Any]], Any]], ...],
+                 paths: tuple[tuple[_Leaf, tuple[Any, ...]], ...]) -> None:
         self.groups = groups
         self.paths = paths
 
-    def check(self, resource: dict, leaves: List[Any]) -> bool:
+    def check(self, resource: dict[str, Any], leaves: list[Any]) -> bool:
         """True when every primitive check passes (the resource is then valid)."""
         try:
             for leaf, get in self.groups:
@@ -546,19 +548,19 @@ _NO_PLAN = _Plan((), ())
 class _Builder:
     def __init__(self) -> None:
         self.n = 0
-        self.groups: Dict[_Leaf, List[int]] = {}
-        self.paths: List[Tuple[_Leaf, Tuple[Any, ...]]] = []
+        self.groups: dict[_Leaf, list[int]] = {}
+        self.paths: list[tuple[_Leaf, tuple[Any, ...]]] = []
 
     def leaf(self, leaf: _Leaf) -> None:
         self.groups.setdefault(leaf, []).append(self.n)
         self.n += 1
 
-    def whole(self, leaf: _Leaf, value: Any, path: Tuple[Any, ...]) -> None:
+    def whole(self, leaf: _Leaf, value: Any, path: tuple[Any, ...]) -> None:
         """Check ``value`` (a dict or list under a primitive field) whole, found by its path."""
         self.paths.append((leaf, path))
         self.n += _count_scalars(value)
 
-    def model(self, klass: Any, data: dict, inst: Any, path: Tuple[Any, ...]) -> None:
+    def model(self, klass: Any, data: dict[str, Any], inst: Any, path: tuple[Any, ...]) -> None:
         if type(inst) is not klass:
             raise _Unsupported
         info = _class_info(klass)
@@ -626,20 +628,20 @@ class _Builder:
     def plan(self) -> _Plan:
         groups = []
         for leaf, idx in self.groups.items():
-            get: Callable[[list], Any] = (_one(idx[0]) if len(idx) == 1
+            get: Callable[[list[Any]], Any] = (_one(idx[0]) if len(idx) == 1
                                           else operator.itemgetter(*idx))
             groups.append((leaf, get))
         return _Plan(tuple(groups), tuple(self.paths))
 
 
-def _one(i: int) -> Callable[[list], Tuple[Any]]:
+def _one(i: int) -> Callable[[list[Any]], tuple[Any]]:
     """Like ``operator.itemgetter(i)`` but always a 1-tuple (what the batch validator takes)."""
-    def get(leaves: list) -> Tuple[Any]:
+    def get(leaves: list[Any]) -> tuple[Any]:
         return (leaves[i],)
     return get
 
 
-def _derive(cls: Any, resource: dict, instance: Any, n_leaves: int) -> _Plan:
+def _derive(cls: Any, resource: dict[str, Any], instance: Any, n_leaves: int) -> _Plan:
     global _ENABLED
     if not _ENABLED:
         return _NO_PLAN
@@ -662,7 +664,7 @@ def _derive(cls: Any, resource: dict, instance: Any, n_leaves: int) -> _Plan:
 # --------------------------------------------------------------------------------------------
 # entry point
 
-_PLANS: Dict[tuple, _Plan] = {}
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
 
 
 def _full(cls: Any, resource: Any) -> Any:
@@ -671,33 +673,33 @@ def _full(cls: Any, resource: Any) -> Any:
     return cls.model_validate(resource)
 
 
-def validate(cls: Any, resource: dict) -> None:
+def validate(cls: Any, resource: dict[str, Any]) -> None:
     """Validate ``resource`` with FHIR model ``cls``: ``None`` when valid, else raise what
     ``cls.model_validate(resource)`` raises (it is then the one that decided)."""
     if not _ENABLED and (_ENABLED is False or not _setup()):
         _full(cls, resource)
-        return None
+        return
     sk = skeleton(cls, resource)
     if sk is None:
         _full(cls, resource)
-        return None
+        return
     key, leaves = sk
     plan = _PLANS.get(key)
     if plan is not None:
         if plan is not _NO_PLAN and plan.check(resource, leaves):
             stats["hits"] += 1
-            return None
+            return
         if plan is not _NO_PLAN:
             stats["fallbacks"] += 1
         _full(cls, resource)
-        return None
+        return
     stats["misses"] += 1
     instance = _full(cls, resource)  # raises when invalid: no plan for this skeleton yet
     new_plan = _derive(cls, resource, instance, len(leaves))
     if len(_PLANS) >= CACHE_SIZE:
         _PLANS.clear()
     _PLANS[key] = new_plan
-    return None
+    return
 
 
 def clear_cache() -> None:

@@ -23,9 +23,10 @@ kept (with the note) so that the patient is never lost.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import orjson
 from pydantic import ValidationError
@@ -34,8 +35,14 @@ from mdtflag.errors import DataQualityNote, InputError
 from mdtflag.fhir.fastvalid import validate as fast_validate
 
 __all__ = [
-    "LoadedBundle", "load_bundle", "iter_ndjson_patients", "iter_inputs",
-    "MAX_BYTES", "MAX_DEPTH", "FACT_RESOURCE_TYPES", "ValidateMode",
+    "FACT_RESOURCE_TYPES",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "LoadedBundle",
+    "ValidateMode",
+    "iter_inputs",
+    "iter_ndjson_patients",
+    "load_bundle",
 ]
 
 #: Largest accepted bundle / byte string / NDJSON line.
@@ -53,7 +60,9 @@ FACT_RESOURCE_TYPES = frozenset({
 })
 
 ValidateMode = Literal["facts", "all", "none"]
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, dict]
+#: A FHIR resource (or any JSON object) as a plain dict.
+JsonObject = dict[str, Any]
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, JsonObject]
 
 #: Elements that tie a resource to its patient (Bulk Data grouping), in order of preference.
 _PATIENT_LINKS = ("subject", "patient", "individual")
@@ -69,13 +78,13 @@ class LoadedBundle:
     """
 
     source: str
-    patient: dict
-    resources: tuple[dict, ...]
+    patient: JsonObject
+    resources: tuple[JsonObject, ...]
     notes: tuple[DataQualityNote, ...] = ()
-    full_urls: tuple[Optional[str], ...] = ()
+    full_urls: tuple[str | None, ...] = ()
 
     @property
-    def patient_id(self) -> Optional[str]:
+    def patient_id(self) -> str | None:
         pid = self.patient.get("id")
         return pid if isinstance(pid, str) else None
 
@@ -84,7 +93,7 @@ class LoadedBundle:
 # reading and parsing
 
 
-def _read_file(path: Union[str, "os.PathLike[str]"], source: str) -> bytes:
+def _read_file(path: str | os.PathLike[str], source: str) -> bytes:
     try:
         size = os.stat(path).st_size
         if size > MAX_BYTES:
@@ -105,7 +114,7 @@ def _read_file(path: Union[str, "os.PathLike[str]"], source: str) -> bytes:
     return data
 
 
-def _parse(data: bytes, source: str, line: Optional[int] = None) -> object:
+def _parse(data: bytes, source: str, line: int | None = None) -> object:
     """orjson-parse ``data``; every failure is an ``InputError`` naming ``source`` (and ``line``)."""
     if len(data) > MAX_BYTES:
         raise InputError("too-large", source,
@@ -122,7 +131,7 @@ def _parse(data: bytes, source: str, line: Optional[int] = None) -> object:
 
 
 def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
-                  line: Optional[int]) -> InputError:
+                  line: int | None) -> InputError:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as uexc:
@@ -142,7 +151,7 @@ def _decode_error(data: bytes, exc: orjson.JSONDecodeError, source: str,
     return InputError("not-json", source, f"not valid JSON: {detail}", where)
 
 
-def _check_depth(obj: object, source: str, line: Optional[int] = None) -> None:
+def _check_depth(obj: object, source: str, line: int | None = None) -> None:
     """Refuse JSON nested deeper than ``MAX_DEPTH`` (level-by-level walk, no recursion)."""
     level = [obj] if type(obj) is dict or type(obj) is list else []
     depth = 0
@@ -174,10 +183,10 @@ def _describe(obj: object) -> str:
 # --------------------------------------------------------------------------------------------
 # validation
 
-_MODEL_CACHE: dict[str, object] = {}
+_MODEL_CACHE: dict[str, type[Any] | None] = {}
 
 
-def _model_class(resource_type: str):
+def _model_class(resource_type: str) -> type[Any] | None:
     """The R4B model class for a resource type, or ``None`` for an unknown type (cached)."""
     try:
         return _MODEL_CACHE[resource_type]
@@ -194,7 +203,7 @@ def _model_class(resource_type: str):
     return cls
 
 
-def _loc_path(resource_type: str, loc: tuple) -> str:
+def _loc_path(resource_type: str, loc: tuple[Any, ...]) -> str:
     path = resource_type
     for part in loc:
         if isinstance(part, int):
@@ -204,13 +213,13 @@ def _loc_path(resource_type: str, loc: tuple) -> str:
     return path
 
 
-def _ref_name(resource: dict) -> str:
+def _ref_name(resource: JsonObject) -> str:
     rt = resource.get("resourceType")
     rid = resource.get("id")
     return f"{rt}/{rid}" if isinstance(rid, str) and rid else f"{rt}/(no id)"
 
 
-def _validate(resource: dict) -> Optional[DataQualityNote]:
+def _validate(resource: JsonObject) -> DataQualityNote | None:
     """Validate one resource with its R4B model; a note when it fails, else ``None``."""
     rt = resource["resourceType"]
     name = _ref_name(resource)
@@ -241,14 +250,15 @@ def _validate(resource: dict) -> Optional[DataQualityNote]:
 # bundle -> LoadedBundle
 
 
-def _collect_entries(bundle: dict, source: str):
+def _collect_entries(bundle: JsonObject, source: str
+                     ) -> tuple[list[JsonObject], list[str | None], list[DataQualityNote]]:
     entries = bundle.get("entry")
     if entries is None:
         entries = []
     if not isinstance(entries, list):
         raise InputError("not-bundle", source, "malformed Bundle: Bundle.entry is not an array")
-    resources: list[dict] = []
-    urls: list[Optional[str]] = []
+    resources: list[JsonObject] = []
+    urls: list[str | None] = []
     notes: list[DataQualityNote] = []
     for i, entry in enumerate(entries):
         res = entry.get("resource") if isinstance(entry, dict) else None
@@ -269,7 +279,7 @@ def _collect_entries(bundle: dict, source: str):
     return resources, urls, notes
 
 
-def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQualityNote],
+def _finish(resources: list[JsonObject], urls: list[str | None], notes: list[DataQualityNote],
             source: str, validate: str) -> LoadedBundle:
     patients = [r for r in resources if r["resourceType"] == "Patient"]
     if not patients:
@@ -281,8 +291,8 @@ def _finish(resources: list[dict], urls: list[Optional[str]], notes: list[DataQu
                          f"exactly one is required")
     patient = patients[0]
     if validate != "none":
-        kept_res: list[dict] = []
-        kept_urls: list[Optional[str]] = []
+        kept_res: list[JsonObject] = []
+        kept_urls: list[str | None] = []
         for res, url in zip(resources, urls):
             if validate == "all" or res["resourceType"] in FACT_RESOURCE_TYPES:
                 note = _validate(res)
@@ -310,7 +320,7 @@ def _from_object(obj: object, source: str, validate: str) -> LoadedBundle:
 
 
 def load_bundle(source: Source, *, validate: ValidateMode = "facts",
-                name: Optional[str] = None) -> LoadedBundle:
+                name: str | None = None) -> LoadedBundle:
     """Read one patient bundle from a path, bytes or a parsed dict.
 
     A dict must hold plain JSON types (dict, list, str, int, float, bool, None), as produced by
@@ -339,7 +349,7 @@ def load_bundle(source: Source, *, validate: ValidateMode = "facts",
 # FHIR Bulk Data (NDJSON)
 
 
-def _patient_key(reference: object) -> Optional[str]:
+def _patient_key(reference: object) -> str | None:
     """``"Patient/123"`` for a reference to a Patient (relative or absolute), else ``None``."""
     if not isinstance(reference, dict):
         return None
@@ -368,8 +378,8 @@ def _references(obj: object, out: set[str]) -> None:
             stack.extend(v for v in x if type(v) is dict or type(v) is list)
 
 
-def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
-                         validate: ValidateMode = "facts") -> Iterator[Union[LoadedBundle, InputError]]:
+def iter_ndjson_patients(paths: Iterable[str | os.PathLike[str]], *,
+                         validate: ValidateMode = "facts") -> Iterator[LoadedBundle | InputError]:
     """Group a FHIR Bulk Data export (one NDJSON file per resource type) into patients.
 
     A resource belongs to the patient its ``subject`` / ``patient`` / ``individual`` refers to
@@ -382,13 +392,13 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
     yielded as one ``no-patient`` error for that patient. The export is held in memory.
     """
     _check_mode(validate)
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[JsonObject]] = {}
     group_file: dict[str, str] = {}
-    shared: dict[str, dict] = {}
+    shared: dict[str, JsonObject] = {}
     for path in paths:
         fname = os.fspath(path)
         try:
-            fh = open(path, "rb")
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with-block below; open errors are reported apart
         except OSError as exc:
             yield InputError("not-found", fname, f"cannot be read: {exc.strerror or exc}")
             continue
@@ -419,7 +429,7 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
                     yield err
                     continue
                 rt = res.get("resourceType") if isinstance(res, dict) else None
-                if not isinstance(rt, str) or not rt:
+                if not isinstance(res, dict) or not isinstance(rt, str) or not rt:
                     yield InputError("not-bundle", fname,
                                      f"expected one FHIR resource per line, found {_describe(res)}",
                                      lineno)
@@ -466,8 +476,8 @@ def iter_ndjson_patients(paths: Iterable[Union[str, "os.PathLike[str]"]], *,
             yield err
 
 
-def iter_inputs(path: Union[str, "os.PathLike[str]"], *,
-                validate: ValidateMode = "facts") -> Iterator[Union[LoadedBundle, InputError]]:
+def iter_inputs(path: str | os.PathLike[str], *,
+                validate: ValidateMode = "facts") -> Iterator[LoadedBundle | InputError]:
     """Every patient in a file or a folder; never raises for bad input.
 
     A ``.ndjson`` file is a Bulk Data export; any other file is one JSON bundle. In a folder, all
@@ -495,7 +505,7 @@ def iter_inputs(path: Union[str, "os.PathLike[str]"], *,
         yield InputError("not-found", os.fspath(path), "no such file or folder")
 
 
-def _load_or_error(path: Path, validate: str) -> Union[LoadedBundle, InputError]:
+def _load_or_error(path: Path, validate: ValidateMode) -> LoadedBundle | InputError:
     try:
         return load_bundle(path, validate=validate)
     except InputError as err:

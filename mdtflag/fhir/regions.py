@@ -1,10 +1,11 @@
-"""Swedish administrative codes (SCB) used to place a patient in a healthcare region.
+"""Swedish administrative codes (SCB) and the county -> healthcare-region map.
 
 * :data:`COUNTIES` -- all 21 counties (län / regioner) with their SCB länskod.
 * :data:`HALLAND_MUNICIPALITIES` -- the six municipalities of Halland, the only county that is split
-  between two healthcare regions (southern part -> Södra, northern part -> Västra).
-* :data:`DEFAULT_COUNTY_REGION` / :data:`DEFAULT_MUNICIPALITY_REGION` -- the healthcare-region table of
-  CRITERIA.md §3.1 (Hälso- och sjukvårdsförordningen 2017:80).
+  between two healthcare regions.
+* :class:`RegionMap` -- county (and, for split counties, municipality) -> healthcare region. Which
+  county belongs to which region is knowledge of the rule set: :func:`region_map` builds the map from
+  the rows of the rule set's ``regions`` table, and nothing here lists it.
 
 :func:`county_code` and :func:`municipality_code` accept a code (``"12"``, ``"1380"``) or a name in
 any of its usual spellings ("Skåne", "Region Skåne", "Skåne län", "Västra Götalands län",
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Optional
+from typing import Any, Callable, Protocol
 
 __all__ = [
-    "COUNTIES", "HALLAND_MUNICIPALITIES", "HEALTHCARE_REGIONS", "DEFAULT_COUNTY_REGION",
-    "DEFAULT_MUNICIPALITY_REGION", "county_code", "municipality_code", "normalise_name",
+    "COUNTIES", "HALLAND_MUNICIPALITIES", "RegionMap", "RegionTable", "county_code", "municipality_code",
+    "normalise_name", "region_map",
 ]
 
 #: SCB länskod -> official county name.
@@ -57,26 +60,6 @@ HALLAND_MUNICIPALITIES: Mapping[str, str] = MappingProxyType({
     "1384": "Kungsbacka",
 })
 
-#: The six healthcare regions (sjukvårdsregioner), as used in fact values.
-HEALTHCARE_REGIONS = ("norra", "mellansverige", "stockholm-gotland", "sydostra", "sodra", "vastra")
-
-#: länskod -> healthcare region. Halland (13) is absent: it is split by municipality.
-DEFAULT_COUNTY_REGION: Mapping[str, str] = MappingProxyType({
-    "22": "norra", "23": "norra", "24": "norra", "25": "norra",
-    "03": "mellansverige", "04": "mellansverige", "17": "mellansverige", "18": "mellansverige",
-    "19": "mellansverige", "20": "mellansverige", "21": "mellansverige",
-    "01": "stockholm-gotland", "09": "stockholm-gotland",
-    "05": "sydostra", "06": "sydostra", "08": "sydostra",
-    "07": "sodra", "10": "sodra", "12": "sodra",
-    "14": "vastra",
-})
-
-#: kommunkod -> healthcare region, only for municipalities of split counties (Halland).
-DEFAULT_MUNICIPALITY_REGION: Mapping[str, str] = MappingProxyType({
-    "1380": "sodra", "1315": "sodra", "1381": "sodra",
-    "1384": "vastra", "1383": "vastra", "1382": "vastra",
-})
-
 _DROP_WORDS = frozenset({"region", "regionen", "lan", "lans", "landsting", "landstinget",
                          "county", "kommun", "kommune", "municipality", "stad"})
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
@@ -109,7 +92,7 @@ _COUNTY_BY_NAME = _name_index(COUNTIES, {
 _MUNICIPALITY_BY_NAME = _name_index(HALLAND_MUNICIPALITIES, {})
 
 
-def _lookup(value: str, index: Mapping[str, str]) -> Optional[str]:
+def _lookup(value: str, index: Mapping[str, str]) -> str | None:
     key = normalise_name(value)
     code = index.get(key)
     if code is None and key.endswith("s"):
@@ -117,7 +100,7 @@ def _lookup(value: str, index: Mapping[str, str]) -> Optional[str]:
     return code
 
 
-def county_code(value: object) -> Optional[str]:
+def county_code(value: object) -> str | None:
     """SCB länskod for a county code or name; ``None`` when not recognised.
 
     ``"12"``, ``"Skåne"``, ``"Region Skåne"``, ``"skane lan"`` -> ``"12"``; ``"1"`` -> ``"01"``.
@@ -131,7 +114,7 @@ def county_code(value: object) -> Optional[str]:
     return _lookup(text, _COUNTY_BY_NAME) if text else None
 
 
-def municipality_code(value: object) -> Optional[str]:
+def municipality_code(value: object) -> str | None:
     """SCB kommunkod for a municipality code or a (Halland) municipality name; ``None`` otherwise.
 
     Any 4-digit code whose first two digits are a county code is accepted as a code; names are
@@ -143,3 +126,62 @@ def municipality_code(value: object) -> Optional[str]:
     if text.isdigit():
         return text if len(text) == 4 and text[:2] in COUNTIES else None
     return _lookup(text, _MUNICIPALITY_BY_NAME) if text else None
+
+
+def _frozen_codes(mapping: Mapping[str, str], to_code: Callable[[object], str | None],
+                  what: str) -> Mapping[str, str]:
+    out: dict[str, str] = {}
+    for key, region in mapping.items():
+        code = to_code(key)
+        if code is None:
+            raise ValueError(f"RegionMap: unknown {what} {key!r}")
+        out[code] = region
+    return MappingProxyType(out)
+
+
+@dataclass(frozen=True)
+class RegionMap:
+    """County (länskod) -> healthcare region, and municipality (kommunkod) -> region for the
+    municipalities of split counties only. Keys may be given as SCB codes or names ("Skåne",
+    "Region Halland", "Halmstad"); they are stored as codes. An empty map knows no region."""
+
+    county_to_region: Mapping[str, str]
+    municipality_to_region: Mapping[str, str] = field(default_factory=dict)
+    split_counties: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        munis = _frozen_codes(self.municipality_to_region, municipality_code, "municipality")
+        object.__setattr__(self, "county_to_region",
+                           _frozen_codes(self.county_to_region, county_code, "county"))
+        object.__setattr__(self, "municipality_to_region", munis)
+        # counties whose region depends on the municipality (those with municipality entries)
+        object.__setattr__(self, "split_counties", frozenset(m[:2] for m in munis))
+
+    def region_for(self, county: str | None, municipality: str | None) -> str | None:
+        if county is None:
+            return None
+        if county in self.split_counties:
+            return self.municipality_to_region.get(municipality) if municipality else None
+        return self.county_to_region.get(county)
+
+
+class RegionTable(Protocol):
+    """What :func:`region_map` reads of a knowledge table: its rows."""
+
+    @property
+    def rows(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def region_map(table: RegionTable | None) -> RegionMap | None:
+    """County -> healthcare region (and split municipalities) from the rows of a ``regions`` table
+    (``key``, ``counties``, ``split_municipalities``); ``None`` without a table."""
+    if table is None:
+        return None
+    counties: dict[str, str] = {}
+    munis: dict[str, str] = {}
+    for row in table.rows:
+        for c in row.get("counties") or []:
+            counties[str(c)] = row["key"]
+        for m in row.get("split_municipalities") or []:
+            munis[str(m)] = row["key"]
+    return RegionMap(county_to_region=counties, municipality_to_region=munis)

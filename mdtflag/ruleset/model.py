@@ -330,18 +330,19 @@ class Decision(Model):
 
 
 class Target(Model):
-    """Where a flagged patient is routed: a column of the regions table for the patient's region, or a fixed text."""
+    """Where a flagged patient goes: a column of the region's row, a text of the whole table (``value``), or fixed text."""
 
     table: Optional[str] = None
     column: Optional[str] = None
+    value: Optional[str] = None
     fixed: Optional[Text] = None
 
     @model_validator(mode="after")
     def _shape(self) -> Target:
-        if (self.fixed is None) == (self.column is None):
-            raise ValueError("a target needs either 'fixed' or 'table' + 'column'")
-        if self.column is not None and self.table is None:
-            raise ValueError("'column' needs 'table'")
+        if sum(x is not None for x in (self.fixed, self.column, self.value)) != 1:
+            raise ValueError("a target needs either 'fixed', 'table' + 'column' or 'table' + 'value'")
+        if (self.column is not None or self.value is not None) and self.table is None:
+            raise ValueError("'column' and 'value' need 'table'")
         return self
 
 
@@ -431,6 +432,11 @@ class ValueSet(KnowledgeBase):
 class Table(KnowledgeBase):
     rows: tuple[dict[str, Any], ...] = Field(min_length=1)
     national_mdk: Optional[Text] = None
+
+    def text(self, name: str) -> Optional[Text]:
+        """A text of the table itself (not of a row), e.g. ``national_mdk``; ``None`` if it has none by that name."""
+        value = getattr(self, name, None) if name in type(self).model_fields else None
+        return value if isinstance(value, Text) else None
 
     @field_validator("rows", mode="before")
     @classmethod

@@ -1,0 +1,161 @@
+"""Code tables: the code systems, codes and units the readers understand.
+
+Systems are written in their normalised form (see :func:`mdtflag.fhir.facts.parse.norm_system`).
+A code that is not in these tables is not understood: the reader leaves the fact unknown and notes why.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from types import MappingProxyType
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ASSERTION_SYSTEM = "urn:mdtflag:assertion"
+ASSAY_SYSTEM = "urn:mdtflag:assay"
+ICD10_OIDS = frozenset({"urn:oid:2.16.840.1.113883.6.90", "urn:oid:2.16.840.1.113883.6.3"})
+ATC_SYSTEMS = frozenset({"http://www.whocc.no/atc", "urn:oid:2.16.840.1.113883.6.73"})
+HGNC_SYSTEMS = frozenset({"http://www.genenames.org", "http://www.genenames.org/geneid"})
+SO_SYSTEMS = frozenset({"http://www.sequenceontology.org", "http://purl.obolibrary.org/obo/so"})
+UCUM = "http://unitsofmeasure.org"
+V2_0074 = "http://terminology.hl7.org/codesystem/v2-0074"
+PHASE_SYSTEM = "http://terminology.hl7.org/codesystem/research-study-phase"
+ROLE_SYSTEMS = frozenset({"http://terminology.hl7.org/codesystem/v3-rolecode",
+                           "http://hl7.org/fhir/v3/rolecode"})
+AJCC = "http://cancerstaging.org"
+TBD = "http://hl7.org/fhir/uv/genomics-reporting/codesystem/tbd-codes-cs"
+
+#: SNOMED CT malignant-neoplasm disorders (CODES.md §2 and the mCODE examples).
+MALIGNANT_SNOMED = frozenset({
+    "363346000",        # Malignant neoplastic disease
+    "254837009",        # Malignant neoplasm of breast
+    "372137005",        # Primary malignant neoplasm of breast
+    "353431000119107",  # Primary malignant neoplasm of female left breast
+    "188152004",        # Malignant neoplasm of upper-inner quadrant of female breast
+    "254637007",        # Non-small cell lung cancer
+    "424132000",        # Non-small cell carcinoma of lung, TNM stage 1
+    "254632001",        # Small cell carcinoma of lung
+    "67811000119102",   # Primary small cell malignant neoplasm of lung, TNM stage 1
+    "363406005",        # Malignant tumor of colon
+    "93761005",         # Primary malignant neoplasm of colon
+    "109838007",        # Overlapping malignant neoplasm of colon
+    "363443007",        # Malignant tumor of ovary
+    "363418001",        # Malignant tumor of pancreas
+    "92814006",         # Chronic lymphoid leukemia
+    "277571004",        # B-cell acute lymphoblastic leukemia
+    "550991000124107",  # Malignant neoplasm in full remission
+})
+#: SNOMED CT secondary (metastatic) malignant neoplasms: 128462008 and descendants shipped here.
+SECONDARY_SNOMED = frozenset({
+    "128462008",        # Secondary malignant neoplastic disease
+    "94225005",         # Secondary malignant neoplasm of brain
+    "94381002",         # Secondary malignant neoplasm of liver
+    "94260004",         # Secondary malignant neoplasm of colon
+    "314994000",        # Metastasis from malignant tumor of prostate
+})
+SNOMED_SITE = {"94381002": "liver", "94225005": "brain"}
+PREGNANCY_SNOMED = frozenset({"77386006"})
+
+ECOG_LA = {"LA9622-7": 0, "LA9623-5": 1, "LA9624-3": 2, "LA9625-0": 3, "LA9626-8": 4,
+            "LA9627-6": 5}
+ECOG_SNOMED = {"425389002": 0, "422512005": 1, "422894000": 2, "423053003": 3, "423237006": 4,
+                "423409001": 5}
+KPS_LA = {"LA29175-9": 100, "LA29176-7": 90, "LA29177-5": 80, "LA29178-3": 70, "LA29179-1": 60,
+           "LA29180-9": 50, "LA29181-7": 40, "LA29182-5": 30, "LA29183-3": 20, "LA29184-1": 10,
+           "LA9627-6": 0}
+
+TNM_M = frozenset({(SNOMED, "277208005"), (SNOMED, "399387003"), (SNOMED, "371497001"),
+                    (LOINC, "21907-1"), (LOINC, "21901-4")})
+STAGE_GROUP = frozenset({(SNOMED, "399390009"), (SNOMED, "399537006"), (SNOMED, "399588009"),
+                          (LOINC, "21908-9"), (LOINC, "21902-2")})
+#: mCODE history-of-metastatic-cancer: SNOMED 1287652008 and the descendants shipped here.
+HISTORY_METASTATIC = frozenset({(SNOMED, "1287652008"), (SNOMED, "1098951000119108")})
+M1_CODE = re.compile(r"^[ycpra]{0,3}M1(?![0-9])")
+M1_TEXT = re.compile(r"(?<![A-Za-z0-9])[ycpra]{0,3}M1(?:[a-d]|\b)")
+STAGE_IV_CODE = re.compile(r"^(?:stage\s*)?(?:IV|4)(?:[A-C]\d?)?$", re.IGNORECASE)
+STAGE_IV_TEXT = re.compile(r"\bstage\s+(?:IV|4)(?:[A-C]\d?)?\b", re.IGNORECASE)
+
+#: LOINC -> (analyte, {accepted unit: (factor, canonical unit)}). No other unit is read.
+UMOL = {"umol/L": (Decimal(1), "umol/L")}
+MGDL = {"mg/dL": (Decimal(1), "mg/dL")}
+COUNT = {"10*9/L": (Decimal(1), "10*9/L")}
+ENZYME = {"ukat/L": (Decimal(1), "ukat/L"), "U/L": (Decimal(1), "U/L")}
+GFR = {"mL/min/{1.73_m2}": (Decimal(1), "mL/min/{1.73_m2}"), "mL/min": (Decimal(1), "mL/min")}
+HCG = {"[IU]/L": (Decimal(1), "[IU]/L"), "m[IU]/mL": (Decimal(1), "[IU]/L")}  # 1 mIU/mL ≡ 1 IU/L
+LAB_CODES: Mapping[str, tuple[str, Mapping[str, tuple[Decimal, str]]]] = MappingProxyType({
+    "751-8": ("neutrophils", COUNT), "26499-4": ("neutrophils", COUNT),
+    "718-7": ("haemoglobin", {"g/L": (Decimal(1), "g/L"), "g/dL": (Decimal(10), "g/L")}),
+    "777-3": ("platelets", COUNT), "26515-7": ("platelets", COUNT),
+    "14631-6": ("bilirubin", UMOL), "1975-2": ("bilirubin", MGDL),
+    "1742-6": ("alt", ENZYME), "1920-8": ("ast", ENZYME),
+    "14682-9": ("creatinine", UMOL), "2160-0": ("creatinine", MGDL),
+    "98979-8": ("egfr", GFR), "33914-3": ("egfr", GFR), "62238-1": ("egfr", GFR),
+    "2164-2": ("egfr", GFR),
+    "21198-7": ("hcg", HCG), "2106-3": ("hcg", HCG),
+})
+PREGNANCY_STATUS = {(LOINC, "LA15173-0"): "pregnant", (LOINC, "LA26683-5"): "not-pregnant"}
+POS_NEG = {(LOINC, "LA6576-8"): "positive", (LOINC, "LA6577-6"): "negative",
+            (SNOMED, "10828004"): "positive", (SNOMED, "260385009"): "negative"}
+HCG_CODES = frozenset({"2106-3", "21198-7"})
+
+MSI = {"LA26203-2": "msi-h", "LA26202-4": "msi-l", "LA14122-8": "mss"}
+IHC = {"48676-1": "HER2", "85319-2": "HER2", "85318-4": "HER2", "85337-4": "ER",
+        "85339-0": "PR", "83052-1": "PD-L1", "85147-7": "PD-L1"}
+IHC_SCORE = re.compile(r"^[0-3]\+$")
+
+VARIANT_VALUE = {"LA9633-4": True, "LA9634-2": False}
+VARIANT_NO_CALL = frozenset({"LA18198-4", "LA11884-6"})
+ORIGIN = {"LA6683-2": "germline", "LA6684-0": "somatic"}
+SIGNIFICANCE = {"LA6668-3": "pathogenic", "LA26332-9": "likely-pathogenic", "LA26333-7": "vus",
+                 "LA26334-5": "likely-benign", "LA6675-8": "benign"}
+CN_CHANGE = {"LA14033-7": "gain", "LA14034-5": "loss"}
+SO_CHANGE = {
+    "SO:0001483": "snv", "SO:1000002": "snv",
+    "SO:0000159": "indel", "SO:0000667": "indel", "SO:1000032": "indel", "SO:1000035": "indel",
+    "SO:0001019": "cnv", "SO:0001742": "cnv", "SO:0001743": "cnv", "SO:0001911": "cnv",
+    "SO:0001912": "cnv",
+    "SO:0001565": "fusion", "SO:0001886": "fusion", "SO:0000806": "fusion",
+}
+#: Structural rearrangements: read as a fusion when the variant names two genes.
+SO_REARRANGEMENT = frozenset({"SO:1000044", "SO:0000199", "SO:0002062", "SO:1000030"})
+LOINC_CHANGE = {"LA6690-7": "snv"}
+SO_CN = {"SO:0001742": "gain", "SO:0001911": "gain", "SO:0001743": "loss", "SO:0001912": "loss"}
+GENE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-\.@_]{0,29}$")
+
+ASSAYS = frozenset({"GMS560", "WGS", "WES", "TSO500", "broad-panel", "targeted-panel", "ihc",
+                     "ish"})
+BROAD_ASSAYS = frozenset({"GMS560", "WGS", "WES", "TSO500", "broad-panel"})
+FINAL_REPORT = frozenset({"final", "amended", "corrected", "appended"})
+PATHOLOGY_SECTIONS = frozenset({"PAT", "SP", "CP"})
+PATHOLOGY_LOINC = frozenset({"11526-1", "60568-3", "22637-3", "11529-5", "60567-5"})
+
+ATC_CODE = re.compile(r"^[A-Z]\d\d(?:[A-Z](?:[A-Z](?:\d\d)?)?)?$")
+MED_GIVEN = frozenset({"active", "completed", "stopped", "on-hold", "in-progress", "unknown"})
+MED_CURRENT = frozenset({"active", "in-progress"})
+
+#: mdtflag assertion code -> ("coded", allowed values) | ("bool", None)
+ASSERTIONS: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType({
+    "standard-treatment-status": ("coded", frozenset({"exhausted", "not-exhausted", "declined",
+                                                       "none-available"})),
+    "measurable-disease": ("bool", None),
+    "evaluable-disease": ("bool", None),
+    "biopsy-feasible": ("bool", None),
+    "extent": ("coded", frozenset({"locally-advanced-unresectable", "metastatic", "localised"})),
+    "brain-metastases-status": ("coded", frozenset({"none", "progressive", "stable-treated"})),
+    # haematological malignancies: whether the disease is active and needs therapy (F-ADV)
+    "disease-status": ("coded", frozenset({"relapsed", "refractory", "active-requiring-therapy",
+                                           "remission", "no-therapy-indicated"})),
+    "cancer-genetics-referral": ("bool", None),
+})
+REFERRAL = "cancer-genetics-referral"
+
+#: v3-RoleCode -> degree of relationship.
+DEGREE = {c: 1 for c in ("MTH", "FTH", "SIS", "BRO", "DAU", "SON", "NMTH", "NFTH", "NSIS", "NBRO",
+                          "CHILD", "PRN", "SIB")}
+DEGREE.update({c: 2 for c in ("GRMTH", "GRFTH", "MGRMTH", "MGRFTH", "PGRMTH", "PGRFTH", "AUNT",
+                               "UNCLE", "MAUNT", "MUNCLE", "PAUNT", "PUNCLE", "NIECE", "NEPHEW",
+                               "GRNDCHILD", "GRNDDAU", "GRNDSON", "HSIB")})
+
+IGNORED_STATUS = frozenset({"entered-in-error", "cancelled"})
+INACTIVE_CLINICAL = frozenset({"resolved", "remission", "inactive"})

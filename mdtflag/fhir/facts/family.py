@@ -1,0 +1,63 @@
+"""FamilyMemberHistory: relatives' diagnoses and onset ages."""
+from __future__ import annotations
+
+from mdtflag.fhir.facts.codes import DEGREE, ROLE_SYSTEMS
+from mdtflag.fhir.facts.condition import read_condition_code
+from mdtflag.fhir.facts.context import Extraction, Resource
+from mdtflag.fhir.facts.models import Evidence, FamilyHistoryFact
+from mdtflag.fhir.facts.parse import as_dict, as_list, codings, number, status_of, string
+
+
+def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
+    status = status_of(res)
+    if status == "entered-in-error":
+        x.note("ignored-status", f"{name} has status {status}; ignored", name,
+               "FamilyMemberHistory.status")
+        return
+    relationship = None
+    for s, c, _ in codings(res.get("relationship")):
+        if s in ROLE_SYSTEMS:
+            relationship = c.upper()
+            break
+    if relationship is None:
+        x.note("unknown-code-system" if codings(res.get("relationship")) else
+               "missing-element", "FamilyMemberHistory.relationship has no v3-RoleCode",
+               name, "FamilyMemberHistory.relationship")
+        return
+    degree = DEGREE.get(relationship)
+    rel_ev = Evidence(resource=name, element="FamilyMemberHistory.relationship",
+                      value=relationship)
+    conditions = [c for c in as_list(res.get("condition")) if type(c) is dict]
+    if not conditions:
+        x.add("family_history", (i, 0), FamilyHistoryFact(
+            relationship=relationship, degree=degree, evidence=(rel_ev,)))
+        return
+    for j, cond in enumerate(conditions):
+        element = f"FamilyMemberHistory.condition[{j}]"
+        code = read_condition_code(x, cond.get("code"), name, f"{element}.code")
+        if code is None:
+            continue
+        icd10, snomed, _, _, ev = code
+        onset_age = None
+        if "onsetAge" in cond:
+            onset_age = read_onset_age(x, cond["onsetAge"], name, f"{element}.onsetAge", ev)
+        x.add("family_history", (i, j), FamilyHistoryFact(
+            relationship=relationship, degree=degree, icd10=icd10,
+            icd10_3=icd10[:3] if icd10 else None, snomed=snomed, onset_age=onset_age,
+            evidence=(rel_ev, *ev)))
+
+
+def read_onset_age(x: Extraction, q: object, name: str, element: str, ev: list[Evidence]) -> int | None:
+    value = number(as_dict(q).get("value"))
+    if value is None:
+        x.note("wrong-type", f"{element} is not an Age with a number", name, element)
+        return None
+    unit = string(as_dict(q).get("code")) or string(as_dict(q).get("unit"))
+    if unit not in (None, "a", "yr", "year", "years"):
+        x.note("unknown-unit", f"{element} unit {unit!r} is not years (a)", name, element)
+        return None
+    if value < 0 or value > 150:
+        x.note("out-of-range", f"{element} {value} is not a plausible age", name, element)
+        return None
+    ev.append(Evidence(resource=name, element=element, value=f"{value} {unit or ''}".strip()))
+    return int(value)

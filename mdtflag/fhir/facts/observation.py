@@ -1,0 +1,386 @@
+"""Observation: dispatch by code, and the clinical observations (performance status, laboratory values,
+pregnancy, TNM M / stage group / history of metastatic disease, IHC/ISH markers)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Callable
+
+from mdtflag.fhir.facts.assertions import obs_assertion
+from mdtflag.fhir.facts.codes import (
+    ASSERTION_SYSTEM,
+    ECOG_LA,
+    ECOG_SNOMED,
+    HCG_CODES,
+    HISTORY_METASTATIC,
+    IGNORED_STATUS,
+    IHC,
+    IHC_SCORE,
+    KPS_LA,
+    LAB_CODES,
+    LOINC,
+    POS_NEG,
+    PREGNANCY_STATUS,
+    SNOMED,
+    STAGE_GROUP,
+    TNM_M,
+    UCUM,
+)
+from mdtflag.fhir.facts.context import Extraction, Resource
+from mdtflag.fhir.facts.genomics import obs_msi, obs_tmb, obs_variant
+from mdtflag.fhir.facts.models import EcogFact, Evidence, ExtentFact, IhcFact, LabFact, PregnancyFact
+from mdtflag.fhir.facts.parse import (
+    LIMIT,
+    as_dict,
+    as_list,
+    codings,
+    m1_value,
+    norm_system,
+    number,
+    stage_iv_value,
+    status_of,
+    string,
+)
+
+#: A reader of one Observation, given the code it was dispatched on.
+ObservationReader = Callable[[Extraction, Resource, str, int, str], None]
+
+
+def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
+    cc = res.get("code")
+    if type(cc) is not dict:
+        return
+    dispatch = OBS_DISPATCH
+    for c in as_list(cc.get("coding")):
+        if type(c) is not dict:
+            continue
+        code = c.get("code")
+        if type(code) is not str:
+            continue
+        system = norm_system(c.get("system"))
+        handler: ObservationReader | None
+        if system == ASSERTION_SYSTEM:
+            handler, code = obs_assertion, code.strip()
+        else:
+            handler = dispatch.get((system, code))
+            if handler is None:
+                continue
+        status = status_of(res)
+        if status in IGNORED_STATUS:
+            x.note("ignored-status", f"{name} has status {status}; ignored", name,
+                   "Observation.status")
+        elif status != "registered":           # registered: no result yet
+            handler(x, res, name, i, code)
+        return
+
+
+def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    value, element, shown = performance_value(x, res, name, ECOG_LA, ECOG_SNOMED)
+    if value is None:
+        return
+    if not 0 <= value <= 5:
+        x.note("out-of-range", f"ECOG {value} is outside 0-5", name, element)
+        return
+    when, _ = x.effective(res, name)
+    x.ecog_seen = True
+    ev = (Evidence(resource=name, element=element, value=shown),)
+    x.offer_latest(("ecog",), when, (i, 0), lambda: x.add("ecog", (i, 0), EcogFact(
+        value=value, date=when, age_days=x.days_ago(when), derived=False, evidence=ev)))
+
+
+def obs_karnofsky(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    value, element, shown = performance_value(x, res, name, KPS_LA, {})
+    if value is None:
+        return
+    if not 0 <= value <= 100:
+        x.note("out-of-range", f"Karnofsky {value} is outside 0-100", name, element)
+        return
+    ecog = (0 if value >= 90 else 1 if value >= 70 else 2 if value >= 50 else
+            3 if value >= 30 else 4 if value >= 10 else 5)
+    when, _ = x.effective(res, name)
+    rank = (when is not None, when.toordinal() if when else 0, (i, 0))
+    if x.latest_kps_rank is None or rank > x.latest_kps_rank:
+        ev = (Evidence(resource=name, element=element, value=f"Karnofsky {shown} -> ECOG {ecog}"),)
+        x.latest_kps_rank = rank
+        x.latest_kps = lambda: x.add("ecog", (i, 0), EcogFact(
+            value=ecog, date=when, age_days=x.days_ago(when), derived=True, evidence=ev))
+
+
+def performance_value(x: Extraction, res: Resource, name: str, la: Mapping[str, int],
+                      snomed: Mapping[str, int]) -> tuple[int | None, str, str]:
+    """(score, element, shown) from valueInteger / valueQuantity / valueString /
+    valueCodeableConcept / interpretation; (None, ..) with a note when there is none."""
+    if "valueInteger" in res:
+        v = res["valueInteger"]
+        if type(v) is int:
+            return v, "Observation.valueInteger", str(v)
+        x.note("wrong-type", "Observation.valueInteger is not an integer", name,
+               "Observation.valueInteger")
+        return None, "", ""
+    if "valueQuantity" in res:
+        v = number(as_dict(res["valueQuantity"]).get("value"))
+        if v is not None and v == v.to_integral_value():
+            return int(v), "Observation.valueQuantity", str(v)
+        x.note("wrong-type", "Observation.valueQuantity.value is not a whole number", name,
+               "Observation.valueQuantity.value")
+        return None, "", ""
+    if "valueString" in res:
+        v = res["valueString"]
+        if type(v) is str and v.strip().lstrip("-").isdigit():
+            return int(v.strip()), "Observation.valueString", v.strip()
+        x.note("wrong-type", "Observation.valueString is not a whole number", name,
+               "Observation.valueString")
+        return None, "", ""
+    for element in ("valueCodeableConcept", "interpretation"):
+        ccs = res.get(element)
+        ccs = ccs if type(ccs) is list else [ccs] if ccs is not None else []
+        for cc in ccs:
+            for s, c, _ in codings(cc):
+                if s == LOINC and c in la:
+                    return la[c], f"Observation.{element}", c
+                if s == SNOMED and c in snomed:
+                    return snomed[c], f"Observation.{element}", c
+        if ccs:
+            x.note("unknown-code", f"Observation.{element} holds no known performance-status "
+                   f"code", name, f"Observation.{element}")
+            return None, "", ""
+    x.note("missing-element", "performance status without a value", name, "Observation.value[x]")
+    return None, "", ""
+
+
+def quantity(x: Extraction, q: object, name: str, element: str,
+             units: Mapping[str, tuple[Decimal, str]]) -> tuple[Decimal, str, str, bool, Decimal] | None:
+    """(value in canonical unit, canonical unit, shown, censored, factor) or None with a note."""
+    if type(q) is not dict:
+        x.note("wrong-type", f"{element} is not a Quantity", name, element)
+        return None
+    raw = q.get("value")
+    value = number(raw)
+    if value is None:
+        if raw is None:
+            x.note("missing-element", f"{element}.value is absent", name, f"{element}.value")
+        else:
+            x.note("wrong-type", f"{element}.value {str(raw)[:20]!r} is not a number",
+                   name, f"{element}.value")
+        return None
+    system, code, unit = q.get("system"), q.get("code"), q.get("unit")
+    if type(code) is str and code.strip():
+        if system is not None and norm_system(system) != UCUM:
+            x.note("unknown-unit", f"{element} unit {code!r} is not UCUM ({str(system)[:60]})",
+                   name, f"{element}.system")
+            return None
+        u = code.strip()
+    elif type(unit) is str and unit.strip():
+        u = unit.strip()
+    else:
+        u = ""
+    conv = units.get(u)
+    if conv is None:
+        x.note("unknown-unit", f"{element} unit {u or '(none)'!r} is not accepted here "
+               f"(accepted: {', '.join(units)})", name, f"{element}.code")
+        return None
+    factor, canonical = conv
+    comparator = q.get("comparator")
+    shown = f"{comparator or ''}{raw} {u}"
+    return value * factor, canonical, shown, comparator is not None, factor
+
+
+def obs_lab(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    analyte, units = LAB_CODES[code]
+    if code in HCG_CODES and "valueCodeableConcept" in res:
+        obs_pregnancy(x, res, name, i, code)
+        return
+    if "valueQuantity" not in res:
+        if analyte != "hcg":
+            value_keys = [k for k in res if k.startswith("value")]
+            if value_keys:
+                x.note("wrong-type", f"{value_keys[0]} where a valueQuantity is required",
+                       name, f"Observation.{value_keys[0]}")
+            else:
+                x.note("missing-element", "laboratory value without valueQuantity", name,
+                       "Observation.valueQuantity")
+        return
+    q = quantity(x, res["valueQuantity"], name, "Observation.valueQuantity", units)
+    if q is None:
+        return
+    value, unit, shown, censored, factor = q
+    when, _ = x.effective(res, name)
+    uln = x_uln = None
+    ev = [Evidence(resource=name, element="Observation.valueQuantity", value=shown)]
+    if not censored:
+        uln_q = reference_high(x, res, name, units, unit, factor)
+        if uln_q is not None:
+            uln, uln_shown, j = uln_q
+            x_uln = value / uln if uln > 0 else None
+            if x_uln is not None and x_uln >= LIMIT:
+                x.note("out-of-range", f"{analyte} ULN {uln_shown} is implausibly small",
+                       name, f"Observation.referenceRange[{j}].high")
+                x_uln = None
+            ev.append(Evidence(resource=name, element=f"Observation.referenceRange[{j}].high",
+                               value=uln_shown))
+    evidence = tuple(ev)
+
+    def build() -> None:
+        if censored:
+            x.note("censored-value", f"latest {analyte} is {shown}: exact value unknown",
+                   name, "Observation.valueQuantity.comparator")
+            return
+        x.add("lab", (i, 0), LabFact(analyte=analyte, value=value, unit=unit, uln=uln,
+                                     x_uln=x_uln, date=when, age_days=x.days_ago(when),
+                                     evidence=evidence))
+    x.offer_latest(("lab", analyte), when, (i, 0), build)
+
+
+def reference_high(x: Extraction, res: Resource, name: str, units: Mapping[str, tuple[Decimal, str]],
+                   canonical: str, value_factor: Decimal) -> tuple[Decimal, str, int] | None:
+    """(upper limit of normal in the canonical unit, shown, index) of the first normal range with a high
+    limit; None (with a note when it cannot be read)."""
+    for j, rr in enumerate(as_list(res.get("referenceRange"))):
+        if type(rr) is not dict or "high" not in rr:
+            continue
+        types = codings(rr.get("type"))
+        if types and not any(c == "normal" for _, c, _ in types):
+            continue
+        high = rr["high"]
+        element = f"Observation.referenceRange[{j}].high"
+        if type(high) is dict and not (string(high.get("code")) or string(high.get("unit"))):
+            value = number(high.get("value"))          # no unit: the value's own unit
+            if value is None:
+                x.note("wrong-type", f"{element}.value is not a number", name, element)
+                return None
+            return value * value_factor, f"{high.get('value')}", j
+        q = quantity(x, high, name, element, units)
+        if q is None:
+            return None
+        value, unit, shown, _, _ = q
+        if unit != canonical:
+            x.note("unknown-unit", f"{element} is in {unit}, the value in {canonical}: "
+                   f"ULN not used", name, element)
+            return None
+        return value, shown, j
+    return None
+
+
+def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    cc = res.get("valueCodeableConcept")
+    if cc is None:
+        x.note("missing-element", "pregnancy observation without valueCodeableConcept",
+               name, "Observation.valueCodeableConcept")
+        return
+    hcg = code in HCG_CODES
+    status = None
+    for s, c, _ in codings(cc):
+        if hcg and (s, c) in POS_NEG:
+            status = f"{POS_NEG[(s, c)]}-hcg"
+        elif not hcg and (s, c) in PREGNANCY_STATUS:
+            status = PREGNANCY_STATUS[(s, c)]
+        if status:
+            shown = c
+            break
+    if status is None:
+        x.note("unknown-code", "pregnancy observation value is not a known code", name,
+               "Observation.valueCodeableConcept")
+        return
+    when, _ = x.effective(res, name)
+    source = "hcg" if hcg else "pregnancy-status"
+    ev = (Evidence(resource=name, element="Observation.valueCodeableConcept", value=shown),)
+    x.offer_latest(("pregnancy", source), when, (i, 0), lambda: x.add(
+        "pregnancy", (i, 0), PregnancyFact(status=status, source=source, date=when,
+                                           age_days=x.days_ago(when), evidence=ev)))
+
+
+def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    hit = m1_value(res.get("valueCodeableConcept"))
+    if hit:
+        when, _ = x.effective(res, name)
+        x.add("extent", (i, 0), ExtentFact(value="metastatic", source="tnm-m", date=when,
+                                           evidence=(Evidence(
+                                                  resource=name,
+                                                  element="Observation.valueCodeableConcept",
+                                                  value=hit),)))
+
+
+def obs_stage_group(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    hit = stage_iv_value(res.get("valueCodeableConcept"))
+    if hit:
+        when, _ = x.effective(res, name)
+        x.add("extent", (i, 0), ExtentFact(value="metastatic", source="stage-group",
+                                           date=when, evidence=(Evidence(
+                                                  resource=name,
+                                                  element="Observation.valueCodeableConcept",
+                                                  value=hit),)))
+
+
+def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    if "valueBoolean" in res:
+        flag = res["valueBoolean"]
+        if type(flag) is not bool:
+            x.note("wrong-type", "Observation.valueBoolean is not a boolean", name,
+                   "Observation.valueBoolean")
+            return
+        if not flag:
+            return
+        ev = Evidence(resource=name, element="Observation.valueBoolean", value="true")
+    else:
+        x.note("assumed-value", "history-of-metastatic-cancer without a value read as true "
+               "(the observation asserts the history)", name, "Observation.valueBoolean")
+        ev = Evidence(resource=name, element="Observation.code", value=f"{SNOMED}|{code}")
+    when, _ = x.effective(res, name)
+    x.add("extent", (i, 0), ExtentFact(value="metastatic", source="history-of-metastatic",
+                                       date=when, evidence=(ev,)))
+
+
+def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
+    marker = IHC[code]
+    result = score = value = None
+    ev: list[Evidence] = []
+    if "valueCodeableConcept" in res:
+        cc = res.get("valueCodeableConcept")
+        for s, c, d in codings(cc):
+            if (s, c) in POS_NEG:
+                result = POS_NEG[(s, c)]
+                ev.append(Evidence(resource=name, element="Observation.valueCodeableConcept",
+                                   value=c))
+                break
+            if IHC_SCORE.match(c):
+                score = c
+        text = string(as_dict(cc).get("text"))
+        if score is None and text and IHC_SCORE.match(text):
+            score = text
+    elif "valueString" in res:
+        text = string(res.get("valueString"))
+        if text and IHC_SCORE.match(text):
+            score = text
+    elif "valueQuantity" in res:
+        value = number(as_dict(res.get("valueQuantity")).get("value"))
+        if value is not None:
+            ev.append(Evidence(resource=name, element="Observation.valueQuantity",
+                               value=str(value)))
+    if score is not None:
+        ev.append(Evidence(resource=name, element="Observation.value[x]", value=score))
+    if result is None and score is None and value is None:
+        x.note("unknown-code", f"{marker} result is not positive/negative, a score or a "
+               "number", name, "Observation.value[x]")
+        return
+    when, _ = x.effective(res, name)
+    x.add("ihc", (i, 0), IhcFact(marker=marker, result=result, score=score, value=value,
+                                 date=when, evidence=tuple(ev)))
+
+
+#: (normalised system, code) of Observation.code -> reader. Codes of the mdtflag assertion system go
+#: to :func:`~mdtflag.fhir.facts.assertions.obs_assertion` whatever the code.
+OBS_DISPATCH: Mapping[tuple[str, str], ObservationReader] = MappingProxyType({
+    (LOINC, "89247-1"): obs_ecog,
+    (LOINC, "89243-0"): obs_karnofsky,
+    (SNOMED, "761869008"): obs_karnofsky,
+    (LOINC, "82810-3"): obs_pregnancy,
+    (LOINC, "69548-6"): obs_variant,
+    (LOINC, "94076-7"): obs_tmb,
+    (LOINC, "81695-9"): obs_msi,
+    **{(LOINC, code): obs_lab for code in LAB_CODES},
+    **{(LOINC, code): obs_ihc for code in IHC},
+    **{key: obs_tnm_m for key in TNM_M},
+    **{key: obs_stage_group for key in STAGE_GROUP},
+    **{key: obs_history_metastatic for key in HISTORY_METASTATIC},
+})

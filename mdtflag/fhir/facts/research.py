@@ -1,0 +1,41 @@
+"""ResearchSubject: trial candidacy, with the phase of the ResearchStudy when it is in the bundle."""
+from __future__ import annotations
+
+from mdtflag.fhir.facts.codes import PHASE_SYSTEM
+from mdtflag.fhir.facts.context import Extraction, Resource
+from mdtflag.fhir.facts.models import Evidence, TrialCandidacyFact
+from mdtflag.fhir.facts.parse import as_dict, as_list, codings, ref_key, status_of, string
+
+
+def read_research_subject(x: Extraction, res: Resource, name: str, i: int) -> None:
+    status = status_of(res)
+    if status is None:
+        x.note("missing-element", "ResearchSubject.status is absent", name,
+               "ResearchSubject.status")
+        return
+    ev = [Evidence(resource=name, element="ResearchSubject.status", value=status)]
+    phase = study = None
+    if "study" in res:
+        target, ref = x.resolve(res["study"])
+        if target is None or target.get("resourceType") != "ResearchStudy":
+            ident = as_dict(as_dict(res["study"]).get("identifier")).get("value")
+            key = ref_key(ref) if ref else None
+            study = string(ident) or (key.split("/", 1)[1] if key else None)
+            x.note("unresolved-reference", f"ResearchSubject.study {str(ref or ident)[:80]!r} "
+                   "is not in the bundle: phase unknown", name, "ResearchSubject.study")
+        else:
+            sname = x.name_of(target, -1)
+            study = next((v for v in (string(as_dict(ident).get("value"))
+                                      for ident in as_list(target.get("identifier"))) if v),
+                         string(target.get("id")))
+            for s, c, _ in codings(target.get("phase")):
+                if s == PHASE_SYSTEM:
+                    phase = c
+                    ev.append(Evidence(resource=sname, element="ResearchStudy.phase", value=c))
+                    break
+            else:
+                if target.get("phase") is not None:
+                    x.note("unknown-code-system", "ResearchStudy.phase is not from "
+                           "research-study-phase", sname, "ResearchStudy.phase")
+    x.add("trial_candidacy", (i, 0), TrialCandidacyFact(status=status, phase=phase,
+                                                        study=study, evidence=tuple(ev)))
