@@ -177,7 +177,7 @@ def test_example_outcome(path: Path, evaluator: Evaluator) -> None:
     if unresolved:
         problems.append(f"unresolved text placeholders: {unresolved}")
 
-    assert not problems, _fmt(problems, path.name, to_text(result, "en"))
+    assert not problems, _fmt(problems, path.name, to_text(result, "en", detail=True))
 
 
 def _unresolved_placeholders(node: Any) -> list[str]:

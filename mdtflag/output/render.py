@@ -6,6 +6,8 @@ from typing import Any
 import orjson
 
 from mdtflag.output.result import ErrorResult, FlagDoc, Result
+from mdtflag.output.summary import LEVEL, WORDS, is_deceased, summary_lines
+from mdtflag.output.sv_text import polish_sv
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
@@ -31,14 +33,31 @@ def to_json(result: Result | ErrorResult | dict[str, Any], *, indent: bool = Tru
     return orjson.dumps(data, option=opt) + b"\n"
 
 
-def to_text(result: Result, lang: str = "en") -> str:
+def to_text(result: Result, lang: str = "sv", *, detail: bool = False) -> str:
+    """Clinician text: the summary first (decision, trial outcome, data to collect); with ``detail`` every
+    rule with its reasons follows. Swedish text gets Swedish code words, µ units and decimal commas."""
+    text = _text(result, lang, detail)
+    if lang == "sv":
+        text = "\n".join(polish_sv(line) for line in text.split("\n"))
+    return text
+
+
+def _text(result: Result, lang: str, detail: bool) -> str:
     h = HEAD[lang]
     out: list[str] = []
     rs = result.ruleset
     out.append(f"{result.patient} — {h['as_of']} {result.as_of} — {rs.name} {rs.version} ({rs.digest[:19]}…), {rs.profile}")
     out.append("")
+    out.extend(summary_lines(result, lang))
+    if not detail or is_deceased(result):
+        if not is_deceased(result):
+            out.append("")
+            out.append(WORDS[lang]["detail"])
+        return "\n".join(out) + "\n"
+    out.append("")
     for name, d in result.decisions.items():
-        out.append(f"{h['decision']} {name.upper()}: {d.level.upper()}")
+        level = LEVEL[lang].get(d.level, d.level) if name == "mdk" else d.level
+        out.append(f"{h['decision']} {name.upper()}: {level.upper()}")
         out.append(f"  {getattr(d.text, lang)}")
         if d.rules:
             out.append(f"  ({h['by']} {', '.join(d.rules)})")
