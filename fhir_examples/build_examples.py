@@ -1079,6 +1079,32 @@ c.expect = {
     "cohorts": {"TRIAL-FOCUSE": {"K-BRAF-DT": {"status": "indeterminate", "unknown": ["TRIAL-I4", "TRIAL-I6d"]}}},
 }
 
+# 42 --------------------------------------------------------------------------------------------
+# Relapsed multiple myeloma with BRAF V600E, standard treatment exhausted: the MEGALiT-proxy profile admits
+# myeloma to the cohorts (allow_haematological); advanced disease = the disease-status assessment (relapsed),
+# never a stage (DQ-5 not flagged).
+c = case(42, "myeloma-relapsed-braf-v600e-trial-candidate", given="Göran", family="Nyström", gender="male",
+         birth=born(64), county="03", municipality="0380", city="Uppsala")
+c.condition("C90.0", "Multipelt myelom", onset=ago(2070), morphology="9732/3", clinical="relapse")
+c.med("L04AX04", ago(2040), end=ago(1250)); c.med("L01XG01", ago(1220), end=ago(660))
+c.med("L01FC01", ago(640), end=ago(73))
+c.assertion("disease-status", ago(20), coded="relapsed")
+c.soc("exhausted", ago(17))
+c.assertion("measurable-disease", ago(20), flag=True)
+c.assertion("biopsy-feasible", ago(17), flag=True)
+c.ecog(1, ago(12)); c.labs_ok(ago(5), haemoglobin=104, platelets=132)
+v = c.variant("BRAF", protein="p.(Val600Glu)", cdna="c.1799T>A", change="snv", origin="somatic",
+              significance="pathogenic", vaf=0.18, when=ago(32))
+c.report("broad-panel", ago(32), [v], lab="Klinisk genetik, Akademiska sjukhuset", title="Hematologisk bred panel")
+c.expect = {
+    "decisions": {"mdk": {"level": "national", "target_region": "mellansverige"}},
+    "rules": {"TRIAL-FOCUSE": "flagged", "MDK-NAT-1": "flagged", "MDK-NAT-2": "flagged", "DQ-5": "not_flagged",
+              "MDK-LOC-1": "not_flagged"},
+    "criteria": {"TRIAL-FOCUSE": {"TRIAL-C1-TUMOUR": "met", "TRIAL-I2-ADV": "met", "TRIAL-C2": "met"},
+                 "DQ-5": {"DQ-5-NO-DISEASE-STATUS": "not_met", "DQ-5-NO-EXTENT": "not_met"}},
+    "cohorts": {"TRIAL-FOCUSE": {"K-BRAF-DT": "flagged", "K-BRAF-VC": "flagged"}},
+}
+
 
 # =============================================================================================== write
 def main() -> None:

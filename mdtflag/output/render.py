@@ -100,7 +100,9 @@ def _flag_text(f: FlagDoc, lang: str) -> list[str]:
         if f.status in ("not_flagged", "not_applicable") and r.outcome == "met":
             continue
         ev = ", ".join(sorted({e.resource for e in r.evidence}))
-        lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
+        # a data-quality criterion that is not met means the data are there ("ECOG 1 on file"): ✓ reads right
+        mark = "✓" if f.kind == "data-quality" and r.outcome == "not_met" else MARK[r.outcome]
+        lines.append(f"      {mark} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
     if f.cohorts:
         shown = [c for c in f.cohorts if c.status in ("flagged", "indeterminate")]
         rest = len(f.cohorts) - len(shown)
