@@ -32,8 +32,8 @@ from mdtflag.fhir import fastvalid  # noqa: E402
 from mdtflag.api import Evaluator  # noqa: E402
 from mdtflag.fhir.load import load_bundle  # noqa: E402
 from mdtflag.output.render import to_json  # noqa: E402
-from mdtflag.evaluate import match as match_mod  # noqa: E402
-from mdtflag.evaluate.decide import build_result  # noqa: E402
+from mdtflag.evaluation import match as match_mod  # noqa: E402
+from mdtflag.evaluation.decide import build_result  # noqa: E402
 
 AS_OF = "2026-11-01"
 

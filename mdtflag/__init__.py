@@ -26,7 +26,7 @@ if _problem is not None:
 
 from mdtflag.api import Evaluator, UnknownProfileError, evaluate  # noqa: E402
 from mdtflag.errors import InputError, MdtflagError, UsageError  # noqa: E402
-from mdtflag.output.result import ErrorResult, Result  # noqa: E402
+from mdtflag.evaluation.result import ErrorResult, Result  # noqa: E402
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError  # noqa: E402
 
 __all__ = [

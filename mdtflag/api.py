@@ -23,12 +23,12 @@ from mdtflag._version import __version__
 from mdtflag.compile.compiler import compile_or_raise
 from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import InputError, UsageError
-from mdtflag.evaluate.decide import build_result
-from mdtflag.evaluate.match import RuleEval, evaluate_facts
+from mdtflag.evaluation.decide import build_result
+from mdtflag.evaluation.match import RuleEval, evaluate_facts
 from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.fhir.regions import region_map
-from mdtflag.output.result import ErrorBody, ErrorResult, Result
+from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
 from mdtflag.ruleset.model import RuleSet, load_ruleset
 

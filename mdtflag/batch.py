@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from mdtflag.errors import InputError
 from mdtflag.fhir.load import LoadedBundle, iter_inputs
 from mdtflag.output.render import to_json
-from mdtflag.output.result import ErrorBody, ErrorResult, Result
+from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 
 Item = Union[LoadedBundle, InputError]
 _worker: dict[str, Any] = {}

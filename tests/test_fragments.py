@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.authoring.check import check_ruleset, render_json, render_text
-from mdtflag.ruleset.model import AnyNode, FactLeaf, NotNode, read_ruleset, rule_json_schema
+from mdtflag.ruleset.model import AnyNode, FactLeaf, NotNode, read_ruleset
+from mdtflag.ruleset.schema import rule_json_schema
 from mdtflag.ruleset.walk import criterion_ids
 
 MINI = DATA / "rules_min"

@@ -1,4 +1,4 @@
-"""The three-valued logic of criterion outcomes (mdtflag.evaluate.kleene)."""
+"""The three-valued logic of criterion outcomes (mdtflag.evaluation.kleene)."""
 from __future__ import annotations
 
 import itertools
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mdtflag.evaluate.kleene import (
+from mdtflag.evaluation.kleene import (
     MET,
     NOT_MET,
     OUTCOMES,

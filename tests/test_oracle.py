@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mdtflag.compile.compiler import compile_or_raise
 from mdtflag.fhir.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
-from mdtflag.evaluate.match import evaluate_facts
+from mdtflag.evaluation.match import evaluate_facts
 import mdtflag.ruleset.model as rm
 
 AS_OF = dt.date(2026, 11, 1)

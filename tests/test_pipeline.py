@@ -13,7 +13,7 @@ import pytest
 from mdtflag.api import Evaluator
 from mdtflag.errors import InputError
 from mdtflag.output.render import to_json, to_text
-from mdtflag.output.result import ResultModel, result_json_schema
+from mdtflag.evaluation.result import ResultModel, result_json_schema
 
 from conftest import DATA, ROOT
 

@@ -22,7 +22,7 @@ import mdtflag.api
 import mdtflag.cli
 import mdtflag.cli.common
 import mdtflag.errors
-import mdtflag.output.result
+import mdtflag.evaluation.result
 import mdtflag.ruleset.diagnostics
 from mdtflag import (
     Evaluator,
@@ -54,11 +54,11 @@ EXPORTED = [
 #: Where each exported name is defined: ``mdtflag.X`` is that very object.
 HOME = {
     "Diagnostic": "mdtflag.ruleset.diagnostics",
-    "ErrorResult": "mdtflag.output.result",
+    "ErrorResult": "mdtflag.evaluation.result",
     "Evaluator": "mdtflag.api",
     "InputError": "mdtflag.errors",
     "MdtflagError": "mdtflag.errors",
-    "Result": "mdtflag.output.result",
+    "Result": "mdtflag.evaluation.result",
     "RuleSetError": "mdtflag.ruleset.diagnostics",
     "UnknownProfileError": "mdtflag.api",
     "UsageError": "mdtflag.errors",
@@ -112,7 +112,7 @@ def test_result_is_the_document_an_evaluation_returns() -> None:
     result = Evaluator(MINI).evaluate(EXAMPLE, as_of="2026-11-01")
     assert type(result) is Result and isinstance(result, dict)
     assert result["schema"] == "mdtflag.result/1"
-    assert mdtflag.output.result.ResultModel.model_validate(result).patient == result.patient
+    assert mdtflag.evaluation.result.ResultModel.model_validate(result).patient == result.patient
 
 
 def test_bad_as_of_is_a_usage_error() -> None:
@@ -200,5 +200,5 @@ def test_type_checker_sees_the_real_types(tmp_path: Path) -> None:
         timeout=600,
     )
     assert 'Revealed type is "def (rules:' in r.stdout, r.stdout
-    assert "mdtflag.api.Evaluator" in r.stdout and "mdtflag.output.result.Result" in r.stdout
+    assert "mdtflag.api.Evaluator" in r.stdout and "mdtflag.evaluation.result.Result" in r.stdout
     assert "error:" not in r.stdout, r.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mdtflag.api import Evaluator
-from mdtflag.output.result import DOC_MODELS, Doc, FlagDoc, Result, ResultModel, TextDoc
+from mdtflag.evaluation.result import DOC_MODELS, Doc, FlagDoc, Result, ResultModel, TextDoc
 
 ROOT = Path(__file__).resolve().parent.parent
 

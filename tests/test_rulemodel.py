@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.ruleset.diagnostics import RuleSetError
-from mdtflag.ruleset.model import FactLeaf, read_ruleset, load_ruleset, rule_json_schema
+from mdtflag.ruleset.model import FactLeaf, load_ruleset, read_ruleset
+from mdtflag.ruleset.schema import rule_json_schema
 from mdtflag.ruleset.yamlpos import read_yaml
 from mdtflag.ruleset.diagnostics import Diagnostics
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mdtflag.api import Evaluator
 from mdtflag.output.render import to_json
-from mdtflag.output.result import ResultModel
+from mdtflag.evaluation.result import ResultModel
 
 from conftest import ROOT
 
@@ -60,7 +60,7 @@ def _model_of(annotation: object) -> object:
 def _check_order(doc: object, model: object, path: str) -> None:
     """Every object of a result document has exactly its model's fields, in field order (the
     canonical JSON order), and is a read-only ``Doc``."""
-    from mdtflag.output.result import Doc
+    from mdtflag.evaluation.result import Doc
     if isinstance(doc, list):
         for i, item in enumerate(doc):
             _check_order(item, model, f"{path}[{i}]")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mdtflag import Evaluator
-from mdtflag.evaluate.field_words import field_words
+from mdtflag.evaluation.field_words import field_words
 from mdtflag.output.render import to_text
 from mdtflag.output.sv_text import CODE_WORDS_SV, polish_sv
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
-from mdtflag.evaluate.kleene import possible as kleene_possible
-from mdtflag.evaluate.match import NodeResult, RuleEval
+from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN, Outcome
+from mdtflag.evaluation.kleene import possible as kleene_possible
+from mdtflag.evaluation.match import NodeResult, RuleEval
 from mdtflag.fhir.facts import FACT_MODELS
 from mdtflag.ruleset.walk import criterion_ids
 
@@ -93,8 +93,9 @@ def _test_may_lack(t: TNode | None, kind: str) -> bool:
 
 
 
-def possible(p: PNode, into: dict[int, tuple[str, set[str]]]) -> set[str]:
+def possible(p: PNode, into: dict[int, tuple[str, set[str]]]) -> set[Outcome]:
     """Outcomes a plan node can have for some patient (an over-approximation: children independent)."""
+    got: set[Outcome]
     if isinstance(p, PConst):
         got = {p.outcome}
     elif isinstance(p, PBool):
@@ -118,7 +119,7 @@ def possible(p: PNode, into: dict[int, tuple[str, set[str]]]) -> set[str]:
     return got
 
 
-def _ruleref_possible(p: PRuleRef) -> set[str]:
+def _ruleref_possible(p: PRuleRef) -> set[Outcome]:
     leaf = p.node
     wanted: set[str]
     if leaf.criterion is None:
@@ -127,7 +128,7 @@ def _ruleref_possible(p: PRuleRef) -> set[str]:
     else:
         wanted, undecided, options = set(leaf.outcome or ()), UNKNOWN, (MET, NOT_MET)
         values = OUTCOMES
-    out = set()
+    out: set[Outcome] = set()
     for got in values:
         if got != undecided:
             out.add(MET if got in wanted else NOT_MET)

@@ -15,7 +15,7 @@ from typing import Any
 
 from mdtflag.authoring.casefile import case_bundle, load_test_file
 from mdtflag.errors import InputError
-from mdtflag.evaluate.match import NodeResult, RuleEval
+from mdtflag.evaluation.match import NodeResult, RuleEval
 from mdtflag.fhir.load import iter_inputs, load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostics, RuleSetError
 
@@ -58,7 +58,8 @@ def row_outcomes(ev: RuleEval | None) -> dict[str, tuple[str, dict[str, str]]]:
     """Row key → (status, criterion outcomes) for a for_each rule; closed rows are not_applicable."""
     if ev is None or ev.rule.for_each is None:
         return {}
-    out = {str(i.row.get("key")): (i.status, outcomes(i.result)) for i in ev.instances if i.row is not None}
+    out: dict[str, tuple[str, dict[str, str]]] = {
+        str(i.row.get("key")): (i.status, outcomes(i.result)) for i in ev.instances if i.row is not None}
     for row in ev.compiled.skipped_rows:
         out[str(row.get("key"))] = ("not_applicable", {})
     if ev.status == "not_applicable":  # the applicability condition decided every row

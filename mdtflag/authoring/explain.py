@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.evaluate.decide import criterion_texts
-from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
-from mdtflag.evaluate.match import NodeResult, RuleEval
+from mdtflag.evaluation.decide import criterion_texts
+from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluation.match import NodeResult, RuleEval
 from mdtflag.output.render import STATUS_LABEL
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}

@@ -18,7 +18,7 @@ from mdtflag.ruleset.walk import rule_nodes, walk_criteria, walk_models
 from mdtflag.ruleset.yamlpos import locate, read_yaml
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-#: Names every text may use (filled by :mod:`mdtflag.evaluate.decide`).
+#: Names every text may use (filled by :mod:`mdtflag.evaluation.decide`).
 BASE_NAMES = ("region", "as_of")
 #: Tables the engine reads by name, not through a rule.
 IMPLICIT_TABLES = ("regions",)

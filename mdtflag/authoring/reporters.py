@@ -8,7 +8,7 @@ from mdtflag.authoring.casefile import COVERAGE_FILE
 from mdtflag.authoring.coverage import OUTCOMES, CoverageReport
 from mdtflag.authoring.runner import CaseResult, TestRun
 from mdtflag.authoring.words import count
-from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}
 

@@ -33,8 +33,8 @@ from mdtflag.cli.common import (
 )
 from mdtflag.errors import InputError
 from mdtflag.output.render import to_json, to_text
-from mdtflag.output.result import result_json_schema
-from mdtflag.ruleset.model import rule_json_schema
+from mdtflag.evaluation.result import result_json_schema
+from mdtflag.ruleset.schema import rule_json_schema
 
 __all__ = ["cli", "main"]
 

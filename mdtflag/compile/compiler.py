@@ -2,7 +2,7 @@
 
 Every leaf condition becomes one or more *atoms* (fact kind + one single-field test) that the
 durable-rules engine evaluates; the boolean structure above atoms becomes a plan that
-:mod:`mdtflag.evaluate.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
+:mod:`mdtflag.evaluation.match` evaluates in three-valued (Kleene) logic. Compilation checks everything the
 engine would otherwise get wrong: unknown fact fields, constants of the wrong type, ordering
 comparisons on text, the engine's static limits.
 """

@@ -54,61 +54,8 @@ pure functions of the value.
 Soundness
 =========
 
-Claim: if ``model_validate`` accepted resource A and resource B has the same skeleton, B is valid
-iff every check of A's plan passes on B's leaves. It holds if everything ``model_validate`` reads
-is either in the skeleton or read by a plan check with the same validator. What runs
-(``fhir_core/fhirabstractmodel.py``, ``fhir_core/types.py``, the R4B models; pydantic 2 model
-config ``extra='forbid', validate_assignment, populate_by_name, validate_by_alias,
-validate_by_name``):
-
-* ``FHIRAbstractModel.__init__`` (pydantic calls this custom ``__init__`` for every dict, nested
-  ones included): pops ``resource_type`` and ``resourceType`` and compares the value with
-  ``__resource_type__`` -> raw values in the skeleton; ``**data`` needs ``str`` keys -> checked.
-* ``reject_null_complex_elements`` (model validator, before): ``None`` items in lists of complex
-  types, key picked by alias/name presence -> keys and ``NoneType`` tokens in the skeleton.
-* ``FHIRPrimitiveExtension.validate_extension_or_fhir_comment_required`` (before): whether
-  ``id``/``extension``/``fhir_comments`` are missing or null -> skeleton.
-* ``validate_after_model_construction``: ``_validate_required_primitive_elements`` tests whether
-  the validated value is ``None`` (a primitive validator maps ``None`` to ``None`` and nothing else
-  to ``None``) and whether the ``_x`` extension has a non-empty ``extension`` list -> skeleton;
-  ``_validate_one_of_many`` (choice ``value[x]`` fields) tests which choice fields are non-null ->
-  skeleton.
-* pydantic model fields: unknown keys (``extra='forbid'``), alias vs name, required fields -> keys
-  in the skeleton. ``validate_assignment`` plays no part in ``model_validate``. No
-  ``str_strip_whitespace``, ``str_max_length``, ``strict``, ``coerce_numbers_to_str``, ...:
-  derivation refuses any config key besides those five, and requires ``extra='forbid'``. So a
-  field's ``TypeAdapter`` applies exactly the field's schema, in the same lax Python mode: where a
-  verdict depends on the JSON type (``1.0`` or ``True`` for an integer, an ``int`` timestamp for a
-  dateTime, a ``float`` decimal) the type is in the skeleton and the value goes through the
-  validator.
-* ``FhirBase`` wrap validator (``fhir_model_validator``) for nested FHIR types: ``None`` -> ``None``
-  whatever the field (value-free); ``dict`` -> ``model_validate`` of the model class (recursion,
-  all of the above); ``str``/``bytes`` -> ``model_validate_json`` *of the string* (value
-  dependent: a non-null scalar in a complex position gets no plan); anything else fails.
-  ``FhirElementOrResourceBase`` chooses the class from ``value["resourceType"]`` (``FHIR_TYPES_MAPS``,
-  only ever added to) -> raw value in the skeleton; the Resource/Element base check is per class.
-* Primitive types (``fhir_core.types``), all value dependent and all run by the plan through the
-  field's annotation: ``String`` (pattern), ``Code``, ``Id`` (pattern, 1..255 chars), ``Uri``,
-  ``Canonical``, ``Oid``, ``Markdown`` (patterns), ``Integer``/``UnsignedInt``/``PositiveInt``/
-  ``Integer64`` (ranges, pydantic int coercion), ``Decimal`` (regex on ``str(value)``), ``Date``/
-  ``DateTime``/``Instant``/``Time`` (regex, partial dates, month <= 12, leap seconds, time zones),
-  ``Url`` (URL, relative path or FHIR type name), ``Base64Binary`` (pydantic base64 bytes),
-  ``UUID4``, ``Xhtml`` (plain ``str``), ``bool``, and ``fhir_comments`` (``Union[str, List[str]]``).
-
-What the plan relies on is checked, per class, before a plan is derived: ``__init__``,
-``model_validate``, ``model_post_init``, the three model validators and the ``_validate_*`` helpers
-are fhir_core's (identity checks), there are no field validators, no root model, every field's
-annotation is a FHIR type, a primitive type, or ``Optional``/``List`` of them (else that key gets no
-plan), no field is called or aliased ``resourceType``/``resource_type``; nested types use
-``FhirBase``'s or ``FhirElementOrResourceBase``'s validator. The ``TypeAdapter`` schemas are built
-from the models' own annotations; the only global input to building them,
-``fhir_core.constraints`` (``TYPES_ID_MAX_LENGTH``, ``TYPES_ID_PATTERN``), is snapshotted at first
-use and the fast path switches itself off if it changes later.
-
-Not covered (always the full validation): resources holding non-JSON Python values, non-``str``
-keys or deeper than ``_MAX_DEPTH``; shapes with a string where an object is expected; classes that
-fail the checks above. Not detectable: patching ``fhir_core.constraints`` *between* importing some
-FHIR model and the first use of this module (fhir_core documents patching before any import).
+The argument that a plan's checks give exactly ``model_validate``'s verdict -- what fhir_core and
+pydantic run, and which part of it the skeleton or the plan covers -- is in ``docs/fast-validation.md``.
 """
 from __future__ import annotations
 

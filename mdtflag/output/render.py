@@ -5,7 +5,7 @@ from typing import Any
 
 import orjson
 
-from mdtflag.output.result import ErrorResult, FlagDoc, Result
+from mdtflag.evaluation.result import ErrorResult, FlagDoc, Result
 from mdtflag.output.summary import LEVEL, WORDS, is_deceased, summary_lines
 from mdtflag.output.sv_text import polish_sv
 

@@ -5,7 +5,7 @@ cohorts, the other flags that fired, and the missing data of every undecided fla
 """
 from __future__ import annotations
 
-from mdtflag.output.result import FlagDoc, Result
+from mdtflag.evaluation.result import FlagDoc, Result
 
 MAX_TODO = 8
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRule, CompiledRuleSet, PBool, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.evaluate.kleene import MET, NEGATION, NOT_MET, STATUS_OF, UNKNOWN, Outcome, all_of, any_of
+from mdtflag.evaluation.kleene import MET, NEGATION, NOT_MET, STATUS_OF, UNKNOWN, Outcome, all_of, any_of
 from mdtflag.fhir.facts import FactSet
 from mdtflag.ruleset.model import Status
 

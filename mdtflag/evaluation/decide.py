@@ -11,11 +11,11 @@ import orjson
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRuleSet, PFact
-from mdtflag.evaluate.field_words import field_words
-from mdtflag.evaluate.kleene import MET, NOT_MET, UNKNOWN
-from mdtflag.evaluate.match import Missing, NodeResult, RuleEval, id_keys
+from mdtflag.evaluation.field_words import field_words
+from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
+from mdtflag.evaluation.match import Missing, NodeResult, RuleEval, id_keys
 from mdtflag.fhir.facts import FACT_MODELS, FactSet
-from mdtflag.output.result import (
+from mdtflag.evaluation.result import (
     RESULT_SCHEMA_ID,
     CohortDoc,
     DataQualityDoc,
@@ -487,16 +487,16 @@ def _default_status_text(status: str) -> TextDoc:
 class CriterionTexts(NamedTuple):
     """What a result shows for one criterion outcome: its text, the evidence behind it, the missing data."""
 
-    text: Optional[Doc]  # as in a reason; None for a criterion without id
-    evidence: list[Doc]
-    missing: list[Doc]  # one text per missing-data item
+    text: TextDoc | None  # as in a reason; None for a criterion without id
+    evidence: list[EvidenceDoc]
+    missing: list[TextDoc]  # one text per missing-data item
 
 
-def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callable[[NodeResult, Optional[Mapping[str, Any]]], CriterionTexts]:
+def criterion_texts(crs: CompiledRuleSet, fs: FactSet, as_of: dt.date) -> Callable[[NodeResult, Mapping[str, Any] | None], CriterionTexts]:
     """For one patient: criterion result and table row (or None) → its texts, filled as in the result document."""
     b = Builder(crs, fs, as_of, "")
 
-    def texts(r: NodeResult, row: Optional[Mapping[str, Any]]) -> CriterionTexts:
+    def texts(r: NodeResult, row: Mapping[str, Any] | None) -> CriterionTexts:
         cid = getattr(r.node, "id", None)
         text = b.node_text(r, cid, b.base_ctx(row)) if cid else None
         return CriterionTexts(text, b.evidence(r.facts), [b.missing_text(m) for m in r.missing])

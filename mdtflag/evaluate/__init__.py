@@ -1,1 +1,0 @@
-"""mdtflag.evaluate."""
