@@ -1086,13 +1086,15 @@ c.expect = {
 c = case(42, "myeloma-relapsed-braf-v600e-trial-candidate", given="Göran", family="Nyström", gender="male",
          birth=born(64), county="03", municipality="0380", city="Uppsala")
 c.condition("C90.0", "Multipelt myelom", onset=ago(2070), morphology="9732/3", clinical="relapse")
-c.med("L04AX04", ago(2040), end=ago(1250)); c.med("L01XG01", ago(1220), end=ago(660))
+c.med("L04AX04", ago(2040), end=ago(1250))
+c.med("L01XG01", ago(1220), end=ago(660))
 c.med("L01FC01", ago(640), end=ago(73))
 c.assertion("disease-status", ago(20), coded="relapsed")
 c.soc("exhausted", ago(17))
 c.assertion("measurable-disease", ago(20), flag=True)
 c.assertion("biopsy-feasible", ago(17), flag=True)
-c.ecog(1, ago(12)); c.labs_ok(ago(5), haemoglobin=104, platelets=132)
+c.ecog(1, ago(12))
+c.labs_ok(ago(5), haemoglobin=104, platelets=132)
 v = c.variant("BRAF", protein="p.(Val600Glu)", cdna="c.1799T>A", change="snv", origin="somatic",
               significance="pathogenic", vaf=0.18, when=ago(32))
 c.report("broad-panel", ago(32), [v], lab="Klinisk genetik, Akademiska sjukhuset", title="Hematologisk bred panel")
