@@ -1,5 +1,5 @@
 """Fact extraction (mdtflag.facts): one test group per fact kind, the bad-input rows of
-FHIR_INPUT.md §8, and property tests that extraction never raises."""
+docs/input-profile.md §8, and property tests that extraction never raises."""
 from __future__ import annotations
 
 import copy

@@ -170,6 +170,17 @@ def example(show_path: bool) -> None:
 register_authoring(cli)
 
 
+def _register_serve() -> None:
+    try:
+        from mdtflag.service.command import serve
+    except ImportError:  # the service extra is not installed: the command says how to install it
+        from mdtflag.service.unavailable import serve
+    cli.add_command(serve)
+
+
+_register_serve()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     """The ``mdtflag`` console script (and ``python -m mdtflag``): runs the command line and exits."""
     run(cli, argv)

@@ -100,7 +100,7 @@ class EncodeError(EngineError):
     """A fact the strict encoder refuses."""
 
 
-# --- limits (docs: research durable_rules.md §1.8, verified against rete.c/events.c) -------
+# --- limits of the durable-rules 2.0.28 C engine (read in its rete.c and events.c; tests/test_engine_canaries.py) --
 _MAX_RULES = 4096  # rete.c MAX_ACTIONS, error 106; includes the sentinel rule
 # NEXT_BUCKET_LENGTH is 512 open-addressing slots searched until an empty one: the 513th child
 # makes create_ruleset spin forever, and with all 512 filled any fact reaching the node makes

@@ -26,7 +26,7 @@ ROLE_SYSTEMS = frozenset({"http://terminology.hl7.org/codesystem/v3-rolecode",
 AJCC = "http://cancerstaging.org"
 TBD = "http://hl7.org/fhir/uv/genomics-reporting/codesystem/tbd-codes-cs"
 
-#: SNOMED CT malignant-neoplasm disorders (CODES.md §2 and the mCODE examples).
+#: SNOMED CT malignant-neoplasm disorders (docs/codes.md; seen in the mCODE examples).
 MALIGNANT_SNOMED = frozenset({
     "363346000",        # Malignant neoplastic disease
     "254837009",        # Malignant neoplasm of breast

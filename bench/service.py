@@ -1,0 +1,284 @@
+"""Load test of ``mdtflag serve`` on loopback (a measurement, not a test).
+
+Starts the service (granian by default; ``--server uvicorn`` for comparison, needs ``pip install
+uvicorn``), measures in-process evaluation of the same request bodies in this process, then runs
+N concurrent keep-alive clients for ``--seconds`` each (N = 2 per worker, and 32 by default) and
+reports requests per second, latency percentiles, errors, the CPU time of the server processes and
+of the load generator, and the load average (the machine may be shared). ``--soak N`` sends N more
+requests and samples the workers' resident memory as it goes.
+
+    python bench/service.py --workers 2 --seconds 12 --soak 100000 -o bench/results/service.json
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+AS_OF = "2026-11-01"
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bodies() -> list[bytes]:
+    return [p.read_bytes() for p in sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json"))]
+
+
+def in_process(data: list[bytes], rounds: int) -> dict[str, float]:
+    """Evaluation of the same bodies here, as a worker does it (bytes in, JSON bytes out)."""
+    from mdtflag.api import Evaluator
+    from mdtflag.output.render import to_json
+
+    ev = Evaluator()
+    for body in data:
+        to_json(ev.evaluate(body, as_of=AS_OF))
+    gc.collect()
+    gc.freeze()
+    wall: list[float] = []
+    cpu: list[float] = []
+    for _ in range(rounds):
+        for body in data:
+            w0, c0 = time.perf_counter(), time.process_time()
+            to_json(ev.evaluate(body, as_of=AS_OF))
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+    gc.unfreeze()
+    return {
+        "evaluations": len(wall),
+        "wall_median_ms": statistics.median(wall) * 1000,
+        "wall_mean_ms": statistics.fmean(wall) * 1000,
+        "wall_p99_ms": sorted(wall)[int(len(wall) * 0.99)] * 1000,
+        "cpu_mean_ms": statistics.fmean(cpu) * 1000,
+        "rate_per_s": len(wall) / sum(wall),
+    }
+
+
+class Service:
+    def __init__(self, server: str, workers: int, queue: int) -> None:
+        self.server, self.workers, self.queue = server, workers, queue
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.state = Path(tempfile.mkdtemp(prefix="mdtflag-bench-"))
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        if self.server == "granian":
+            cmd = [sys.executable, "-m", "mdtflag.cli", "serve", "--insecure-no-auth", "--port", str(self.port),
+                   "--workers", str(self.workers), "--queue", str(self.queue)]
+        else:
+            from mdtflag.service.config import ENV_CONFIG, ServiceConfig
+
+            (self.state / "metrics").mkdir()
+            env[ENV_CONFIG] = ServiceConfig(insecure_no_auth=True, queue=self.queue,
+                                            public_url=f"http://127.0.0.1:{self.port}").to_env()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.state / "metrics")
+            cmd = [sys.executable, "-m", "uvicorn", "--factory", "mdtflag.service.app:worker_app", "--port",
+                   str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"]
+        self.log = open(self.state / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 120
+        ready: set[int] = set()
+        while time.monotonic() < deadline and len(ready) < self.workers:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    reply = s.recv(4096)
+                    if b" 200 " in reply.split(b"\r\n", 1)[0]:
+                        ready.add(json.loads(reply.split(b"\r\n\r\n", 1)[1])["pid"])
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.3)
+        time.sleep(1.0)
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        pgid = os.getpgid(self.proc.pid)
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if os.getpgid(int(d.name)) == pgid:
+                        out.append(int(d.name))
+                except OSError:
+                    pass
+        return out
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / CLK
+            except OSError:
+                pass
+        return total
+
+    def rss_mb(self) -> dict[int, float]:
+        out = {}
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        out[pid] = int(line.split()[1]) / 1024
+            except OSError:
+                pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc = None
+            self.log.close()
+
+
+async def client(port: int, data: list[bytes], offset: int, stop_at: float, lat: list[float], errors: dict[str, int],
+                 budget: list[int] | None = None) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = offset
+    try:
+        while time.perf_counter() < stop_at:
+            if budget is not None:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
+            body = data[i % len(data)]
+            i += 1
+            head = (f"POST /evaluate?as_of={AS_OF} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            t0 = time.perf_counter()
+            writer.write(head + body)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            lat.append(time.perf_counter() - t0)
+            status = status_line.split(b" ", 2)[1].decode() if status_line else "closed"
+            if status != "200":
+                errors[status] = errors.get(status, 0) + 1
+                if status == "closed":
+                    break
+    finally:
+        writer.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(len(s) * q))] * 1000 if s else float("nan")
+
+
+async def load(svc: Service, data: list[bytes], clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    warm: list[float] = []
+    await asyncio.gather(*(client(svc.port, data, k * 7, time.perf_counter() + warmup, warm, {}) for k in range(clients)))
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    cpu0, gen0, load0 = svc.cpu_s(), time.process_time(), os.getloadavg()[0]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(svc.port, data, k * 7, t0 + seconds, lat, errors) for k in range(clients)))
+    elapsed = time.perf_counter() - t0
+    return {
+        "clients": clients, "seconds": round(elapsed, 2), "requests": len(lat), "errors": errors,
+        "req_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": round(pct(lat, 0.50), 2), "p90_ms": round(pct(lat, 0.90), 2), "p99_ms": round(pct(lat, 0.99), 2),
+        "max_ms": round(max(lat) * 1000, 2),
+        "server_cpu_s": round(svc.cpu_s() - cpu0, 2), "server_cpu_ms_per_req": round((svc.cpu_s() - cpu0) / max(1, len(lat)) * 1000, 3),
+        "loadgen_cpu_s": round(time.process_time() - gen0, 2),
+        "loadavg_1m_before": round(load0, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2),
+    }
+
+
+async def soak(svc: Service, data: list[bytes], clients: int, total: int, samples: int) -> dict[str, Any]:
+    per = total // samples
+    rss: list[dict[str, Any]] = [{"requests": 0, "rss_mb": svc.rss_mb()}]
+    done = 0
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for _ in range(samples):
+        budget = [per]
+        await asyncio.gather(*(client(svc.port, data, k * 7, float("inf"), lat, errors, budget) for k in range(clients)))
+        done += per
+        rss.append({"requests": done, "rss_mb": svc.rss_mb()})
+    workers = [p for p in rss[-1]["rss_mb"] if p in rss[1]["rss_mb"]]
+    return {"requests": done, "seconds": round(time.perf_counter() - t0, 1), "errors": errors,
+            "p50_ms": round(pct(lat, 0.5), 2), "p99_ms": round(pct(lat, 0.99), 2), "samples": rss,
+            "growth_after_first_sample_mb": {str(p): round(rss[-1]["rss_mb"][p] - rss[1]["rss_mb"][p], 1) for p in workers}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--clients", type=int, nargs="*", default=None, help="client counts (default: 2 per worker, 32)")
+    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--queue", type=int, default=64)
+    ap.add_argument("--soak", type=int, default=0, help="requests for the memory soak (0: none)")
+    ap.add_argument("--rounds", type=int, default=20, help="in-process rounds over the example bodies")
+    ap.add_argument("-o", "--output", default=None)
+    args = ap.parse_args()
+    clients = args.clients or [2 * args.workers, 32]
+    data = bodies()
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_at_start": os.getloadavg()},
+        "server": args.server, "workers": args.workers, "bodies": len(data), "endpoint": "POST /evaluate",
+        "in_process_before": in_process(data, args.rounds),
+    }
+    svc = Service(args.server, args.workers, args.queue)
+    try:
+        svc.start()
+        report["runs"] = [asyncio.run(load(svc, data, n, args.seconds, args.warmup)) for n in clients]
+        if args.soak:
+            report["soak"] = asyncio.run(soak(svc, data, 2 * args.workers, args.soak, 10))
+    finally:
+        svc.stop()
+    report["in_process_after"] = in_process(data, args.rounds)
+    base = min(report["in_process_before"]["rate_per_s"], report["in_process_after"]["rate_per_s"])
+    median = max(report["in_process_before"]["wall_median_ms"], report["in_process_after"]["wall_median_ms"])
+    cpu = min(report["in_process_before"]["cpu_mean_ms"], report["in_process_after"]["cpu_mean_ms"])
+    checks = []
+    for run in report["runs"]:
+        n = run["clients"]
+        checks.append({"clients": n, "throughput_vs_workers_x_in_process": round(run["req_per_s"] / (args.workers * base), 3),
+                       "p99_over_p50": round(run["p99_ms"] / run["p50_ms"], 2),
+                       "p99_over_in_process_median": round(run["p99_ms"] / median, 2),
+                       # CPU ratios do not depend on what else the machine runs
+                       "server_cpu_per_req_over_in_process_cpu": round(run["server_cpu_ms_per_req"] / cpu, 3),
+                       "cpu_bound_capacity_req_per_s": round(args.workers * 1000 / run["server_cpu_ms_per_req"], 1)})
+    report["checks"] = checks
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

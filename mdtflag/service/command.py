@@ -1,0 +1,128 @@
+"""``mdtflag serve``: start the HTTP service with one worker process per core."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from mdtflag.service.config import ENV_CONFIG, ServiceConfig
+
+__all__ = ["EXTRA_MODULES", "run", "serve"]
+
+#: Modules the ``service`` extra installs; without them this module does not import.
+EXTRA_MODULES = ("granian", "starlette", "prometheus_client")
+_absent = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
+if _absent:
+    raise ImportError(f"mdtflag serve needs {', '.join(_absent)}: pip install 'mdtflag[service]'")
+
+_BANNER = """\
+************************************************************************
+*  WARNING: --insecure-no-auth. Every caller is accepted without a      *
+*  token. For local development only; never expose this service.       *
+************************************************************************"""
+
+
+def run(config: ServiceConfig, host: str, port: int, workers: int, target: str = "mdtflag.service.app:worker_app",
+        state: Path | None = None) -> None:
+    """Serve ``target`` (an application factory) with granian until SIGINT/SIGTERM."""
+    from granian import Granian as Server
+    from granian.constants import Interfaces
+
+    own = state is None
+    state = state or prepare_state()
+    if config.replay_dir is None:
+        config = ServiceConfig(**{**config.__dict__, "replay_dir": str(state / "replay")})
+    os.environ[ENV_CONFIG] = config.to_env()
+    try:
+        server = Server(
+            target, address=host, port=port, interface=Interfaces.ASGI, workers=workers, factory=True,
+            backpressure=max(config.queue * 4, 128), log_access=False, respawn_failed_workers=True,
+            workers_kill_timeout=30, websockets=False,
+        )
+        server.serve()
+    finally:
+        if own:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def prepare_state() -> Path:
+    """A fresh folder for the workers' shared state (metrics, replay store), announced in the environment.
+
+    Must run before anything imports :mod:`mdtflag.service.metrics` in this process: the metrics
+    become multi-process only when ``PROMETHEUS_MULTIPROC_DIR`` is set at their creation.
+    """
+    state = Path(tempfile.mkdtemp(prefix="mdtflag-serve-"))
+    (state / "metrics").mkdir()
+    (state / "replay").mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(state / "metrics")
+    return state
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Worker processes (default: one per core).")
+@click.option("--rules", "rules", type=click.Path(file_okay=False), default=None,
+              help="Rule directory (default: $MDTFLAG_RULES or ./rules).")
+@click.option("--profile", default=None, help="Threshold profile (default: the rule set's default).")
+@click.option("--trust", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Trust file (YAML/JSON): the JWT issuers and their keys.")
+@click.option("--public-url", default=None,
+              help="The URL clients call (e.g. https://cds.example.org); tokens' aud must be this URL plus the path.")
+@click.option("--max-body", type=click.IntRange(1024), default=10 * 1024 * 1024, show_default=True,
+              help="Largest request body in bytes (413 above).")
+@click.option("--queue", type=click.IntRange(1), default=64, show_default=True,
+              help="Requests each worker holds at once, running or waiting; beyond it the answer is 503.")
+@click.option("--system-actions", is_flag=True, help="Also return the MDK referral Task as a CDS Hooks systemAction.")
+@click.option("--insecure-no-auth", is_flag=True, help="Accept calls without a token (local development only).")
+def serve(host: str, port: int, workers: int | None, rules: str | None, profile: str | None,
+          trust: str | None, public_url: str | None, max_body: int, queue: int, system_actions: bool,
+          insecure_no_auth: bool) -> None:
+    """Run the HTTP service: CDS Hooks 2.0, REST evaluation and FHIR outputs."""
+    from mdtflag.api import Evaluator
+    from mdtflag.ruleset.diagnostics import RuleSetError
+
+    if not insecure_no_auth and not trust:
+        raise click.UsageError("give --trust FILE (the issuers whose tokens are accepted), "
+                               "or --insecure-no-auth for local development")
+    if public_url is not None and (not public_url.startswith(("https://", "http://")) or "?" in public_url
+                                   or "#" in public_url):
+        raise click.UsageError("--public-url must be an http(s) URL without query or fragment, "
+                               "e.g. https://cds.example.org")
+    try:
+        ev = Evaluator(rules, profile)  # fails here, once, rather than in every worker
+    except RuleSetError as e:
+        for d in e.diagnostics:
+            click.echo(d.format(), err=True)
+        click.echo("error: the rule set is invalid", err=True)
+        sys.exit(3)
+    if profile and profile not in ev.ruleset.profiles.profiles:
+        raise click.UsageError(f"unknown profile '{profile}'; choose from {', '.join(sorted(ev.ruleset.profiles.profiles))}")
+    rules_dir = str(Path(ev.ruleset.root).resolve())
+    del ev
+    config = ServiceConfig(
+        rules=rules_dir, profile=profile, public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
+        max_body=max_body, queue=queue, insecure_no_auth=insecure_no_auth,
+        trust=str(Path(trust).resolve()) if trust else None, system_actions=system_actions,
+    )
+    if insecure_no_auth:
+        click.echo(_BANNER, err=True)
+    state = prepare_state()
+    try:
+        if not insecure_no_auth:
+            from mdtflag.service.auth import Authenticator
+
+            try:  # a broken trust file stops here, not in every worker
+                Authenticator.from_trust_file(Path(str(config.trust)), state / "replay")
+            except Exception as e:  # noqa: BLE001 - reported as a usage error
+                raise click.UsageError(f"trust file {trust}: {e}") from None
+        n = workers or os.cpu_count() or 1
+        click.echo(f"mdtflag serve: {n} workers on http://{host}:{port} (public URL {config.public_url})", err=True)
+        run(config, host, port, n, state=state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
