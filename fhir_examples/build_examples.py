@@ -370,7 +370,7 @@ gms560(c, ago(47), [v, m, t])
 c.expect = {
     "decisions": {"mdk": {"level": "national", "target_region": "vastra"}},
     "rules": {"TRIAL-FOCUSE": "flagged", "MDK-NAT-1": "flagged", "MDK-NAT-2": "flagged", "MDK-REG-1": "flagged",
-              "MDK-LOC-1": "flagged", "MDK-PED-1": "not_applicable", "F-ACT": "flagged", "F-ONLABEL-ANY": "not_flagged",
+              "MDK-LOC-1": "not_flagged", "MDK-PED-1": "not_applicable", "F-ACT": "flagged", "F-ONLABEL-ANY": "not_flagged",
               "HER-1": "not_flagged", "HER-2": "not_flagged", "PED-WGS-1": "not_flagged", "DQ-1": "not_flagged",
               "DQ-2": "not_flagged", "DQ-3": "not_flagged", "DQ-4": "not_flagged", "DQ-6": "not_flagged",
               "DQ-9": "not_flagged", "DQ-7": "not_applicable"},
@@ -579,8 +579,9 @@ c.expect = {
     "decisions": {"mdk": {"level": "regional", "target_region": "vastra"}},
     "rules": {"HER-1": "flagged", "HER-2": "not_flagged", "MDK-REG-1": "flagged", "TRIAL-FOCUSE": "not_flagged",
               "MDK-NAT-1": "not_flagged", "F-ONLABEL-ANY": "flagged", "DQ-8": "not_flagged"},
-    "criteria": {"MDK-REG-1": {"MDK-REG-1a": "met", "MDK-REG-1c": "met"},
-                 "HER-2": {"HER-2-NO-GERMLINE-TEST": "not_met"}},
+    # HER-2 is judged per gene (one row per ESMO gene); the BRCA2 row is suppressed by the germline BRCA2
+    # result (rules/tests/her-2.yaml checks the per-gene suppression row by row)
+    "criteria": {"MDK-REG-1": {"MDK-REG-1a": "met", "MDK-REG-1c": "met"}},
     "cohorts": {"TRIAL-FOCUSE": {"K-PARP-O": {"status": "not_flagged", "failed": ["TRIAL-C2", "TRIAL-I3", "TRIAL-E6"]}}},
     "targets": {"HER-1": "vastra"},
     "suggested": {"HER-1": ["BRCA2"]},
@@ -732,7 +733,8 @@ gms560(c, ago(200), [v, p], lab="Klinisk genetik, Norrlands universitetssjukhus"
 c.expect = {
     "decisions": {"mdk": {"level": "regional", "target_region": "norra"}},
     "rules": {"HER-1": "not_flagged", "HER-2": "not_flagged", "DQ-8": "not_flagged", "MDK-REG-1": "flagged"},
-    "criteria": {"HER-1": {"HER-1-VAR": "not_met"}, "HER-2": {"HER-2-NOT-SOMATIC": "not_met"}},
+    # HER-2 per gene: the BRCA2 row fails HER-2-NOT-SOMATIC (somatic origin confirmed against a matched normal)
+    "criteria": {"HER-1": {"HER-1-VAR": "not_met"}},
 }
 
 # 22 --------------------------------------------------------------------------------------------
@@ -862,9 +864,12 @@ m = c.msi("mss", ago(700))
 gms560(c, ago(700), [v, m])
 c.expect = {
     "decisions": {"mdk": {"level": "national", "target_region": "vastra"}},
-    "rules": {"TRIAL-FOCUSE": "flagged", "F-ONLABEL-ANY": "not_flagged", "MDK-NAT-1": "flagged",
+    # MDK-NAT-1: no off-label BRAF-inhibitor proposal after encorafenib (same target class L01EC, F-PRIOR-CLASS);
+    # national through the trial cohorts (TRIAL-E1 excludes the exact drug only).
+    "rules": {"TRIAL-FOCUSE": "flagged", "F-ONLABEL-ANY": "not_flagged", "MDK-NAT-1": "not_flagged",
               "MDK-NAT-2": "flagged"},
-    "criteria": {"TRIAL-FOCUSE": {"TRIAL-C2": "met", "TRIAL-C3": "met", "TRIAL-E1": "met"}},
+    "criteria": {"TRIAL-FOCUSE": {"TRIAL-C2": "met", "TRIAL-C3": "met", "TRIAL-E1": "met"},
+                 "MDK-NAT-1": {"MDK-NAT-1-OFFLABEL": "met", "MDK-NAT-1-UNTRIED": "not_met"}},
     "cohorts": {"TRIAL-FOCUSE": {"K-BRAF-DT": "flagged", "K-BRAF-VC": "flagged"}},
 }
 
@@ -1039,7 +1044,11 @@ c = case(39, "child-leukaemia-in-remission", given="Hugo", family="Berggren", ge
 c.condition("C91.0", "Akut lymfatisk leukemi", onset=ago(1500), morphology="9811/3", clinical="remission")
 c.expect = {
     "decisions": {"mdk": {"level": "undetermined"}},
-    "rules": {"MDK-PED-1": "not_flagged", "PED-WGS-1": "not_flagged"},
+    # no active cancer, so no MDT level; but WGS is offered to every child diagnosed with cancer, also in
+    # remission (action plan S11), through the paediatric oncology centre of the region
+    "rules": {"MDK-PED-1": "not_flagged", "PED-WGS-1": "flagged"},
+    "criteria": {"PED-WGS-1": {"PED-WGS-1-CHILD": "met", "PED-WGS-1-NO-WGS": "met"}},
+    "targets": {"PED-WGS-1": "sodra"},
 }
 
 # 40 --------------------------------------------------------------------------------------------
@@ -1068,6 +1077,34 @@ c.expect = {
               "DQ-2": "not_flagged", "DQ-2b": "indeterminate", "DQ-7": "not_flagged", "MDK-NAT-2": "flagged"},
     "criteria": {"TRIAL-FOCUSE": {"TRIAL-I4": "unknown", "TRIAL-I6d": "unknown", "TRIAL-E3": "met"}},
     "cohorts": {"TRIAL-FOCUSE": {"K-BRAF-DT": {"status": "indeterminate", "unknown": ["TRIAL-I4", "TRIAL-I6d"]}}},
+}
+
+# 42 --------------------------------------------------------------------------------------------
+# Relapsed multiple myeloma with BRAF V600E, standard treatment exhausted: the MEGALiT-proxy profile admits
+# myeloma to the cohorts (allow_haematological); advanced disease = the disease-status assessment (relapsed),
+# never a stage (DQ-5 not flagged).
+c = case(42, "myeloma-relapsed-braf-v600e-trial-candidate", given="Göran", family="Nyström", gender="male",
+         birth=born(64), county="03", municipality="0380", city="Uppsala")
+c.condition("C90.0", "Multipelt myelom", onset=ago(2070), morphology="9732/3", clinical="relapse")
+c.med("L04AX04", ago(2040), end=ago(1250))
+c.med("L01XG01", ago(1220), end=ago(660))
+c.med("L01FC01", ago(640), end=ago(73))
+c.assertion("disease-status", ago(20), coded="relapsed")
+c.soc("exhausted", ago(17))
+c.assertion("measurable-disease", ago(20), flag=True)
+c.assertion("biopsy-feasible", ago(17), flag=True)
+c.ecog(1, ago(12))
+c.labs_ok(ago(5), haemoglobin=104, platelets=132)
+v = c.variant("BRAF", protein="p.(Val600Glu)", cdna="c.1799T>A", change="snv", origin="somatic",
+              significance="pathogenic", vaf=0.18, when=ago(32))
+c.report("broad-panel", ago(32), [v], lab="Klinisk genetik, Akademiska sjukhuset", title="Hematologisk bred panel")
+c.expect = {
+    "decisions": {"mdk": {"level": "national", "target_region": "mellansverige"}},
+    "rules": {"TRIAL-FOCUSE": "flagged", "MDK-NAT-1": "flagged", "MDK-NAT-2": "flagged", "DQ-5": "not_flagged",
+              "MDK-LOC-1": "not_flagged"},
+    "criteria": {"TRIAL-FOCUSE": {"TRIAL-C1-TUMOUR": "met", "TRIAL-I2-ADV": "met", "TRIAL-C2": "met"},
+                 "DQ-5": {"DQ-5-NO-DISEASE-STATUS": "not_met", "DQ-5-NO-EXTENT": "not_met"}},
+    "cohorts": {"TRIAL-FOCUSE": {"K-BRAF-DT": "flagged", "K-BRAF-VC": "flagged"}},
 }
 
 

@@ -149,7 +149,8 @@ def test_python_m_mdtflag_runs_the_help_example_from_another_folder(tmp_path: Pa
         timeout=120,
     )
     assert text.returncode == 0, text.stderr
-    assert text.stdout.decode().startswith(f"Patient/p01 — as of {AS_OF} — mdtflag-se")
+    # the text format is Swedish by default (English with --lang en)
+    assert text.stdout.decode().startswith(f"Patient/p01 — per {AS_OF} — mdtflag-se")
     version = subprocess.run(
         [*env_cmd, "--version"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
     )

@@ -188,7 +188,7 @@ def test_example_outcome(path: Path, evaluator: Evaluator) -> None:
     if unresolved:
         problems.append(f"unresolved text placeholders: {unresolved}")
 
-    assert not problems, _fmt(problems, path.name, to_text(result, "en"))
+    assert not problems, _fmt(problems, path.name, to_text(result, "en", detail=True))
 
 
 def _unresolved_placeholders(node: Any) -> list[str]:
@@ -224,6 +224,13 @@ def test_shared_blocks_are_fragments_used_where_expected(evaluator: Evaluator) -
     rs = evaluator.ruleset
     used_in = {name: sorted({p.file for p in uses}) for name, uses in rs.fragment_uses.items()}
     assert used_in == {
+        "advanced-disease": [
+            "criteria/dq/DQ-3.yaml",
+            "criteria/dq/DQ-4.yaml",
+            "criteria/mdk/MDK-NAT-1.yaml",
+            "criteria/mdk/MDK-REG-1.yaml",
+            "criteria/trial/TRIAL-FOCUSE.yaml",
+        ],
         "biomarker-match": [
             "criteria/derived/F-ACT.yaml",
             "criteria/derived/F-ONLABEL-ANY.yaml",

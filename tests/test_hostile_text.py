@@ -91,7 +91,13 @@ def test_text_has_the_same_lines_whatever_the_patient_id(example_result: Result,
 
 def test_evaluate_text_cannot_print_a_forged_decision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _forged_bundle(tmp_path)
-    code, out, _ = run_cli(["evaluate", str(path), "--as-of", AS_OF, "--format", "text"], capsys)
+    code, summary, _ = run_cli(["evaluate", str(path), "--as-of", AS_OF, "--format", "text", "--lang", "en"], capsys)
+    assert code == 0
+    _assert_clean(summary)
+    levels = [line for line in summary.splitlines() if line.strip().startswith("MDT level:")]
+    code, out, _ = run_cli(
+        ["evaluate", str(path), "--as-of", AS_OF, "--format", "text", "--lang", "en", "--detail"], capsys
+    )
     assert code == 0
     _assert_clean(out)
     decisions = [line for line in out.splitlines() if line.startswith("Decision ")]
@@ -99,7 +105,10 @@ def test_evaluate_text_cannot_print_a_forged_decision(tmp_path: Path, capsys: py
     code, out, _ = run_cli(["evaluate", str(path), "--as-of", AS_OF], capsys)
     result = json.loads(out)
     assert result["patient"] == f"Patient/{FORGED}"  # the JSON keeps the data as it is
-    assert decisions == [f"Decision MDK: {result['decisions']['mdk']['level'].upper()}"]
+    assert len(decisions) == 1 and decisions[0].startswith(
+        f"Decision MDK: {result['decisions']['mdk']['level'].upper()}"
+    )
+    assert len(levels) == 1
     first = text_out.splitlines()[0]
     assert first.startswith("Patient/p01\\nDecision MDK: NONE \\x1b[2J\\x1b[31mred\\u202eevil\\x85\\r — ")
 

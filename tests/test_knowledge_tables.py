@@ -82,6 +82,7 @@ HALLAND_SPLIT = {
     "1382": "vastra",
 }
 STAGE1_EVALUABLE = 8  # CRITERIA §5.3
+HAEMATOLOGICAL = {"C81", "C82", "C83", "C84", "C85", "C86", "C88", "C90", "C91", "C92", "C93", "C94", "C95", "C96"}
 REGION_SLUGS = {"norra", "mellansverige", "stockholm-gotland", "sydostra", "sodra", "vastra"}
 
 PROFILE_PARAMS = {
@@ -102,7 +103,10 @@ PROFILE_PARAMS = {
     "tmb_high_min",
     "her2_amp_cn_min",
     "met_amp_cn_min",
+    "allow_haematological",
+    "escat_national_min",
 }
+ESCAT_TIERS = ["I-A", "I-B", "I-C", "II-A", "II-B", "III-A", "III-B", "IV", "V", "X"]  # Mateo et al. 2018
 PROFILE_META = {"title", "tag", "tags", "source"}
 # Top-level keys the rule loader (mdtflag/rulemodel.py, extra="forbid") accepts.
 COMMON_KEYS = {"id", "title", "date", "sources", "tag"}
@@ -257,6 +261,7 @@ def test_tumour_groups_consistent(valuesets):
 # a column's sets with one field: {valuesets: {param: row.COLUMN}}).
 REF_LIST_COLUMNS = {
     "on_label_tumour_groups": "icd10_3",
+    "on_label_tumour_groups_germline": "icd10_3",
     "on_label_tumour_codes": "icd10",
     "on_label_morphology": "morphology",
     "tumour_groups": "icd10_3",
@@ -342,8 +347,9 @@ def test_biomarkers(tables):
                 assert r[p] in PROFILE_PARAMS, (key, p)
 
 
-def test_eu_labels(tables):
+def test_eu_labels(tables, valuesets):
     biomarkers = {r["key"] for r in tables["biomarkers"]["rows"]}
+    target_classes = set(valuesets["target-drug-classes"]["values"])
     for r in tables["eu-labels"]["rows"]:
         k = r["key"]
         for col in ("on_label_tumour_groups", "on_label_tumour_codes", "on_label_morphology"):
@@ -358,8 +364,15 @@ def test_eu_labels(tables):
         if r["tumour_agnostic"]:
             assert "tumour-all-solid" in r["on_label_tumour_groups"], k
         for age in ("min_age_years", "max_age_years"):
-            if age in r:
-                assert isinstance(r[age], int) and not isinstance(r[age], bool), k
+            assert age in r, f"{k}: every row needs {age} (null = no limit)"
+            assert r[age] is None or (isinstance(r[age], int) and not isinstance(r[age], bool)), k
+        assert isinstance(r["germline_genes"], list), k
+        assert bool(r["germline_genes"]) == bool(r["on_label_tumour_groups_germline"]), (
+            f"{k}: germline-only tumour groups and germline_genes go together"
+        )
+        assert set(r["drug_classes"]) <= target_classes, (k, r["drug_classes"])
+        assert r["escat"] in ESCAT_TIERS and isinstance(r["escat_source"], str) and r["escat_source"], k
+        assert set(r["drug_classes"]) <= {d[:5] for d in r["drugs"]}, (k, r["drug_classes"])
 
 
 def _covered_by_labels(key, label_biomarkers, biomarkers) -> bool:
@@ -372,6 +385,7 @@ def _covered_by_labels(key, label_biomarkers, biomarkers) -> bool:
 
 def test_cohorts(tables):
     label_biomarkers = {r["biomarker"] for r in tables["eu-labels"]["rows"]}
+    labels = {r["key"]: r for r in tables["eu-labels"]["rows"]}
     biomarkers = {r["key"]: r for r in tables["biomarkers"]["rows"]}
     for r in tables["cohorts"]["rows"]:
         k = r["key"]
@@ -385,6 +399,14 @@ def test_cohorts(tables):
         assert len(r["drug_names"]) == len(r["drugs"]), k
         if "prior_drug_equivalents" in r:
             assert _atc_ok(r["prior_drug_equivalents"]), k
+        # TRIAL-C2 judges the cohort's own drugs: every label row it cites holds one of them, for the
+        # cohort's biomarker (or one of its alternatives)
+        parts = set(biomarkers[r["biomarker"]].get("any_of", [])) | {r["biomarker"]}
+        assert r["escat"] in ESCAT_TIERS and isinstance(r["escat_source"], str) and r["escat_source"], k
+        for lk in r["label_rows"]:
+            assert lk in labels, (k, lk)
+            assert set(labels[lk]["drugs"]) & set(r["drugs"]), (k, lk)
+            assert labels[lk]["biomarker"] in parts, (k, lk)
         assert isinstance(r["precedent"], list), k
         assert r["tumour_groups"], k
         assert r["state"] in {"open", "stage1", "expanded", "closed"}, k
@@ -409,8 +431,11 @@ def test_hereditary_codes(tables, valuesets):
         assert r["snomed"] or r["orpha"] or r["omim"], r["key"]
 
 
-def test_esmo_genes_are_hereditary_genes(valuesets):
-    assert set(valuesets["esmo-germline-genes"]["values"]) <= set(valuesets["hereditary-genes"]["values"])
+def test_esmo_genes_are_hereditary_genes(tables, valuesets):
+    genes = [r["key"] for r in tables["esmo-germline-follow-up"]["rows"]]
+    # ESMO PMWG (Kuzbari 2023): the seven genes with germline follow-up regardless of tumour type
+    assert genes == ["BRCA1", "BRCA2", "PALB2", "MLH1", "MSH2", "MSH6", "RET"]
+    assert set(genes) <= set(valuesets["hereditary-genes"]["values"])
 
 
 # --- profiles -----------------------------------------------------------------------------------
@@ -428,7 +453,14 @@ def test_profiles():
         assert p["tag"] in ALLOWED_TAGS, name
         assert set(p.get("tags", {})) <= PROFILE_PARAMS, name
         assert p["measurable_required"] in {"measurable", "measurable-or-evaluable"}, name
-        for param in PROFILE_PARAMS - {"measurable_required"}:
+        haem = p["allow_haematological"]
+        assert isinstance(haem, list), name
+        for vid in haem:
+            vs = load(ROOT / "rules" / "valuesets" / f"{vid}.yaml")
+            assert vs["field"] == "icd10_3", (name, vid)
+            assert set(vs["values"]) <= HAEMATOLOGICAL, (name, vid)
+        assert p["escat_national_min"] in ESCAT_TIERS, name
+        for param in PROFILE_PARAMS - {"measurable_required", "allow_haematological", "escat_national_min"}:
             v = p[param]
             if v is None:
                 assert param in NULLABLE_PARAMS, (name, param)

@@ -200,8 +200,8 @@ def test_invalid_resource_becomes_note_not_loss(ev: Evaluator) -> None:
 
 def test_text_output_golden(ev: Evaluator, golden) -> None:
     r = ev.evaluate(bundle(), as_of=AS_OF)
-    golden("pipeline_text_en.txt", to_text(r, "en"))
-    golden("pipeline_text_sv.txt", to_text(r, "sv"))
+    golden("pipeline_text_en.txt", to_text(r, "en", detail=True))
+    golden("pipeline_text_sv.txt", to_text(r, "sv", detail=True))
 
 
 def test_json_output_golden(ev: Evaluator, golden) -> None:
@@ -363,7 +363,7 @@ def test_evaluation_leaves_no_reference_cycles() -> None:
             for d in data:
                 result = shared.evaluate(d, as_of=AS_OF, validate=mode)  # type: ignore[arg-type]
                 to_json(result)
-                to_text(result, "en")
+                to_text(result, "en", detail=True)
                 del result
         gc.collect()
         left = collections.Counter(type(o).__name__ for o in gc.garbage)

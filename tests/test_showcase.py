@@ -29,6 +29,9 @@ def ev() -> Evaluator:
 @pytest.mark.parametrize("name", SHOWCASE)
 def test_showcase_outputs(ev: Evaluator, name: str, golden) -> None:
     result = ev.evaluate(ROOT / "fhir_examples" / f"{name}.json", as_of="2026-11-01")
-    golden(f"showcase/{name}.en.txt", to_text(result, "en"))
-    golden(f"showcase/{name}.sv.txt", to_text(result, "sv"))
+    # what a clinician reads first (the summary), and everything (--detail)
+    golden(f"showcase/{name}.summary.sv.txt", to_text(result, "sv"))
+    golden(f"showcase/{name}.summary.en.txt", to_text(result, "en"))
+    golden(f"showcase/{name}.en.txt", to_text(result, "en", detail=True))
+    golden(f"showcase/{name}.sv.txt", to_text(result, "sv", detail=True))
     golden(f"showcase/{name}.json", to_json(result).decode())

@@ -77,7 +77,7 @@ def test_uncapped_results_are_unchanged(ev: Evaluator) -> None:
 
 
 def test_text_shows_the_count(many: Any) -> None:
-    text = to_text(many)
+    text = to_text(many, detail=True)
     assert any(
         line.rstrip("]").endswith(f"+{r.evidence_omitted}")
         for f in many.flags

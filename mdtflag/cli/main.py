@@ -67,7 +67,10 @@ def cli() -> None:
 @validate_option()
 @format_option("json", "text")
 @click.option(
-    "--lang", type=click.Choice(["en", "sv"]), default="en", show_default=True, help="Language of the text format."
+    "--lang", type=click.Choice(["sv", "en"]), default="sv", show_default=True, help="Language of the text format."
+)
+@click.option(
+    "--detail", is_flag=True, default=False, help="Text format: every rule with its reasons after the summary."
 )
 @click.option("-o", "--output", default=None, help="Write to a file instead of standard output.")
 def evaluate(
@@ -78,6 +81,7 @@ def evaluate(
     validate: str,
     fmt: str,
     lang: str,
+    detail: bool,
     output: Optional[str],
 ) -> None:
     """Evaluate one patient BUNDLE (a FHIR R4 Bundle JSON file, or - for standard input)."""
@@ -92,7 +96,7 @@ def evaluate(
         if fmt == "json":
             write_output(to_json(error_result(e)), output)
         leave(EXIT_INPUT)
-    write_output(to_json(result) if fmt == "json" else to_text(result, lang), output)
+    write_output(to_json(result) if fmt == "json" else to_text(result, lang, detail=detail), output)
 
 
 @cli.command()

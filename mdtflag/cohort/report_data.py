@@ -136,6 +136,11 @@ def summarise(results_path: Path, lang: str = "sv") -> Summary:
                 ex.append((as_text(doc.get("source")), as_text(err.get("message"))))
         else:
             _add_result(s, doc, lang)
+    # a rule judged per row (cohort, gene) for some patients and with no rows for others (not applicable):
+    # its per-row units count the others as not listed, so the rule-wide unit is not shown as well
+    with_rows = {u.rule for u in s.units.values() if u.cohort}
+    for key in [k for k in s.units if not k[1] and k[0] in with_rows]:
+        del s.units[key]
     return s
 
 
@@ -182,8 +187,9 @@ def _add_result(s: Summary, doc: Mapping[str, Any], lang: str) -> None:
             continue
         met = [_t(r.get("text"), lang) for r in reasons if r.get("outcome") == "met"]
         cohorts = [c for c in _l(f.get("cohorts")) if isinstance(c, Mapping)]
+        keys = tuple(sorted(as_text(c.get("key")) for c in cohorts))
+        s.listed.setdefault(rule, Counter())[(status, keys)] += 1
         if cohorts:
-            s.listed.setdefault(rule, Counter())[(status, tuple(sorted(as_text(c.get("key")) for c in cohorts)))] += 1
             for c in cohorts:
                 key = as_text(c.get("key"))
                 unit = s.units.get((rule, key))

@@ -7,6 +7,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mdtflag.cohort.table import missing_words
 from mdtflag.errors import one_line
 
 #: Columns of the summary CSV, in order.
@@ -53,7 +54,10 @@ def summary_row(res: Mapping[str, Any], source: str) -> dict[str, str]:
             if c["status"] == "flagged"
         }
     )
-    missing = sorted({m["text"]["en"] for f in res["flags"] if f["status"] == "indeterminate" for m in f["missing"]})
+    # the same words as the cohort table: no "Cannot decide:" lead, fields named in words
+    missing = sorted(
+        {missing_words(m, "en") for f in res["flags"] if f["status"] == "indeterminate" for m in f["missing"]}
+    )
     target = ""
     if mdk and mdk.get("target") and mdk["target"].get("centre"):
         target = mdk["target"]["centre"]["en"]

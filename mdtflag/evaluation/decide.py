@@ -12,6 +12,7 @@ import orjson
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRuleSet, PFact
+from mdtflag.evaluation.field_words import field_words
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
 from mdtflag.evaluation.match import Missing, NodeResult, RuleEval, id_keys
 from mdtflag.evaluation.result import (
@@ -226,9 +227,10 @@ class Builder:
                     sv=f"Kan ej bedöma: referensgräns (ULN) saknas för {what_sv} ({m.resource})",
                     en=f"Cannot decide: upper limit of normal (ULN) missing for {what_en} ({m.resource})",
                 )
+            fsv, fen = field_words(m.field, m.fact)
             return TextDoc(
-                sv=f"Kan ej bedöma: {what_sv} – uppgift '{m.field}' saknas ({m.resource})",
-                en=f"Cannot decide: {what_en} – '{m.field}' missing ({m.resource})",
+                sv=f"Kan ej bedöma: {what_sv} – {fsv} saknas ({m.resource})",
+                en=f"Cannot decide: {what_en} – {fen} missing ({m.resource})",
             )
         if m.reason == "unreadable":
             where = f"{m.resource}, {m.element}" if m.element else f"{m.resource}"

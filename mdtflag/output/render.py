@@ -8,6 +8,8 @@ import orjson
 
 from mdtflag.errors import one_line
 from mdtflag.evaluation.result import ErrorResult, FlagDoc, Result
+from mdtflag.output.summary import LEVEL, WORDS, is_deceased, summary_lines
+from mdtflag.output.sv_text import polish_sv
 
 MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 STATUS_LABEL = {
@@ -67,7 +69,16 @@ def to_json(result: Result | ErrorResult | dict[str, Any], *, indent: bool = Tru
     return orjson.dumps(data, option=opt) + b"\n"
 
 
-def to_text(result: Result, lang: str = "en") -> str:
+def to_text(result: Result, lang: str = "sv", *, detail: bool = False) -> str:
+    """Clinician text: the summary first (decision, trial outcome, data to collect); with ``detail`` every
+    rule with its reasons follows. Swedish text gets Swedish code words, µ units and decimal commas."""
+    text = _text(result, lang, detail)
+    if lang == "sv":
+        text = "\n".join(polish_sv(line) for line in text.split("\n"))
+    return text
+
+
+def _text(result: Result, lang: str, detail: bool) -> str:
     h = HEAD[lang]
     out: list[str] = []
     rs = result.ruleset
@@ -75,8 +86,16 @@ def to_text(result: Result, lang: str = "en") -> str:
         f"{result.patient} — {h['as_of']} {result.as_of} — {rs.name} {rs.version} ({rs.digest[:19]}…), {rs.profile}"
     )
     out.append("")
+    out.extend(summary_lines(result, lang))
+    if not detail or is_deceased(result):
+        if not is_deceased(result):
+            out.append("")
+            out.append(WORDS[lang]["detail"])
+        return "\n".join(map(one_line, out)) + "\n"  # each item is one line: data cannot start another
+    out.append("")
     for name, d in result.decisions.items():
-        out.append(f"{h['decision']} {name.upper()}: {d.level.upper()}")
+        level = LEVEL[lang].get(d.level, d.level) if name == "mdk" else d.level
+        out.append(f"{h['decision']} {name.upper()}: {level.upper()}")
         out.append(f"  {getattr(d.text, lang)}")
         if d.rules:
             out.append(f"  ({h['by']} {', '.join(d.rules)})")
@@ -124,7 +143,9 @@ def _flag_text(f: FlagDoc, lang: str) -> list[str]:
         ev = ", ".join(sorted({e.resource for e in r.evidence}))
         if r.evidence_omitted:
             ev += f" +{r.evidence_omitted}"
-        lines.append(f"      {MARK[r.outcome]} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
+        # a data-quality criterion that is not met means the data are there ("ECOG 1 on file"): ✓ reads right
+        mark = "✓" if f.kind == "data-quality" and r.outcome == "not_met" else MARK[r.outcome]
+        lines.append(f"      {mark} {r.criterion}: {getattr(r.text, lang)}" + (f"  [{ev}]" if ev else ""))
     if f.cohorts:
         shown = [c for c in f.cohorts if c.status in ("flagged", "indeterminate")]
         rest = len(f.cohorts) - len(shown)

@@ -134,6 +134,11 @@ ASSERTIONS: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType(
         "biopsy-feasible": ("bool", None),
         "extent": ("coded", frozenset({"locally-advanced-unresectable", "metastatic", "localised"})),
         "brain-metastases-status": ("coded", frozenset({"none", "progressive", "stable-treated"})),
+        # haematological malignancies: whether the disease is active and needs therapy (F-ADV)
+        "disease-status": (
+            "coded",
+            frozenset({"relapsed", "refractory", "active-requiring-therapy", "remission", "no-therapy-indicated"}),
+        ),
         "cancer-genetics-referral": ("bool", None),
     }
 )
