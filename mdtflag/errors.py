@@ -35,6 +35,7 @@ from typing import Any
 __all__ = [
     "INPUT_ERROR_CODES",
     "NOTE_CODES",
+    "NOT_UNDERSTOOD",
     "DataQualityNote",
     "InputError",
     "MdtflagError",
@@ -158,6 +159,30 @@ NOTE_CODES: Mapping[str, str] = MappingProxyType(
         "unknown-region": "the county or municipality could not be mapped to a Swedish healthcare region",
         "extraction-error": "an unexpected error while reading this resource; its facts are unknown "
         "(this is a bug in mdtflag: please report it)",
+    }
+)
+
+
+#: Note codes that say a value is present but not understood (as opposed to absent): a fact of such a
+#: resource whose field is unknown may still satisfy a rule's ``where`` test on that field.
+NOT_UNDERSTOOD: frozenset[str] = frozenset(
+    {
+        "wrong-type",
+        "invalid-date",
+        "unknown-code-system",
+        "unknown-code",
+        "invalid-code",
+        "unknown-unit",
+        "unmapped-code",
+        "conflicting-code",
+        "censored-value",
+        "out-of-range",
+        "conflicting-values",
+        "impossible-date",
+        "implausible-value",
+        "invalid-element",
+        "several-genes",
+        "extraction-error",
     }
 )
 

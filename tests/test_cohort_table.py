@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag.api import Evaluator
-from mdtflag.cohort.table import COLUMNS, FIELD_WORDS, missing_words, write_table
+from mdtflag.cohort.table import COLUMNS, missing_words, write_table
+from mdtflag.evaluation.field_words import FIELD_WORDS
 from mdtflag.output.render import to_json
 
 pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is needed for the Parquet table")

@@ -8,6 +8,7 @@ evaluates it on many random patients, for well over 10,000 (rule set, patient) c
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from decimal import Decimal
 from typing import Any, Optional
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.errors import DataQualityNote
 from mdtflag.evaluation.match import evaluate_facts
 from mdtflag.fhir.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
 
@@ -177,11 +179,17 @@ def random_patient(rng: random.Random) -> FactSet:
     ev = (Evidence(resource="Patient/x", element="birthDate", value="x"),)
     patient = PatientFact(age=_maybe(rng, rng.randint(0, 60)), deceased=rng.random() < 0.2, evidence=ev)
     facts: list[Any] = [patient]
+    notes_early: list[DataQualityNote] = []
     for i in range(rng.randint(0, 6)):
         d = _maybe(rng, AS_OF - dt.timedelta(days=rng.randint(0, 60)))
+        analyte = rng.choice(STRS["analyte"])
+        if rng.random() < 0.3:  # a value present but not understood
+            notes_early.append(
+                DataQualityNote("unknown-unit", "unit not accepted", f"Observation/l{i}", "referenceRange")
+            )
         facts.append(
             LabFact(
-                analyte=rng.choice(STRS["analyte"]),
+                analyte=analyte,
                 value=_dec(rng),
                 unit="u",
                 x_uln=_maybe(rng, _dec(rng)),
@@ -190,10 +198,14 @@ def random_patient(rng: random.Random) -> FactSet:
                 evidence=(Evidence(resource=f"Observation/l{i}", element="valueQuantity", value="v"),),
             )
         )
+    notes: list[DataQualityNote] = []
     for i in range(rng.randint(0, 4)):
+        gene = rng.choice(STRS["gene"])
+        if rng.random() < 0.3:  # a value of the resource present but not understood: its unknown fields may be anything
+            notes.append(DataQualityNote("unknown-unit", "unit not accepted", f"Observation/v{i}", "component"))
         facts.append(
             VariantFact(
-                gene=rng.choice(STRS["gene"]),
+                gene=gene,
                 present=rng.random() < 0.8,
                 vaf=_maybe(rng, _dec(rng)),
                 evidence=(Evidence(resource=f"Observation/v{i}", element="component", value="v"),),
@@ -209,7 +221,7 @@ def random_patient(rng: random.Random) -> FactSet:
                 evidence=(Evidence(resource=f"Observation/e{i}", element="valueInteger", value="v"),),
             )
         )
-    return FactSet(patient=patient, facts=tuple(facts))
+    return FactSet(patient=patient, facts=tuple(facts), notes=tuple(notes_early + notes))
 
 
 # ------------------------------------------------------------------ the oracle
@@ -305,17 +317,34 @@ def o_crit(c: dict[str, Any], fs: FactSet, out: dict[str, str]) -> str:
 
 
 def o_leaf(c: dict[str, Any], fs: FactSet) -> str:
+    """Open world: a fact whose ``where`` is unknown because its resource holds a value not understood
+    (a note) may or may not be a candidate; the leaf is decided only when every such choice agrees."""
+    noted = {n.resource for n in fs.notes}
     idx = [i for i, f in enumerate(fs.facts) if f.kind == c["fact"]]
-    for field, spec in (c.get("where") or {}).items():
-        idx = [i for i in idx if _cond(fs.facts[i], field, spec) == "met"]
+    sure: list[int] = []
+    unsure: list[int] = []
+    for i in idx:
+        w = k_and([_cond(fs.facts[i], field, spec) for field, spec in (c.get("where") or {}).items()])
+        if w == "met":
+            sure.append(i)
+        elif w == "unknown" and c.get("where") and fs.facts[i].evidence[0].resource in noted:
+            unsure.append(i)
+    outs = set()
+    for k in range(len(unsure) + 1):
+        for extra in itertools.combinations(unsure, k):
+            outs.add(_o_leaf_on(c, fs, sorted([*sure, *extra])))
+    return outs.pop() if len(outs) == 1 else "unknown"
+
+
+def _o_leaf_on(c: dict[str, Any], fs: FactSet, idx: list[int]) -> str:
     if not idx:
-        return c["missing"]
+        return str(c["missing"])
     if c.get("latest"):
         idx = [max(idx, key=lambda i: (fs.facts[i].date or dt.date.min, i))]
     if "max_age_days" in c:
         fresh = [i for i in idx if fs.facts[i].age_days is not None and fs.facts[i].age_days <= c["max_age_days"]]
         if not fresh:
-            return c["stale"]
+            return str(c["stale"])
         idx = fresh
     if "test" not in c:
         return "met"
@@ -379,10 +408,10 @@ def test_fact_order_never_changes_results(rules: list[dict[str, Any]], seed: int
             for k, f in enumerate(fs.facts[1:])
         ]
         shuffled = [facts[0]] + rng.sample(facts[1:], len(facts) - 1)
-        fs2 = FactSet(patient=fs.patient, facts=tuple(shuffled))
+        fs2 = FactSet(patient=fs.patient, facts=tuple(shuffled), notes=fs.notes)
         a = {
             ev.rule.id: (ev.status, _outs(ev))
-            for ev in evaluate_facts(crs, FactSet(patient=fs.patient, facts=tuple(facts)))
+            for ev in evaluate_facts(crs, FactSet(patient=fs.patient, facts=tuple(facts), notes=fs.notes))
         }
         b = {ev.rule.id: (ev.status, _outs(ev)) for ev in evaluate_facts(crs, fs2)}
         assert a == b

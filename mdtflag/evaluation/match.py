@@ -15,8 +15,9 @@ from typing import Any, Literal, NamedTuple
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRule, CompiledRuleSet, PBool, PFact, PNode, PRuleRef, TField, TNode
+from mdtflag.errors import NOT_UNDERSTOOD
 from mdtflag.evaluation.kleene import MET, NEGATION, NOT_MET, STATUS_OF, UNKNOWN, Outcome, all_of, any_of
-from mdtflag.fhir.facts import FactSet
+from mdtflag.fhir.facts import FACT_SCHEMA, FactSet
 from mdtflag.ruleset.model import Status
 
 STATUS_RANK: dict[Status, int] = {"flagged": 0, "indeterminate": 1, "not_flagged": 2, "not_applicable": 3}
@@ -96,6 +97,7 @@ _nr = functools.partial(tuple.__new__, NodeResult)  # NodeResult from a full 6-t
 
 
 _NOTHING: frozenset[int] = frozenset()
+_NO_FIELDS: Mapping[str, Any] = {}
 #: Test operators whose outcome at both ends of an interval is their outcome on all of it.
 _ORDER_OPS = frozenset({"lt", "lte", "gt", "gte"})
 
@@ -129,7 +131,7 @@ class _Eval:
         self._witness: dict[Any, frozenset[Any] | None] = crs.shared.setdefault("witness", {})
         self._tree_keys: dict[Any, list[tuple[Any, NodeResult]]] = crs.shared.setdefault("tree_keys", {})
         # what this patient's facts can make non-empty: atoms some fact satisfied, and fact kinds
-        self.matched: set[int | tuple[str, str]] = {a for a, hit in enumerate(sets) if hit}
+        self.matched: set[Any] = {a for a, hit in enumerate(sets) if hit}
         self.matched.update(("kind", k) for k in self.by_kind)
         # facts read from a partial date: fact index -> (index of its other end in the engine's
         # answer, the other end encoded, the fields whose value differs between the two ends)
@@ -139,12 +141,27 @@ class _Eval:
             e = other.engine_fields()
             lo = encoded[i]
             self.ends[i] = (n + k, e, frozenset(f for f in lo.keys() | e.keys() if lo.get(f) != e.get(f)))
+        # a fact whose field is unknown may satisfy a ``where`` test on that field: mark (kind, field) so that
+        # no sub-tree is taken as having no candidate while such a fact is present (see :func:`witness`)
+        self.notes_by_resource: dict[str, str] | None = None
+        noted = self.noted()
+        if noted:
+            for kind, idx in self.by_kind.items():
+                unsure = frozenset(i for i in idx if self.resource(i) in noted)
+                for f in FACT_SCHEMA.get(kind, _NO_FIELDS) if unsure else ():
+                    if unsure - self.has(f):
+                        self.matched.add(("unknown", kind, f))
+        if self.ends:
+            self.matched.update(("unknown", kd, f) for kd in self.by_kind for f in FACT_SCHEMA.get(kd, _NO_FIELDS))
+        self.maybes: dict[Any, tuple[int, ...]] = {}
         # values present but unreadable: kind -> [(index in the engine's answer, known fields, resource, element)]
         self.unread: dict[str, list[tuple[int, dict[str, Any], str, str]]] = {}
         n += len(fs.completions)
         for k, (kind, fields, res, element) in enumerate(fs.unreadable):
             self.unread.setdefault(kind, []).append((n + k, fields, res, element))
             self.matched.add(("kind", kind))  # no shortcut through results of patients without this kind
+            # nor through a leaf whose test fields the unreadable value leaves unknown (see :func:`witness`)
+            self.matched.update(("unknown", kind, f) for f in FACT_SCHEMA.get(kind, _NO_FIELDS) if f not in fields)
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -379,9 +396,76 @@ class _Eval:
                 return NodeResult(p, UNKNOWN, (), miss, (), "unreadable")
         return None
 
+    def maybe(self, p: PFact, cands: tuple[int, ...]) -> tuple[int, ...]:
+        """Facts of the leaf's kind for which no ``where`` test is not met but some is unknown because a value
+        of the fact's resource is present but not understood (a note of a :data:`NOT_UNDERSTOOD` code): each
+        may or may not be a candidate. A field that is simply absent (no ULN given) does not make a fact one."""
+        key = p.ckey
+        got = self.maybes.get(key)
+        if got is None:
+            rest = self.by_kind.get(p.kind, _NOTHING) - frozenset(cands) if p.where else _NOTHING
+            if rest:
+                noted = self.noted()
+                rest = frozenset(i for i in rest if self.resource(i) in noted)
+            for w in p.where:
+                if not rest:
+                    break
+                rest = rest - self.whole(w)[1]
+            got = self.maybes[key] = tuple(sorted(rest))
+        return got
+
+    def noted(self) -> Mapping[str, str]:
+        """Resource -> element of its first note saying a value is present but not understood."""
+        if self.notes_by_resource is None:
+            self.notes_by_resource = {}
+            for n in self.fs.notes:
+                if n.resource and n.code in NOT_UNDERSTOOD:
+                    self.notes_by_resource.setdefault(n.resource, n.element or "")
+        return self.notes_by_resource
+
     def fact(self, p: PFact, cid: str | None) -> NodeResult:
-        leaf = p.node
         cands = self.candidates(p)
+        maybe = self.maybe(p, cands) if p.where else ()
+        base = self.leaf(p, cid, cands)
+        if base.outcome == NOT_MET and cands and self.unread and p.kind in self.unread:
+            # a value present but unreadable that could have been a candidate might meet the test
+            got_unread = self.unreadable(p, cid)
+            if got_unread is not None:
+                return got_unread
+        if not maybe or base.outcome == UNKNOWN:
+            return base
+        # open world: the outcome with each undecided fact taken as a candidate (for 'latest', the candidate
+        # it would be; for a count, all of them) must agree with the outcome without them
+        need = p.node.min_count or 1
+        worlds = [tuple(sorted({*cands, m})) for m in maybe]
+        if need > 1 and len(maybe) > 1:
+            worlds.append(tuple(sorted({*cands, *maybe})))
+        if all(self.leaf(p, cid, w).outcome == base.outcome for w in worlds):
+            return base
+        return NodeResult(p, UNKNOWN, maybe, self.where_missing(p, cid, maybe), (), "where")
+
+    def where_missing(self, p: PFact, cid: str | None, maybe: tuple[int, ...]) -> tuple[Missing, ...]:
+        """What would decide whether the undecided facts are candidates: the data-quality note of their
+        resource (a value present but not understood), else the unknown ``where`` fields."""
+        noted = self.noted()
+        where = _where(p)
+        text = p.node.missing_text
+        out: list[Missing] = []
+        for i in maybe:
+            res = self.resource(i)
+            if res is not None and res in noted:
+                element = noted[res] or None
+                out.append(Missing(cid, p.kind, "unreadable", resource=res, element=element, where=where, text=text))
+                continue
+            fields: list[str] = []
+            for w in p.where:
+                fields += [f for f in self.absent_fields(w, i) if f not in fields]
+            out.extend(Missing(cid, p.kind, "field", field=f, resource=res, where=where, text=text) for f in fields)
+        return _dedupe(out)
+
+    def leaf(self, p: PFact, cid: str | None, cands: tuple[int, ...]) -> NodeResult:
+        """The leaf's result on the given candidate facts."""
+        leaf = p.node
         if not cands and self.unread and p.kind in self.unread:
             got_unread = self.unreadable(p, cid)
             if got_unread is not None:
@@ -516,13 +600,17 @@ def witness(p: PNode, cache: dict[Any, frozenset[Any] | None]) -> frozenset[Any]
     """Atoms and fact kinds of which at least one must be present for some leaf under ``p`` to have
     a candidate fact; ``None`` when that cannot be said (a rule reference). A leaf needs a fact of its
     kind that satisfies each plain ``where`` test, so the atoms of one such test (or else its kind)
-    witness it."""
+    witness it, together with a fact of that kind whose tested field is unknown (it may satisfy the test)."""
     if p in cache:
         return cache[p]
     got: frozenset[Any] | None
     if p.tag == 0:
         plain = next((w for w in p.where if w.plain), None)
-        got = frozenset(plain.atoms) if plain is not None else frozenset({("kind", p.kind)})
+        got = (
+            frozenset({*plain.atoms, ("unknown", p.kind, plain.field)})
+            if plain is not None
+            else frozenset({("kind", p.kind)})
+        )
     elif p.tag == 2:
         got = frozenset()
     elif p.tag == 1:

@@ -103,7 +103,8 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     # open world: a diagnosis whose code is not understood (a SNOMED CT concept in neither the cancer
     # map nor the non-malignant value set, or only a topography) leaves "is this a cancer?" unknown
     cancer: bool | None = False if (icd10 or known_benign) else None
-    secondary = pregnancy = False
+    secondary: bool | None = False if (icd10 or known_benign) else None  # a metastasis? unknown likewise
+    pregnancy = False
     site = None
     if icd10:
         cancer, secondary, pregnancy = icd10_classes(icd10)

@@ -89,6 +89,7 @@ def read_implication(x: Extraction, res: Resource, name: str, i: int) -> None:
 def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     when, _ = x.effective(res, name)
     present: bool | None = None
+    unread_value = False  # a value present but not understood: the variant's presence is unknown
     ev: list[Evidence] = []
     if "valueCodeableConcept" in res:
         for s, c, _ in codings(res.get("valueCodeableConcept")):
@@ -99,19 +100,20 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
             if s == LOINC and c in VARIANT_NO_CALL:
                 x.note(
                     "unknown-code",
-                    f"variant result {c} (no call / indeterminate): not tested",
+                    f"variant result {c} (no call / indeterminate): whether the variant is present is unknown",
                     name,
                     "Observation.valueCodeableConcept",
                 )
-                return
-        if present is None:
+                unread_value = True
+                break
+        if present is None and not unread_value:
             x.note(
                 "unknown-code",
-                "variant value is not LA9633-4 present / LA9634-2 absent",
+                "variant value is not LA9633-4 present / LA9634-2 absent: whether the variant is present is unknown",
                 name,
                 "Observation.valueCodeableConcept",
             )
-            return
+            unread_value = True
     genes: list[tuple[str, Evidence]] = []
     fields: dict[str, Any] = {}
     change_from_consequence = None
@@ -150,6 +152,10 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
             name,
             "Observation.component",
         )
+        return
+    if unread_value:
+        for gene, _ in genes[:1]:
+            x.unread("variant", {"gene": gene}, name, "Observation.valueCodeableConcept")
         return
     if present is None:
         present = True

@@ -119,7 +119,7 @@ class DiagnosisFact(FactBase):
     icdo3_topography: Optional[str] = None
     morphology: Optional[str] = None
     cancer: Optional[bool] = None
-    secondary: bool
+    secondary: Optional[bool] = None  # unknown when the code is not understood
     metastasis_site: Optional[str] = None
     active: bool
     confirmed: bool
