@@ -45,8 +45,8 @@ AS_OF = "2026-11-01"
 def in_process_rate(bundles: Path, limit: int) -> dict[str, Any]:
     from mdtflag.api import Evaluator
     from mdtflag.cohort.summary import csv_line, summary_row
-    from mdtflag.load import load_bundle
-    from mdtflag.render import to_json
+    from mdtflag.fhir.load import load_bundle
+    from mdtflag.output.render import to_json
 
     ev = Evaluator(ROOT / "rules")
     lines = bundles.read_bytes().splitlines()[:limit]
