@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -258,6 +259,80 @@ async def load(svc: Service, data: list[bytes], clients: int, seconds: float, wa
     }
 
 
+WRK_SCRIPT = r"""
+-- POST /evaluate with the example bodies in turn; prints one JSON line of latency percentiles at the end
+local bodies = {}
+local n = 0
+local list = os.getenv("MDTFLAG_BENCH_BODIES")
+for path in io.lines(list) do
+  local f = io.open(path, "rb")
+  bodies[#bodies + 1] = f:read("*a")
+  f:close()
+end
+request = function()
+  n = n + 1
+  local body = bodies[(n % #bodies) + 1]
+  return wrk.format("POST", "/evaluate?as_of=2026-11-01", {["Content-Type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, ' ..
+    '"non_2xx": %d, "connect_errors": %d, "read_errors": %d, "timeouts": %d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.status, e.connect, e.read, e.timeout))
+end
+"""
+
+
+def load_wrk(svc: Service, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+    """The same load from ``wrk`` (a C load generator, one thread): it needs far less CPU than the asyncio
+    clients, which matters on a machine with as many cores as server workers."""
+    script = svc.state / "evaluate.lua"
+    script.write_text(WRK_SCRIPT)
+    listing = svc.state / "bodies.txt"
+    listing.write_text("".join(f"{p}\n" for p in sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json"))))
+    env = {**os.environ, "MDTFLAG_BENCH_BODIES": str(listing)}
+    url = f"http://127.0.0.1:{svc.port}"
+
+    def run(secs: float) -> tuple[dict[str, Any], float]:
+        g0 = os.times()
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(secs))}s", "--timeout", "30s", "-s", str(script), url],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        g1 = os.times()
+        line = next(x for x in out.splitlines() if x.startswith("{"))
+        return json.loads(line), (g1.children_user - g0.children_user) + (g1.children_system - g0.children_system)
+
+    run(warmup)
+    cpu0, load0 = svc.cpu_s(), os.getloadavg()[0]
+    got, gen_cpu = run(seconds)
+    elapsed = got["duration_us"] / 1e6
+    done = got["requests"]
+    errors = {k: got[k] for k in ("non_2xx", "connect_errors", "read_errors", "timeouts") if got[k]}
+    return {
+        "generator": "wrk",
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": done,
+        "errors": errors,
+        "req_per_s": round(done / elapsed, 1),
+        "p50_ms": round(got["p50_us"] / 1000, 2),
+        "p90_ms": round(got["p90_us"] / 1000, 2),
+        "p99_ms": round(got["p99_us"] / 1000, 2),
+        "max_ms": round(got["max_us"] / 1000, 2),
+        "server_cpu_s": round(svc.cpu_s() - cpu0, 2),
+        "server_cpu_ms_per_req": round((svc.cpu_s() - cpu0) / max(1, done) * 1000, 3),
+        "loadgen_cpu_s": round(gen_cpu, 2),
+        "loadavg_1m_before": round(load0, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
+    }
+
+
 async def soak(svc: Service, data: list[bytes], clients: int, total: int, samples: int) -> dict[str, Any]:
     per = total // samples
     rss: list[dict[str, Any]] = [{"requests": 0, "rss_mb": svc.rss_mb()}]
@@ -294,6 +369,12 @@ def main() -> None:
     ap.add_argument("--queue", type=int, default=64)
     ap.add_argument("--soak", type=int, default=0, help="requests for the memory soak (0: none)")
     ap.add_argument("--rounds", type=int, default=20, help="in-process rounds over the example bodies")
+    ap.add_argument(
+        "--generator",
+        choices=["asyncio", "wrk"],
+        default="wrk" if shutil.which("wrk") else "asyncio",
+        help="load generator: wrk (C, little CPU; the default when installed) or Python asyncio clients",
+    )
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()
     clients = args.clients or [2 * args.workers, 32]
@@ -309,12 +390,16 @@ def main() -> None:
         "workers": args.workers,
         "bodies": len(data),
         "endpoint": "POST /evaluate",
+        "generator": args.generator,
         "in_process_before": in_process(data, args.rounds),
     }
     svc = Service(args.server, args.workers, args.queue)
     try:
         svc.start()
-        report["runs"] = [asyncio.run(load(svc, data, n, args.seconds, args.warmup)) for n in clients]
+        if args.generator == "wrk":
+            report["runs"] = [load_wrk(svc, n, args.seconds, args.warmup) for n in clients]
+        else:
+            report["runs"] = [asyncio.run(load(svc, data, n, args.seconds, args.warmup)) for n in clients]
         if args.soak:
             report["soak"] = asyncio.run(soak(svc, data, 2 * args.workers, args.soak, 10))
     finally:
