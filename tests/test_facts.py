@@ -358,7 +358,7 @@ def test_icd10_classes(code, cancer, secondary, site):
         ("94381002", True, True, "liver"),
         ("94225005", True, True, "brain"),
         ("128462008", True, True, "other"),
-        ("126906006", None, False, None),
+        ("126906006", None, None, None),  # not known to be a cancer: whether it is a metastasis is unknown too
         ("92691004", False, False, None),
     ],
 )
