@@ -58,8 +58,16 @@ class Reply:
 class Server:
     """``python -m mdtflag.cli serve`` in a subprocess on 127.0.0.1 (context manager)."""
 
-    def __init__(self, *args: str, workers: int = 1, start_timeout_s: float = 90.0) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        *args: str,
+        workers: int = 1,
+        start_timeout_s: float = 90.0,
+        state_dir: Path | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.state_dir = state_dir  # MDTFLAG_STATE_DIR of the server (default: a fresh temporary folder)
+        self.port = port or free_port()
         self.args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers), *args]
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
@@ -75,10 +83,14 @@ class Server:
         fd, name = tempfile.mkstemp(prefix="mdtflag-serve-", suffix=".log")
         os.close(fd)
         self.log_path = Path(name)
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="mdtflag-state-"))
+        env = {**os.environ, "MDTFLAG_STATE_DIR": str(self.state_dir)}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mdtflag.cli", *self.args],
                 cwd=ROOT,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

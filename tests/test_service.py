@@ -573,3 +573,33 @@ def test_serve_without_the_extra_says_how_to_install(tmp_path: Path) -> None:
         check=False,
     )
     assert r.returncode == 64 and "--public-url" in r.stderr
+
+
+def test_a_token_used_before_a_restart_is_refused_after_it(tmp_path: Path, trust: TrustSetup) -> None:
+    """The replay database lives in a lasting folder (``--replay-dir``, else the user's state folder), so a
+    restart does not forget the tokens accepted just before it."""
+    replay = tmp_path / "replay"
+    first = Server("--trust", str(trust.trust_file), "--replay-dir", str(replay))
+    with first:
+        token = auth(first, trust, "/evaluate")
+        assert first.call("POST", "/evaluate", EX01.read_bytes(), token).status == 200
+    # the same port, so the public URL and the token's aud are the same
+    second = Server("--trust", str(trust.trust_file), "--replay-dir", str(replay), port=first.port)
+    with second:
+        r = second.call("POST", "/evaluate", EX01.read_bytes(), token)
+        assert (r.status, r.json()["reason"]) == (401, "replayed-jti")
+        fresh = auth(second, trust, "/evaluate")
+        assert second.call("POST", "/evaluate", EX01.read_bytes(), fresh).status == 200
+    assert (replay / "jti-replay.sqlite3").is_file()
+
+
+def test_the_default_replay_folder_is_the_state_folder(tmp_path: Path, trust: TrustSetup) -> None:
+    state = tmp_path / "state"
+    first = Server("--trust", str(trust.trust_file), state_dir=state)
+    with first:
+        token = auth(first, trust, "/evaluate")
+        assert first.call("POST", "/evaluate", EX01.read_bytes(), token).status == 200
+    assert (state / "replay" / "jti-replay.sqlite3").is_file()
+    with Server("--trust", str(trust.trust_file), state_dir=state, port=first.port) as second:
+        r = second.call("POST", "/evaluate", EX01.read_bytes(), token)
+        assert (r.status, r.json()["reason"]) == (401, "replayed-jti")

@@ -65,8 +65,19 @@ def run(
             shutil.rmtree(state, ignore_errors=True)
 
 
+def default_state_dir() -> Path:
+    """Where state that must outlive a restart is kept: the token replay database (a token accepted just
+    before a restart must still be refused just after it)."""
+    explicit = os.environ.get("MDTFLAG_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "mdtflag"
+
+
 def prepare_state() -> Path:
-    """A fresh folder for the workers' shared state (metrics, replay store), announced in the environment.
+    """A fresh folder for the workers' shared state of this run (metrics; the replay store when no lasting
+    folder is configured), announced in the environment.
 
     Must run before anything imports :mod:`mdtflag.service.metrics` in this process: the metrics
     become multi-process only when ``PROMETHEUS_MULTIPROC_DIR`` is set at their creation.
@@ -115,6 +126,13 @@ def prepare_state() -> Path:
     show_default=True,
     help="Requests each worker holds at once, running or waiting; beyond it the answer is 503.",
 )
+@click.option(
+    "--replay-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of the token replay database, kept across restarts "
+    "(default: $MDTFLAG_STATE_DIR, else $XDG_STATE_HOME/mdtflag, else ~/.local/state/mdtflag).",
+)
 @click.option("--system-actions", is_flag=True, help="Also return the MDK referral Task as a CDS Hooks systemAction.")
 @click.option("--insecure-no-auth", is_flag=True, help="Accept calls without a token (local development only).")
 def serve(
@@ -127,6 +145,7 @@ def serve(
     public_url: str | None,
     max_body: int,
     queue: int,
+    replay_dir: str | None,
     system_actions: bool,
     insecure_no_auth: bool,
 ) -> None:
@@ -166,6 +185,7 @@ def serve(
         insecure_no_auth=insecure_no_auth,
         trust=str(Path(trust).resolve()) if trust else None,
         system_actions=system_actions,
+        replay_dir=None if insecure_no_auth else str(Path(replay_dir or default_state_dir() / "replay").resolve()),
     )
     if insecure_no_auth:
         click.echo(_BANNER, err=True)
@@ -175,7 +195,7 @@ def serve(
             from mdtflag.service.auth import Authenticator
 
             try:  # a broken trust file stops here, not in every worker
-                Authenticator.from_trust_file(Path(str(config.trust)), state / "replay")
+                Authenticator.from_trust_file(Path(str(config.trust)), Path(str(config.replay_dir)))
             except Exception as e:
                 raise click.UsageError(f"trust file {trust}: {e}") from None
         n = workers or os.cpu_count() or 1
