@@ -8,6 +8,7 @@ of the load generator, and the load average (the machine may be shared). ``--soa
 requests and samples the workers' resident memory as it goes.
 
     python bench/service.py --workers 2 --seconds 12 --soak 100000 -o bench/results/service.json
+    python bench/service.py --auth RS384        # every request carries a fresh signed token (needs wrk)
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def in_process(data: list[bytes], rounds: int) -> dict[str, float]:
 
 
 class Service:
-    def __init__(self, server: str, workers: int, queue: int) -> None:
-        self.server, self.workers, self.queue = server, workers, queue
+    def __init__(self, server: str, workers: int, queue: int, trust: Path | None = None) -> None:
+        self.server, self.workers, self.queue, self.trust = server, workers, queue, trust
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.state = Path(tempfile.mkdtemp(prefix="mdtflag-bench-"))
@@ -89,7 +90,11 @@ class Service:
                 "-m",
                 "mdtflag.cli",
                 "serve",
-                "--insecure-no-auth",
+                *(
+                    ["--trust", str(self.trust), "--replay-dir", str(self.state / "replay")]
+                    if self.trust
+                    else ["--insecure-no-auth"]
+                ),
                 "--port",
                 str(self.port),
                 "--workers",
@@ -269,10 +274,17 @@ for path in io.lines(list) do
   bodies[#bodies + 1] = f:read("*a")
   f:close()
 end
+local tokens = {}
+local token_list = os.getenv("MDTFLAG_BENCH_TOKENS")
+if token_list and token_list ~= "" then
+  for t in io.lines(token_list) do tokens[#tokens + 1] = t end
+end
 request = function()
   n = n + 1
   local body = bodies[(n % #bodies) + 1]
-  return wrk.format("POST", "/evaluate?as_of=2026-11-01", {["Content-Type"] = "application/json"}, body)
+  local headers = {["Content-Type"] = "application/json"}
+  if #tokens > 0 then headers["Authorization"] = "Bearer " .. tokens[((n - 1) % #tokens) + 1] end
+  return wrk.format("POST", "/evaluate?as_of=2026-11-01", headers, body)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -285,7 +297,16 @@ end
 """
 
 
-def load_wrk(svc: Service, clients: int, seconds: float, warmup: float) -> dict[str, Any]:
+def mint_tokens(setup: Any, audience: str, count: int, path: Path) -> None:
+    """``count`` valid tokens (each ``jti`` used once: a replay would be refused) for one endpoint."""
+    with path.open("w") as f:
+        for _ in range(count):
+            f.write(setup.token(audience, lifetime_s=3600) + "\n")
+
+
+def load_wrk(
+    svc: Service, clients: int, seconds: float, warmup: float, tokens: tuple[Any, int] | None = None
+) -> dict[str, Any]:
     """The same load from ``wrk`` (a C load generator, one thread): it needs far less CPU than the asyncio
     clients, which matters on a machine with as many cores as server workers."""
     script = svc.state / "evaluate.lua"
@@ -294,8 +315,13 @@ def load_wrk(svc: Service, clients: int, seconds: float, warmup: float) -> dict[
     listing.write_text("".join(f"{p}\n" for p in sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json"))))
     env = {**os.environ, "MDTFLAG_BENCH_BODIES": str(listing)}
     url = f"http://127.0.0.1:{svc.port}"
+    token_file = svc.state / "tokens.txt"
 
     def run(secs: float) -> tuple[dict[str, Any], float]:
+        if tokens is not None:  # fresh tokens for every run: none is ever replayed
+            setup, per_second = tokens
+            mint_tokens(setup, f"{url}/evaluate", int(per_second * (secs + 2)) + 100, token_file)
+            env["MDTFLAG_BENCH_TOKENS"] = str(token_file)
         g0 = os.times()
         out = subprocess.run(
             ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(secs))}s", "--timeout", "30s", "-s", str(script), url],
@@ -316,6 +342,7 @@ def load_wrk(svc: Service, clients: int, seconds: float, warmup: float) -> dict[
     errors = {k: got[k] for k in ("non_2xx", "connect_errors", "read_errors", "timeouts") if got[k]}
     return {
         "generator": "wrk",
+        "auth": "none" if tokens is None else tokens[0].key.alg,
         "clients": clients,
         "seconds": round(elapsed, 2),
         "requests": done,
@@ -375,8 +402,17 @@ def main() -> None:
         default="wrk" if shutil.which("wrk") else "asyncio",
         help="load generator: wrk (C, little CPU; the default when installed) or Python asyncio clients",
     )
+    ap.add_argument(
+        "--auth",
+        choices=["none", "RS384", "ES384"],
+        default="none",
+        help="send a fresh signed token with every request (wrk only); the server checks it, as in production",
+    )
+    ap.add_argument("--max-rate", type=float, default=400.0, help="tokens minted per second of load (with --auth)")
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()
+    if args.auth != "none" and args.generator != "wrk":
+        ap.error("--auth needs --generator wrk")
     clients = args.clients or [2 * args.workers, 32]
     data = bodies()
     report: dict[str, Any] = {
@@ -393,11 +429,19 @@ def main() -> None:
         "generator": args.generator,
         "in_process_before": in_process(data, args.rounds),
     }
-    svc = Service(args.server, args.workers, args.queue)
+    setup = None
+    if args.auth != "none":
+        sys.path.insert(0, str(ROOT / "tests"))
+        from service_auth_keys import make_trust_setup  # the tests' key and trust-file helpers
+
+        setup = make_trust_setup(Path(tempfile.mkdtemp(prefix="mdtflag-bench-trust-")), alg=args.auth)
+    report["auth"] = args.auth
+    svc = Service(args.server, args.workers, args.queue, setup.trust_file if setup else None)
     try:
         svc.start()
         if args.generator == "wrk":
-            report["runs"] = [load_wrk(svc, n, args.seconds, args.warmup) for n in clients]
+            tokens = (setup, args.max_rate) if setup else None
+            report["runs"] = [load_wrk(svc, n, args.seconds, args.warmup, tokens) for n in clients]
         else:
             report["runs"] = [asyncio.run(load(svc, data, n, args.seconds, args.warmup)) for n in clients]
         if args.soak:
