@@ -196,6 +196,11 @@ def test_histology_that_refers_to_no_condition_is_noted_and_not_attributed() -> 
 def test_histology_after_as_of_or_entered_in_error_is_not_used() -> None:
     late = histology(cc(ICDO3, "8140/3"), focus=[{"reference": "Condition/c1"}], effectiveDateTime="2024-08-01")
     assert one(extract(colon(), late), "diagnosis").morphology is None
+    late = histology(
+        cc(ICDO3, "8140/3"), focus=[{"reference": "Condition/c1"}], effectivePeriod={"start": "2024-08-01"}
+    )
+    late.pop("effectiveDateTime")
+    assert one(extract(colon(), late), "diagnosis").morphology is None
     err = histology(cc(ICDO3, "8140/3"), focus=[{"reference": "Condition/c1"}], status="entered-in-error")
     assert one(extract(colon(), err), "diagnosis").morphology is None
 
@@ -232,7 +237,9 @@ def test_unreadable_or_conflicting_lansky_is_unknown_with_a_note() -> None:
     for bad, note in (
         (lansky(valueInteger=80, interpretation=[cc(NCIT, "C70540")]), "conflicting-values"),
         (lansky(valueInteger=130), "implausible-value"),
-        (lansky(valueString="eighty"), "missing-element"),
+        (lansky(valueString="eighty"), "wrong-type"),
+        (lansky(valueCodeableConcept=cc(NCIT, "C00000")), "unknown-code"),
+        (lansky(), "missing-element"),
         (lansky(valueQuantity=qty(72.5, "{score}")), "wrong-type"),
     ):
         fs = extract(bad)

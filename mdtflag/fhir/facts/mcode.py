@@ -95,8 +95,8 @@ def obs_disease_status(x: Extraction, res: Resource, name: str, i: int, code: st
         elif listed is not None:
             x.note(
                 "unmapped-code",
-                f"cancer disease status {SNOMED}|{listed} says how the disease is trending, not whether it is "
-                f"relapsed, refractory, in remission or requires therapy: disease status unknown",
+                f"cancer disease status {SNOMED}|{listed} has no equivalent among the disease-status values "
+                f"({', '.join(sorted(allowed))}): disease status unknown",
                 name,
                 _VALUE,
             )
@@ -166,9 +166,13 @@ def obs_lansky(x: Extraction, res: Resource, name: str, i: int, code: str) -> No
                 "Observation.value[x]",
             )
         elif "valueInteger" not in res and "valueQuantity" not in res:
-            x.note(
-                "missing-element", "Lansky performance status without a readable score", name, "Observation.value[x]"
-            )
+            other = [k for k in res if k.startswith("value") or k == "interpretation"]
+            if not other:
+                x.note("missing-element", "Lansky performance status without a score", name, "Observation.value[x]")
+            elif other[0] in ("valueCodeableConcept", "interpretation"):
+                x.note("unknown-code", "no Lansky answer code (NCIt) in the value", name, f"Observation.{other[0]}")
+            else:
+                x.note("wrong-type", f"{other[0]} is not a Lansky score", name, f"Observation.{other[0]}")
         x.offer_latest(
             ("performance", "lansky"),
             when,
@@ -277,9 +281,7 @@ def histology_index(x: Extraction) -> HistologyIndex:
         status = status_of(res)
         if status in IGNORED_STATUS or status == "registered" or x.other_patient(res) is not None:
             continue
-        raw = res.get("effectiveDateTime", res.get("issued"))
-        when = parse_date(raw)[0] if type(raw) is str else None
-        if when is not None and when > x.as_of:
+        if _dated_after_as_of(x, res):
             continue
         condition = _related_condition(x, res)
         if condition is None:
@@ -322,6 +324,16 @@ def histology_morphology(x: Extraction, cc: object, name: str, element: str = _V
         element,
     )
     return None, _shown(found)
+
+
+def _dated_after_as_of(x: Extraction, res: Resource) -> bool:
+    """Whether the Observation is dated after ``as_of`` (read silently: the Observation reader notes it)."""
+    period = as_dict(res.get("effectivePeriod"))
+    for raw in (res.get("effectiveDateTime"), res.get("effectiveInstant"), period.get("start"), res.get("issued")):
+        if type(raw) is str:
+            when = parse_date(raw)[0]
+            return when is not None and when > x.as_of
+    return False
 
 
 def _related_condition(x: Extraction, res: Resource) -> Resource | None:
