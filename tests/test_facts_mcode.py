@@ -10,6 +10,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mdtflag.authoring.facts_report import facts_document
 from mdtflag.fhir.facts import extract_facts
 from mdtflag.fhir.facts.terminology import default_terminology, read_terminology_files
 from mdtflag.fhir.load import load_bundle
@@ -20,6 +21,12 @@ ICDO3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
 NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
 V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 STATUS_MAP = default_terminology().maps[(SNOMED, "urn:mdtflag:disease-status")]
+CALLS = {
+    code
+    for (_, target), table in default_terminology().maps.items()
+    if target == "urn:mdtflag:tmb-interpretation"
+    for code in table
+}
 
 
 def status(code: str, loinc: str = "97509-4", when: str = "2024-05-01", **kw) -> dict:
@@ -285,3 +292,23 @@ def test_a_number_with_its_own_interpretation_gives_both_facts() -> None:
     )
     facts = {(f.value, f.interpretation) for f in kind(extract(t), "tmb")}
     assert facts == {(None, "high"), (Decimal("6"), None)}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=12))
+def test_a_call_outside_the_map_never_gives_a_tmb_fact(code: str) -> None:
+    fs = extract(call(SNOMED, code), call(V3, code))
+    if code not in CALLS:
+        assert kind(fs, "tmb") == [] and sum(k == "tmb" for k, _, _, _ in fs.unreadable) == 2
+
+
+def test_mdtflag_facts_reports_lansky_and_the_unmapped_status() -> None:
+    fs = extract(lansky(valueInteger=70), status("359746009"))
+    doc = facts_document(fs, AS_OF.isoformat(), default_terminology())
+    assert doc["counts"]["performance"] == 1 and doc["facts"]["performance"][0]["scale"] == "lansky"
+    assert [n["code"] for n in doc["not_understood"]] == ["unmapped-code"]
+    assert {s["file"] for s in doc["terminology"]} >= {
+        "nci-lansky.json",
+        "snomed-ct-disease-status.json",
+        "tmb-interpretation.json",
+    }
