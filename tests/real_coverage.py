@@ -67,7 +67,18 @@ GENOMIC_REPORT = frozenset({"51969-4", "81247-9"})
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 #: note codes that mean "a coded element was present and not understood"
 UNREAD = frozenset({"unknown-code-system", "unknown-code", "unmapped-code", "unknown-unit", "invalid-code"})
-KINDS = ("cancer conditions", "medications", "variants", "markers", "broad reports")
+KINDS = (
+    "cancer conditions",
+    "medications",
+    "variants",
+    "markers",
+    "broad reports",
+    "disease statuses",
+    "histology results",
+    "Lansky scores",
+)
+DISEASE_STATUS_LOINC = frozenset({"97509-4", "88040-1"})
+_MORPHOLOGY_READ = re.compile(r"(?<!\d)\d{4}/\d$")
 #: rows of the extracted side only: how much of what was extracted carries the code the rules test
 DETAIL = ("cancer with ICD-10 group", "medications with ATC", "medications, drug unknown")
 
@@ -104,6 +115,11 @@ def present(bundle: LoadedBundle) -> Counter[str]:
         if res.get("status") == "entered-in-error":
             continue
         if rt == "Condition":
+            out["histology results"] += sum(
+                1
+                for e in res.get("extension", []) or []
+                if isinstance(e, dict) and "histology" in str(e.get("url", ""))
+            )
             words = _words(res.get("code"))
             if CANCER_WORDS.search(words) and not NOT_CANCER.search(words):
                 out["cancer conditions"] += 1
@@ -111,7 +127,15 @@ def present(bundle: LoadedBundle) -> Counter[str]:
             out["medications"] += 1
         elif rt == "Observation":
             codes = _loinc(res.get("code"))
-            if "69548-6" in codes:
+            if codes & DISEASE_STATUS_LOINC:
+                out["disease statuses"] += 1
+            elif "31206-6" in codes:
+                out["histology results"] += 1
+            elif "lansky" in _words(res.get("code")).lower() or any(
+                c.get("code") == "C38144" for c in _codings(res.get("code"))
+            ):
+                out["Lansky scores"] += 1
+            elif "69548-6" in codes:
                 out["variants"] += 1
             elif codes & MARKER_LOINC:
                 out["markers"] += 1
@@ -135,6 +159,17 @@ def extracted(fs: FactSet) -> Counter[str]:
     )
     out["variants"] = len({f.evidence[0].resource for f in fs.of_kind("variant") if f.evidence})
     out["markers"] = sum(len(fs.of_kind(k)) for k in ("tmb", "msi", "ihc"))
+    out["disease statuses"] = len(
+        {f.evidence[0].resource for f in fs.of_kind("assertion") if f.evidence and "(mCODE)" in f.evidence[0].value}
+        | {f.evidence[0].resource for f in fs.of_kind("extent") if f.evidence and f.source == "disease-status"}
+    )
+    out["histology results"] = sum(
+        1
+        for d in fs.of_kind("diagnosis")
+        for e in d.evidence
+        if e.element.startswith(("Condition.extension", "Observation.")) and _MORPHOLOGY_READ.search(e.value)
+    )
+    out["Lansky scores"] = sum(1 for f in fs.of_kind("performance") if getattr(f, "scale", None) == "lansky")
     out["broad reports"] = sum(1 for r in fs.of_kind("genomic_report") if getattr(r, "broad", False) is True)
     return out
 

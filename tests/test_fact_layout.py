@@ -61,6 +61,7 @@ WRITTEN_SCHEMA = {
     },
     "extent": {"value": "str", "source": "str", "date": "date"},
     "ecog": {"value": "int", "date": "date", "age_days": "int", "derived": "bool"},
+    "performance": {"scale": "str", "value": "int", "date": "date", "age_days": "int"},
     "lab": {
         "analyte": "str",
         "value": "decimal",
@@ -85,7 +86,7 @@ WRITTEN_SCHEMA = {
         "vaf": "decimal",
         "date": "date",
     },
-    "tmb": {"value": "decimal", "date": "date"},
+    "tmb": {"value": "decimal", "interpretation": "str", "date": "date"},
     "msi": {"status": "str", "date": "date"},
     "ihc": {"marker": "str", "result": "str", "score": "str", "value": "decimal", "date": "date"},
     "genomic_report": {

@@ -47,6 +47,9 @@ FIELD_WORDS: Mapping[str, tuple[str, str]] = {
     "code": ("kod", "code"),
     "flag": ("bedömning (ja/nej)", "assessment (yes/no)"),
     "since_days": ("datum", "date"),
+    # performance, tmb
+    "scale": ("skala", "scale"),
+    "interpretation": ("laboratoriets bedömning (hög/låg)", "the laboratory's call (high/low)"),
     # variant
     "gene": ("gen", "gene"),
     "present": ("uppgift om varianten påvisats", "whether the variant was detected"),
@@ -95,6 +98,9 @@ KIND_FIELD_WORDS: Mapping[tuple[str, str], tuple[str, str]] = {
     ("assertion", "age_days"): ("datum för bedömningen", "date of the assessment"),
     ("pregnancy", "age_days"): ("provdatum", "test date"),
     ("medication", "status"): ("behandlingsstatus", "treatment status"),
+    ("tmb", "value"): ("TMB-värde (mutationer/Mb)", "TMB value (mutations/Mb)"),
+    ("performance", "age_days"): ("datum för bedömningen", "date of the assessment"),
+    ("performance", "date"): ("datum för bedömningen", "date of the assessment"),
 }
 
 

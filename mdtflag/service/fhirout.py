@@ -34,6 +34,7 @@ FACT_RESOURCE_TYPE: Mapping[str, str] = {
     "diagnosis": "Condition",
     "extent": "Observation",
     "ecog": "Observation",
+    "performance": "Observation",
     "lab": "Observation",
     "pregnancy": "Observation",
     "variant": "Observation",

@@ -14,6 +14,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
     if spec is None:
         x.note("unknown-code", f"{code!r} is not an {ASSERTION_SYSTEM} code", name, "Observation.code")
         return
+    x.explicit_assertions.add(code)
     kind, allowed = spec
     value: str | None = None
     flag: bool | None = None

@@ -39,6 +39,18 @@ MARKER = "urn:mdtflag:marker"
 UNITS = "urn:mdtflag:terminology:ucum-units"
 NON_MALIGNANT_VS = "urn:mdtflag:terminology:snomed-ct-non-malignant"
 BREADTH = "urn:mdtflag:terminology:genomic-breadth"
+#: targets of snomed-ct-disease-status.json, tmb-interpretation.json; nci-lansky.json is an NCIt fragment
+DISEASE_STATUS = "urn:mdtflag:disease-status"
+EXTENT = "urn:mdtflag:extent"
+TMB_CALL = "urn:mdtflag:tmb-interpretation"
+NCIT = "http://ncicb.nci.nih.gov/xml/owl/evs/thesaurus.owl"
+
+#: mCODE cancer disease status (STU3/STU4; STU1/STU2) and histologic behaviour and type (STU4)
+DISEASE_STATUS_LOINC = frozenset({"97509-4", "88040-1"})
+HISTOLOGY_LOINC = "31206-6"
+TMB_INTERPRETATION_LOINC = "94077-5"
+#: extensions that link an Observation to the Condition it is about (mCODE related-condition, core condition-related)
+RELATED_CONDITION_EXT = ("mcode-related-condition", "condition-related")
 
 ECOG_LA = {"LA9622-7": 0, "LA9623-5": 1, "LA9624-3": 2, "LA9625-0": 3, "LA9626-8": 4, "LA9627-6": 5}
 ECOG_SNOMED = {"425389002": 0, "422512005": 1, "422894000": 2, "423053003": 3, "423237006": 4, "423409001": 5}

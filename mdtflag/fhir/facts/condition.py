@@ -21,6 +21,7 @@ from mdtflag.fhir.facts.codes import (
     V2_0074,
 )
 from mdtflag.fhir.facts.context import MAX_AGE_YEARS, Extraction, Resource
+from mdtflag.fhir.facts.mcode import histology_index
 from mdtflag.fhir.facts.models import DiagnosisFact, Evidence, ExtentFact, PregnancyFact
 from mdtflag.fhir.facts.parse import (
     as_dict,
@@ -100,6 +101,10 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
                         _, morph = icdo3(target)
                         c = f"{c} -> ICD-O-3 {target}"
                 ev.append(Evidence(resource=name, element=element, value=f"{s}|{c}"))
+    for hist_morph, hist_ev in histology_index(x).get(id(res), ()):  # histology Observations (LOINC 31206-6)
+        has_histology_ext = True
+        morph = morph or hist_morph
+        ev.append(hist_ev)
     # open world: a diagnosis whose code is not understood (a SNOMED CT concept in neither the cancer
     # map nor the non-malignant value set, or only a topography) leaves "is this a cancer?" unknown
     cancer: bool | None = False if (icd10 or known_benign) else None

@@ -40,7 +40,7 @@ def _natural(name: str) -> tuple[Any, ...]:
 
 
 #: The fact field a latest-value key's second part stands for.
-_KEY_FIELDS = {"lab": "analyte", "pregnancy": "source", "assertion": "code"}
+_KEY_FIELDS = {"lab": "analyte", "pregnancy": "source", "assertion": "code", "performance": "scale"}
 
 #: Oldest plausible age in years; a birthDate further back is not a real date.
 MAX_AGE_YEARS = 130
@@ -106,6 +106,9 @@ class Extraction:
         self.pathology_reports: set[int] = set()  # id() of pathology DiagnosticReports
         self.pathology_conditions: set[int] = set()  # id() of Conditions they refer to
         self.significance_cache: dict[int, tuple[str, Evidence]] | None = None
+        # id(Condition) -> histology Observations about it (see mdtflag.fhir.facts.mcode.histology_index)
+        self.histology_cache: dict[int, list[tuple[str | None, Evidence]]] | None = None
+        self.explicit_assertions: set[str] = set()  # codes of the project's own assessments read
 
     def _canonical_order(
         self, resources: tuple[Resource, ...], urls: tuple[str | None, ...]
@@ -208,6 +211,8 @@ class Extraction:
 
     def unread_key(self, key: tuple[str, ...], name: str, element: str) -> None:
         """:meth:`unread` for a latest-value key (``("lab", analyte)``, ``("ecog",)``, ...)."""
+        if key[0] == "disease-status-derived":  # the disease status read from mCODE
+            key = ("assertion", "disease-status")
         field = _KEY_FIELDS.get(key[0])
         kind = "ecog" if key[0] == "ecog-derived" else key[0]
         self.unread(kind, {field: key[1]} if field and len(key) > 1 else {}, name, element)

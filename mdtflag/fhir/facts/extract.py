@@ -13,6 +13,7 @@ from mdtflag.fhir.facts.condition import prepare_report, read_condition
 from mdtflag.fhir.facts.context import Extraction, Handler
 from mdtflag.fhir.facts.family import read_family
 from mdtflag.fhir.facts.genomics import read_report
+from mdtflag.fhir.facts.mcode import derived_status_counts
 from mdtflag.fhir.facts.medication import read_medication
 from mdtflag.fhir.facts.models import FACT_SCHEMA, FactSet, PatientFact
 from mdtflag.fhir.facts.observation import read_observation
@@ -71,6 +72,8 @@ def _run(x: Extraction) -> FactSet:
     latest, x.latest = x.latest, {}
     for key, entry in latest.items():
         if key == ("ecog-derived",) and x.ecog_seen:  # Karnofsky only when there is no ECOG
+            continue
+        if key == ("disease-status-derived",) and not derived_status_counts(x):  # the assessment wins
             continue
         x.build_latest(key, entry)
     facts: list[Any] = [patient]

@@ -33,6 +33,7 @@ from mdtflag.fhir.facts.codes import (
     VARIANT_VALUE,
 )
 from mdtflag.fhir.facts.context import Extraction, Resource
+from mdtflag.fhir.facts.mcode import add_tmb_call
 from mdtflag.fhir.facts.models import Evidence, GenomicReportFact, MsiFact, TmbFact, VariantFact
 from mdtflag.fhir.facts.parse import (
     as_dict,
@@ -441,6 +442,8 @@ def obs_tmb(
         return
     if element == "Observation":
         when, _ = x.effective(res, name)
+        if "interpretation" in res:  # the laboratory's call beside the number: a fact of its own
+            add_tmb_call(x, res, name, i, as_list(res["interpretation"]), "Observation.interpretation", required=False)
     x.add(
         "tmb",
         (i, 0),

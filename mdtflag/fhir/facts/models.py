@@ -47,6 +47,7 @@ __all__ = [
     "MedicationFact",
     "MsiFact",
     "PatientFact",
+    "PerformanceFact",
     "PregnancyFact",
     "TmbFact",
     "TrialCandidacyFact",
@@ -150,6 +151,19 @@ class EcogFact(FactBase):
     derived: bool = False
 
 
+class PerformanceFact(FactBase):
+    """A performance score on a scale other than ECOG (Lansky for children); never converted to ECOG."""
+
+    label: ClassVar[Label] = Label("funktionsstatus (Lansky)", "performance status (Lansky)")
+    date_field: ClassVar[Optional[str]] = "date"
+    age_field: ClassVar[Optional[str]] = "age_days"
+    kind: Literal["performance"] = "performance"
+    scale: str
+    value: int
+    date: Optional[Date] = None
+    age_days: Optional[int] = None
+
+
 class LabFact(FactBase):
     label: ClassVar[Label] = Label("labvärde", "lab value")
     date_field: ClassVar[Optional[str]] = "date"
@@ -199,7 +213,8 @@ class TmbFact(FactBase):
     date_field: ClassVar[Optional[str]] = "date"
     age_field: ClassVar[Optional[str]] = None
     kind: Literal["tmb"] = "tmb"
-    value: Decimal
+    value: Optional[Decimal] = None  # absent when the laboratory gave only its call (interpretation)
+    interpretation: Optional[str] = None  # the laboratory's call: high | low
     date: Optional[Date] = None
 
 
@@ -294,6 +309,7 @@ Fact = Union[
     DiagnosisFact,
     ExtentFact,
     EcogFact,
+    PerformanceFact,
     LabFact,
     PregnancyFact,
     VariantFact,
@@ -312,6 +328,7 @@ _ORDER: tuple[type[FactBase], ...] = (
     DiagnosisFact,
     ExtentFact,
     EcogFact,
+    PerformanceFact,
     LabFact,
     PregnancyFact,
     VariantFact,

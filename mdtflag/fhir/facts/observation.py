@@ -13,8 +13,10 @@ from typing import Callable
 from mdtflag.fhir.facts.assertions import obs_assertion
 from mdtflag.fhir.facts.codes import (
     ASSERTION_SYSTEM,
+    DISEASE_STATUS_LOINC,
     ECOG_LA,
     ECOG_SNOMED,
+    HISTOLOGY_LOINC,
     HISTORY_METASTATIC,
     IGNORED_STATUS,
     IHC_MARKERS,
@@ -22,6 +24,7 @@ from mdtflag.fhir.facts.codes import (
     KPS_LA,
     LOINC,
     MARKER,
+    NCIT,
     POS_NEG,
     PREGNANCY_STATUS,
     SNOMED,
@@ -32,6 +35,7 @@ from mdtflag.fhir.facts.codes import (
 )
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.genomics import obs_msi, obs_tmb, obs_variant
+from mdtflag.fhir.facts.mcode import obs_disease_status, obs_histology, obs_lansky, obs_tmb_interpretation
 from mdtflag.fhir.facts.models import EcogFact, Evidence, ExtentFact, IhcFact, LabFact, PregnancyFact
 from mdtflag.fhir.facts.parse import (
     LIMIT,
@@ -529,6 +533,8 @@ OBS_DISPATCH: Mapping[tuple[str, str], ObservationReader] = MappingProxyType(
         **dict.fromkeys(TNM_M, obs_tnm_m),
         **dict.fromkeys(STAGE_GROUP, obs_stage_group),
         **dict.fromkeys(HISTORY_METASTATIC, obs_history_metastatic),
+        **{(LOINC, c): obs_disease_status for c in DISEASE_STATUS_LOINC},
+        (LOINC, HISTOLOGY_LOINC): obs_histology,
     }
 )
 
@@ -547,11 +553,15 @@ def obs_marker_unread(x: Extraction, res: Resource, name: str, i: int, code: str
 @functools.lru_cache(maxsize=8)
 def terminology_dispatch(terms: Terminology) -> Mapping[tuple[str, str], ObservationReader]:
     """Observation readers for the codes the terminology defines: laboratory LOINC codes (with an
-    analyte property) and tumour-marker LOINC codes (the LOINC -> marker map)."""
+    analyte property), tumour-marker LOINC codes (the LOINC -> marker map) and the NCIt Lansky
+    observable (``observable`` property ``lansky``)."""
     out: dict[tuple[str, str], ObservationReader] = {}
     for code, props in terms.codes(LOINC).items():
         if "analyte" in props:
             out[(LOINC, code)] = obs_lab
+    for code, props in terms.codes(NCIT).items():
+        if props.get("observable") == "lansky":
+            out[(NCIT, code)] = obs_lansky
     for code, targets in terms.maps.get((LOINC, MARKER), {}).items():
         marker = targets[0] if targets else None
         reader: ObservationReader = (
@@ -561,6 +571,8 @@ def terminology_dispatch(terms: Terminology) -> Mapping[tuple[str, str], Observa
             if marker == "MSI"
             else obs_tmb
             if marker == "TMB"
+            else obs_tmb_interpretation
+            if marker == "TMB-interpretation"
             else obs_marker_unread
         )
         out[(LOINC, code)] = reader
