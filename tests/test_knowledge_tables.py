@@ -102,6 +102,7 @@ PROFILE_PARAMS = {
     "her2_vaf_min",
     "tmb_high_min",
     "her2_amp_cn_min",
+    "her2_ish_ratio_min",
     "met_amp_cn_min",
     "allow_haematological",
     "escat_national_min",

@@ -90,8 +90,10 @@ POS_NEG = {
 }
 
 MSI = {"LA26203-2": "msi-h", "LA26202-4": "msi-l", "LA14122-8": "mss"}
-#: markers of the tumour-marker map (loinc-tumour-markers.json) read as IHC/ISH facts
-IHC_MARKERS = frozenset({"ER", "PR", "HER2", "PD-L1"})
+#: markers of the tumour-marker maps (loinc-tumour-markers.json, ncit-biomarkers.json) read as IHC/ISH facts:
+#: receptor stains, the mismatch-repair protein stains (negative = loss of expression), the HER2/CEP17 ISH
+#: ratio (a number) and the homologous-recombination-deficiency status (positive / negative)
+IHC_MARKERS = frozenset({"ER", "PR", "HER2", "PD-L1", "MLH1", "MSH2", "MSH6", "PMS2", "HER2-ISH-RATIO", "HRD"})
 IHC_SCORE = re.compile(r"^[0-3]\+$")
 
 VARIANT_VALUE = {"LA9633-4": True, "LA9634-2": False}
@@ -120,10 +122,14 @@ SO_CHANGE = {
     "SO:0001565": "fusion",
     "SO:0001886": "fusion",
     "SO:0000806": "fusion",
+    "SO:0001572": "exon-loss",
 }
 #: Structural rearrangements: read as a fusion when the variant names two genes.
 SO_REARRANGEMENT = frozenset({"SO:1000044", "SO:0000199", "SO:0002062", "SO:1000030"})
 LOINC_CHANGE = {"LA6690-7": "snv"}
+#: molecular consequence "exon_loss_variant": an exon missing from the transcript (MET exon 14 skipping
+#: is the one the rules read; the exon number is not carried by the code)
+SO_EXON_LOSS = "SO:0001572"
 SO_CN = {"SO:0001742": "gain", "SO:0001911": "gain", "SO:0001743": "loss", "SO:0001912": "loss"}
 GENE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-\.@_]{0,29}$")
 

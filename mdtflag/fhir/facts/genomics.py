@@ -25,6 +25,7 @@ from mdtflag.fhir.facts.codes import (
     SIGNIFICANCE,
     SO_CHANGE,
     SO_CN,
+    SO_EXON_LOSS,
     SO_REARRANGEMENT,
     SO_SYSTEMS,
     TBD,
@@ -140,6 +141,9 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                     c2 = c2.replace("_", ":")
                     if s2 in SO_SYSTEMS and c2 in SO_CN:
                         change_from_consequence = c2
+                        ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c2))
+                    elif s2 in SO_SYSTEMS and c2 == SO_EXON_LOSS:
+                        fields["change_type"] = "exon-loss"
                         ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c2))
                 break
     hgvs_from_identifiers(x, res, name, fields, ev)

@@ -482,7 +482,7 @@ def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code
 
 
 def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
-    marker = x.terms.map_one(LOINC, code, MARKER) or code
+    marker = x.terms.map_one(LOINC, code, MARKER) or x.terms.map_one(NCIT, code, MARKER) or code
     result = score = value = None
     ev: list[Evidence] = []
     if "valueCodeableConcept" in res:
@@ -562,6 +562,9 @@ def terminology_dispatch(terms: Terminology) -> Mapping[tuple[str, str], Observa
     for code, props in terms.codes(NCIT).items():
         if props.get("observable") == "lansky":
             out[(NCIT, code)] = obs_lansky
+    for code, targets in terms.maps.get((NCIT, MARKER), {}).items():
+        if targets and targets[0] in IHC_MARKERS:  # Genomics Reporting biomarkers coded in the NCI Thesaurus
+            out[(NCIT, code)] = obs_ihc
     for code, targets in terms.maps.get((LOINC, MARKER), {}).items():
         marker = targets[0] if targets else None
         reader: ObservationReader = (
