@@ -90,3 +90,12 @@ def test_batch_missing_column_in_words(ev: Evaluator) -> None:
     res = ev.evaluate(ROOT / "fhir_examples" / "40-kidney-cancer-birth-date-missing.json", as_of=AS_OF)
     missing = summary_row(res, "x")["missing"]
     assert "date of birth" in missing and "'age'" not in missing
+
+
+def test_no_flagged_line_carries_a_failure_mark(ev: Evaluator) -> None:
+    """A mark must match its wording: a row or rule shown as flagged is never marked ✗ on the same line."""
+    for path in sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json")):
+        result = ev.evaluate(path, as_of=AS_OF)
+        for lang, word in (("sv", "FLAGGAD"), ("en", "FLAGGED")):
+            for line in to_text(result, lang, detail=True).splitlines():
+                assert not (f": {word}" in line and "✗" in line), (path.name, line)

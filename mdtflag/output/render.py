@@ -152,7 +152,9 @@ def _flag_text(f: FlagDoc, lang: str) -> list[str]:
         lines.append(f"      {h['cohorts']}:" + (f" ({rest} {h['others']})" if rest else ""))
         for c in shown:
             extra = []
-            if c.failed:
+            # a flagged row's inner criteria that read "not met" are part of why it fired (an age outside the
+            # on-label range makes a drug off-label): marking them ✗ beside FLAGGED would read as a failure
+            if c.failed and c.status != "flagged":
                 extra.append("✗ " + ", ".join(c.failed))
             if c.unknown:
                 extra.append("? " + ", ".join(c.unknown))
