@@ -400,8 +400,14 @@ class _Eval:
             df = p.date_field
             enc = self.enc
             cands = (max(cands, key=lambda i: (enc[i].get(df, -(10**9)), i)),)
-        if p.window is not None:
-            fresh = self.split(p.window, frozenset(cands))[0]
+        maybe: frozenset[int] = _NOTHING  # candidates read from a partial date that may be in the window
+        window = p.window
+        if window is not None:
+            fresh, old = self.split(window, frozenset(cands))
+            if self.ends and len(fresh) + len(old) < len(cands):
+                maybe = frozenset(cands) - fresh - old
+            if not fresh and maybe:
+                return self.open_window(p, window, cid, tuple(sorted(maybe)))
             if not fresh:
                 out = leaf.stale
                 miss = (
@@ -424,11 +430,15 @@ class _Eval:
                 cands = tuple(sorted(fresh))
         need = leaf.min_count or 1
         if p.test is None:
+            if window is not None and len(cands) < need <= len(cands) + len(maybe):
+                return self.open_window(p, window, cid, tuple(sorted(maybe)))
             return _nr((p, MET if len(cands) >= need else NOT_MET, cands, (), (), ""))
         pool = frozenset(cands)
         met_set, no_set = self.split(p.test, pool)
         if len(met_set) >= need:
             return _nr((p, MET, tuple(sorted(met_set)), (), (), ""))
+        if window is not None and maybe and len(met_set) + len(maybe - self.split(p.test, maybe)[1]) >= need:
+            return self.open_window(p, window, cid, tuple(sorted(maybe)))
         if len(no_set) < len(pool):
             unk = tuple(sorted(pool - met_set - no_set))
             if len(met_set) + len(unk) >= need:
@@ -442,6 +452,16 @@ class _Eval:
                 )
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
         return _nr((p, NOT_MET, cands, (), (), ""))
+
+    def open_window(self, p: PFact, window: TNode, cid: str | None, maybe: tuple[int, ...]) -> NodeResult:
+        """Unknown: facts read from a partial date may or may not lie within the leaf's ``window``."""
+        where = _where(p)
+        miss = tuple(
+            Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=p.node.missing_text)
+            for i in maybe
+            for f in self.absent_fields(window, i)
+        )
+        return NodeResult(p, UNKNOWN, maybe, miss, (), "field")
 
     def ruleref(self, p: PRuleRef, cid: str | None) -> NodeResult:
         leaf = p.node

@@ -99,7 +99,7 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
         key = "occurrenceDateTime" if "occurrenceDateTime" in res else "authoredOn"
     else:
         raw, key = as_dict(res.get("period")).get("start"), "period.start"
-    when = x.date_of(raw, name, f"{rt}.{key}") if raw is not None else None
+    when = x.dated(raw, name, f"{rt}.{key}") if raw is not None else None
     if x.after_as_of(when, name, f"{rt}.{key}"):
         return
     x.add(

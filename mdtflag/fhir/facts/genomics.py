@@ -542,11 +542,11 @@ def report_breadth(x: Extraction, res: Resource, name: str, ev: list[Evidence]) 
         order, _ = x.resolve(ref)
         if order is None:
             continue
-        tests.append((f"DiagnosticReport.basedOn[{k}] -> {x.name_of(order, -1)}.code", order.get("code")))
+        tests.append((f"DiagnosticReport.basedOn[{k}] -> {x.name_of(order)}.code", order.get("code")))
         for url in as_list(order.get("instantiatesCanonical")):
             plan = x.by_url.get(url) if type(url) is str else None
             if plan is not None:
-                tests.append((f"{x.name_of(order, -1)}.instantiatesCanonical -> PlanDefinition", plan.get("type")))
+                tests.append((f"{x.name_of(order)}.instantiatesCanonical -> PlanDefinition", plan.get("type")))
     genes: int | None = None
     for element, cc in tests:
         for s, c, display in codings(cc):
