@@ -139,12 +139,15 @@ class _Eval:
             e = other.engine_fields()
             lo = encoded[i]
             self.ends[i] = (n + k, e, frozenset(f for f in lo.keys() | e.keys() if lo.get(f) != e.get(f)))
+        # fields present but unreadable: (kind, field, resource) -> element
+        self.unread_fields = {(k, f, r): e for k, f, r, e in fs.unreadable_fields}
         # values present but unreadable: kind -> [(index in the engine's answer, known fields, resource, element)]
         self.unread: dict[str, list[tuple[int, dict[str, Any], str, str]]] = {}
         n += len(fs.completions)
         for k, (kind, fields, res, element) in enumerate(fs.unreadable):
             self.unread.setdefault(kind, []).append((n + k, fields, res, element))
             self.matched.add(("kind", kind))  # no shortcut through results of patients without this kind
+            self.matched.add(("unread", kind))
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -432,6 +435,10 @@ class _Eval:
         if p.test is None:
             if window is not None and len(cands) < need <= len(cands) + len(maybe):
                 return self.open_window(p, window, cid, tuple(sorted(maybe)))
+            if len(cands) < need and self.unread and p.kind in self.unread:
+                got_unread = self.unreadable(p, cid)
+                if got_unread is not None:
+                    return got_unread
             return _nr((p, MET if len(cands) >= need else NOT_MET, cands, (), (), ""))
         pool = frozenset(cands)
         met_set, no_set = self.split(p.test, pool)
@@ -444,14 +451,24 @@ class _Eval:
             if len(met_set) + len(unk) >= need:
                 where = _where(p)
                 miss = tuple(
-                    Missing(
-                        cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text
-                    )
-                    for i in unk
-                    for f in self.absent_fields(p.test, i)
+                    self.field_missing(p, cid, f, i, where) for i in unk for f in self.absent_fields(p.test, i)
                 )
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
+        if self.unread and p.kind in self.unread:  # an unreadable value of this kind could meet it
+            got_unread = self.unreadable(p, cid)
+            if got_unread is not None:
+                return got_unread
         return _nr((p, NOT_MET, cands, (), (), ""))
+
+    def field_missing(self, p: PFact, cid: str | None, f: str, i: int, where: str) -> Missing:
+        """Why field ``f`` of fact ``i`` leaves a test open: absent, or present but unreadable."""
+        res = self.resource(i)
+        element = self.unread_fields.get((p.kind, f, res or "")) if self.unread_fields else None
+        if element is not None:
+            return Missing(
+                cid, p.kind, "unreadable", field=f, resource=res, element=element, where=where, text=p.node.missing_text
+            )
+        return Missing(cid, p.kind, "field", field=f, resource=res, where=where, text=p.node.missing_text)
 
     def open_window(self, p: PFact, window: TNode, cid: str | None, maybe: tuple[int, ...]) -> NodeResult:
         """Unknown: facts read from a partial date may or may not lie within the leaf's ``window``."""
@@ -534,15 +551,16 @@ _UNSEEN: Any = object()  # not in a cache (``None`` is a cached answer)
 
 def witness(p: PNode, cache: dict[Any, frozenset[Any] | None]) -> frozenset[Any] | None:
     """Atoms and fact kinds of which at least one must be present for some leaf under ``p`` to have
-    a candidate fact; ``None`` when that cannot be said (a rule reference). A leaf needs a fact of its
-    kind that satisfies each plain ``where`` test, so the atoms of one such test (or else its kind)
-    witness it."""
+    a candidate fact (or an unreadable value); ``None`` when that cannot be said (a rule reference). A
+    leaf needs a fact of its kind that satisfies each plain ``where`` test, so the atoms of one such test
+    (or else its kind) witness it, and so does an unreadable value of its kind (``("unread", kind)``)."""
     if p in cache:
         return cache[p]
     got: frozenset[Any] | None
     if p.tag == 0:
         plain = next((w for w in p.where if w.plain), None)
         got = frozenset(plain.atoms) if plain is not None else frozenset({("kind", p.kind)})
+        got |= {("unread", p.kind)}  # a value of the kind present but unreadable can leave it unknown
     elif p.tag == 2:
         got = frozenset()
     elif p.tag == 1:

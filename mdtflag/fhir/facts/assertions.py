@@ -15,6 +15,21 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
         x.note("unknown-code", f"{code!r} is not an {ASSERTION_SYSTEM} code", name, "Observation.code")
         return
     kind, allowed = spec
+    element = "Observation.valueBoolean" if kind == "bool" or allowed is None else "Observation.valueCodeableConcept"
+
+    def unreadable() -> None:  # present but unreadable: if it is the latest of its code, the value is unknown
+        x.offer_latest(
+            ("assertion", code),
+            x.effective(res, name)[0],
+            (i, 0),
+            lambda: x.unread("assertion", {"code": code}, name, element),
+            res=res,
+            value=("unreadable", name),
+            name=name,
+        )
+        if code == "extent":
+            x.unread("extent", {"source": "assertion"}, name, element)
+
     value: str | None = None
     flag: bool | None = None
     if kind == "bool" or allowed is None:
@@ -26,6 +41,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 name,
                 "Observation.valueBoolean",
             )
+            unreadable()
             return
         flag = raw
         ev = Evidence(resource=name, element="Observation.valueBoolean", value=str(raw).lower())
@@ -38,6 +54,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 name,
                 "Observation.valueCodeableConcept",
             )
+            unreadable()
             return
         for s, c, _ in codings(cc):
             if s == ASSERTION_SYSTEM and c in allowed:
@@ -50,6 +67,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 name,
                 "Observation.valueCodeableConcept",
             )
+            unreadable()
             return
         ev = Evidence(resource=name, element="Observation.valueCodeableConcept", value=value)
     when, _ = x.effective(res, name)

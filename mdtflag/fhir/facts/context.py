@@ -95,6 +95,7 @@ class Extraction:
         self.instants: dict[int, int] = {}  # id(resource) -> instant of its effective date
         self.conflicted: set[str] = set()  # resource names given twice with different content
         self.unreadable: list[tuple[str, dict[str, Any], str, str]] = []
+        self.unreadable_fields: list[tuple[str, str, str, str]] = []
         # resources dated by a partial date: name -> (first, last day), the last never after as_of
         self.partial: dict[str, tuple[Date, Date]] = {}
         # latest-value candidates read from a partial date: key -> [(last instant it can mean, value, name)]
@@ -285,6 +286,11 @@ class Extraction:
     def unread(self, kind: str, fields: dict[str, Any], name: str, element: str) -> None:
         """Record a value of ``kind`` that is present but cannot be read (the note is made by the caller)."""
         self.unreadable.append((kind, fields, name, element))
+
+    def unread_field(self, kind: str, field: str, name: str, element: str) -> None:
+        """Record that ``field`` of the ``kind`` facts of resource ``name`` is present but cannot be read
+        (the note is made by the caller): a test on it is unknown with the reason ``unreadable``."""
+        self.unreadable_fields.append((kind, field, name, element))
 
     def unread_key(self, key: tuple[str, ...], name: str, element: str) -> None:
         """:meth:`unread` for a latest-value key (``("lab", analyte)``, ``("ecog",)``, ...)."""
