@@ -383,6 +383,37 @@ class _Eval:
         return None
 
     def fact(self, p: PFact, cid: str | None) -> NodeResult:
+        got = self.fact_found(p, cid)
+        if self.ends and got[1] == NOT_MET and p.where:
+            # a fact read from a partial date whose ``where`` is met at one end only may be a candidate
+            maybe = self.maybe_candidates(p)
+            if maybe:
+                where = _where(p)
+                miss = tuple(
+                    self.field_missing(p, cid, f, i, where)
+                    for i in maybe
+                    for w in p.where
+                    for f in self.absent_fields(w, i)
+                )
+                return NodeResult(p, UNKNOWN, maybe, miss, (), "field")
+        return got
+
+    def maybe_candidates(self, p: PFact) -> tuple[int, ...]:
+        """Facts of the leaf's kind read from a partial date that no ``where`` test rules out but some
+        leaves open, and whose test and window do not rule them out either."""
+        pool = self.by_kind.get(p.kind, _NOTHING) & frozenset(self.ends)
+        open_ = _NOTHING
+        for w in p.where:
+            met, no = self.whole(w)
+            pool = pool - no
+            open_ = open_ | (pool - met)
+        pool = pool & open_
+        for t in (p.window, p.test):
+            if pool and t is not None:
+                pool = pool - self.whole(t)[1]
+        return tuple(sorted(pool))
+
+    def fact_found(self, p: PFact, cid: str | None) -> NodeResult:
         leaf = p.node
         cands = self.candidates(p)
         if not cands and self.unread and p.kind in self.unread:

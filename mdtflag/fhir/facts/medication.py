@@ -106,7 +106,7 @@ def med_dates(x: Extraction, res: Resource, name: str) -> tuple[Date | None, str
         if "start" in period:
             start_el = f"{rt}.effectivePeriod.start"
             start = x.dated(period["start"], name, start_el)
-        if "end" in period:
+        if "end" in period and (start is None or start <= x.as_of):  # else the whole statement is later
             span = x.date_span(period["end"], name, f"{rt}.effectivePeriod.end")
             if span is not None:
                 if x.after_as_of(span[0], name, f"{rt}.effectivePeriod.end"):
