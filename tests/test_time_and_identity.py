@@ -324,15 +324,26 @@ _ABOUT_UNKNOWNS = _about_unknowns()
     st.integers(0, 2**32 - 1),
     st.integers(-60, 500),
     st.booleans(),
+    st.booleans(),
 )
 def test_a_partial_observation_or_medication_date_never_gives_a_decision_a_completion_contradicts(
-    name: str, seed: int, days: int, year_only: bool
+    name: str, seed: int, days: int, year_only: bool, twin: bool
 ) -> None:
     b = example(name)
     rnd = random.Random(seed)
     r, path = rnd.choice(_slots(b))
     end = path[-1] == "end"
     day = dt.date.fromisoformat(AS_OF) - dt.timedelta(days=days if end else abs(days))
+    if twin and r["resourceType"] == "Observation" and ("valueInteger" in r or "valueQuantity" in r):
+        # another value of the same kind on a full date inside the partial date: which is the latest is open
+        other = copy.deepcopy(r)
+        other["id"] = "twin"
+        other["effectiveDateTime"] = day.isoformat()
+        if "valueInteger" in other:
+            other["valueInteger"] = (other["valueInteger"] + 3) % 6
+        else:
+            other["valueQuantity"]["value"] = other["valueQuantity"]["value"] * 3
+        b["entry"].append({"resource": other})
     partial = str(day.year) if year_only else day.isoformat()[:7]
     _put(r, path, partial)
     decided = status(run(b))
