@@ -7,7 +7,6 @@ only if it is the most recent of its key, ``x.note`` records what could not be u
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from datetime import date as Date
@@ -20,9 +19,10 @@ from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
 from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key
 from mdtflag.fhir.facts.terminology import Terminology, default_terminology
 from mdtflag.fhir.load import LoadedBundle
+from mdtflag.fhir.names import anonymous_name
 from mdtflag.fhir.regions import RegionMap
 
-__all__ = ["MAX_AGE_YEARS", "Builder", "Extraction", "Handler", "Rank", "Resource", "anonymous_name"]
+__all__ = ["MAX_AGE_YEARS", "Builder", "Extraction", "Handler", "Rank", "Resource"]
 
 _T = TypeVar("_T")
 
@@ -31,21 +31,6 @@ Resource = dict[str, Any]
 #: Order of latest-value candidates: (dated, instant in microseconds; the start of the day for a date).
 Rank = tuple[bool, int]
 _DIGITS = re.compile(r"(\d+)")
-
-
-def anonymous_name(rt: str, res: Resource, url: str | None) -> str:
-    """The name of a resource without an id: ``Type/#`` and the first 12 hex digits of the SHA-256 of its
-    ``fullUrl`` when the entry has one (the bundle's identity of the resource), else of its canonical JSON
-    (keys sorted, no white space). It does not depend on the place of the entry nor on the order of keys:
-    two entries without id or fullUrl and with the same content are one resource."""
-    if url:
-        basis = b"fullUrl:" + url.encode("utf-8", "surrogatepass")
-    else:
-        try:
-            basis = orjson.dumps(res, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError):  # not JSON data (a caller's own dict): its text
-            basis = repr(sorted(res.items(), key=lambda kv: str(kv[0]))).encode("utf-8", "surrogatepass")
-    return f"{rt}/#{hashlib.sha256(basis).hexdigest()[:12]}"
 
 
 def _natural(name: str) -> tuple[Any, ...]:
