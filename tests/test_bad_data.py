@@ -177,6 +177,8 @@ def _without_ids(b: Bundle, rnd: random.Random) -> None:
         twin.pop("id", None)
         if "valueQuantity" in twin:
             twin["valueQuantity"]["value"] = rnd.choice([1, 500, twin["valueQuantity"].get("value")])
+        if k in (1, 2):  # an element no fact reads, invalid: a loader note naming the id-less resource
+            twin["category"] = {"text": f"not an array {k}"}
         entry: dict[str, Any] = {"resource": twin}
         if k == 3:
             entry["fullUrl"] = f"urn:uuid:5e1f0000-0000-4000-8000-00000000000{k}"

@@ -52,8 +52,11 @@ def missing(doc: dict[str, Any], rule: str, criterion: str | None = None) -> lis
 
 
 def note(doc: dict[str, Any], code: str, rid: str) -> dict[str, Any]:
-    (n,) = [n for n in doc["data_quality"] if n["code"] == code and n["resource"] == f"Observation/{rid}"]
-    return n
+    found: list[dict[str, Any]] = [
+        n for n in doc["data_quality"] if n["code"] == code and n["resource"] == f"Observation/{rid}"
+    ]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def assert_unreadable(doc: dict[str, Any], rule: str, fact: str, rid: str, element: str) -> None:

@@ -478,6 +478,7 @@ def _finish(
             kept_res.append(res)
             kept_urls.append(url)
         resources, urls = kept_res, kept_urls
+    notes.sort(key=lambda n: (n.resource or "", n.element or "", n.code, n.message))  # not in entry order
     return LoadedBundle(
         source=source, patient=patient, resources=tuple(resources), notes=tuple(notes), full_urls=tuple(urls)
     )
