@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdtflag import Evaluator
+from mdtflag.fhir.facts import GenomicReportFact
 from mdtflag.fhir.load import load_bundle
 from mdtflag.output.render import to_json
 
@@ -246,6 +247,33 @@ def test_a_partial_medication_end_around_as_of_leaves_current_unknown() -> None:
     assert not notes(doc, "after-as-of")  # nothing was ignored: the year is read as an interval
     resource(b, FOLFOX)["effectivePeriod"]["end"] = "2026-08"  # ended before as_of whatever the day
     assert status(run(b)) == status(run(example()))
+
+
+def test_a_partial_since_date_decides_only_when_the_whole_interval_agrees() -> None:
+    b = example("07-nsclc-met-amp-brain-mets-stable-treated.json")  # brain metastases stable since 2026-07-01
+    assert status(run(b))["TRIAL-FOCUSE"] == "flagged"
+    stable = resource(b, "p07-obs12")
+    for start, expected in (("2026-09", "flagged"), ("2026-10", "indeterminate"), ("2026", "indeterminate")):
+        stable["effectivePeriod"]["start"] = start  # stable >= 30 days: for every day of September, not of October
+        doc = run(b)
+        assert status(doc)["TRIAL-FOCUSE"] == expected, start
+        (note,) = notes(doc, "partial-date")
+        assert note["element"] == "Observation.effectivePeriod.start" and note["resource"] == "Observation/p07-obs12"
+
+
+def test_a_partial_report_date_is_an_interval() -> None:
+    b = example()
+    resource(b, "p01-dr23")["effectiveDateTime"] = "2026-09"
+    doc = run(b)
+    assert status(doc) == status(run(example()))  # no rule counts the report's days
+    (note,) = notes(doc, "partial-date")
+    assert (note["resource"], note["element"]) == ("DiagnosticReport/p01-dr23", "DiagnosticReport.effectiveDateTime")
+    fs = EV.facts(load_bundle(b), dt.date.fromisoformat(AS_OF))
+    ((k, last),) = [(k, f) for k, f in fs.completions if isinstance(f, GenomicReportFact)]
+    first = fs.facts[k]
+    assert isinstance(first, GenomicReportFact) and isinstance(last, GenomicReportFact)
+    assert (first.date, first.age_days) == (dt.date(2026, 9, 1), 61)
+    assert (last.date, last.age_days) == (dt.date(2026, 9, 30), 32)
 
 
 # ------------------------------------------------------------------ property: no completion contradicts
