@@ -144,9 +144,10 @@ NOTE_CODES: Mapping[str, str] = MappingProxyType(
         "other-patient": "the resource refers to a different patient than the bundle's Patient and was not used",
         "unresolved-subject": "the resource's subject/patient reference cannot be resolved to this bundle's "
         "Patient; it was not attributed to the patient",
-        "duplicate-id": "the same resource type and id is given twice with different content",
-        "conflicting-values": "two values at the same time (or from a duplicated resource) disagree, so "
-        "the value is unknown",
+        "duplicate-id": "the same resource type and id (or, without an id, the same fullUrl) is given twice "
+        "with different content",
+        "conflicting-values": "two values at the same time (or from a duplicated resource, or one with a partial "
+        "date that may be the later) disagree, so the value is unknown",
         "after-as-of": "the data is dated after the evaluation date (as_of) and was not used",
         "impossible-date": "a date cannot be true (birth after as_of, onset before birth, age over "
         "130 years, death after as_of); what depends on it is unknown",

@@ -1075,13 +1075,6 @@ def med(rtype: str, atc: str | None = "L01EA01", **kw) -> dict:
             date(2024, 5, 30),
         ),
         (
-            med("MedicationRequest", status="active", intent="order", authoredOn="2024-07-01"),
-            "active",
-            False,
-            False,
-            date(2024, 7, 1),
-        ),  # starts after as_of
-        (
             med("MedicationRequest", status="cancelled", intent="order", authoredOn="2024-01-01"),
             "cancelled",
             False,
@@ -1142,6 +1135,13 @@ def test_medication_reference_resolved_and_unresolved():
     r2["medicationReference"] = {"reference": "Medication/missing"}
     fs = extract(r2)
     assert one(fs, "medication").atc is None and "unresolved-reference" in codes(fs)
+
+
+def test_medication_starting_after_as_of_is_not_known_then():
+    fs = extract(med("MedicationRequest", status="active", intent="order", authoredOn="2024-07-01"))
+    assert not kind(fs, "medication")
+    (note,) = [n for n in fs.notes if n.code == "after-as-of"]
+    assert note.element == "MedicationRequest.authoredOn"
 
 
 def test_medication_entered_in_error_ignored():

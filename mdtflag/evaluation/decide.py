@@ -234,6 +234,9 @@ class Builder:
             )
         if m.reason == "unreadable":
             where = f"{m.resource}, {m.element}" if m.element else f"{m.resource}"
+            if m.field:  # one field of a fact that is otherwise read
+                fsv, fen = field_words(m.field, m.fact)
+                what_sv, what_en = f"{what_sv} – {fsv}", f"{what_en} – {fen}"
             return TextDoc(
                 sv=f"Kan ej bedöma: {what_sv} finns men kan inte läsas – se datakvalitetsanmärkningen ({where})",
                 en=f"Cannot decide: {what_en} present but unreadable – see the data-quality note ({where})",

@@ -154,6 +154,8 @@ class _Eval:
         if self.ends:
             self.matched.update(("unknown", kd, f) for kd in self.by_kind for f in FACT_SCHEMA.get(kd, _NO_FIELDS))
         self.maybes: dict[Any, tuple[int, ...]] = {}
+        # fields present but unreadable: (kind, field, resource) -> element
+        self.unread_fields = {(k, f, r): e for k, f, r, e in fs.unreadable_fields}
         # values present but unreadable: kind -> [(index in the engine's answer, known fields, resource, element)]
         self.unread: dict[str, list[tuple[int, dict[str, Any], str, str]]] = {}
         n += len(fs.completions)
@@ -162,6 +164,7 @@ class _Eval:
             self.matched.add(("kind", kind))  # no shortcut through results of patients without this kind
             # nor through a leaf whose test fields the unreadable value leaves unknown (see :func:`witness`)
             self.matched.update(("unknown", kind, f) for f in FACT_SCHEMA.get(kind, _NO_FIELDS) if f not in fields)
+            self.matched.add(("unread", kind))
 
     # ---- tests over sets of facts
     def has(self, name: str) -> frozenset[int]:
@@ -425,13 +428,20 @@ class _Eval:
 
     def fact(self, p: PFact, cid: str | None) -> NodeResult:
         cands = self.candidates(p)
-        maybe = self.maybe(p, cands) if p.where else ()
         base = self.leaf(p, cid, cands)
-        if base.outcome == NOT_MET and cands and self.unread and p.kind in self.unread:
-            # a value present but unreadable that could have been a candidate might meet the test
-            got_unread = self.unreadable(p, cid)
-            if got_unread is not None:
-                return got_unread
+        if self.ends and base[1] == NOT_MET and p.where:
+            # a fact read from a partial date whose ``where`` is met at one end only may be a candidate
+            open_ = self.maybe_candidates(p)
+            if open_:
+                where = _where(p)
+                miss = tuple(
+                    self.field_missing(p, cid, f, i, where)
+                    for i in open_
+                    for w in p.where
+                    for f in self.absent_fields(w, i)
+                )
+                return NodeResult(p, UNKNOWN, open_, miss, (), "field")
+        maybe = self.maybe(p, cands) if p.where else ()
         if not maybe or base.outcome == UNKNOWN:
             return base
         # open world: the outcome with each undecided fact taken as a candidate (for 'latest', the candidate
@@ -463,6 +473,21 @@ class _Eval:
             out.extend(Missing(cid, p.kind, "field", field=f, resource=res, where=where, text=text) for f in fields)
         return _dedupe(out)
 
+    def maybe_candidates(self, p: PFact) -> tuple[int, ...]:
+        """Facts of the leaf's kind read from a partial date that no ``where`` test rules out but some
+        leaves open, and whose test and window do not rule them out either."""
+        pool = self.by_kind.get(p.kind, _NOTHING) & frozenset(self.ends)
+        open_ = _NOTHING
+        for w in p.where:
+            met, no = self.whole(w)
+            pool = pool - no
+            open_ = open_ | (pool - met)
+        pool = pool & open_
+        for t in (p.window, p.test):
+            if pool and t is not None:
+                pool = pool - self.whole(t)[1]
+        return tuple(sorted(pool))
+
     def leaf(self, p: PFact, cid: str | None, cands: tuple[int, ...]) -> NodeResult:
         """The leaf's result on the given candidate facts."""
         leaf = p.node
@@ -484,8 +509,14 @@ class _Eval:
             df = p.date_field
             enc = self.enc
             cands = (max(cands, key=lambda i: (enc[i].get(df, -(10**9)), i)),)
-        if p.window is not None:
-            fresh = self.split(p.window, frozenset(cands))[0]
+        maybe: frozenset[int] = _NOTHING  # candidates read from a partial date that may be in the window
+        window = p.window
+        if window is not None:
+            fresh, old = self.split(window, frozenset(cands))
+            if self.ends and len(fresh) + len(old) < len(cands):
+                maybe = frozenset(cands) - fresh - old
+            if not fresh and maybe:
+                return self.open_window(p, window, cid, tuple(sorted(maybe)))
             if not fresh:
                 out = leaf.stale
                 miss = (
@@ -508,24 +539,52 @@ class _Eval:
                 cands = tuple(sorted(fresh))
         need = leaf.min_count or 1
         if p.test is None:
+            if window is not None and len(cands) < need <= len(cands) + len(maybe):
+                return self.open_window(p, window, cid, tuple(sorted(maybe)))
+            if len(cands) < need and self.unread and p.kind in self.unread:
+                got_unread = self.unreadable(p, cid)
+                if got_unread is not None:
+                    return got_unread
             return _nr((p, MET if len(cands) >= need else NOT_MET, cands, (), (), ""))
         pool = frozenset(cands)
         met_set, no_set = self.split(p.test, pool)
         if len(met_set) >= need:
             return _nr((p, MET, tuple(sorted(met_set)), (), (), ""))
+        if window is not None and maybe and len(met_set) + len(maybe - self.split(p.test, maybe)[1]) >= need:
+            return self.open_window(p, window, cid, tuple(sorted(maybe)))
         if len(no_set) < len(pool):
             unk = tuple(sorted(pool - met_set - no_set))
             if len(met_set) + len(unk) >= need:
                 where = _where(p)
                 miss = tuple(
-                    Missing(
-                        cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=leaf.missing_text
-                    )
-                    for i in unk
-                    for f in self.absent_fields(p.test, i)
+                    self.field_missing(p, cid, f, i, where) for i in unk for f in self.absent_fields(p.test, i)
                 )
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
+        if self.unread and p.kind in self.unread:  # an unreadable value of this kind could meet it
+            got_unread = self.unreadable(p, cid)
+            if got_unread is not None:
+                return got_unread
         return _nr((p, NOT_MET, cands, (), (), ""))
+
+    def field_missing(self, p: PFact, cid: str | None, f: str, i: int, where: str) -> Missing:
+        """Why field ``f`` of fact ``i`` leaves a test open: absent, or present but unreadable."""
+        res = self.resource(i)
+        element = self.unread_fields.get((p.kind, f, res or "")) if self.unread_fields else None
+        if element is not None:
+            return Missing(
+                cid, p.kind, "unreadable", field=f, resource=res, element=element, where=where, text=p.node.missing_text
+            )
+        return Missing(cid, p.kind, "field", field=f, resource=res, where=where, text=p.node.missing_text)
+
+    def open_window(self, p: PFact, window: TNode, cid: str | None, maybe: tuple[int, ...]) -> NodeResult:
+        """Unknown: facts read from a partial date may or may not lie within the leaf's ``window``."""
+        where = _where(p)
+        miss = tuple(
+            Missing(cid, p.kind, "field", field=f, resource=self.resource(i), where=where, text=p.node.missing_text)
+            for i in maybe
+            for f in self.absent_fields(window, i)
+        )
+        return NodeResult(p, UNKNOWN, maybe, miss, (), "field")
 
     def ruleref(self, p: PRuleRef, cid: str | None) -> NodeResult:
         leaf = p.node
@@ -598,9 +657,10 @@ _UNSEEN: Any = object()  # not in a cache (``None`` is a cached answer)
 
 def witness(p: PNode, cache: dict[Any, frozenset[Any] | None]) -> frozenset[Any] | None:
     """Atoms and fact kinds of which at least one must be present for some leaf under ``p`` to have
-    a candidate fact; ``None`` when that cannot be said (a rule reference). A leaf needs a fact of its
-    kind that satisfies each plain ``where`` test, so the atoms of one such test (or else its kind)
-    witness it, together with a fact of that kind whose tested field is unknown (it may satisfy the test)."""
+    a candidate fact (or an unreadable value); ``None`` when that cannot be said (a rule reference). A
+    leaf needs a fact of its kind that satisfies each plain ``where`` test, so the atoms of one such test
+    (or else its kind) witness it, together with a fact of that kind whose tested field is unknown (it may
+    satisfy the test) and an unreadable value of its kind (``("unread", kind)``)."""
     if p in cache:
         return cache[p]
     got: frozenset[Any] | None
@@ -611,6 +671,7 @@ def witness(p: PNode, cache: dict[Any, frozenset[Any] | None]) -> frozenset[Any]
             if plain is not None
             else frozenset({("kind", p.kind)})
         )
+        got |= {("unread", p.kind)}  # a value of the kind present but unreadable can leave it unknown
     elif p.tag == 2:
         got = frozenset()
     elif p.tag == 1:

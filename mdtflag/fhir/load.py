@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from mdtflag.errors import DataQualityNote, InputError
 from mdtflag.fhir.fastvalid import validate as fast_validate
+from mdtflag.fhir.names import resource_name
 
 __all__ = [
     "FACT_RESOURCE_TYPES",
@@ -166,17 +167,19 @@ def _parse_checked(data: bytes, source: str) -> tuple[object, dict[int, list[str
 _SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
 
 
-def _duplicate_notes(resources: list[JsonObject], pruned: dict[int, list[str]]) -> list[DataQualityNote]:
+def _duplicate_notes(
+    resources: list[JsonObject], urls: list[str | None], pruned: dict[int, list[str]]
+) -> list[DataQualityNote]:
     """A note per resource that held an object with a key written twice (the key's values are dropped)."""
     notes = []
-    for res in resources:
+    for res, url in zip(resources, urls):
         stack: list[tuple[object, str]] = [(res, str(res.get("resourceType")))]
         while stack:
             x, path = stack.pop()
             if type(x) is dict:
                 keys = pruned.get(id(x))
                 if keys:
-                    name = _ref_name(res)
+                    name = resource_name(res, url)
                     notes.append(
                         DataQualityNote(
                             "duplicate-key",
@@ -293,12 +296,6 @@ def _loc_path(resource_type: str, loc: tuple[Any, ...]) -> str:
     return path
 
 
-def _ref_name(resource: JsonObject) -> str:
-    rt = resource.get("resourceType")
-    rid = resource.get("id")
-    return f"{rt}/{rid}" if isinstance(rid, str) and rid else f"{rt}/(no id)"
-
-
 #: Elements the fact readers read, per resource type whose readers read only named elements (prefixes
 #: for choice types): a validation failure confined to other elements keeps the resource.
 _READ_ELEMENTS: dict[str, tuple[str, ...]] = {
@@ -356,12 +353,12 @@ def _unread_only(cls: type[Any], resource: JsonObject, errors: list[Any]) -> boo
     return True
 
 
-def _validate(resource: JsonObject) -> DataQualityNote | None:
+def _validate(resource: JsonObject, url: str | None = None) -> DataQualityNote | None:
     """Validate one resource with its R4B model; a note when it fails, else ``None``. The note's code is
     ``invalid-element`` when the failure lies only in elements no fact is read from (the resource is
     kept), ``invalid-resource`` otherwise."""
     rt = resource["resourceType"]
-    name = _ref_name(resource)
+    name = resource_name(resource, url)
     cls = _model_class(rt)
     if cls is None:
         return DataQualityNote("invalid-resource", f"{name}: unknown FHIR resource type {rt!r}", name, "resourceType")
@@ -461,7 +458,7 @@ def _finish(
     if not patients:
         raise InputError("no-patient", source, "the bundle holds no Patient resource")
     if len(patients) > 1:
-        ids = ", ".join(_ref_name(p) for p in patients[:5])
+        ids = ", ".join(resource_name(p) for p in patients[:5])
         raise InputError(
             "several-patients",
             source,
@@ -473,7 +470,7 @@ def _finish(
         kept_urls: list[str | None] = []
         for res, url in zip(resources, urls):
             if validate == "all" or res["resourceType"] in FACT_RESOURCE_TYPES:
-                note = _validate(res)
+                note = _validate(res, url)
                 if note is not None:
                     notes.append(note)
                     if res is not patient and note.code == "invalid-resource":
@@ -481,6 +478,7 @@ def _finish(
             kept_res.append(res)
             kept_urls.append(url)
         resources, urls = kept_res, kept_urls
+    notes.sort(key=lambda n: (n.resource or "", n.element or "", n.code, n.message))  # not in entry order
     return LoadedBundle(
         source=source, patient=patient, resources=tuple(resources), notes=tuple(notes), full_urls=tuple(urls)
     )
@@ -496,7 +494,7 @@ def _from_object(obj: object, source: str, validate: str, pruned: dict[int, list
         raise InputError("not-bundle", source, f"expected a FHIR Bundle, found {_describe(obj)}")
     resources, urls, notes = _collect_entries(obj, source)
     if pruned:
-        notes.extend(_duplicate_notes(resources, pruned))
+        notes.extend(_duplicate_notes(resources, urls, pruned))
     return _finish(resources, urls, notes, source, validate)
 
 

@@ -16,6 +16,21 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
         return
     x.explicit_assertions.add(code)
     kind, allowed = spec
+    element = "Observation.valueBoolean" if kind == "bool" or allowed is None else "Observation.valueCodeableConcept"
+
+    def unreadable() -> None:  # present but unreadable: if it is the latest of its code, the value is unknown
+        x.offer_latest(
+            ("assertion", code),
+            x.effective(res, name)[0],
+            (i, 0),
+            lambda: x.unread("assertion", {"code": code}, name, element),
+            res=res,
+            value=("unreadable", name),
+            name=name,
+        )
+        if code == "extent":
+            x.unread("extent", {"source": "assertion"}, name, element)
+
     value: str | None = None
     flag: bool | None = None
     if kind == "bool" or allowed is None:
@@ -27,6 +42,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 name,
                 "Observation.valueBoolean",
             )
+            unreadable()
             return
         flag = raw
         ev = Evidence(resource=name, element="Observation.valueBoolean", value=str(raw).lower())
@@ -39,6 +55,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 name,
                 "Observation.valueCodeableConcept",
             )
+            unreadable()
             return
         for s, c, _ in codings(cc):
             if s == ASSERTION_SYSTEM and c in allowed:
@@ -51,6 +68,7 @@ def obs_assertion(x: Extraction, res: Resource, name: str, i: int, code: str) ->
                 name,
                 "Observation.valueCodeableConcept",
             )
+            unreadable()
             return
         ev = Evidence(resource=name, element="Observation.valueCodeableConcept", value=value)
     when, _ = x.effective(res, name)
@@ -100,7 +118,7 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
         key = "occurrenceDateTime" if "occurrenceDateTime" in res else "authoredOn"
     else:
         raw, key = as_dict(res.get("period")).get("start"), "period.start"
-    when = x.date_of(raw, name, f"{rt}.{key}") if raw is not None else None
+    when = x.dated(raw, name, f"{rt}.{key}") if raw is not None else None
     if x.after_as_of(when, name, f"{rt}.{key}"):
         return
     x.add(

@@ -19,6 +19,7 @@ from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
 from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key
 from mdtflag.fhir.facts.terminology import Terminology, default_terminology
 from mdtflag.fhir.load import LoadedBundle
+from mdtflag.fhir.names import anonymous_name
 from mdtflag.fhir.regions import RegionMap
 
 __all__ = ["MAX_AGE_YEARS", "Builder", "Extraction", "Handler", "Rank", "Resource"]
@@ -41,6 +42,10 @@ def _natural(name: str) -> tuple[Any, ...]:
 
 #: The fact field a latest-value key's second part stands for.
 _KEY_FIELDS = {"lab": "analyte", "pregnancy": "source", "assertion": "code", "performance": "scale"}
+
+#: A day count of a fact kind besides its ``age_field`` that counts from the same date when equal to it
+#: (an assertion's ``since_days`` from ``effectivePeriod.start``).
+_ALSO_DAYS = {"assertion": "since_days"}
 
 #: Oldest plausible age in years; a birthDate further back is not a real date.
 MAX_AGE_YEARS = 130
@@ -75,6 +80,11 @@ class Extraction:
         self.instants: dict[int, int] = {}  # id(resource) -> instant of its effective date
         self.conflicted: set[str] = set()  # resource names given twice with different content
         self.unreadable: list[tuple[str, dict[str, Any], str, str]] = []
+        self.unreadable_fields: list[tuple[str, str, str, str]] = []
+        # resources dated by a partial date: name -> (first, last day), the last never after as_of
+        self.partial: dict[str, tuple[Date, Date]] = {}
+        # latest-value candidates read from a partial date: key -> [(last instant it can mean, value, name)]
+        self.latest_partial: dict[tuple[str, ...], list[tuple[int, object, str]]] = {}
         self.patient: Resource = bundle.patient if type(bundle.patient) is dict else {}
         pid = self.patient.get("id")
         self.patient_id = pid if type(pid) is str else None
@@ -87,6 +97,7 @@ class Extraction:
         self.reports: list[tuple[int, Resource, str]] = []
         self.observations: list[tuple[int, Resource, str]] = []
         self.own_refs: set[str] = {f"Patient/{pid}"} if self.patient_id else set()
+        self.names: dict[int, str] = {}  # id(resource) -> its name, for resources without an id
         urls = bundle.full_urls if len(bundle.full_urls) == len(bundle.resources) else ()
         for i, res, name, url in self._canonical_order(bundle.resources, urls):
             rt = res["resourceType"]
@@ -123,8 +134,12 @@ class Extraction:
             rt, rid = res.get("resourceType"), res.get("id")
             if type(rt) is not str:
                 continue
-            name = f"{rt}/{rid}" if type(rid) is str and rid else f"{rt}/#{i}"
-            named.append((name, i, res, urls[i] if urls else None))
+            url = urls[i] if urls else None
+            if type(rid) is str and rid:
+                name = f"{rt}/{rid}"
+            else:
+                name = self.names[id(res)] = anonymous_name(rt, res, url)
+            named.append((name, i, res, url))
         named.sort(key=lambda t: (_natural(t[0]), t[1]))
         out: list[tuple[int, Resource, str, str | None]] = []
         k = 0
@@ -157,6 +172,40 @@ class Extraction:
 
     def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
         self.out[kind].append((order, fact))
+        if self.partial and id(fact) not in self.other_end:
+            self.latest_end(fact)
+
+    def latest_end(self, fact: FactBase) -> None:
+        """When ``fact`` is dated by the first day of a partial date of its resource (see :meth:`dated`),
+        keep the same fact at the last day as its other end (``FactSet.completions``): a day-count test
+        is then met or not met only when both ends agree."""
+        df = type(fact).date_field
+        if df is None or not fact.evidence:
+            return
+        span = self.partial.get(fact.evidence[0].resource)
+        if span is None or getattr(fact, df) != span[0]:
+            return
+        update: dict[str, Any] = {df: span[1]}
+        af = type(fact).age_field
+        if af is not None and getattr(fact, af) is not None:
+            update[af] = self.days_ago(span[1])
+            also = _ALSO_DAYS.get(fact.__dict__["kind"])
+            if also is not None and getattr(fact, also) == getattr(fact, af):
+                update[also] = update[af]
+        self.other_end[id(fact)] = fact.model_copy(update=update)
+
+    def dated(self, value: object, name: str, element: str) -> Date | None:
+        """The first day ``value`` can mean, as :meth:`date_of`; a partial date not wholly after
+        ``as_of`` is remembered for ``name`` (first day, last day but never after ``as_of``), so that
+        facts dated by it get their other end (:meth:`latest_end`)."""
+        span = self.date_span(value, name, element)
+        if span is None:
+            return None
+        lo, hi = span
+        hi = min(hi, self.as_of)
+        if lo < hi:
+            self.partial[name] = (lo, hi)
+        return lo
 
     def offer_latest(
         self,
@@ -178,6 +227,11 @@ class Extraction:
         if inst is None:
             inst = when.toordinal() * 86_400_000_000 if when is not None else 0
         rank: Rank = (when is not None, inst)
+        span = self.partial.get(name) if name is not None and when is not None else None
+        if span is not None and span[0] == when:  # may be as late as the end of the span's last day
+            self.latest_partial.setdefault(key, []).append(
+                ((span[1].toordinal() + 1) * 86_400_000_000 - 1, value, name or "")
+            )
         cur = self.latest.get(key)
         if cur is None or rank > cur[0]:
             self.latest[key] = [rank, order, build, value, name, None]
@@ -187,6 +241,18 @@ class Extraction:
     def build_latest(self, key: tuple[str, ...], entry: list[Any]) -> None:
         """Build the latest candidate of ``key``, or note why no value can count."""
         name, other = entry[4], entry[5]
+        if other is None:
+            # a candidate read from a partial date that may be later than this one, with another value
+            for last, value, pname in self.latest_partial.get(key, ()):
+                if pname != name and last > entry[0][1] and value != entry[3]:
+                    self.note(
+                        "conflicting-values",
+                        f"{pname} has a partial date and may be later than {name}, with a different "
+                        f"{' '.join(key)}; the value is unknown",
+                        pname,
+                    )
+                    self.unread_key(key, name, "")
+                    return
         if other is not None:
             self.note(
                 "conflicting-values",
@@ -208,6 +274,11 @@ class Extraction:
     def unread(self, kind: str, fields: dict[str, Any], name: str, element: str) -> None:
         """Record a value of ``kind`` that is present but cannot be read (the note is made by the caller)."""
         self.unreadable.append((kind, fields, name, element))
+
+    def unread_field(self, kind: str, field: str, name: str, element: str) -> None:
+        """Record that ``field`` of the ``kind`` facts of resource ``name`` is present but cannot be read
+        (the note is made by the caller): a test on it is unknown with the reason ``unreadable``."""
+        self.unreadable_fields.append((kind, field, name, element))
 
     def unread_key(self, key: tuple[str, ...], name: str, element: str) -> None:
         """:meth:`unread` for a latest-value key (``("lab", analyte)``, ``("ecog",)``, ...)."""
@@ -291,7 +362,7 @@ class Extraction:
                 raw, element = res["issued"], f"{rt}.issued"
             else:
                 return None, ""
-        when = self.date_of(raw, name, element)
+        when = self.dated(raw, name, element)
         if when is not None and type(raw) is str:
             inst = instant_key(raw)
             if inst is not None:
@@ -336,12 +407,14 @@ class Extraction:
             return ref, link, key is not None and key.startswith("Patient/")
         return None
 
-    @staticmethod
-    def name_of(res: Resource, index: int) -> str:
+    def name_of(self, res: Resource) -> str:
+        """``Type/id``; for a resource without an id, its :func:`anonymous_name`."""
         rt = res.get("resourceType")
         rid = res.get("id")
         rt = rt if type(rt) is str else "Resource"
-        return f"{rt}/{rid}" if type(rid) is str and rid else f"{rt}/#{index}"
+        if type(rid) is str and rid:
+            return f"{rt}/{rid}"
+        return self.names.get(id(res)) or anonymous_name(rt, res, None)
 
     def safely(self, fn: Callable[..., _T], *args: Any) -> _T | None:
         """``fn(*args)``; on an internal error a note ``extraction-error`` and ``None``."""

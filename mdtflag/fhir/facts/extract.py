@@ -93,6 +93,7 @@ def _run(x: Extraction) -> FactSet:
         source=x.bundle.source,
         completions=completions,
         unreadable=tuple(x.unreadable),
+        unreadable_fields=tuple(x.unreadable_fields),
     )
 
 

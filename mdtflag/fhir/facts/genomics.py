@@ -176,6 +176,7 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         fields["significance"] = sig
         ev.append(sig_ev)
     so = fields.pop("_so", None)
+    vaf_unreadable = fields.pop("_vaf_unreadable", None)
     text_partner = fields.pop("_text_partner", None)
     if (
         present
@@ -213,6 +214,8 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         genes = genes[:1]
     for k, (gene, gene_ev) in enumerate(genes):
         x.add("variant", (i, k), VariantFact(gene=gene, present=present, date=when, evidence=(gene_ev, *ev), **fields))
+    if vaf_unreadable is not None:  # present but unreadable: a test on the VAF is unknown, not "missing"
+        x.unread_field("variant", "vaf", name, vaf_unreadable)
 
 
 def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str, Evidence] | None:
@@ -396,6 +399,7 @@ def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str
     value = number(q.get("value"))
     if type(comp.get("valueQuantity")) is not dict or value is None:
         x.note("wrong-type", f"{element} allele frequency is not a Quantity with a number", name, element)
+        fields["_vaf_unreadable"] = element
         return
     code, unit = string(q.get("code")), string(q.get("unit"))
     if code == "%" or (code is None and unit == "%"):
@@ -407,6 +411,7 @@ def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str
             name,
             f"{element}.valueQuantity.code",
         )
+        fields["_vaf_unreadable"] = f"{element}.valueQuantity.code"
         return
     if not 0 <= value <= 1:
         x.note(
@@ -415,6 +420,7 @@ def vaf(x: Extraction, comp: Resource, name: str, element: str, fields: dict[str
             name,
             element,
         )
+        fields["_vaf_unreadable"] = element
         return
     fields["vaf"] = value
     ev.append(
@@ -431,6 +437,7 @@ def obs_tmb(
     value = number(as_dict(q).get("value"))
     if value is None:
         x.note("wrong-type", f"{element}: TMB without a numeric valueQuantity", name, f"{element}.valueQuantity")
+        x.unread("tmb", {}, name, f"{element}.valueQuantity")
         return
     unit = string(as_dict(q).get("code")) or string(as_dict(q).get("unit"))
     if unit is not None and not is_tmb_unit(unit):
@@ -440,9 +447,11 @@ def obs_tmb(
             name,
             f"{element}.valueQuantity",
         )
+        x.unread("tmb", {}, name, f"{element}.valueQuantity")
         return
     if value < 0:
         x.note("out-of-range", f"{element}: TMB {value} is negative", name, element)
+        x.unread("tmb", {}, name, f"{element}.valueQuantity.value")
         return
     if element == "Observation":
         when, _ = x.effective(res, name)
@@ -484,6 +493,7 @@ def obs_msi(
         name,
         f"{element}.valueCodeableConcept",
     )
+    x.unread("msi", {}, name, f"{element}.valueCodeableConcept")
 
 
 def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
@@ -555,11 +565,11 @@ def report_breadth(x: Extraction, res: Resource, name: str, ev: list[Evidence]) 
         order, _ = x.resolve(ref)
         if order is None:
             continue
-        tests.append((f"DiagnosticReport.basedOn[{k}] -> {x.name_of(order, -1)}.code", order.get("code")))
+        tests.append((f"DiagnosticReport.basedOn[{k}] -> {x.name_of(order)}.code", order.get("code")))
         for url in as_list(order.get("instantiatesCanonical")):
             plan = x.by_url.get(url) if type(url) is str else None
             if plan is not None:
-                tests.append((f"{x.name_of(order, -1)}.instantiatesCanonical -> PlanDefinition", plan.get("type")))
+                tests.append((f"{x.name_of(order)}.instantiatesCanonical -> PlanDefinition", plan.get("type")))
     genes: int | None = None
     for element, cc in tests:
         for s, c, display in codings(cc):

@@ -6,10 +6,15 @@ fact, without ATC: "was a drug of class X given?" is then unknown, never "no".""
 
 from __future__ import annotations
 
+from datetime import date as Date
+
 from mdtflag.fhir.facts.codes import ATC, ATC_CODE, ATC_SYSTEMS, MED_CURRENT, MED_GIVEN
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, MedicationFact
 from mdtflag.fhir.facts.parse import codings, status_of
+
+#: Statuses of a course that has ended: when its end is after as_of, it was ongoing at as_of.
+MED_ENDED = frozenset({"completed", "stopped"})
 
 
 def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
@@ -33,52 +38,82 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
             )
             element = f"{rt}.medicationReference"
         else:
-            cc, element = target.get("code"), f"{x.name_of(target, -1)}: Medication.code"
+            cc, element = target.get("code"), f"{x.name_of(target)}: Medication.code"
     else:
         x.note("missing-element", f"{rt} names no medication: drug unknown", name, f"{rt}.medication[x]")
         element = f"{rt}.medication[x]"
     atc, shown = drug_atc(x, cc, name, element) if cc is not None else (None, "(drug unknown)")
-    start = end = None
-    start_el = ""
-    if rt == "MedicationRequest":
-        if "authoredOn" in res:
-            start = x.date_of(res["authoredOn"], name, "MedicationRequest.authoredOn")
-            start_el = "MedicationRequest.authoredOn"
-    else:
-        if "effectiveDateTime" in res:
-            start = x.date_of(res["effectiveDateTime"], name, f"{rt}.effectiveDateTime")
-            start_el = f"{rt}.effectiveDateTime"
-        elif type(res.get("effectivePeriod")) is dict:
-            period = res["effectivePeriod"]
-            if "start" in period:
-                start = x.date_of(period["start"], name, f"{rt}.effectivePeriod.start")
-                start_el = f"{rt}.effectivePeriod.start"
-            if "end" in period:
-                end = x.date_of(period["end"], name, f"{rt}.effectivePeriod.end")
+    start, start_el, end, end_hi = med_dates(x, res, name)
+    if x.after_as_of(start, name, start_el):  # not started at as_of: not known then
+        return
     given = status in MED_GIVEN if status else True
     prior = given and (start is None or start <= x.as_of)
-    current = status in MED_CURRENT and (start is None or start <= x.as_of) and (end is None or end >= x.as_of)
+
+    def current_at(last: Date | None, later: bool) -> bool:
+        """Whether the drug was current at as_of for an end ``last`` (``later``: ends after as_of,
+        which was not known at as_of: the drug was ongoing then, whatever the status says now)."""
+        ongoing = status in MED_CURRENT or (later and status in MED_ENDED)
+        return ongoing and (start is None or start <= x.as_of) and (last is None or last >= x.as_of)
+
+    current = current_at(end, end is None and end_hi is not None)
     ev = [Evidence(resource=name, element=element, value=shown)]
     if status:
         ev.append(Evidence(resource=name, element=f"{rt}.status", value=status))
     if start is not None:
         ev.append(Evidence(resource=name, element=start_el, value=start.isoformat()))
-    x.add(
-        "medication",
-        (i, 0),
-        MedicationFact(
-            atc=atc,
-            atc_class=atc[:5] if atc else None,
-            atc_group=atc[:3] if atc else None,
-            status=status,
-            current=current,
-            prior=prior,
-            start=start,
-            start_days_ago=x.days_ago(start),
-            end_days_ago=x.days_ago(end),
-            evidence=tuple(ev),
-        ),
+    fact = MedicationFact(
+        atc=atc,
+        atc_class=atc[:5] if atc else None,
+        atc_group=atc[:3] if atc else None,
+        status=status,
+        current=current,
+        prior=prior,
+        start=start,
+        start_days_ago=x.days_ago(start),
+        end_days_ago=x.days_ago(end),
+        evidence=tuple(ev),
     )
+    x.add("medication", (i, 0), fact)
+    if end_hi is not None and end is not None:  # a partial end: the same fact at its last day too
+        base = x.other_end.get(id(fact), fact)
+        later = end_hi > x.as_of
+        x.other_end[id(fact)] = base.model_copy(
+            update={
+                "current": current_at(None if later else end_hi, later),
+                "end_days_ago": None if later else x.days_ago(end_hi),
+            }
+        )
+
+
+def med_dates(x: Extraction, res: Resource, name: str) -> tuple[Date | None, str, Date | None, Date | None]:
+    """(start, its element, end, the last day of a partial end or of an end after as_of) of a medication:
+    the start from ``authoredOn`` or ``effective[x]``, the end from ``effectivePeriod.end``. An end wholly
+    after ``as_of`` was not known at ``as_of``: it is not used (note ``after-as-of``; end None, last day
+    after as_of)."""
+    rt = res["resourceType"]
+    start = end = last = None
+    start_el = ""
+    if rt == "MedicationRequest":
+        if "authoredOn" in res:
+            start_el = "MedicationRequest.authoredOn"
+            start = x.dated(res["authoredOn"], name, start_el)
+        return start, start_el, None, None
+    if "effectiveDateTime" in res:
+        start_el = f"{rt}.effectiveDateTime"
+        start = x.dated(res["effectiveDateTime"], name, start_el)
+    elif type(res.get("effectivePeriod")) is dict:
+        period = res["effectivePeriod"]
+        if "start" in period:
+            start_el = f"{rt}.effectivePeriod.start"
+            start = x.dated(period["start"], name, start_el)
+        if "end" in period and (start is None or start <= x.as_of):  # else the whole statement is later
+            span = x.date_span(period["end"], name, f"{rt}.effectivePeriod.end")
+            if span is not None:
+                if x.after_as_of(span[0], name, f"{rt}.effectivePeriod.end"):
+                    last = span[1]
+                else:
+                    end, last = span[0], (span[1] if span[1] > span[0] else None)
+    return start, start_el, end, last
 
 
 def drug_atc(x: Extraction, cc: object, name: str, element: str) -> tuple[str | None, str]:

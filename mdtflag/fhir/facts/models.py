@@ -404,6 +404,9 @@ class FactSet:
     #: element). A criterion that finds no fact but could have been decided by one of them is *unknown*
     #: with the reason ``unreadable``, never ``absent``.
     unreadable: tuple[tuple[str, dict[str, Any], str, str], ...] = ()
+    #: Fields of facts present in the bundle but unreadable, as (kind, field, resource, element): a test
+    #: on that field of a fact from that resource is *unknown* with the reason ``unreadable``.
+    unreadable_fields: tuple[tuple[str, str, str, str], ...] = ()
 
     def of_kind(self, kind: str) -> tuple[Fact, ...]:
         return tuple(f for f in self.facts if f.kind == kind)

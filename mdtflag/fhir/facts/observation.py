@@ -390,13 +390,22 @@ def obs_pregnancy(x: Extraction, res: Resource, name: str, i: int, code: str) ->
         if status:
             shown = c
             break
-    if status is None:
+    when, _ = x.effective(res, name)
+    source = "hcg" if hcg else "pregnancy-status"
+    if status is None:  # present but unreadable: if it is the latest of its source, the status is unknown
         x.note(
             "unknown-code", "pregnancy observation value is not a known code", name, "Observation.valueCodeableConcept"
         )
+        x.offer_latest(
+            ("pregnancy", source),
+            when,
+            (i, 0),
+            lambda: x.unread("pregnancy", {"source": source}, name, "Observation.valueCodeableConcept"),
+            res=res,
+            value=("unreadable", name),
+            name=name,
+        )
         return
-    when, _ = x.effective(res, name)
-    source = "hcg" if hcg else "pregnancy-status"
     ev = (Evidence(resource=name, element="Observation.valueCodeableConcept", value=shown),)
     x.offer_latest(
         ("pregnancy", source),

@@ -11,7 +11,7 @@ from mdtflag.fhir.facts.parse import as_list, years_between
 
 
 def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
-    name = x.name_of(p, 0) if p else "Patient/(missing)"
+    name = x.name_of(p) if p else "Patient/(missing)"
     ev: list[Evidence] = []
     sex = None
     gender = p.get("gender")

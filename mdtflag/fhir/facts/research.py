@@ -28,7 +28,7 @@ def read_research_subject(x: Extraction, res: Resource, name: str, i: int) -> No
                 "ResearchSubject.study",
             )
         else:
-            sname = x.name_of(target, -1)
+            sname = x.name_of(target)
             study = next(
                 (v for v in (string(as_dict(ident).get("value")) for ident in as_list(target.get("identifier"))) if v),
                 string(target.get("id")),

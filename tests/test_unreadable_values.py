@@ -1,0 +1,204 @@
+"""A value present but unreadable is *unknown – present but unreadable*, never missing and never not met: for
+every fact kind a rule reads a value from (TMB, MSI, variant allele frequency, pregnancy status, clinical
+assessments). Each case is a shipped example with one value made unreadable; the test asserts the decision,
+the reason and the data-quality note it points at."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from mdtflag import Evaluator
+from mdtflag.output.render import to_json
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "fhir_examples"
+AS_OF = "2026-11-01"
+EV = Evaluator()
+Bundle = dict[str, Any]
+
+FOCUSE = "01-cholangio-braf-v600e-focuse-eligible.json"
+MSI_H = "28-colon-msi-high-pembrolizumab-on-label-untried.json"  # MSI-H p28-obs19, TMB 38 p28-obs20
+TUMOUR_ONLY = "20-ovarian-tumour-only-brca2-possible-germline.json"  # BRCA2 VAF 0.46 in p20-obs7
+NEG_HCG = "41-cholangio-braf-undated-ecog-and-bilirubin-negative-hcg.json"  # hCG negative p41-obs20
+
+
+def example(name: str) -> Bundle:
+    data: Bundle = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    return data
+
+
+def resource(b: Bundle, rid: str) -> dict[str, Any]:
+    r: dict[str, Any] = next(e["resource"] for e in b["entry"] if e["resource"].get("id") == rid)
+    return r
+
+
+def run(b: Bundle) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(to_json(EV.evaluate(b, as_of=AS_OF)))
+    return out
+
+
+def status(doc: dict[str, Any]) -> dict[str, str]:
+    return {f["rule"]: f["status"] for f in doc["flags"]}
+
+
+def missing(doc: dict[str, Any], rule: str, criterion: str | None = None) -> list[dict[str, Any]]:
+    flag = next(f for f in doc["flags"] if f["rule"] == rule)
+    every = [m for r in flag["reasons"] for m in r["missing"]] + list(flag["missing"])
+    return [m for m in every if criterion is None or m.get("criterion") == criterion]
+
+
+def note(doc: dict[str, Any], code: str, rid: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [
+        n for n in doc["data_quality"] if n["code"] == code and n["resource"] == f"Observation/{rid}"
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def assert_unreadable(doc: dict[str, Any], rule: str, fact: str, rid: str, element: str) -> None:
+    """``rule`` is indeterminate, and what it misses about ``fact`` is unreadable, pointing at the note."""
+    assert status(doc)[rule] == "indeterminate", rule
+    miss = [m for m in missing(doc, rule) if m["fact"] == fact]
+    assert miss and all(m["reason"] == "unreadable" for m in miss), miss
+    assert all(m["resource"] == f"Observation/{rid}" for m in miss)
+    text = miss[0]["text"]["en"]
+    assert "present but unreadable" in text and "see the data-quality note" in text and element in text
+    assert "missing" not in text
+
+
+def set_code(rid: str, code: str) -> Callable[[Bundle], None]:
+    def change(b: Bundle) -> None:
+        resource(b, rid)["valueCodeableConcept"]["coding"][0]["code"] = code
+
+    return change
+
+
+# ------------------------------------------------------------------ MSI and TMB
+
+
+def test_msi_with_an_unknown_code_is_unreadable_not_missing() -> None:
+    b = example(MSI_H)
+    assert status(run(b))["F-ONLABEL-ANY"] == "flagged"  # MSI-H: on-label pembrolizumab
+    set_code("p28-obs19", "LA00000-0")(b)
+    doc = run(b)
+    assert note(doc, "unknown-code", "p28-obs19")["element"] == "Observation.valueCodeableConcept"
+    assert_unreadable(doc, "F-ONLABEL-ANY", "msi", "p28-obs19", "Observation.valueCodeableConcept")
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+
+
+@pytest.mark.parametrize(
+    "quantity,element",
+    [
+        (
+            {"value": 38.0, "unit": "mut/exome", "system": "http://unitsofmeasure.org", "code": "mut/exome"},
+            "valueQuantity",
+        ),
+        ({"value": "38", "unit": "mut/Mb"}, "valueQuantity"),  # a number given as text
+        ({"value": -3, "unit": "mut/Mb"}, "valueQuantity.value"),
+    ],
+)
+def test_tmb_in_an_unknown_unit_or_type_is_unreadable_not_missing(quantity: dict[str, Any], element: str) -> None:
+    b = example(MSI_H)
+    b["entry"] = [e for e in b["entry"] if e["resource"].get("id") != "p28-obs19"]  # TMB alone decides
+    without = copy.deepcopy(b)
+    without["entry"] = [e for e in b["entry"] if e["resource"].get("id") != "p28-obs20"]
+    assert status(run(b))["F-ACT"] == "flagged" and status(run(without))["F-ACT"] == "not_flagged"
+    resource(b, "p28-obs20")["valueQuantity"] = quantity
+    doc = run(b)
+    assert [n for n in doc["data_quality"] if n["resource"] == "Observation/p28-obs20"]
+    assert_unreadable(doc, "F-ACT", "tmb", "p28-obs20", f"Observation.{element}")
+
+
+def test_an_unreadable_tmb_next_to_a_readable_low_one_is_unknown_not_low() -> None:
+    b = example(MSI_H)
+    b["entry"] = [e for e in b["entry"] if e["resource"].get("id") != "p28-obs19"]
+    low = copy.deepcopy(resource(b, "p28-obs20"))
+    low["id"] = "tmb-low"
+    low["valueQuantity"]["value"] = 2.0
+    b["entry"].append({"resource": low})
+    resource(b, "p28-obs20")["valueQuantity"]["code"] = "mut/exome"
+    resource(b, "p28-obs20")["valueQuantity"]["unit"] = "mut/exome"
+    doc = run(b)
+    assert status(doc)["F-ACT"] == "indeterminate"  # the unreadable one could be high
+    resource(b, "p28-obs20")["valueQuantity"].update(code="1/1000000{Base}", unit="mut/Mb")
+    b["entry"] = [e for e in b["entry"] if e["resource"].get("id") != "p28-obs20"]
+    assert status(run(b))["F-ACT"] == "not_flagged"  # a readable low TMB alone decides
+
+
+# ------------------------------------------------------------------ variant allele frequency
+
+
+@pytest.mark.parametrize(
+    "quantity,element",
+    [
+        ({"value": 0.46, "unit": "mmol", "system": "http://unitsofmeasure.org", "code": "mmol"}, "valueQuantity.code"),
+        ({"value": 46, "unit": "1", "system": "http://unitsofmeasure.org", "code": "1"}, "component[5]"),
+        ({"value": "0.46", "unit": "1"}, "component[5]"),
+    ],
+)
+def test_variant_vaf_in_an_unreadable_form_is_unreadable_not_missing(quantity: dict[str, Any], element: str) -> None:
+    b = example(TUMOUR_ONLY)
+    assert status(run(b))["HER-2"] == "flagged"  # tumour-only BRCA2 with VAF >= 0.30
+    comp = next(c for c in resource(b, "p20-obs7")["component"] if "81258-6" in json.dumps(c["code"]))
+    comp["valueQuantity"] = quantity
+    doc = run(b)
+    assert [n for n in doc["data_quality"] if n["resource"] == "Observation/p20-obs7" and element in n["element"]]
+    assert_unreadable(doc, "HER-2", "variant", "p20-obs7", element)
+    miss = [m for m in missing(doc, "HER-2") if m["fact"] == "variant"]
+    assert all(m["field"] == "vaf" for m in miss)
+    assert "allele frequency" in miss[0]["text"]["en"].lower() or "vaf" in miss[0]["text"]["en"].lower()
+    # a variant without any VAF is still "missing", not "unreadable"
+    resource(b, "p20-obs7")["component"].remove(comp)
+    miss = [m for m in missing(run(b), "HER-2") if m["fact"] == "variant"]
+    assert miss and all(m["reason"] == "field" for m in miss)
+
+
+# ------------------------------------------------------------------ pregnancy and clinical assessments
+
+
+def test_pregnancy_status_with_an_unknown_code_is_unreadable_not_missing() -> None:
+    b = example(NEG_HCG)
+    assert status(run(b))["DQ-7"] == "not_flagged"
+    set_code("p41-obs20", "LA00000-0")(b)
+    doc = run(b)
+    assert note(doc, "unknown-code", "p41-obs20")["element"] == "Observation.valueCodeableConcept"
+    assert_unreadable(doc, "DQ-7", "pregnancy", "p41-obs20", "Observation.valueCodeableConcept")
+    e3 = missing(doc, "TRIAL-FOCUSE", "TRIAL-E3")
+    assert e3 and all(m["reason"] == "unreadable" for m in e3)  # "no known pregnancy" cannot be said
+    # an older readable result does not stand in for the newer unreadable one
+    older = copy.deepcopy(resource(b, "p41-obs20"))
+    older["id"] = "hcg-older"
+    older["effectiveDateTime"] = "2026-10-01"
+    older["valueCodeableConcept"]["coding"][0]["code"] = "LA6577-6"
+    b["entry"].append({"resource": older})
+    assert status(run(b))["DQ-7"] == "indeterminate"
+
+
+@pytest.mark.parametrize(
+    "rid,change,element",
+    [
+        (
+            "p01-obs8",
+            {"valueCodeableConcept": {"coding": [{"system": "urn:mdtflag:assertion", "code": "mostly"}]}},
+            "Observation.valueCodeableConcept",
+        ),
+        ("p01-obs8", {"valueString": "exhausted"}, "Observation.valueCodeableConcept"),
+        ("p01-obs9", {"valueBoolean": "yes"}, "Observation.valueBoolean"),
+    ],
+)
+def test_assertion_with_an_unknown_value_is_unreadable_not_missing(
+    rid: str, change: dict[str, Any], element: str
+) -> None:
+    b = example(FOCUSE)
+    assert status(run(b))["TRIAL-FOCUSE"] == "flagged"
+    r = resource(b, rid)
+    for key in [k for k in r if k.startswith("value")]:
+        del r[key]
+    r.update(change)
+    doc = run(b)
+    assert [n for n in doc["data_quality"] if n["resource"] == f"Observation/{rid}" and n["element"] == element]
+    assert_unreadable(doc, "TRIAL-FOCUSE", "assertion", rid, element)
