@@ -90,8 +90,10 @@ def test_the_projects_own_assessment_takes_precedence_over_the_mcode_status() ->
     for when in ("2024-01-01", "2024-05-20"):
         fs = extract(assessment("relapsed", when), status("550991000124107"))
         assert statuses(fs) == ["relapsed"]
+    # an assessment present but unreadable is still the explicit source: the status is unknown (unread),
+    # and the mCODE status does not stand in for it
     fs = extract(assessment("no-such-value"), status("550991000124107"))
-    assert statuses(fs) == [] and not unread_status(fs)
+    assert statuses(fs) == [] and unread_status(fs)
     fs = extract(assessment("refractory"), status("271299001"))
     assert statuses(fs) == ["refractory"] and not unread_status(fs)
 

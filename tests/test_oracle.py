@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.compiler import compile_or_raise
-from mdtflag.errors import DataQualityNote
 from mdtflag.evaluation.match import evaluate_facts
 from mdtflag.fhir.facts import EcogFact, Evidence, FactSet, LabFact, PatientFact, VariantFact
 
@@ -179,14 +178,13 @@ def random_patient(rng: random.Random) -> FactSet:
     ev = (Evidence(resource="Patient/x", element="birthDate", value="x"),)
     patient = PatientFact(age=_maybe(rng, rng.randint(0, 60)), deceased=rng.random() < 0.2, evidence=ev)
     facts: list[Any] = [patient]
-    notes_early: list[DataQualityNote] = []
+    # fields a reader found present but could not read (e.g. a unit not accepted): the field is unknown
+    unread: list[tuple[str, str, str, str]] = []
     for i in range(rng.randint(0, 6)):
         d = _maybe(rng, AS_OF - dt.timedelta(days=rng.randint(0, 60)))
         analyte = rng.choice(STRS["analyte"])
         if rng.random() < 0.3:  # a value present but not understood
-            notes_early.append(
-                DataQualityNote("unknown-unit", "unit not accepted", f"Observation/l{i}", "referenceRange")
-            )
+            unread.append(("lab", "x_uln", f"Observation/l{i}", "referenceRange"))
         facts.append(
             LabFact(
                 analyte=analyte,
@@ -198,11 +196,10 @@ def random_patient(rng: random.Random) -> FactSet:
                 evidence=(Evidence(resource=f"Observation/l{i}", element="valueQuantity", value="v"),),
             )
         )
-    notes: list[DataQualityNote] = []
     for i in range(rng.randint(0, 4)):
         gene = rng.choice(STRS["gene"])
         if rng.random() < 0.3:  # a value of the resource present but not understood: its unknown fields may be anything
-            notes.append(DataQualityNote("unknown-unit", "unit not accepted", f"Observation/v{i}", "component"))
+            unread.append(("variant", "vaf", f"Observation/v{i}", "component"))
         facts.append(
             VariantFact(
                 gene=gene,
@@ -221,7 +218,7 @@ def random_patient(rng: random.Random) -> FactSet:
                 evidence=(Evidence(resource=f"Observation/e{i}", element="valueInteger", value="v"),),
             )
         )
-    return FactSet(patient=patient, facts=tuple(facts), notes=tuple(notes_early + notes))
+    return FactSet(patient=patient, facts=tuple(facts), unreadable_fields=tuple(unread))
 
 
 # ------------------------------------------------------------------ the oracle
@@ -317,9 +314,9 @@ def o_crit(c: dict[str, Any], fs: FactSet, out: dict[str, str]) -> str:
 
 
 def o_leaf(c: dict[str, Any], fs: FactSet) -> str:
-    """Open world: a fact whose ``where`` is unknown because its resource holds a value not understood
-    (a note) may or may not be a candidate; the leaf is decided only when every such choice agrees."""
-    noted = {n.resource for n in fs.notes}
+    """Open world: a fact whose ``where`` is unknown because a field it tests is present but unreadable
+    (``unreadable_fields``) may or may not be a candidate; the leaf is decided only when every choice agrees."""
+    unread = {(k, f, r) for k, f, r, _e in fs.unreadable_fields}
     idx = [i for i, f in enumerate(fs.facts) if f.kind == c["fact"]]
     sure: list[int] = []
     unsure: list[int] = []
@@ -327,7 +324,10 @@ def o_leaf(c: dict[str, Any], fs: FactSet) -> str:
         w = k_and([_cond(fs.facts[i], field, spec) for field, spec in (c.get("where") or {}).items()])
         if w == "met":
             sure.append(i)
-        elif w == "unknown" and c.get("where") and fs.facts[i].evidence[0].resource in noted:
+        elif w == "unknown" and any(
+            getattr(fs.facts[i], f) is None and (c["fact"], f, fs.facts[i].evidence[0].resource) in unread
+            for f in c.get("where") or {}
+        ):
             unsure.append(i)
     outs = set()
     for k in range(len(unsure) + 1):
@@ -408,10 +408,12 @@ def test_fact_order_never_changes_results(rules: list[dict[str, Any]], seed: int
             for k, f in enumerate(fs.facts[1:])
         ]
         shuffled = [facts[0]] + rng.sample(facts[1:], len(facts) - 1)
-        fs2 = FactSet(patient=fs.patient, facts=tuple(shuffled), notes=fs.notes)
+        fs2 = FactSet(patient=fs.patient, facts=tuple(shuffled), unreadable_fields=fs.unreadable_fields)
         a = {
             ev.rule.id: (ev.status, _outs(ev))
-            for ev in evaluate_facts(crs, FactSet(patient=fs.patient, facts=tuple(facts), notes=fs.notes))
+            for ev in evaluate_facts(
+                crs, FactSet(patient=fs.patient, facts=tuple(facts), unreadable_fields=fs.unreadable_fields)
+            )
         }
         b = {ev.rule.id: (ev.status, _outs(ev)) for ev in evaluate_facts(crs, fs2)}
         assert a == b

@@ -15,7 +15,6 @@ from typing import Any, Literal, NamedTuple
 
 import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRule, CompiledRuleSet, PBool, PFact, PNode, PRuleRef, TField, TNode
-from mdtflag.errors import NOT_UNDERSTOOD
 from mdtflag.evaluation.kleene import MET, NEGATION, NOT_MET, STATUS_OF, UNKNOWN, Outcome, all_of, any_of
 from mdtflag.fhir.facts import FACT_SCHEMA, FactSet
 from mdtflag.ruleset.model import Status
@@ -98,6 +97,7 @@ _nr = functools.partial(tuple.__new__, NodeResult)  # NodeResult from a full 6-t
 
 _NOTHING: frozenset[int] = frozenset()
 _NO_FIELDS: Mapping[str, Any] = {}
+_NO_FIELD_SET: frozenset[str] = frozenset()
 #: Test operators whose outcome at both ends of an interval is their outcome on all of it.
 _ORDER_OPS = frozenset({"lt", "lte", "gt", "gte"})
 
@@ -143,14 +143,8 @@ class _Eval:
             self.ends[i] = (n + k, e, frozenset(f for f in lo.keys() | e.keys() if lo.get(f) != e.get(f)))
         # a fact whose field is unknown may satisfy a ``where`` test on that field: mark (kind, field) so that
         # no sub-tree is taken as having no candidate while such a fact is present (see :func:`witness`)
-        self.notes_by_resource: dict[str, str] | None = None
-        noted = self.noted()
-        if noted:
-            for kind, idx in self.by_kind.items():
-                unsure = frozenset(i for i in idx if self.resource(i) in noted)
-                for f in FACT_SCHEMA.get(kind, _NO_FIELDS) if unsure else ():
-                    if unsure - self.has(f):
-                        self.matched.add(("unknown", kind, f))
+        self._unread_by_resource: dict[tuple[str, str], frozenset[str]] | None = None
+        self.matched.update(("unknown", kind, f) for kind, f, _r, _e in fs.unreadable_fields)
         if self.ends:
             self.matched.update(("unknown", kd, f) for kd in self.by_kind for f in FACT_SCHEMA.get(kd, _NO_FIELDS))
         self.maybes: dict[Any, tuple[int, ...]] = {}
@@ -400,16 +394,20 @@ class _Eval:
         return None
 
     def maybe(self, p: PFact, cands: tuple[int, ...]) -> tuple[int, ...]:
-        """Facts of the leaf's kind for which no ``where`` test is not met but some is unknown because a value
-        of the fact's resource is present but not understood (a note of a :data:`NOT_UNDERSTOOD` code): each
-        may or may not be a candidate. A field that is simply absent (no ULN given) does not make a fact one."""
+        """Facts of the leaf's kind for which no ``where`` test is not met but some is unknown because its field
+        is present but not understood (the reader lists it in ``FactSet.unreadable_fields``, e.g. "is this a
+        cancer?" for a code no map holds): each may or may not be a candidate. A field that is simply absent
+        (no ULN given, no origin stated) does not make a fact one."""
         key = p.ckey
         got = self.maybes.get(key)
         if got is None:
             rest = self.by_kind.get(p.kind, _NOTHING) - frozenset(cands) if p.where else _NOTHING
             if rest:
-                noted = self.noted()
-                rest = frozenset(i for i in rest if self.resource(i) in noted)
+                unread = self.unread_by_resource()
+                fields = {w.field for w in _fields(p.where)}
+                rest = frozenset(
+                    i for i in rest if fields & unread.get((p.kind, self.resource(i) or ""), _NO_FIELD_SET)
+                )
             for w in p.where:
                 if not rest:
                     break
@@ -417,14 +415,14 @@ class _Eval:
             got = self.maybes[key] = tuple(sorted(rest))
         return got
 
-    def noted(self) -> Mapping[str, str]:
-        """Resource -> element of its first note saying a value is present but not understood."""
-        if self.notes_by_resource is None:
-            self.notes_by_resource = {}
-            for n in self.fs.notes:
-                if n.resource and n.code in NOT_UNDERSTOOD:
-                    self.notes_by_resource.setdefault(n.resource, n.element or "")
-        return self.notes_by_resource
+    def unread_by_resource(self) -> Mapping[tuple[str, str], frozenset[str]]:
+        """(kind, resource) -> the fields its reader found present but could not read."""
+        if self._unread_by_resource is None:
+            acc: dict[tuple[str, str], set[str]] = {}
+            for kind, f, res, _e in self.fs.unreadable_fields:
+                acc.setdefault((kind, res), set()).add(f)
+            self._unread_by_resource = {k: frozenset(v) for k, v in acc.items()}
+        return self._unread_by_resource
 
     def fact(self, p: PFact, cid: str | None) -> NodeResult:
         cands = self.candidates(p)
@@ -455,22 +453,15 @@ class _Eval:
         return NodeResult(p, UNKNOWN, maybe, self.where_missing(p, cid, maybe), (), "where")
 
     def where_missing(self, p: PFact, cid: str | None, maybe: tuple[int, ...]) -> tuple[Missing, ...]:
-        """What would decide whether the undecided facts are candidates: the data-quality note of their
-        resource (a value present but not understood), else the unknown ``where`` fields."""
-        noted = self.noted()
+        """What would decide whether the undecided facts are candidates: their unknown ``where`` fields, each
+        pointing at the element that could not be read."""
         where = _where(p)
-        text = p.node.missing_text
         out: list[Missing] = []
         for i in maybe:
-            res = self.resource(i)
-            if res is not None and res in noted:
-                element = noted[res] or None
-                out.append(Missing(cid, p.kind, "unreadable", resource=res, element=element, where=where, text=text))
-                continue
             fields: list[str] = []
             for w in p.where:
                 fields += [f for f in self.absent_fields(w, i) if f not in fields]
-            out.extend(Missing(cid, p.kind, "field", field=f, resource=res, where=where, text=text) for f in fields)
+            out.extend(self.field_missing(p, cid, f, i, where) for f in fields)
         return _dedupe(out)
 
     def maybe_candidates(self, p: PFact) -> tuple[int, ...]:
@@ -699,6 +690,17 @@ def id_keys(p: PNode, cid: str | None = None, out: list[tuple[Any, str]] | None 
 
 def _rank(r: InstanceResult) -> int:
     return STATUS_RANK[r[2]]
+
+
+def _fields(tests: Sequence[TNode]) -> list[TField]:
+    """The field tests of a list of tests, nested ones included."""
+    out: list[TField] = []
+    for t in tests:
+        if isinstance(t, TField):
+            out.append(t)
+        else:
+            out += _fields(t.items)
+    return out
 
 
 def _where(p: PFact) -> str:

@@ -172,6 +172,12 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         evidence=evidence,
     )
     x.add("diagnosis", (i, 0), fact)
+    # a code that is present but not understood leaves what it would have said unknown (not absent): a rule
+    # asking "a cancer?" / "which tumour group?" of this diagnosis cannot pass over it
+    if res.get("code") is not None:
+        known = {"cancer": cancer, "secondary": secondary, "icd10": icd10, "icd10_3": icd10}
+        for f in [f for f, v in known.items() if v is None or v == ""]:
+            x.unread_field("diagnosis", f, name, "Condition.code")
     if span is not None and (span[0] != span[1] or (ages is not None and ages[0] != ages[1])):
         x.other_end[id(fact)] = fact.model_copy(
             update={"onset": span[1], "onset_days_ago": x.days_ago(span[1]), "age_at_onset": ages[1] if ages else None}

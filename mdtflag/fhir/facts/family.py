@@ -37,6 +37,9 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
         element = f"FamilyMemberHistory.condition[{j}]"
         code = read_condition_code(x, cond.get("code"), name, f"{element}.code")
         icd10, snomed, _, _, ev = code
+        if not icd10 and cond.get("code") is not None:  # a code present but not read: the disease is unknown
+            x.unread_field("family_history", "icd10", name, f"{element}.code")
+            x.unread_field("family_history", "icd10_3", name, f"{element}.code")
         onset_age = None
         if "onsetAge" in cond:
             onset_age = read_onset_age(x, cond["onsetAge"], name, f"{element}.onsetAge", ev)

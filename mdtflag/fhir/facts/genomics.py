@@ -332,6 +332,7 @@ def variant_component(
                 ev.append(Evidence(resource=name, element=f"{element}.valueCodeableConcept", value=c))
                 return
         x.note("unknown-code", f"{element} ({code}) value is not a known code", name, f"{element}.valueCodeableConcept")
+        x.unread_field("variant", key, name, f"{element}.valueCodeableConcept")
 
     if code == "48005-3":
         text = component_text(comp)
@@ -341,6 +342,7 @@ def variant_component(
             ev.append(Evidence(resource=name, element=element, value=text))
         else:
             x.note("invalid-code", f"{element} protein change {str(text)[:40]!r} is not p. HGVS", name, element)
+            x.unread_field("variant", "protein", name, element)
     elif code == "48004-6":
         text = component_text(comp)
         if text and "c." in text:
@@ -348,6 +350,7 @@ def variant_component(
             ev.append(Evidence(resource=name, element=element, value=text))
         else:
             x.note("invalid-code", f"{element} DNA change {str(text)[:40]!r} is not c. HGVS", name, element)
+            x.unread_field("variant", "cdna", name, element)
     elif code == "48019-4":
         for s, c, _ in codings(comp.get("valueCodeableConcept")):
             c = c.replace("_", ":")
@@ -363,6 +366,7 @@ def variant_component(
                         name,
                         f"{element}.valueCodeableConcept",
                     )
+                    x.unread_field("variant", "change_type", name, f"{element}.valueCodeableConcept")
                     return
             elif s == LOINC and c in LOINC_CHANGE:
                 fields["change_type"] = LOINC_CHANGE[c]
@@ -381,6 +385,7 @@ def variant_component(
         value = number(as_dict(q).get("value"))
         if value is None:
             x.note("wrong-type", f"{element} copy number is not a Quantity with a number", name, element)
+            x.unread_field("variant", "copy_number", name, element)
         else:
             fields["copy_number"] = value
             ev.append(Evidence(resource=name, element=f"{element}.valueQuantity", value=str(value)))
