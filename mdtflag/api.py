@@ -24,7 +24,8 @@ from mdtflag.compile.compiler import compile_or_raise
 from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluation.decide import build_result
-from mdtflag.evaluation.match import RuleEval, evaluate_facts
+from mdtflag.evaluation.match import evaluate_facts
+from mdtflag.evaluation.nodes import RuleEval
 from mdtflag.evaluation.result import ErrorBody, ErrorResult, Result
 from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle

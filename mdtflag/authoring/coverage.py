@@ -9,7 +9,7 @@ from typing import Any
 from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, TNode
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN, Outcome
 from mdtflag.evaluation.kleene import possible as kleene_possible
-from mdtflag.evaluation.match import NodeResult, RuleEval
+from mdtflag.evaluation.nodes import NodeResult, RuleEval
 from mdtflag.fhir.facts import FACT_MODELS
 from mdtflag.ruleset.walk import criterion_ids
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from mdtflag.authoring.casefile import case_bundle, load_test_file
 from mdtflag.errors import InputError, one_line
-from mdtflag.evaluation.match import NodeResult, RuleEval
+from mdtflag.evaluation.nodes import NodeResult, RuleEval
 from mdtflag.fhir.load import iter_inputs, load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostics, RuleSetError
 

@@ -19,7 +19,7 @@ from mdtflag.compile.plan import PBool, PConst, PFact, PNode, PRuleRef, TField, 
 from mdtflag.errors import one_line
 from mdtflag.evaluation.decide import criterion_texts
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
-from mdtflag.evaluation.match import NodeResult, RuleEval
+from mdtflag.evaluation.nodes import NodeResult, RuleEval
 from mdtflag.output.render import STATUS_LABEL
 
 MARK = {MET: "✓", NOT_MET: "✗", UNKNOWN: "?"}

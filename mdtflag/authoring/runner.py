@@ -18,7 +18,7 @@ from mdtflag.authoring.casefile import (
 )
 from mdtflag.authoring.coverage import CoverageReport, coverage_report
 from mdtflag.errors import InputError
-from mdtflag.evaluation.match import RuleEval
+from mdtflag.evaluation.nodes import RuleEval
 from mdtflag.fhir.load import load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostic, Diagnostics, Pos, RuleSetError, prefixed
 

@@ -14,7 +14,8 @@ import mdtflag.ruleset.model as rm
 from mdtflag.compile.plan import CompiledRuleSet, PFact
 from mdtflag.evaluation.field_words import field_words
 from mdtflag.evaluation.kleene import MET, NOT_MET, UNKNOWN
-from mdtflag.evaluation.match import Missing, NodeResult, RuleEval, id_keys
+from mdtflag.evaluation.match import id_keys
+from mdtflag.evaluation.nodes import Missing, NodeResult, RuleEval
 from mdtflag.evaluation.result import (
     RESULT_SCHEMA_ID,
     CohortDoc,
