@@ -9,8 +9,9 @@ engine's atoms; the engine itself is rebuilt from the atoms, which takes a few m
 * the directory and profile as given, and how the rule set was accepted (``loaded``: read and
   compiled; ``checked``: also compiled for every profile and linted, as ``mdtflag evaluate`` asks);
 * mdtflag's version and the size and modification time of every file of the installed package
-  (so an edited source checkout never reads an entry written by other code), the versions of
-  durable-rules, pydantic and PyYAML, and Python's version.
+  (so an edited source checkout never reads an entry written by other code), the same of the entry
+  file of durable-rules' engine, pydantic, pydantic-core and PyYAML (another installed
+  version is another key), and Python's version.
 
 **Trust.** An entry is a pickle, and a pickle can run code when read, so an entry is read only
 when it is *authenticated*: the file carries an HMAC-SHA256 over its header and payload with a
@@ -33,8 +34,10 @@ one, or none, never a partial one. Two processes that build the same entry write
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import hmac
+import importlib.util
 import io
 import os
 import pickle
@@ -42,7 +45,6 @@ import stat
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Optional
@@ -79,12 +81,20 @@ _ALLOWED_NAMES: Final[dict[str, frozenset[str]]] = {
 
 
 def _versions() -> bytes:
+    """mdtflag's and Python's versions, and where and how big the installed engine, model and YAML packages are.
+
+    A package is named by the size and modification time of its entry file (found without importing it),
+    so another installed version is another key without the cost of reading distribution metadata.
+    """
     parts = [f"mdtflag {__version__}", f"python {sys.version}", f"cache {FORMAT.decode().strip()}"]
-    for dist in ("durable_rules", "pydantic", "pydantic_core", "PyYAML"):
+    for name in ("durable_rules_engine", "pydantic", "pydantic_core", "yaml"):
         try:
-            parts.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{dist} -")
+            spec = importlib.util.find_spec(name)
+            origin = spec.origin if spec is not None else None
+            st = os.stat(origin) if origin else None
+        except (ImportError, ValueError, OSError):
+            st, origin = None, None
+        parts.append(f"{name} {origin} {st.st_size if st else '-'} {st.st_mtime_ns if st else '-'}")
     return "\n".join(parts).encode()
 
 
@@ -282,7 +292,13 @@ def _decode(blob: bytes, key: str, secret: bytes) -> Optional[CompiledRuleSet]:
     payload = blob[len(head) + _MAC_BYTES :]
     if not hmac.compare_digest(mac, hmac.new(secret, head + payload, hashlib.sha256).digest()):
         return None
-    state = _Unpickler(io.BytesIO(payload)).load()
+    was = gc.isenabled()
+    gc.disable()  # tens of thousands of new objects, none of them garbage: no collection passes meanwhile
+    try:
+        state = _Unpickler(io.BytesIO(payload)).load()
+    finally:
+        if was:
+            gc.enable()
     ruleset, profile, params, atoms, rules, sent = state
     return CompiledRuleSet(ruleset, profile, params, fact_engine(atoms), rules, sent)
 

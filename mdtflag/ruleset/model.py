@@ -330,12 +330,8 @@ class FragmentUse(NodeBase):
     use: str = Field(pattern=FRAGMENT_ID)
 
 
-AllNode.model_rebuild()
-AnyNode.model_rebuild()
-NotNode.model_rebuild()
-TestAll.model_rebuild()
-TestAny.model_rebuild()
-TestNot.model_rebuild()
+# The recursive models (AllNode … TestNot) name types defined after them; their schemas are built on
+# first use (``defer_build``), when every name of this module is defined.
 
 
 class Decision(Model):
