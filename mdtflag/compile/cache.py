@@ -1,7 +1,7 @@
 """A cache of compiled rule sets on disk, so that a new process skips reading and compiling the rules.
 
 An entry holds one rule set compiled for one profile (the rule model, the evaluation plan and the
-engine's atoms; the engine itself is rebuilt from the atoms, which takes a few milliseconds). Its
+engine's atoms; the engine itself is rebuilt from the atoms, some tens of milliseconds). Its
 **key** is a SHA-256 over everything the compiled rule set depends on:
 
 * every file under the rule directory (relative path and bytes), the site terminology folders
@@ -20,12 +20,13 @@ file that is not the user's own, or that others can read or write, disables the 
 written with another key (another user's, or by anyone without the key) fails the check and is
 ignored; so does one whose header names another key, format or version, or that is truncated or
 altered in any byte. Even an authenticated payload is read by an unpickler that builds only classes of
-mdtflag, pydantic and a few plain standard types. An entry that fails any check is rebuilt and
+mdtflag and pydantic, read-only mappings and a few plain standard types. An entry that fails any check is rebuilt and
 replaced; reading the cache never raises.
 
 **Writing** is atomic: a new file in the cache folder (``0600``), written, flushed to disk and renamed
 over the entry, so processes that read or write the same entry at once see the old entry, the new
-one, or none, never a partial one. Two processes that build the same entry write the same content.
+one, or none, never a partial one. Two processes that build the same entry both write a valid one;
+the last rename stays.
 
 **Where**: ``$MDTFLAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/mdtflag``, else ``~/.cache/mdtflag`` (created
 ``0700``). ``MDTFLAG_NO_CACHE=1`` turns the cache off.
