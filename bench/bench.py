@@ -6,7 +6,8 @@
 Typical bundles are the shipped examples (fhir_examples/*.json) grown with seeded history (earlier
 labs, medications, vital signs, encounters) to 20–60 resources each; large bundles are grown to 500. The floor is
 measured in the same run on the same patients: JSON parse (orjson) + durable-rules assert/drain of the
-patient's encoded facts, nothing else. Figures go to stdout and bench/results/latest.json.
+patient's encoded facts, nothing else. Every timing is taken in CPU time of the process and in wall-clock
+time; the load average is recorded at the start and end. Figures go to stdout and bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import datetime
 import gc
 import json
+import os
 import platform
 import random
 import statistics
@@ -174,29 +176,36 @@ def enlarge(raw: bytes, size: int = 500) -> bytes:
 
 def interleaved(
     cases: list[tuple[str, Callable[[bytes], Any], Optional[Callable[[], Any]]]], inputs: list[bytes], n: int
-) -> dict[str, list[float]]:
-    """Per case, `n` wall-clock timings in ms; case after case on each input in turn."""
-    times: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per case, `n` timings in ms as (CPU time of this process, wall-clock); case after case on each input."""
+    times: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label, _, _ in cases}
+    cpu, wall = time.process_time, time.perf_counter
     for k in range(n):
         raw = inputs[k % len(inputs)]
         for label, fn, before in cases:
             if before is not None:
                 before()
-            t = time.perf_counter()
+            c, t = cpu(), wall()
             fn(raw)
-            times[label].append((time.perf_counter() - t) * 1000)
+            t2, c2 = wall(), cpu()
+            got = times[label]
+            got[0].append((c2 - c) * 1000)
+            got[1].append((t2 - t) * 1000)
     return times
 
 
-def summary(times: list[float]) -> dict[str, float]:
-    s = sorted(times)
-    return {
-        "n": len(s),
-        "median_ms": round(statistics.median(s), 4),
-        "p99_ms": round(s[int(len(s) * 0.99) - 1], 4),
-        "mean_ms": round(statistics.fmean(s), 4),
-        "patients_per_s": round(1000 / statistics.fmean(s), 1),
-    }
+def summary(cpu: list[float], wall: list[float]) -> dict[str, float]:
+    out: dict[str, float] = {"n": len(cpu)}
+    for name, times in (("cpu", cpu), ("wall", wall)):
+        s = sorted(times)
+        med = statistics.median(s)
+        p99 = s[int(len(s) * 0.99) - 1]
+        out[f"{name}_median_ms"] = round(med, 4)
+        out[f"{name}_p99_ms"] = round(p99, 4)
+        out[f"{name}_mean_ms"] = round(statistics.fmean(s), 4)
+        out[f"{name}_p99_x_median"] = round(p99 / med, 2) if med else 0.0
+    out["patients_per_s_cpu"] = round(1000 / out["cpu_mean_ms"], 1) if out["cpu_mean_ms"] else 0.0
+    return out
 
 
 def floor_fn(ev: Evaluator, inputs: list[bytes]) -> tuple[Callable[[bytes], Any], list[bytes]]:
@@ -256,6 +265,7 @@ def main() -> None:
         },
         "typical_bundles": {"count": len(typical), "resources_min": min(sizes), "resources_max": max(sizes)},
         "large_bundles": {"count": len(large), "resources": 500},
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "results": {},
     }
     for label, inputs, n in (("typical", typical, args.n), ("large", large, args.n_large)):
@@ -277,67 +287,89 @@ def main() -> None:
             # patient needs are imported: full collector passes then skip what lives as long as the process
             gc.collect()
             gc.freeze()
-        res = {k: summary(v) for k, v in interleaved(cases, inputs, n).items()}
-        fl = res["floor (parse + engine)"]["median_ms"]
+        res = {k: summary(*v) for k, v in interleaved(cases, inputs, n).items()}
+        floor_res = res["floor (parse + engine)"]
         for v in res.values():
-            v["x_floor_median"] = round(v["median_ms"] / fl, 2) if fl else None
+            for clock in ("cpu", "wall"):
+                fl = floor_res[f"{clock}_median_ms"]
+                v[f"{clock}_x_floor_median"] = round(v[f"{clock}_median_ms"] / fl, 2) if fl else 0.0
         report["results"][label] = res
 
     # where the time goes: every stage of the default pipeline timed in sequence, patient by patient
-    stage_times: dict[str, list[float]] = {}
+    stage_cpu: dict[str, list[float]] = {}
+    stage_wall: dict[str, list[float]] = {}
     day = datetime.date.fromisoformat(AS_OF)
+
+    def mark() -> tuple[float, float]:
+        return (time.process_time(), time.perf_counter())
+
     for k in range(max(len(typical), args.n // 4)):
         raw = typical[k % len(typical)]
-        marks = [time.perf_counter()]
+        marks = [mark()]
         bundle = load_bundle(raw, validate="facts")
-        marks.append(time.perf_counter())
+        marks.append(mark())
         fs = ev.facts(bundle, day)
-        marks.append(time.perf_counter())
+        marks.append(mark())
         enc, payload = match_mod.engine_payload(crs, fs)
         sets = crs.engine.match(payload)
-        marks.append(time.perf_counter())
+        marks.append(mark())
         state = match_mod._Eval(crs, fs, enc, sets)
         evals = [state.rule(cr) for cr in crs.rules]
-        marks.append(time.perf_counter())
+        marks.append(mark())
         doc = build_result(crs, fs, evals, day, __version__, notes=bundle.notes)
-        marks.append(time.perf_counter())
+        marks.append(mark())
         to_json(doc)
-        marks.append(time.perf_counter())
+        marks.append(mark())
         for name, a, b in zip(STAGES, marks, marks[1:]):
-            stage_times.setdefault(name, []).append((b - a) * 1000)
-    report["stages_typical_median_ms"] = {name: round(statistics.median(v), 3) for name, v in stage_times.items()}
+            stage_cpu.setdefault(name, []).append((b[0] - a[0]) * 1000)
+            stage_wall.setdefault(name, []).append((b[1] - a[1]) * 1000)
+    report["stages_typical_median_ms"] = {
+        name: {
+            "cpu": round(statistics.median(stage_cpu[name]), 3),
+            "wall": round(statistics.median(stage_wall[name]), 3),
+        }
+        for name in stage_cpu
+    }
 
     if args.soak:
         fn = e2e("facts")
-        marks = []
+        samples: list[dict[str, float]] = []
         for k in range(args.soak):
             fn(typical[k % len(typical)])
             if (k + 1) % max(1, args.soak // 10) == 0:
                 gc.collect()
-                marks.append({"evaluations": k + 1, "rss_mb": round(rss_mb(), 1)})
-        base = marks[0]["rss_mb"]
+                samples.append({"evaluations": k + 1, "rss_mb": round(rss_mb(), 1)})
+        base = samples[0]["rss_mb"]
         report["memory_soak"] = {
             "evaluations": args.soak,
-            "samples": marks,
-            "change_after_first_sample_pct": round((marks[-1]["rss_mb"] - base) / base * 100, 2),
-            "max_deviation_pct": round(max(abs(m["rss_mb"] - base) for m in marks) / base * 100, 2),
+            "samples": samples,
+            "change_after_first_sample_pct": round((samples[-1]["rss_mb"] - base) / base * 100, 2),
+            "max_deviation_pct": round(max(abs(m["rss_mb"] - base) for m in samples) / base * 100, 2),
         }
 
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"rules: {report['rules']}")
     print(f"typical bundles: {report['typical_bundles']}")
-    print("| bundles | measurement | median ms | p99 ms | patients/s | × floor (median) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"load average (1, 5, 15 min) at start {report['load_average_at_start']}, at end {report['load_average_at_end']}"
+    )
+    print(
+        "| bundles | measurement | CPU median ms | CPU p99 ms | p99/median (CPU) | × floor (CPU) "
+        "| wall median ms | wall p99 ms | × floor (wall) | patients/s (CPU) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, res in report["results"].items():
         for k, v in res.items():
             print(
-                f"| {label} | {k} | {v['median_ms']} | {v['p99_ms']} | {v['patients_per_s']} | {v['x_floor_median']} |"
+                f"| {label} | {k} | {v['cpu_median_ms']} | {v['cpu_p99_ms']} | {v['cpu_p99_x_median']} | "
+                f"{v['cpu_x_floor_median']} | {v['wall_median_ms']} | {v['wall_p99_ms']} | {v['wall_x_floor_median']} | "
+                f"{v['patients_per_s_cpu']} |"
             )
-    print(
-        "where the time goes (typical, default, median per stage): "
-        + ", ".join(f"{k} {v} ms" for k, v in report["stages_typical_median_ms"].items())
-    )
+    print("where the time goes (typical, default, median per stage, CPU / wall ms):")
+    for k, v in report["stages_typical_median_ms"].items():
+        print(f"  {k}: {v['cpu']} / {v['wall']}")
     if "memory_soak" in report:
         m = report["memory_soak"]
         print(

@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from mdtflag._version import __version__
-from mdtflag.compile.compiler import compile_or_raise
+from mdtflag.compile.cache import CompiledCache, cache_from_environment
 from mdtflag.compile.plan import CompiledRuleSet
 from mdtflag.errors import InputError, UsageError
 from mdtflag.evaluation.decide import build_result
@@ -31,7 +31,6 @@ from mdtflag.fhir.facts import FactSet, extract_facts
 from mdtflag.fhir.load import LoadedBundle, iter_inputs, load_bundle
 from mdtflag.fhir.regions import region_map
 from mdtflag.ruleset.diagnostics import Diagnostic, RuleSetError
-from mdtflag.ruleset.load import load_ruleset
 from mdtflag.ruleset.model import RuleSet
 from mdtflag.ruleset.terminology import site_terminology_dirs, with_site_terminology
 
@@ -40,6 +39,7 @@ __all__ = [
     "Source",
     "UnknownProfileError",
     "Validate",
+    "cached_evaluator",
     "default_rules_dir",
     "error_result",
     "evaluate",
@@ -137,10 +137,11 @@ class Evaluator:
         """``compiled``: profiles of this same rule set already compiled (e.g. by ``rules check``), reused."""
         if isinstance(rules, RuleSet):
             self.ruleset = rules
-        elif not rules:
-            self.ruleset = load_ruleset(default_rules_dir())
         else:
-            self.ruleset = load_ruleset(rules if isinstance(rules, (str, Path)) else Path(rules))
+            # the YAML reader and the rule checks: not imported when a compiled rule set is at hand
+            from mdtflag.ruleset.load import load_ruleset
+
+            self.ruleset = load_ruleset(Path(rules) if rules else default_rules_dir())
         self.ruleset = with_site_terminology(self.ruleset, site_terminology_dirs(terminology))
         self.profile: str = profile or self.ruleset.profiles.default
         self.regions = region_map(self.ruleset.tables.get("regions"))
@@ -150,12 +151,25 @@ class Evaluator:
         self._lock = threading.Lock()
         self.compiled(self.profile)
 
+    @classmethod
+    def from_compiled(cls, crs: CompiledRuleSet) -> Evaluator:
+        """An evaluator around a rule set already compiled; its profile is the evaluator's."""
+        ev = cls.__new__(cls)
+        ev.ruleset = crs.ruleset
+        ev.profile = crs.profile
+        ev.regions = region_map(crs.ruleset.tables.get("regions"))
+        ev._compiled = {crs.profile: crs}
+        ev._lock = threading.Lock()
+        return ev
+
     def compiled(self, profile: Optional[str] = None) -> CompiledRuleSet:
         """The rule set compiled for ``profile`` (default: the evaluator's), compiled once per profile."""
         name = profile or self.profile
         with self._lock:
             crs = self._compiled.get(name)
             if crs is None:
+                from mdtflag.compile.compiler import compile_or_raise  # not needed for a rule set compiled before
+
                 try:
                     crs = self._compiled[name] = compile_or_raise(self.ruleset, name)
                 except RuleSetError as e:
@@ -219,6 +233,40 @@ class Evaluator:
                     yield self.run(item, as_of, profile)[0]
                 except InputError as e:
                     yield error_result(e)
+
+
+def cached_evaluator(
+    rules: Optional[PathArg] = None,
+    profile: Optional[str] = None,
+    *,
+    mode: str = "loaded",
+    build: Optional[Callable[[], Evaluator]] = None,
+    cache: Union[CompiledCache, Literal["environment"], None] = "environment",
+) -> Evaluator:
+    """An :class:`Evaluator` for the rule directory ``rules``, from the compiled-rule-set cache when it holds
+    an entry (see :mod:`mdtflag.compile.cache`), else built by ``build`` (default ``Evaluator(rules,
+    profile)``) and stored. The site terminology folders are those of ``$MDTFLAG_TERMINOLOGY``.
+
+    ``mode`` names how ``build`` accepts the rule set (``loaded``, or ``checked`` when it must also pass
+    ``rules check``): entries of different modes are kept apart. ``cache``: the environment's cache
+    (``$MDTFLAG_CACHE_DIR``, ``$MDTFLAG_NO_CACHE``), a given one, or None for no cache. An entry is stored
+    only when the rule files did not change while the evaluator was built.
+    """
+    root = Path(rules) if rules else default_rules_dir()
+    make = build or (lambda: Evaluator(root, profile))
+    store = cache_from_environment() if cache == "environment" else cache
+    if store is None:
+        return make()
+    sites = site_terminology_dirs(None)
+    key = store.key(root, sites, profile, mode)
+    if key is not None:
+        crs = store.load(key)
+        if crs is not None:
+            return Evaluator.from_compiled(crs)
+    ev = make()
+    if key is not None and store.key(root, sites, profile, mode) == key:
+        store.store(key, ev.compiled())
+    return ev
 
 
 def error_result(e: InputError) -> ErrorResult:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +16,12 @@ DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REAL_FHIR = ROOT.parent / "shared" / "real-fhir"
 UPDATE = os.environ.get("MDTFLAG_UPDATE_GOLDEN") == "1"
+
+# compiled rule sets cached by the commands the tests run (in this process and in the processes it starts)
+# go to a folder of this test run, not to the user's cache
+if "MDTFLAG_CACHE_DIR" not in os.environ:
+    os.environ["MDTFLAG_CACHE_DIR"] = _CACHE = tempfile.mkdtemp(prefix="mdtflag-test-cache-")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture

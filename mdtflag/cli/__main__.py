@@ -1,6 +1,6 @@
 """``python -m mdtflag.cli``: the command line."""
 
-from mdtflag.cli.main import main
+from mdtflag.cli.main import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

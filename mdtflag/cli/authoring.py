@@ -16,7 +16,6 @@ from typing import Any, Optional, Union
 import click
 
 from mdtflag.api import default_rules_dir
-from mdtflag.authoring import casefile, check, diff, explain, reporters, runner
 from mdtflag.cli.common import (
     EXIT_FAILED,
     EXIT_INPUT,
@@ -66,6 +65,8 @@ def check_cmd(
     Every problem is a diagnostic with a stable code, file:line:col, the source line and help.
     Exit 0 without errors (warnings allowed), 3 with errors (or warnings under --strict).
     """
+    from mdtflag.authoring import check  # imported by the command that needs it
+
     if profiles and all_profiles:
         raise click.UsageError("--profile and --all-profiles exclude each other")
     reports = [check.check_ruleset(p, profiles or None) for p in (paths or (str(default_rules_dir()),))]
@@ -120,6 +121,8 @@ def test_cmd(
     Exit 0 when every case passes, 1 on failures (or coverage below --fail-under), 3 when the rules or
     a test file are invalid.
     """
+    from mdtflag.authoring import reporters, runner  # imported by the command that needs it
+
     coverage = coverage or fail_under is not None
     run = runner.run_tests(list(paths or (str(default_rules_dir()),)), rules, keyword, coverage)
     if fmt == "json":
@@ -141,6 +144,8 @@ def test_cmd(
 
 def _explain_source(bundle: str, case_name: Optional[str]) -> tuple[LoadedBundle, Optional[Any], Optional[str]]:
     """(loaded bundle, as_of, profile) from a bundle file, standard input, or a test case file."""
+    from mdtflag.authoring import casefile  # imported by the command that needs it
+
     if bundle.endswith((".yaml", ".yml")):
         diags = Diagnostics()
         found = casefile.load_test_file(Path(bundle), bundle, diags, {})
@@ -187,6 +192,8 @@ def explain_cmd(
 
     BUNDLE is a FHIR Bundle JSON file, - for standard input, or a rule test file (.yaml; pick a case with --case).
     """
+    from mdtflag.authoring import explain  # imported by the command that needs it
+
     day = as_of_date(as_of) if as_of else None
     ev = load_evaluator(rules)
     check_profile(ev, profile)
@@ -234,6 +241,8 @@ def diff_cmd(
     fmt: str,
 ) -> None:
     """Compare two rule directories on a cohort: patients whose decisions, rule or row statuses change, and why."""
+    from mdtflag.authoring import diff  # imported by the command that needs it
+
     inputs = list(cohort) + list(more)
     if not inputs:
         raise click.UsageError("give the patients with --cohort INPUT")

@@ -18,7 +18,6 @@ from mdtflag.cli.common import (
     leave,
     load_evaluator,
 )
-from mdtflag.cohort.run import Options, ResumeRefused, RuleSetId, RunFailed, run
 
 #: Exit code of a run interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
@@ -140,6 +139,8 @@ def batch(
         output = None
     if (resume or table or report) and not output:
         raise click.UsageError("--resume, --table and --report need a results file (-o)")
+    from mdtflag.cohort.run import Options, ResumeRefused, RuleSetId, RunFailed, run  # this command's own
+
     check_output_path(output)
     check_output_path(summary, "--summary")
     check_output_path(table, "--table")

@@ -27,7 +27,7 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 import click
 import orjson
 
-from mdtflag.api import Evaluator, UnknownProfileError, default_rules_dir, parse_date
+from mdtflag.api import Evaluator, UnknownProfileError, cached_evaluator, default_rules_dir, parse_date
 from mdtflag.errors import InputError, UsageError, one_line
 from mdtflag.ruleset.diagnostics import RuleSetError, prefixed
 from mdtflag.ruleset.terminology import TERMINOLOGY_ENV
@@ -155,7 +155,10 @@ def load_evaluator(rules: Optional[str], profile: Optional[str] = None, *, check
     profile, and no lint error such as a criterion id used twice — or the command exits 3 with those
     errors before any patient is read. (The rule directory's own test files are not part of this.)
     """
-    if checked:
+
+    def build() -> Evaluator:
+        if not checked:
+            return Evaluator(rules, profile)
         from mdtflag.authoring.check import check_ruleset
 
         report = check_ruleset(rules or default_rules_dir(), with_tests=False)
@@ -163,12 +166,10 @@ def load_evaluator(rules: Optional[str], profile: Optional[str] = None, *, check
         if errors or report.ruleset is None:
             report_ruleset_error(RuleSetError(errors))
             leave(EXIT_RULES)
-        try:
-            return Evaluator(report.ruleset, profile, compiled=report.compiled)
-        except UnknownProfileError as e:
-            raise click.UsageError(_unknown_profile(e.profile, e.choices)) from None
+        return Evaluator(report.ruleset, profile, compiled=report.compiled)
+
     try:
-        return Evaluator(rules, profile)
+        return cached_evaluator(rules, profile, mode="checked" if checked else "loaded", build=build)
     except UnknownProfileError as e:
         raise click.UsageError(_unknown_profile(e.profile, e.choices)) from None
     except RuleSetError as e:

@@ -8,7 +8,6 @@ from typing import Optional, Union, cast
 import click
 
 from mdtflag.api import Validate
-from mdtflag.authoring.facts_report import facts_document, facts_text
 from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
@@ -41,6 +40,8 @@ def facts_cmd(
 ) -> None:
     """List the facts extracted from one patient BUNDLE and the coded elements that could not be used
     (unknown code system, unmapped code, unreadable unit): what the data yields for the rules."""
+    from mdtflag.authoring.facts_report import facts_document, facts_text  # this command's own
+
     day = as_of_date(as_of)
     ev = load_evaluator(rules)
     src: Union[str, bytes] = sys.stdin.buffer.read() if bundle == "-" else bundle

@@ -6,6 +6,7 @@ authoring commands (``rules check|test|diff``, ``explain``) in :mod:`mdtflag.cli
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, Optional, Union, cast
@@ -38,7 +39,7 @@ from mdtflag.evaluation.result import result_json_schema
 from mdtflag.output.render import to_json, to_text
 from mdtflag.ruleset.schema import rule_json_schema
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "entry", "main"]
 
 EXAMPLES = """Examples:
 
@@ -136,8 +137,20 @@ _register_serve()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
-    """The ``mdtflag`` console script (and ``python -m mdtflag``): runs the command line and exits."""
+    """Runs the command line and exits (``SystemExit`` with the exit code)."""
     run(cli, argv)
+
+
+def entry() -> NoReturn:
+    """The ``mdtflag`` console script and ``python -m mdtflag``: :func:`main` in a process of its own.
+
+    The objects still alive when the command ends go to the collector's permanent generation, so the
+    interpreter's last collection passes at exit do not walk the rule set and the modules once more.
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

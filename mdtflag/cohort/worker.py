@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Callable, Union
 
 import orjson
 
-from mdtflag.api import Evaluator, error_result
+from mdtflag.api import Evaluator, cached_evaluator, error_result
 from mdtflag.cohort.plan import FilesTask, GroupTask, LinesTask, SpillTask, Task
 from mdtflag.cohort.summary import csv_line, summary_row
 from mdtflag.errors import InputError
@@ -309,7 +309,7 @@ def crash_doc(name: str, line: int | None) -> dict[str, Any]:
 class Worker:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.ev = Evaluator(config.rules_dir, config.profile)
+        self.ev: Evaluator = cached_evaluator(config.rules_dir, config.profile)  # compiled once, shared by the workers
         self.profile = config.profile
         self._shared: dict[tuple[str, ...], dict[str, bytes]] = {}
         self._fault = os.environ.get("MDTFLAG_FAULT_CRASH_ON")  # fault injection, for crash tests

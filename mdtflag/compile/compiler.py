@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Optional, TypeVar, Union, cast
 
 import mdtflag.ruleset.model as rm
-from mdtflag.compile.engine import Atom, Engine, EngineError, EngineLimitError, Test
+from mdtflag.compile.engine import Atom, EngineError, EngineLimitError, Test, fact_engine
 from mdtflag.compile.plan import (
     CompiledRule,
     CompiledRuleSet,
@@ -31,7 +31,7 @@ from mdtflag.compile.plan import (
     criterion_ids,
 )
 from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
-from mdtflag.fhir.facts.encoding import ENGINE_TYPE, EngineType, encode_constant
+from mdtflag.fhir.facts.encoding import encode_constant
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
 
 CLOSED_STATE = "closed"
@@ -520,11 +520,8 @@ def compile_ruleset(rs: rm.RuleSet, profile: str | None = None) -> tuple[Compile
         compiled.append(CompiledRule(rule, applies, tuple(instances), tuple(skipped)))
     if diags.errors:
         return None, diags.sorted(dict(rs.sources))
-    schema: dict[str, dict[str, EngineType]] = {
-        k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()
-    }
     try:
-        engine = Engine(comp.atom_list, schema)
+        engine = fact_engine(comp.atom_list)
     except EngineLimitError as e:
         diags.add(
             "C010",

@@ -549,3 +549,14 @@ class Engine:
             raise EngineError(f"session sentinel fired {len(sentinels)} times (expected 1)")
         messages.remove(sentinels[0])
         return messages
+
+
+def fact_engine(atoms: Sequence[Atom]) -> Engine:
+    """The engine for ``atoms`` over the fact kinds and field types of mdtflag's fact models."""
+    from mdtflag.fhir.facts.encoding import ENGINE_TYPE
+    from mdtflag.fhir.facts.models import FACT_SCHEMA
+
+    schema: dict[str, dict[str, EngineType]] = {
+        k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()
+    }
+    return Engine(atoms, schema)

@@ -32,7 +32,7 @@ ERROR_SCHEMA_ID: Final = "mdtflag.error/1"
 
 
 class Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class TextOut(Out):
@@ -150,7 +150,7 @@ class ResultModel(Out):
     flags: list[FlagOut]
     data_quality: list[DataQualityOut]
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")
@@ -172,7 +172,7 @@ class ErrorResult(Out):
     schema_: Literal["mdtflag.error/1"] = Field(default=ERROR_SCHEMA_ID, alias="schema")
     source: str
     error: ErrorBody
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")

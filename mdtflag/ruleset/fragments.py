@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos
-from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList
+from mdtflag.ruleset.positions import KEYPOS_KEY, POS_KEY, PosList
 
 __all__ = ["FRAGMENT_DIR", "NODE_KEYS", "Expander"]
 

@@ -39,7 +39,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from mdtflag.fhir.facts.terminology import Terminology
 from mdtflag.ruleset.diagnostics import Pos
-from mdtflag.ruleset.yamlpos import KEYPOS_KEY, POS_KEY, PosList, strip
+from mdtflag.ruleset.positions import KEYPOS_KEY, POS_KEY, PosList, strip
 
 TAGS = ("SEED-004", "PUB", "DA", "VERIFY")
 ProvTag = Literal["SEED-004", "PUB", "DA", "VERIFY"]
@@ -56,7 +56,7 @@ SEMVER = r"^\d+\.\d+\.\d+$"
 class Model(BaseModel):
     """Base: frozen, unknown keys rejected, ``pos`` filled from the YAML position keys."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
     pos: SkipJsonSchema[Pos] = Field(default=Pos(""), alias=POS_KEY, exclude=True, repr=False)
 
     @model_validator(mode="before")
@@ -330,12 +330,8 @@ class FragmentUse(NodeBase):
     use: str = Field(pattern=FRAGMENT_ID)
 
 
-AllNode.model_rebuild()
-AnyNode.model_rebuild()
-NotNode.model_rebuild()
-TestAll.model_rebuild()
-TestAny.model_rebuild()
-TestNot.model_rebuild()
+# The recursive models (AllNode … TestNot) name types defined after them; their schemas are built on
+# first use (``defer_build``), when every name of this module is defined.
 
 
 class Decision(Model):
@@ -416,7 +412,7 @@ class Fragment(Model):
     criterion: dict[str, Any]
 
 
-_CRITERION: TypeAdapter[Any] = TypeAdapter(Criterion)
+_CRITERION: TypeAdapter[Any] = TypeAdapter(Criterion, config=ConfigDict(defer_build=True))
 
 
 class RulesetMeta(Model):
@@ -491,7 +487,7 @@ class Profiles(KnowledgeBase):
 class RuleSet(BaseModel):
     """A loaded rule directory: immutable, with a content digest over every file read."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
     root: str
     meta: RulesetMeta
     digest: str

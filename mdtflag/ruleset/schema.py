@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mdtflag.ruleset.model import Fragment, FragmentUse, Rule
-from mdtflag.ruleset.yamlpos import POS_KEY
+from mdtflag.ruleset.positions import POS_KEY
 
 __all__ = ["rule_json_schema"]
 

@@ -8,21 +8,22 @@ Only YAML's safe types are built (PyYAML ``SafeLoader``): no tags that construct
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Final
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.reader import Reader
+from yaml.resolver import Resolver
 
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos
+from mdtflag.ruleset.positions import KEYPOS_KEY, POS_KEY, PosList, strip
+
+__all__ = ["KEYPOS_KEY", "MAX_DEPTH", "MAX_NODES", "POS_KEY", "PosList", "locate", "locate_pos", "read_yaml", "strip"]
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
-POS_KEY: Final = "__pos__"
-KEYPOS_KEY: Final = "__keypos__"
-
-
-class PosList(list):  # type: ignore[type-arg]
-    pos: tuple[int, int] = (0, 0)
-    item_pos: list[tuple[int, int]]
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -35,8 +36,8 @@ class _TooDeep(Exception):
         self.mark = mark
 
 
-class _DepthLimitedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with the nesting limit applied while the node tree is built.
+class _DepthLimit:
+    """The nesting limit applied while the node tree is built (PyYAML's composer, mixed into a loader).
 
     PyYAML's scanner and parser are iterative but its composer recurses once per level, so a document
     nested a few hundred levels deep (``[[[[…``, ``not: {not: …}``) would end in a RecursionError before
@@ -50,10 +51,40 @@ class _DepthLimitedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH + 1:
-                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
-            return super().compose_node(parent, index)
+                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[attr-defined]
+            return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._depth -= 1
+
+
+class _DepthLimitedLoader(_DepthLimit, yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader with the nesting limit: the reference reader."""
+
+
+def _fast_loader() -> Any:
+    """libyaml's parser (events with the same line and column marks) under PyYAML's own composer (with the
+    nesting limit), safe constructor and resolver; None when PyYAML was built without libyaml."""
+    try:
+        from yaml.cyaml import CParser  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+
+    class _FastLoader(_DepthLimit, Composer, CParser, SafeConstructor, Resolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    return _FastLoader
+
+
+_FAST_LOADER: Any = _fast_loader()
+#: Documents read by the pure-Python loader only: characters its reader refuses, other line breaks than
+#: ``\n``, a byte-order mark, tabs, tags and directives, and block scalar headers followed by a comment,
+#: where libyaml accepts or reads some documents differently.
+_PURE_ONLY: Final = re.compile(Reader.NON_PRINTABLE.pattern + "|[\t\r!%\x85\u2028\u2029\ufeff]|[|>][-+0-9]*#")
+_FALLBACK: Final = object()
 
 
 def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
@@ -61,9 +92,33 @@ def read_yaml(text: str, file: str, diags: Diagnostics) -> Any:
 
     A file whose only content is ``null`` (or ``~``) is a diagnostic too (Y002), never an empty rule file
     skipped in silence; so is a number that is not finite (``.nan``, ``.inf``: Y003).
+
+    With libyaml installed, a document is first read with its parser (:data:`_FAST_LOADER`); that answer
+    is kept only when it is a clean read of a document without the characters where the two parsers are
+    known to differ (:data:`_PURE_ONLY`). Anything else -- a syntax error, any diagnostic, any
+    exception -- is read again by the pure-Python loader, whose answer and messages are the reference.
     """
+    if _FAST_LOADER is not None and not _PURE_ONLY.search(text):
+        got = _read_fast(text, file)
+        if got is not _FALLBACK:
+            return got
+    return _read(text, file, diags, _DepthLimitedLoader)
+
+
+def _read_fast(text: str, file: str) -> Any:
+    """The document read with libyaml's parser, or :data:`_FALLBACK` when it gave any diagnostic or error."""
+    assert _FAST_LOADER is not None
+    sub = Diagnostics()
     try:
-        loader = _DepthLimitedLoader(text)
+        data = _read(text, file, sub, _FAST_LOADER)
+    except Exception:  # whatever libyaml's path raises, the pure-Python loader answers
+        return _FALLBACK
+    return _FALLBACK if sub.items else data
+
+
+def _read(text: str, file: str, diags: Diagnostics, loader_class: Any) -> Any:
+    try:
+        loader = loader_class(text)
         try:
             node = loader.get_single_node()
         finally:
@@ -107,9 +162,7 @@ class _TooBig(Exception):
     pass
 
 
-def _convert(
-    node: yaml.Node, loader: yaml.SafeLoader, file: str, diags: Diagnostics, budget: list[int], depth: int
-) -> Any:
+def _convert(node: yaml.Node, loader: Any, file: str, diags: Diagnostics, budget: list[int], depth: int) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooBig(f"document has more than {MAX_NODES} nodes (limit)")
@@ -164,15 +217,6 @@ def _convert(
         return result
     diags.add("Y003", "unsupported YAML node", Pos(file, *_mark(node)))
     return None
-
-
-def strip(value: Any) -> Any:
-    """The same data without position keys (plain dicts and lists)."""
-    if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if k not in (POS_KEY, KEYPOS_KEY)}
-    if isinstance(value, list):
-        return [strip(v) for v in value]
-    return value
 
 
 def locate(data: Any, path: tuple[Any, ...]) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mdtflag._version import __version__
-from mdtflag.api import Evaluator, parse_date
+from mdtflag.api import Evaluator, cached_evaluator, parse_date
 from mdtflag.errors import InputError
 from mdtflag.fhir.load import MAX_DEPTH
 from mdtflag.output.render import to_json
@@ -688,7 +688,7 @@ def worker_app() -> Starlette:
     """Factory run once in each worker process before it accepts requests."""
     configure_logging()
     config = ServiceConfig.from_env()
-    evaluator = Evaluator(config.rules, config.profile)
+    evaluator = cached_evaluator(config.rules, config.profile)  # compiled once, shared by the workers
     ms = warm_up(evaluator)
     verifier = make_authenticator(config)
     app = create_app(config, verifier, evaluator, warmup_ms=round(ms, 1))

@@ -150,7 +150,7 @@ def serve(
     insecure_no_auth: bool,
 ) -> None:
     """Run the HTTP service: CDS Hooks 2.0, REST evaluation and FHIR outputs."""
-    from mdtflag.api import Evaluator
+    from mdtflag.api import cached_evaluator
     from mdtflag.ruleset.diagnostics import RuleSetError
 
     if not insecure_no_auth and not trust:
@@ -164,7 +164,7 @@ def serve(
             "--public-url must be an http(s) URL without query or fragment, e.g. https://cds.example.org"
         )
     try:
-        ev = Evaluator(rules, profile)  # fails here, once, rather than in every worker
+        ev = cached_evaluator(rules, profile)  # fails here, once, rather than in every worker; stores the entry
     except RuleSetError as e:
         for d in e.diagnostics:
             click.echo(d.format(), err=True)

@@ -56,7 +56,7 @@ __all__ = [
     "schema_of",
 ]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Label(NamedTuple):
