@@ -4,7 +4,7 @@
     python bench/synth_bulk.py OUT -n 100000 --gzip      # .ndjson.gz files
     python bench/synth_bulk.py OUT -n 5000 --bundles     # OUT/bundles.ndjson: one patient bundle per line
 
-Patient i is a copy of example i mod 41 (fhir_examples/*.json) whose resource ids and references carry
+Patient i is a copy of example i mod N (N shipped examples) (fhir_examples/*.json) whose resource ids and references carry
 the suffix ``-i``, so every patient is distinct and its resources refer to it. The lines of one
 patient are spread over one file per resource type, as a Bulk export server writes them.
 ``--unassigned K`` adds K Observations without a subject (they belong to no patient).
