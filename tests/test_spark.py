@@ -151,3 +151,39 @@ def test_rule_files_digest_follows_their_content(tmp_path: Path) -> None:
     first = copy / a[1][0][0]
     first.write_bytes(first.read_bytes() + b"\n")
     assert pack_rules(copy)[0] != a[0]
+
+
+def test_bulk_export_grouped_in_spark_gives_the_batch_results(spark: SparkSession, tmp_path: Path) -> None:
+    """A Bulk export read by Spark (``spark.read.text``) and grouped by patient there gives, patient by
+    patient, the result lines ``mdtflag batch`` gives for the same export, and the same unassigned count."""
+    from pyspark.sql import functions as F
+
+    from mdtflag.cohort.spark import bulk_bundles
+
+    export = tmp_path / "export"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "synth_bulk.py"), str(export), "-n", "45", "--unassigned", "3"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = tmp_path / "results.ndjson"
+    subprocess.run(
+        [sys.executable, "-m", "mdtflag.cli", "batch", str(export), "--as-of", AS_OF, "--workers", "2", "-o", str(out)],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    pool = {orjson.loads(line)["patient"]: line for line in out.read_bytes().splitlines()}
+    manifest = orjson.loads(Path(str(out) + ".manifest.json").read_bytes())
+    files = sorted(str(p) for p in export.glob("*.ndjson"))
+    lines = spark.read.text(files).withColumn("file", F.input_file_name())
+    bundles, unassigned = bulk_bundles(lines)
+    got = evaluate_dataframe(bundles.repartition(3), rules=ROOT / "rules", as_of=AS_OF).collect()
+    assert {r.status for r in got} == {"ok"}
+    spark_lines = {r.patient: r.result.encode("utf-8") for r in got}
+    assert len(spark_lines) == len(got) == len(pool) == 45
+    assert spark_lines == pool
+    assert unassigned.count() == manifest["counts"]["unassigned"] >= 3
+    assert all(r.source.endswith(f"#{r.patient}") for r in got)

@@ -169,3 +169,115 @@ def evaluate_dataframe(
             yield pa.RecordBatch.from_pydict({c: [r[c] for r in rows] for c in RESULT_COLUMNS}, schema=schema)
 
     return df.select(*cols).mapInArrow(run_partition, RESULT_DDL)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A FHIR Bulk Data export already in the data lake: group its resources by patient inside Spark
+
+BULK_DDL = "kind string, key string, ref string, file string, line string"
+
+
+def _classify(raw: str | None) -> tuple[str, str, str]:
+    """(kind, key, ref) of one NDJSON line, as the process pool's spill pass sorts it: ``patient`` (key
+    ``Patient/<id>``), ``bundle`` (a whole Bundle on one line), ``shared`` (a resource with an id that
+    names no patient, e.g. a Medication, attached to the patients that refer to it), ``unassigned`` (no
+    patient and no id), ``bad`` (not a FHIR resource: evaluated, it gives its named error), ``blank``."""
+    from mdtflag.cohort.worker import patient_key
+
+    if raw is None or not raw.strip():
+        return "blank", "", ""
+    try:
+        res = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "bad", "", ""
+    rt = res.get("resourceType") if isinstance(res, dict) else None
+    if not isinstance(rt, str) or not rt:
+        return "bad", "", ""
+    if rt == "Bundle":
+        return "bundle", "", ""
+    key = patient_key(res)
+    if key is not None:
+        return "patient", key, ""
+    if rt == "Patient":
+        return "bad", "", ""  # a Patient without an id: evaluated alone, it is the error the batch gives
+    rid = res.get("id")
+    if isinstance(rid, str) and rid:
+        return "shared", "", f"{rt}/{rid}"
+    return "unassigned", "", f"{rt}/(no id)"
+
+
+def _bundle_of(lines: list[str], shared: dict[str, str]) -> str:
+    """One patient's resources (and the shared resources they refer to) as a collection Bundle."""
+    from mdtflag.fhir.load import collect_references
+
+    refs: set[str] = set()
+    for line in lines:
+        collect_references(orjson.loads(line), refs)
+    members = sorted(lines) + [shared[r] for r in sorted(refs) if r in shared]
+    return (
+        '{"resourceType":"Bundle","type":"collection","entry":['
+        + ",".join('{"resource":' + m + "}" for m in members)
+        + "]}"
+    )
+
+
+def bulk_bundles(lines: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Group a FHIR Bulk Data export by patient inside Spark, for :func:`evaluate_dataframe`.
+
+    ``lines``: one NDJSON line per row in column ``value`` (what ``spark.read.text(paths)`` gives) and
+    optionally ``file`` naming its file (e.g. ``F.input_file_name()``). Returns ``(bundles, unassigned)``:
+    ``bundles`` has the columns ``source`` (``<file>#Patient/<id>`` for a patient, the file for a whole
+    Bundle line or a line that is not a resource) and ``bundle``, one row per patient, Bundle line or bad
+    line, ready for :func:`evaluate_dataframe`; ``unassigned`` lists the resources that belong to no
+    patient (``file``, ``ref``), as ``mdtflag batch`` counts them. Those with an id (Medication,
+    Organization, ...) are also collected on the driver and attached to the patients that refer to them,
+    as the process pool does: they are expected to be few. Blank lines are dropped; every other line ends
+    in exactly one row of the two results or inside one patient's bundle."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+
+    if "value" not in lines.columns:
+        raise ValueError(f"the DataFrame needs a 'value' column (one NDJSON line per row); it has {lines.columns}")
+    src = lines.select(
+        F.col("value").alias("line"),
+        (F.col("file") if "file" in lines.columns else F.lit("<bulk>")).cast("string").alias("file"),
+    )
+
+    def classify(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+
+        for batch in batches:
+            out: dict[str, list[str]] = {"kind": [], "key": [], "ref": [], "file": [], "line": []}
+            for raw, name in zip(batch.column("line").to_pylist(), batch.column("file").to_pylist()):
+                kind, key, ref = _classify(raw)
+                for col, v in zip(out, (kind, key, ref, name or "", raw or "")):
+                    out[col].append(v)
+            yield pa.RecordBatch.from_pydict(out, schema=pa.schema([(c, pa.string()) for c in out]))
+
+    keyed = src.mapInArrow(classify, BULK_DDL).cache()
+    shared = {r.ref: r.line for r in keyed.filter(F.col("kind") == "shared").select("ref", "line").collect()}
+
+    def build(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+
+        for batch in batches:
+            keys = [str(k) for k in batch.column("key").to_pylist()]
+            files = [str(f or "") for f in batch.column("file").to_pylist()]
+            groups = [[str(x) for x in g or ()] for g in batch.column("lines").to_pylist()]
+            yield pa.RecordBatch.from_pydict(
+                {
+                    "source": [f"{Path(f).name}#{k}" for k, f in zip(keys, files)],
+                    "bundle": [_bundle_of(g, shared) for g in groups],
+                },
+                schema=pa.schema([("source", pa.string()), ("bundle", pa.string())]),
+            )
+
+    patients = (
+        keyed.filter(F.col("kind") == "patient")
+        .groupBy("key")
+        .agg(F.min("file").alias("file"), F.collect_list("line").alias("lines"))
+        .mapInArrow(build, "source string, bundle string")
+    )
+    whole = keyed.filter(F.col("kind").isin("bundle", "bad")).select(
+        F.col("file").alias("source"), F.col("line").alias("bundle")
+    )
+    unassigned = keyed.filter(F.col("kind").isin("unassigned", "shared")).select("file", "ref")
+    return patients.unionByName(whole), unassigned
