@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mdtflag.evaluation.result import FlagDoc, Result
 
-MAX_TODO = 8
+MAX_TO_COLLECT = 8
 
 LEVEL = {
     "sv": {
@@ -39,7 +39,7 @@ WORDS = {
         "trial_blocked": "ingen kohort – {cohort}: {why}",
         "trial_none": "ingen kohort (ingen biomarkör från kohorttabellen påvisad)",
         "other": "Dessutom",
-        "todo": "Att komplettera",
+        "to_collect": "Att komplettera",
         "more": "och {n} till (se --detail)",
         "deceased": "Patienten är avliden – inga flaggor eller remisser.",
         "detail": "Alla regler och skäl: --detail",
@@ -57,7 +57,7 @@ WORDS = {
         "trial_blocked": "no cohort – {cohort}: {why}",
         "trial_none": "no cohort (no biomarker from the cohort table found)",
         "other": "Also",
-        "todo": "To complete",
+        "to_collect": "To complete",
         "more": "and {n} more (see --detail)",
         "deceased": "Patient deceased – no flags or referrals.",
         "detail": "All rules and reasons: --detail",
@@ -98,12 +98,12 @@ def summary_lines(result: Result, lang: str) -> list[str]:
     for f in others:
         target = f" → {getattr(f.target.centre, lang)}" if f.target is not None and f.target.centre else ""
         out.append(f"  {w['other']}: {getattr(f.text, lang)}{target}")
-    todo = _todo(result, lang)
-    if todo:
-        out.append(f"  {w['todo']}:")
-        out.extend(f"    ? {t}" for t in todo[:MAX_TODO])
-        if len(todo) > MAX_TODO:
-            out.append(f"    {w['more'].format(n=len(todo) - MAX_TODO)}")
+    to_collect = _to_collect(result, lang)
+    if to_collect:
+        out.append(f"  {w['to_collect']}:")
+        out.extend(f"    ? {t}" for t in to_collect[:MAX_TO_COLLECT])
+        if len(to_collect) > MAX_TO_COLLECT:
+            out.append(f"    {w['more'].format(n=len(to_collect) - MAX_TO_COLLECT)}")
     return out
 
 
@@ -192,7 +192,7 @@ def _trial_lines(result: Result, lang: str) -> list[str]:
     return out
 
 
-def _todo(result: Result, lang: str) -> list[str]:
+def _to_collect(result: Result, lang: str) -> list[str]:
     """Missing data of every undecided flag, once each, in words; then data-quality rules that fired."""
     items: dict[str, None] = {}
     for f in result.flags:
