@@ -7,39 +7,19 @@ import copy
 import datetime as dt
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from conftest import ROOT
+from example_bundles import AS_OF, EV, EXAMPLES, Bundle, example, notes, resource, run, status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag import Evaluator
 from mdtflag.fhir.load import load_bundle
 from mdtflag.output.render import to_json
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "fhir_examples"
-AS_OF = "2026-11-01"
-FOCUSE = "01-cholangio-braf-v600e-focuse-eligible.json"  # adult, ECOG 1, haemoglobin 124 g/L
 CHILD = "15-child-neuroblastoma-no-wgs.json"
-EV = Evaluator()
-
-Bundle = dict[str, Any]
-
-
-def example(name: str = FOCUSE) -> Bundle:
-    data: Bundle = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
-    return data
-
-
-def resource(b: Bundle, rid: str) -> dict[str, Any]:
-    for e in b["entry"]:
-        if e["resource"].get("id") == rid:
-            r: dict[str, Any] = e["resource"]
-            return r
-    raise KeyError(rid)
 
 
 def add(b: Bundle, res: dict[str, Any]) -> None:
@@ -56,19 +36,6 @@ def clone(b: Bundle, rid: str, new_id: str, **changes: Any) -> dict[str, Any]:
 
 def drop(b: Bundle, rid: str) -> None:
     b["entry"] = [e for e in b["entry"] if e["resource"].get("id") != rid]
-
-
-def run(b: Bundle | bytes, as_of: str = AS_OF) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(to_json(EV.evaluate(b, as_of=as_of)))
-    return out
-
-
-def status(doc: dict[str, Any]) -> dict[str, str]:
-    return {f["rule"]: f["status"] for f in doc["flags"]}
-
-
-def notes(doc: dict[str, Any], code: str | None = None) -> list[dict[str, Any]]:
-    return [n for n in doc["data_quality"] if code is None or n["code"] == code]
 
 
 def facts(b: Bundle, as_of: str = AS_OF) -> Any:

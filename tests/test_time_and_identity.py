@@ -7,51 +7,21 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
-import json
 import random
 import re
-from pathlib import Path
 from typing import Any
 
 import orjson
+from example_bundles import AS_OF, EV, EXAMPLES, FOCUSE, Bundle, example, notes, resource, run, status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdtflag import Evaluator
 from mdtflag.fhir.facts import GenomicReportFact
 from mdtflag.fhir.load import load_bundle
 from mdtflag.output.render import to_json
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "fhir_examples"
-AS_OF = "2026-11-01"
-FOCUSE = "01-cholangio-braf-v600e-focuse-eligible.json"  # ECOG 1 (p01-obs11, 2026-10-20), FOCUSE flagged
 ECOG = "p01-obs11"
 FOLFOX = "p01-med6"  # fluorouracil, completed, 2025-11-06..2026-08-13
-EV = Evaluator()
-Bundle = dict[str, Any]
-
-
-def example(name: str = FOCUSE) -> Bundle:
-    data: Bundle = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
-    return data
-
-
-def resource(b: Bundle, rid: str) -> dict[str, Any]:
-    r: dict[str, Any] = next(e["resource"] for e in b["entry"] if e["resource"].get("id") == rid)
-    return r
-
-
-def run(b: Bundle, as_of: str = AS_OF) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(to_json(EV.evaluate(b, as_of=as_of)))
-    return out
-
-
-def status(doc: dict[str, Any]) -> dict[str, str]:
-    return {f["rule"]: f["status"] for f in doc["flags"]}
-
-
-def notes(doc: dict[str, Any], code: str) -> list[dict[str, Any]]:
-    return [n for n in doc["data_quality"] if n["code"] == code]
 
 
 def facts(b: Bundle, kind: str) -> list[Any]:

@@ -7,42 +7,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from example_bundles import FOCUSE, Bundle, example, resource, run, status
 
-from mdtflag import Evaluator
-from mdtflag.output.render import to_json
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "fhir_examples"
-AS_OF = "2026-11-01"
-EV = Evaluator()
-Bundle = dict[str, Any]
-
-FOCUSE = "01-cholangio-braf-v600e-focuse-eligible.json"
 MSI_H = "28-colon-msi-high-pembrolizumab-on-label-untried.json"  # MSI-H p28-obs19, TMB 38 p28-obs20
 TUMOUR_ONLY = "20-ovarian-tumour-only-brca2-possible-germline.json"  # BRCA2 VAF 0.46 in p20-obs7
 NEG_HCG = "41-cholangio-braf-undated-ecog-and-bilirubin-negative-hcg.json"  # hCG negative p41-obs20
-
-
-def example(name: str) -> Bundle:
-    data: Bundle = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
-    return data
-
-
-def resource(b: Bundle, rid: str) -> dict[str, Any]:
-    r: dict[str, Any] = next(e["resource"] for e in b["entry"] if e["resource"].get("id") == rid)
-    return r
-
-
-def run(b: Bundle) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(to_json(EV.evaluate(b, as_of=AS_OF)))
-    return out
-
-
-def status(doc: dict[str, Any]) -> dict[str, str]:
-    return {f["rule"]: f["status"] for f in doc["flags"]}
 
 
 def missing(doc: dict[str, Any], rule: str, criterion: str | None = None) -> list[dict[str, Any]]:
