@@ -17,6 +17,8 @@ from mdtflag.cli.common import (
     check_output_path,
     leave,
     load_evaluator,
+    profile_option,
+    rules_option,
 )
 
 #: Exit code of a run interrupted by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -55,14 +57,8 @@ def accounting_text(counts: dict[str, Any]) -> list[str]:
     metavar="YYYY-MM-DD",
     help="Evaluation date (default: today; on --resume: the interrupted run's).",
 )
-@click.option(
-    "--rules",
-    "rules",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Rule directory (default: $MDTFLAG_RULES or ./rules).",
-)
-@click.option("--profile", default=None, help="Threshold profile (default: the rule set's default).")
+@rules_option()
+@profile_option()
 @click.option(
     "--validate",
     type=click.Choice(["facts", "all", "none"]),
