@@ -66,6 +66,8 @@ class _Eval:
         # no sub-tree is taken as having no candidate while such a fact is present (see :func:`witness`)
         self._unread_by_resource: dict[tuple[str, str], frozenset[str]] | None = None
         self.matched.update(("unknown", kind, f) for kind, f, _r, _e in fs.unreadable_fields)
+        #: kinds with a field present but not understood: only their leaves can have undecided candidates
+        self.unsure_kinds = frozenset(kind for kind, _f, _r, _e in fs.unreadable_fields)
         if self.ends:
             self.matched.update(("unknown", kd, f) for kd in self.by_kind for f in FACT_SCHEMA.get(kd, _NO_FIELDS))
         self.maybes: dict[Any, tuple[int, ...]] = {}
@@ -360,7 +362,7 @@ class _Eval:
                     for f in self.absent_fields(w, i)
                 )
                 return NodeResult(p, UNKNOWN, open_, miss, (), "field")
-        maybe = self.maybe(p, cands) if p.where else ()
+        maybe = self.maybe(p, cands) if p.where and p.kind in self.unsure_kinds else ()
         if not maybe or base.outcome == UNKNOWN:
             return base
         # open world: the outcome with each undecided fact taken as a candidate (for 'latest', the candidate
