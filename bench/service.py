@@ -76,8 +76,11 @@ def in_process(data: list[bytes], rounds: int) -> dict[str, float]:
 
 
 class Service:
-    def __init__(self, server: str, workers: int, queue: int, trust: Path | None = None) -> None:
+    def __init__(
+        self, server: str, workers: int, queue: int, trust: Path | None = None, max_connections: int | None = None
+    ) -> None:
         self.server, self.workers, self.queue, self.trust = server, workers, queue, trust
+        self.max_connections = max_connections
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.state = Path(tempfile.mkdtemp(prefix="mdtflag-bench-"))
@@ -101,6 +104,7 @@ class Service:
                 str(self.workers),
                 "--queue",
                 str(self.queue),
+                *(["--max-connections", str(self.max_connections)] if self.max_connections else []),
             ]
         else:
             from mdtflag.service.config import ENV_CONFIG, ServiceConfig
@@ -163,6 +167,34 @@ class Service:
             except OSError:
                 pass
         return total
+
+    def connections(self) -> list[int]:
+        """Established client connections held by each process of the server, most first (workers that
+        hold none are left out)."""
+        wanted = f":{self.port:04X}"
+        established: set[str] = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                f = line.split()
+                if f[1].endswith(wanted) and f[3] == "01":  # local address on our port, ESTABLISHED
+                    established.add(f[9])  # inode
+        counts = []
+        for pid in self.pids():
+            n = 0
+            try:
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in established:
+                        n += 1
+            except OSError:
+                continue
+            if n:
+                counts.append(n)
+        return sorted(counts, reverse=True)
 
     def rss_mb(self) -> dict[int, float]:
         out = {}
@@ -323,16 +355,22 @@ def load_wrk(
             mint_tokens(setup, f"{url}/evaluate", int(per_second * (secs + 2)) + 100, token_file)
             env["MDTFLAG_BENCH_TOKENS"] = str(token_file)
         g0 = os.times()
-        out = subprocess.run(
+        proc = subprocess.Popen(
             ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(secs))}s", "--timeout", "30s", "-s", str(script), url],
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
-            check=True,
-        ).stdout
+        )
+        time.sleep(min(2.0, secs / 2))
+        spread = svc.connections()
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"wrk failed with exit code {proc.returncode}")
         g1 = os.times()
         line = next(x for x in out.splitlines() if x.startswith("{"))
-        return json.loads(line), (g1.children_user - g0.children_user) + (g1.children_system - g0.children_system)
+        got = json.loads(line)
+        got["spread"] = spread
+        return got, (g1.children_user - g0.children_user) + (g1.children_system - g0.children_system)
 
     run(warmup)
     cpu0, load0 = svc.cpu_s(), os.getloadavg()[0]
@@ -344,6 +382,8 @@ def load_wrk(
         "generator": "wrk",
         "auth": "none" if tokens is None else tokens[0].key.alg,
         "clients": clients,
+        "max_connections": svc.max_connections,
+        "connections_per_worker": got["spread"],
         "seconds": round(elapsed, 2),
         "requests": done,
         "errors": errors,
@@ -408,6 +448,13 @@ def main() -> None:
         default="none",
         help="send a fresh signed token with every request (wrk only); the server checks it, as in production",
     )
+    ap.add_argument(
+        "--cap",
+        choices=["none", "clients", "both"],
+        default="both",
+        help="serve with no connection cap, with --max-connections equal to the run's client count "
+        "(the workers then hold equal shares), or both (default)",
+    )
     ap.add_argument("--max-rate", type=float, default=400.0, help="tokens minted per second of load (with --auth)")
     ap.add_argument("-o", "--output", default=None)
     args = ap.parse_args()
@@ -436,18 +483,34 @@ def main() -> None:
 
         setup = make_trust_setup(Path(tempfile.mkdtemp(prefix="mdtflag-bench-trust-")), alg=args.auth)
     report["auth"] = args.auth
-    svc = Service(args.server, args.workers, args.queue, setup.trust_file if setup else None)
-    try:
-        svc.start()
+    trust = setup.trust_file if setup else None
+    tokens = (setup, args.max_rate) if setup else None
+
+    def measure(svc: Service, n: int) -> dict[str, Any]:
         if args.generator == "wrk":
-            tokens = (setup, args.max_rate) if setup else None
-            report["runs"] = [load_wrk(svc, n, args.seconds, args.warmup, tokens) for n in clients]
-        else:
-            report["runs"] = [asyncio.run(load(svc, data, n, args.seconds, args.warmup)) for n in clients]
-        if args.soak:
-            report["soak"] = asyncio.run(soak(svc, data, 2 * args.workers, args.soak, 10))
-    finally:
-        svc.stop()
+            return load_wrk(svc, n, args.seconds, args.warmup, tokens)
+        return asyncio.run(load(svc, data, n, args.seconds, args.warmup))
+
+    report["runs"] = []
+    if args.cap in ("none", "both"):
+        svc = Service(args.server, args.workers, args.queue, trust)
+        try:
+            svc.start()
+            report["runs"] += [measure(svc, n) for n in clients]
+            if args.soak:
+                report["soak"] = asyncio.run(soak(svc, data, 2 * args.workers, args.soak, 10))
+        finally:
+            svc.stop()
+    if args.cap in ("clients", "both"):
+        if args.server != "granian":
+            ap.error("--cap clients needs --server granian")
+        for n in clients:
+            svc = Service(args.server, args.workers, args.queue, trust, max_connections=n)
+            try:
+                svc.start()
+                report["runs"].append(measure(svc, n))
+            finally:
+                svc.stop()
     report["in_process_after"] = in_process(data, args.rounds)
     base = min(report["in_process_before"]["rate_per_s"], report["in_process_after"]["rate_per_s"])
     median = max(report["in_process_before"]["wall_median_ms"], report["in_process_after"]["wall_median_ms"])
@@ -458,6 +521,8 @@ def main() -> None:
         checks.append(
             {
                 "clients": n,
+                "max_connections": run.get("max_connections"),
+                "connections_per_worker": run.get("connections_per_worker"),
                 "throughput_vs_workers_x_in_process": round(run["req_per_s"] / (args.workers * base), 3),
                 "p99_over_p50": round(run["p99_ms"] / run["p50_ms"], 2),
                 "p99_over_in_process_median": round(run["p99_ms"] / median, 2),

@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,10 +36,19 @@ def run(
     workers: int,
     target: str = "mdtflag.service.app:worker_app",
     state: Path | None = None,
+    max_connections: int | None = None,
 ) -> None:
-    """Serve ``target`` (an application factory) with granian until SIGINT/SIGTERM."""
-    from granian import Granian as Server
+    """Serve ``target`` (an application factory) with granian until SIGINT/SIGTERM.
+
+    ``max_connections`` caps the client connections held at once, in equal shares per worker (a worker
+    at its share accepts no more until one of its connections closes; further clients wait in the listen
+    backlog). Without it a worker takes whatever connections it wins, and one worker may hold most of
+    them: its clients then wait longer than the others'.
+    """
+    from granian import Granian
     from granian.constants import Interfaces
+
+    Server = _shared_socket_server(Granian) if max_connections is not None else Granian
 
     own = state is None
     state = state or prepare_state()
@@ -53,7 +63,7 @@ def run(
             interface=Interfaces.ASGI,
             workers=workers,
             factory=True,
-            backpressure=max(config.queue * 4, 128),
+            backpressure=per_worker_connections(max_connections, workers, config.queue),
             log_access=False,
             respawn_failed_workers=True,
             workers_kill_timeout=30,
@@ -63,6 +73,48 @@ def run(
     finally:
         if own:
             shutil.rmtree(state, ignore_errors=True)
+
+
+def _shared_socket_server(base: Any) -> Any:
+    """``base`` (granian's server class) with one listening socket that every worker accepts from.
+
+    On Linux granian gives each worker a listening socket of its own (``SO_REUSEPORT``): the kernel then
+    assigns each new connection to a worker by a hash of its addresses, whether or not that worker has
+    room, so a cap per worker would leave a client waiting at a full worker while another is free. With
+    one shared socket a worker at its cap stops accepting and the others take the connection. This is
+    the socket set-up granian itself uses off Linux; if this granian does not have it, the stock server
+    is used.
+    """
+    import socket
+
+    try:
+        from granian.net import SocketSpec  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - another granian generation
+        return base
+    if not hasattr(base, "_init_shared_socket"):  # pragma: no cover
+        return base
+
+    class SharedSocketServer(base):  # type: ignore[misc]
+        def _init_shared_socket(self) -> None:
+            if self.bind_uds:  # pragma: no cover - mdtflag serve binds TCP only
+                return super()._init_shared_socket()  # type: ignore[no-any-return]
+            self._shd = SocketSpec(self.bind_addr, self.bind_port, self.backlog).build()
+            self._sfd = self._shd.get_fd()
+            self._ssp = None
+            sock = socket.socket(fileno=self._sfd)
+            sock.set_inheritable(True)
+            self._sso = sock
+            return None
+
+    return SharedSocketServer
+
+
+def per_worker_connections(max_connections: int | None, workers: int, queue: int) -> int:
+    """The connections one worker holds at once: an equal share of ``max_connections`` (rounded up), else
+    a generous default."""
+    if max_connections is None:
+        return max(queue * 4, 128)
+    return max(1, -(-max_connections // workers))
 
 
 def default_state_dir() -> Path:
@@ -127,6 +179,13 @@ def prepare_state() -> Path:
     help="Requests each worker holds at once, running or waiting; beyond it the answer is 503.",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=None,
+    help="Client connections held at once, shared equally by the workers (set it to the connection pool "
+    "of the proxy or integration engine in front). Default: no cap; a worker may then hold most of them.",
+)
+@click.option(
     "--replay-dir",
     type=click.Path(file_okay=False),
     default=None,
@@ -145,6 +204,7 @@ def serve(
     public_url: str | None,
     max_body: int,
     queue: int,
+    max_connections: int | None,
     replay_dir: str | None,
     system_actions: bool,
     insecure_no_auth: bool,
@@ -200,6 +260,6 @@ def serve(
                 raise click.UsageError(f"trust file {trust}: {e}") from None
         n = workers or os.cpu_count() or 1
         click.echo(f"mdtflag serve: {n} workers on http://{host}:{port} (public URL {config.public_url})", err=True)
-        run(config, host, port, n, state=state)
+        run(config, host, port, n, state=state, max_connections=max_connections)
     finally:
         shutil.rmtree(state, ignore_errors=True)
