@@ -135,3 +135,41 @@ def test_cli_reports_the_limit(
     code, out, err = run_cli(["batch", str(path), "--as-of", AS_OF, "-o", str(results)], capsys)
     lines = results.read_text(encoding="utf-8").splitlines()
     assert code == 2 and len(lines) == 1 and json.loads(lines[0])["error"]["code"] == "too-many-resources"
+
+
+def test_patients_leave_nothing_of_their_own_in_the_shared_caches() -> None:
+    """Pieces kept with the compiled rule set for every patient never name a patient's resource: a worker
+    that evaluates a million distinct patients must not keep a million patients' missing-data items."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("synth_bulk", ROOT / "bench" / "synth_bulk.py")
+    assert spec is not None and spec.loader is not None
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    ev = Evaluator(str(ROOT / "rules"))
+    examples = sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json"))
+    templates = [orjson.dumps(synth._suffix_refs(json.loads(p.read_bytes()))) for p in examples]
+    shared = ev.compiled().shared
+
+    def sizes() -> dict[str, int]:
+        return {k: len(v) for k, v in shared.items() if isinstance(v, (dict, set, list))}
+
+    def copy(n: int) -> None:
+        for raw in templates:
+            # every id and reference made distinct for patient n, as in a Bulk export
+            data = raw.replace(synth.MARK.encode(), str(n).encode())
+            obj = json.loads(data)
+            for entry in obj.get("entry", []):
+                res = entry.get("resource", {})
+                if "id" in res:
+                    res["id"] = f"{res['id']}-{n}"
+            to_json(ev.evaluate(obj, as_of=AS_OF))
+
+    copy(0)
+    copy(1)
+    before = sizes()
+    for n in range(2, 5):
+        copy(n)
+    assert sizes() == before  # three more rounds of new patients: nothing grew
+    for m in shared.get("missing", {}):
+        assert m.resource is None and m.element is None, m

@@ -143,8 +143,11 @@ class Builder:
         self.region_row = regions.row(self.region) if (regions is not None and self.region) else None
         self._evidence: dict[int, list[tuple[tuple[str, str, str], EvidenceDoc]]] = {}
         # pieces that do not depend on the patient are kept with the compiled rule set (shared by all
-        # patients): the output for each missing-data item, and criterion ids of constant results
+        # patients): the output for each missing-data item that names no resource, and criterion ids of
+        # constant results. An item that names a resource is the patient's own: kept for this patient only
+        # (shared, a million patients' resource ids would pile up in every worker).
         self._missing: dict[Missing, MissingDoc] = crs.shared.setdefault("missing", {})
+        self._own_missing: dict[Missing, MissingDoc] = {}
         self._const_ids = crs.const_ids
         self._id_lists: dict[Any, list[tuple[Any, str]]] = crs.shared.setdefault("id_lists", {})
         self._const_reasons: dict[tuple[int, int], ReasonDoc] = crs.shared.setdefault("reasons", {})
@@ -196,9 +199,10 @@ class Builder:
     def missing(self, items: Sequence[Missing]) -> list[MissingDoc]:
         out = []
         for m in items:
-            got = self._missing.get(m)
+            cache = self._missing if m.resource is None and m.element is None else self._own_missing
+            got = cache.get(m)
             if got is None:
-                got = self._missing[m] = MissingDoc(
+                got = cache[m] = MissingDoc(
                     criterion=m.criterion,
                     fact=m.fact,
                     reason=m.reason,
