@@ -147,23 +147,17 @@ def test_patients_leave_nothing_of_their_own_in_the_shared_caches() -> None:
     synth = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(synth)
     ev = Evaluator(str(ROOT / "rules"))
-    examples = sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json"))
-    templates = [orjson.dumps(synth._suffix_refs(json.loads(p.read_bytes()))) for p in examples]
+    templates = synth.templates()  # the generator's own patients, ids and references marked
+    mark = synth.MARK.encode()
     shared = ev.compiled().shared
 
     def sizes() -> dict[str, int]:
         return {k: len(v) for k, v in shared.items() if isinstance(v, (dict, set, list))}
 
     def copy(n: int) -> None:
-        for raw in templates:
-            # every id and reference made distinct for patient n, as in a Bulk export
-            data = raw.replace(synth.MARK.encode(), str(n).encode())
-            obj = json.loads(data)
-            for entry in obj.get("entry", []):
-                res = entry.get("resource", {})
-                if "id" in res:
-                    res["id"] = f"{res['id']}-{n}"
-            to_json(ev.evaluate(obj, as_of=AS_OF))
+        for rows in templates:  # every id and reference made distinct for patient n, as in a Bulk export
+            entries = [{"resource": orjson.loads(raw.replace(mark, str(n).encode()))} for _, raw in rows]
+            to_json(ev.evaluate({"resourceType": "Bundle", "type": "collection", "entry": entries}, as_of=AS_OF))
 
     copy(0)
     copy(1)
