@@ -6,14 +6,18 @@ Each measurement runs in fresh child processes started one after the other, with
 cache written (as an installed package has it; ``PYTHONDONTWRITEBYTECODE`` is removed for the children)
 and the compiled-rule-set cache in a folder of its own:
 
-* **command, warm cache** -- ``python -m mdtflag evaluate BUNDLE --as-of … -o /dev/null`` with the
-  compiled rule set in the cache (the usual case after the first run): wall-clock time and the child's
-  CPU time (user + system, ``resource.getrusage(RUSAGE_CHILDREN)``), median, min and max;
+* **command, warm cache, shapes met before** -- ``python -m mdtflag evaluate BUNDLE --as-of … -o /dev/null``
+  with the compiled rule set in the cache and the validation plans of the patient's resource shapes
+  in it too (the usual case after the first run of data from the same source): wall-clock time and
+  the child's CPU time (user + system, ``resource.getrusage(RUSAGE_CHILDREN)``), median, min and max;
+* **command, warm cache, new shapes** -- the same with the validation plans removed before each run
+  (the first patient of a new source: fhir.resources' models are imported and built);
 * **command, no cache** -- the same with ``MDTFLAG_NO_CACHE=1`` (what every start cost before the cache);
-* **split** -- the steps of the command timed inside a child, with a warm cache: imports (what
-  ``mdtflag evaluate`` imports), the rule set from the cache (key, read, check, unpickle, engine), and
-  the first evaluation with its JSON; and, with the cache off, reading the rule set (YAML and rule
-  model), checking and compiling it.
+* the three are run in turn, round after round, so that a machine that slows down meanwhile affects all;
+* **split** -- the steps of the command timed inside a child, with a warm cache (shapes met before, and
+  new): imports (what ``mdtflag evaluate`` imports), the rule set from the cache (key, read, check,
+  unpickle, engine), and the first evaluation with its JSON; and, with the cache off, reading the rule
+  set (YAML and rule model), checking and compiling it.
 
 Wall time on a loaded machine includes waiting for a core; CPU time does not. The load average is
 reported with the figures. Results go to standard output and ``bench/results/coldstart.json``.
@@ -31,7 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-01"
@@ -66,20 +70,31 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(s), 1), "min_ms": round(s[0], 1), "max_ms": round(s[-1], 1)}
 
 
-def _command(cmd: list[str], env: dict[str, str], n: int) -> dict[str, Any]:
-    wall: list[float] = []
-    cpu: list[float] = []
+def _interleaved(
+    cases: list[tuple[str, list[str], dict[str, str], Optional[Callable[[], None]]]], n: int
+) -> dict[str, dict[str, Any]]:
+    """Each case run ``n`` times, one case after the other in every round (a machine that slows down or
+    speeds up meanwhile affects all alike); the hook runs, untimed, before its case."""
+    wall: dict[str, list[float]] = {label: [] for label, _, _, _ in cases}
+    cpu: dict[str, list[float]] = {label: [] for label, _, _, _ in cases}
     for _ in range(n):
-        c, t = _children_cpu(), time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300, stdout=subprocess.DEVNULL)
-        wall.append((time.perf_counter() - t) * 1000)
-        cpu.append((_children_cpu() - c) * 1000)
-    return {"wall": _stats(wall), "cpu": _stats(cpu)}
+        for label, cmd, env, before in cases:
+            if before is not None:
+                before()
+            c, t = _children_cpu(), time.perf_counter()
+            subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300, stdout=subprocess.DEVNULL)
+            wall[label].append((time.perf_counter() - t) * 1000)
+            cpu[label].append((_children_cpu() - c) * 1000)
+    return {label: {"wall": _stats(wall[label]), "cpu": _stats(cpu[label])} for label in wall}
 
 
-def _split(args: argparse.Namespace, env: dict[str, str], label: str) -> dict[str, dict[str, float]]:
+def _split(
+    args: argparse.Namespace, env: dict[str, str], label: str, before: Optional[Callable[[], None]] = None
+) -> dict[str, dict[str, float]]:
     runs = []
     for _ in range(args.n):
+        if before is not None:
+            before()
         out = subprocess.run(
             [sys.executable, "-c", _SPLIT, args.rules, args.bundle, AS_OF, args.validate, label],
             check=True,
@@ -111,12 +126,30 @@ def main() -> None:
         cmd = [sys.executable, "-m", "mdtflag", "evaluate", args.bundle, "--as-of", AS_OF]
         cmd += ["--rules", args.rules, "--validate", args.validate, "-o", os.devnull]
         subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300)  # bytecode, OS file cache, the entry
+        plans = {p: p.read_bytes() for p in Path(cache).glob("*.plans")}  # the patient's validation plans
+
+        def known_shapes() -> None:
+            for path, data in plans.items():
+                path.write_bytes(data)
+
+        def new_shapes() -> None:
+            for path in Path(cache).glob("*.plans"):
+                path.unlink()
+
         load_before = [round(x, 2) for x in os.getloadavg()]
-        warm = _command(cmd, env, args.n)
-        cold = _command(cmd, off, args.n)
-        split_warm = _split(args, env, "rule set from the cache")
+        runs = _interleaved(
+            [
+                ("warm cache, known shapes", cmd, env, known_shapes),
+                ("warm cache, new shapes", cmd, env, new_shapes),
+                ("no cache", cmd, off, None),
+            ],
+            args.n,
+        )
+        split_warm = _split(args, env, "rule set from the cache", known_shapes)
+        split_new = _split(args, env, "rule set from the cache", new_shapes)
         split_off = _split(args, off, "rule set: read, check (every profile), compile")
         load_after = [round(x, 2) for x in os.getloadavg()]
+    warm, new, cold = runs["warm cache, known shapes"], runs["warm cache, new shapes"], runs["no cache"]
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "processes": args.n,
@@ -124,19 +157,29 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": load_after,
         "command_warm_cache": warm,
+        "command_warm_cache_new_shapes": new,
         "command_no_cache": cold,
         "split_median_warm_cache": split_warm,
+        "split_median_warm_cache_new_shapes": split_new,
         "split_median_no_cache": split_off,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"load average {load_before} -> {load_after}; --validate {args.validate}; {args.n} processes each")
-    for name, got in (("warm cache", warm), ("no cache", cold)):
+    for name, got in (
+        ("warm cache, resource shapes met before", warm),
+        ("warm cache, new resource shapes", new),
+        ("no cache", cold),
+    ):
         print(
             f"mdtflag evaluate, one patient, {name}: wall median {got['wall']['median_ms']} ms "
             f"(min {got['wall']['min_ms']}), CPU median {got['cpu']['median_ms']} ms (min {got['cpu']['min_ms']})"
         )
-    for title, split in (("split, warm cache", split_warm), ("split, no cache", split_off)):
+    for title, split in (
+        ("split, warm cache, shapes met before", split_warm),
+        ("split, warm cache, new shapes", split_new),
+        ("split, no cache", split_off),
+    ):
         print(title)
         for name, v in split.items():
             print(f"  {name}: CPU {v['cpu_ms']} ms, wall {v['wall_ms']} ms")

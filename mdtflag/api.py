@@ -247,6 +247,9 @@ def cached_evaluator(
     an entry (see :mod:`mdtflag.compile.cache`), else built by ``build`` (default ``Evaluator(rules,
     profile)``) and stored. The site terminology folders are those of ``$MDTFLAG_TERMINOLOGY``.
 
+    The same folder keeps the validation plans of resource shapes met before (:mod:`mdtflag.compile.plan_store`):
+    a new process validates such resources without importing fhir.resources' models.
+
     ``mode`` names how ``build`` accepts the rule set (``loaded``, or ``checked`` when it must also pass
     ``rules check``): entries of different modes are kept apart. ``cache``: the environment's cache
     (``$MDTFLAG_CACHE_DIR``, ``$MDTFLAG_NO_CACHE``), a given one, or None for no cache. An entry is stored
@@ -257,6 +260,9 @@ def cached_evaluator(
     store = cache_from_environment() if cache == "environment" else cache
     if store is None:
         return make()
+    from mdtflag.compile import plan_store
+
+    plan_store.attach(store)  # validation plans of known resource shapes from the same folder
     sites = site_terminology_dirs(None)
     key = store.key(root, sites, profile, mode)
     if key is not None:

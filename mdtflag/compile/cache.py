@@ -60,6 +60,7 @@ __all__ = [
     "NO_CACHE_ENV",
     "CompiledCache",
     "cache_from_environment",
+    "code_stamp",
 ]
 
 CACHE_DIR_ENV: Final = "MDTFLAG_CACHE_DIR"
@@ -102,7 +103,7 @@ def _versions() -> bytes:
 _CODE_STAMP: list[bytes] = []
 
 
-def _code_stamp() -> bytes:
+def code_stamp() -> bytes:
     """The versions and the size and modification time of every file of the mdtflag package (once per process)."""
     if not _CODE_STAMP:
         h = hashlib.sha256(_versions())
@@ -155,7 +156,7 @@ class CompiledCache:
     # ---- the key of an entry
     def key(self, rules: Path, site_dirs: Sequence[Path], profile: Optional[str], mode: str) -> Optional[str]:
         """The entry's key for this rule directory, or None when it cannot be computed (files unreadable)."""
-        h = hashlib.sha256(_code_stamp())
+        h = hashlib.sha256(code_stamp())
         h.update(f"mode\0{mode}\0profile\0{profile or ''}\0root\0{rules}\0".encode())
         try:
             if not rules.is_dir():
@@ -222,11 +223,8 @@ class CompiledCache:
         secret = self.secret()
         if secret is None:
             return None
-        try:
-            fd = os.open(self._entry_path(key, secret), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as f:
-                blob = f.read()
-        except OSError:
+        blob = self.read_file(self._entry_path(key, secret))
+        if blob is None:
             return None
         try:
             return _decode(blob, key, secret)
@@ -242,14 +240,37 @@ class CompiledCache:
             blob = _encode(crs, key, secret)
         except Exception:  # something in the rule set that cannot be stored: no entry
             return False
+        return self.write_file(self._entry_path(key, secret), blob)
+
+    # ---- files of the folder (also for :mod:`mdtflag.compile.plan_store`)
+    def path_for(self, stem: str, suffix: str) -> Optional[Path]:
+        """A file of the folder for ``stem`` that is this user's own (named with the user's key), or None
+        without a key."""
+        secret = self.secret()
+        if secret is None:
+            return None
+        return self._entry_path(stem, secret).with_suffix(suffix)
+
+    @staticmethod
+    def read_file(path: Path) -> Optional[bytes]:
+        """The bytes of a file of the folder (a link is not followed), or None."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def write_file(self, path: Path, blob: bytes) -> bool:
+        """Replace ``path`` atomically (a new ``0600`` file in the folder, flushed, renamed over it)."""
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".ruleset", dir=self.folder)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=self.folder)
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self._entry_path(key, secret))
+            os.replace(tmp, path)
             tmp = None
         except OSError:
             return False
@@ -301,7 +322,8 @@ def _decode(blob: bytes, key: str, secret: bytes) -> Optional[CompiledRuleSet]:
         if was:
             gc.enable()
     ruleset, profile, params, atoms, rules, sent = state
-    return CompiledRuleSet(ruleset, profile, params, fact_engine(atoms), rules, sent)
+    # the entry is authenticated and keyed by this code: its atoms passed the engine's limit checks when compiled
+    return CompiledRuleSet(ruleset, profile, params, fact_engine(atoms, limits_checked=True), rules, sent)
 
 
 def _read_only(items: dict[Any, Any]) -> Mapping[Any, Any]:

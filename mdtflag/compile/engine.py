@@ -277,7 +277,11 @@ def _max_simultaneous_int(tests: list[tuple[str, int]]) -> int:
 class Engine:
     """A compiled ruleset of atoms; ``match`` evaluates one patient at a time."""
 
-    def __init__(self, atoms: Sequence[Atom], schema: Mapping[str, Mapping[str, EngineType]]) -> None:
+    def __init__(
+        self, atoms: Sequence[Atom], schema: Mapping[str, Mapping[str, EngineType]], *, limits_checked: bool = False
+    ) -> None:
+        """``limits_checked``: these atoms and this schema passed the limit checks in an engine built by the
+        same code before (a compiled rule set read back from the authenticated cache); not checked again."""
         self._atoms: tuple[Atom, ...] = tuple(atoms)
         self._types: dict[str, dict[str, str]] = self._check_schema(schema)
         canon: dict[tuple[str, tuple[_TestKey, ...]], int] = {}
@@ -285,7 +289,8 @@ class Engine:
             canon.setdefault(self._canonical(i, a), len(canon)) for i, a in enumerate(self._atoms)
         )
         self._rules: tuple[tuple[str, tuple[_TestKey, ...]], ...] = self._path_order(tuple(canon))
-        self._check_limits()
+        if not limits_checked:
+            self._check_limits()
         # fields sent to the engine, per kind; kinds without atoms are never sent
         needed: dict[str, set[str]] = {}
         for kind, tests in self._rules:
@@ -551,12 +556,13 @@ class Engine:
         return messages
 
 
-def fact_engine(atoms: Sequence[Atom]) -> Engine:
-    """The engine for ``atoms`` over the fact kinds and field types of mdtflag's fact models."""
+def fact_engine(atoms: Sequence[Atom], *, limits_checked: bool = False) -> Engine:
+    """The engine for ``atoms`` over the fact kinds and field types of mdtflag's fact models (``limits_checked``:
+    see :class:`Engine`)."""
     from mdtflag.fhir.facts.encoding import ENGINE_TYPE
     from mdtflag.fhir.facts.models import FACT_SCHEMA
 
     schema: dict[str, dict[str, EngineType]] = {
         k: {f: ENGINE_TYPE[t] for f, t in v.items()} for k, v in FACT_SCHEMA.items()
     }
-    return Engine(atoms, schema)
+    return Engine(atoms, schema, limits_checked=limits_checked)

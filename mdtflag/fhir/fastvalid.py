@@ -10,13 +10,14 @@ Design
 ======
 
 **Skeleton** (:func:`skeleton`). One tight walk builds a flat token tuple and, in the same order,
-the list of the resource's scalar leaves. The tokens are: the model class; every dict key, in
+the list of the resource's scalar leaves (:mod:`mdtflag.fhir.skeleton`). The tokens are: the model
+class (or a name that stands for it, :func:`validate_named`); every dict key, in
 order; ``dict``/``list`` to open a container and ``...`` to close it (so nesting and list lengths);
 the exact type of every scalar leaf (``str``/``int``/``float``/``bool``/``NoneType``: ``True`` is
 not ``1``, ``1.0`` is not ``1``, and every null is visible); and, after the type, the *value* of a
 scalar under a ``resourceType`` or ``resource_type`` key at any depth. Anything else -- a non-``str``
 key, another Python type (tuple, subclasses of dict/list/str, datetime, ...), nesting deeper than
-``_MAX_DEPTH`` (so cycles) -- makes the resource unsupported: it gets the full validation. The
+``MAX_DEPTH`` (so cycles) -- makes the resource unsupported: it gets the full validation. The
 grammar is unambiguous (keys are ``str``; markers are type objects or ``Ellipsis``; a raw value
 only follows a ``resourceType``/``resource_type`` key and its type token), so equal skeletons mean
 equal structure.
@@ -24,7 +25,8 @@ equal structure.
 **Cache** (``_PLANS``): skeleton -> plan, at most ``CACHE_SIZE`` entries (cleared when full; plain
 dict ``get``/set, safe from several threads). On a miss ``cls.model_validate`` runs; only if it
 accepts the resource is a plan derived and stored, so a plan exists only for skeletons that
-fhir.resources has accepted at least once.
+fhir.resources has accepted at least once. With a ``source`` set (:mod:`mdtflag.compile.plan_store`), a
+miss first asks it for a plan derived in an earlier process, and new plans are handed to it.
 
 **Plan** (``_Builder``): the model classes are walked alongside the resource -- ``model_fields``
 by alias and, as ``validate_by_name`` allows, by field name (``class_fhir``, ``birthDate__ext``);
@@ -64,17 +66,31 @@ import operator
 import typing
 from typing import Any, Callable
 
-__all__ = ["CACHE_SIZE", "clear_cache", "skeleton", "stats", "validate"]
+from mdtflag.fhir.skeleton import SCALARS as _SCALARS
+from mdtflag.fhir.skeleton import SPECIAL_KEYS as _SPECIAL_KEYS
+from mdtflag.fhir.skeleton import Unsupported as _Unsupported
+from mdtflag.fhir.skeleton import count_scalars as _count_scalars
+from mdtflag.fhir.skeleton import skeleton
+
+__all__ = [
+    "CACHE_SIZE",
+    "PlanSource",
+    "clear_cache",
+    "plan_of",
+    "skeleton",
+    "source",
+    "stats",
+    "validate",
+    "validate_named",
+]
 
 #: Largest number of cached skeletons; the cache is cleared when it is full.
 CACHE_SIZE = 4096
 #: Largest number of remembered accepted values per slow validator.
 _MEMO_SIZE = 65536
-#: Deeper resources are not cached (real FHIR is ~12 deep; load.py refuses > 100).
-_MAX_DEPTH = 120
 
 #: Counters for tests and benchmarks: cache hits (fast verdict "valid"), misses, full validations.
-stats: dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0}
+stats: dict[str, int] = {"hits": 0, "misses": 0, "full": 0, "fallbacks": 0, "stored": 0}
 
 if typing.TYPE_CHECKING:  # imported lazily (first use) to keep ``import mdtflag.fhir.load`` cheap
     import fhir_core.constraints as _fc_constraints
@@ -111,91 +127,7 @@ def _setup() -> bool:
     return True
 
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-_SPECIAL_KEYS = frozenset({"resourceType", "resource_type"})
 # skeleton markers: ``dict`` / ``list`` open a container, ``...`` (Ellipsis) closes it
-
-
-class _Unsupported(Exception):
-    """The resource (or its model) is outside what the fast path can vouch for."""
-
-
-# --------------------------------------------------------------------------------------------
-# skeleton
-
-
-# _walk_dict and _walk_list repeat the per-value dispatch on purpose: it runs for every value of every
-# resource, and a shared helper would add a call per value to the warm path.
-def _walk_dict(d: dict[str, Any], ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise _Unsupported
-    depth += 1
-    for k, v in d.items():
-        if type(k) is not str:
-            raise _Unsupported
-        ap(k)
-        t = type(v)
-        if t is dict:
-            ap(dict)
-            _walk_dict(v, ap, lap, depth)
-            ap(...)
-        elif t is list:
-            ap(list)
-            _walk_list(v, ap, lap, depth)
-            ap(...)
-        elif t in _SCALARS:
-            ap(t)
-            lap(v)
-            if k in _SPECIAL_KEYS:
-                ap(v)
-        else:
-            raise _Unsupported
-
-
-def _walk_list(lst: list[Any], ap: Callable[[Any], None], lap: Callable[[Any], None], depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise _Unsupported
-    depth += 1
-    for v in lst:
-        t = type(v)
-        if t is dict:
-            ap(dict)
-            _walk_dict(v, ap, lap, depth)
-            ap(...)
-        elif t is list:
-            ap(list)
-            _walk_list(v, ap, lap, depth)
-            ap(...)
-        elif t in _SCALARS:
-            ap(t)
-            lap(v)
-        else:
-            raise _Unsupported
-
-
-def skeleton(cls: Any, resource: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
-    """``(skeleton, leaves)`` of ``resource`` for model ``cls``, or ``None`` when unsupported."""
-    if resource.__class__ is not dict:
-        return None
-    toks: list[Any] = [cls]
-    leaves: list[Any] = []
-    try:
-        _walk_dict(resource, toks.append, leaves.append, 0)
-    except (_Unsupported, RecursionError):
-        return None
-    return tuple(toks), leaves
-
-
-def _count_scalars(v: Any) -> int:
-    """Number of leaves the skeleton walk appends for ``v`` (mirrors ``_walk_*``)."""
-    t = v.__class__
-    if t is dict:
-        return sum(_count_scalars(x) for x in v.values())
-    if t is list:
-        return sum(_count_scalars(x) for x in v)
-    if t in _SCALARS:
-        return 1
-    raise _Unsupported
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,15 +402,19 @@ def _resolve(fhir_type: Any, value: dict[str, Any]) -> Any:
 
 
 class _Plan:
-    __slots__ = ("groups", "paths")
+    __slots__ = ("groups", "paths", "spec")
 
     def __init__(
         self,
         groups: tuple[tuple[_Leaf, Callable[[list[Any]], Any]], ...],
         paths: tuple[tuple[_Leaf, tuple[Any, ...]], ...],
+        spec: tuple[tuple[tuple[Any, tuple[int, ...]], ...], tuple[tuple[Any, tuple[Any, ...]], ...]] = ((), ()),
     ) -> None:
         self.groups = groups
         self.paths = paths
+        #: (annotation, leaf indices) per group and (annotation, path) per whole check: what the plan
+        #: store (:mod:`mdtflag.compile.plan_store`) writes down
+        self.spec = spec
 
     def check(self, resource: dict[str, Any], leaves: list[Any]) -> bool:
         """True when every primitive check passes (the resource is then valid)."""
@@ -592,11 +528,25 @@ class _Builder:
                 raise _Unsupported
 
     def plan(self) -> _Plan:
-        groups = []
-        for leaf, idx in self.groups.items():
-            get: Callable[[list[Any]], Any] = _one(idx[0]) if len(idx) == 1 else operator.itemgetter(*idx)
-            groups.append((leaf, get))
-        return _Plan(tuple(groups), tuple(self.paths))
+        return plan_of(
+            tuple((leaf, tuple(idx)) for leaf, idx in self.groups.items()),
+            tuple(self.paths),
+        )
+
+
+def plan_of(
+    groups: tuple[tuple[_Leaf, tuple[int, ...]], ...], paths: tuple[tuple[_Leaf, tuple[Any, ...]], ...]
+) -> _Plan:
+    """The plan that checks each group of leaves (by index) and each whole value (by path) with its leaf."""
+    getters = []
+    for leaf, idx in groups:
+        get: Callable[[list[Any]], Any] = _one(idx[0]) if len(idx) == 1 else operator.itemgetter(*idx)
+        getters.append((leaf, get))
+    spec = (
+        tuple((leaf.annotation, idx) for leaf, idx in groups),
+        tuple((leaf.annotation, path) for leaf, path in paths),
+    )
+    return _Plan(tuple(getters), paths, spec)
 
 
 def _one(i: int) -> Callable[[list[Any]], tuple[Any]]:
@@ -640,33 +590,75 @@ def _full(cls: Any, resource: Any) -> Any:
     return cls.model_validate(resource)
 
 
+class PlanSource(typing.Protocol):
+    """Plans kept outside the process (see :mod:`mdtflag.compile.plan_store`), asked on a cache miss."""
+
+    def plan(self, key: tuple[Any, ...], n_leaves: int) -> _Plan | None: ...
+
+    def remember(self, key: tuple[Any, ...], plan: _Plan, n_leaves: int) -> None: ...
+
+
+#: Where plans come from on a miss, besides deriving them (``None``: nowhere).
+source: PlanSource | None = None
+
+
 def validate(cls: Any, resource: dict[str, Any]) -> None:
     """Validate ``resource`` with FHIR model ``cls``: ``None`` when valid, else raise what
     ``cls.model_validate(resource)`` raises (it is then the one that decided)."""
+    _validate(cls, lambda: cls, resource)
+
+
+def validate_named(name: str, resolve: Callable[[], Any], resource: dict[str, Any]) -> bool:
+    """As :func:`validate` with the class ``resolve()`` returns, which ``name`` stands for (one name, one
+    class): a resource whose skeleton has a plan is checked without calling ``resolve`` (so without
+    importing the model). False when ``resolve()`` returns None (no such model), True when valid."""
+    return _validate(name, resolve, resource)
+
+
+def _validate(token: Any, resolve: Callable[[], Any], resource: dict[str, Any]) -> bool:
     if not _ENABLED and (_ENABLED is False or not _setup()):
-        _full(cls, resource)
-        return
-    sk = skeleton(cls, resource)
+        return _resolve_and_validate(resolve, resource)
+    sk = skeleton(token, resource)
     if sk is None:
-        _full(cls, resource)
-        return
+        return _resolve_and_validate(resolve, resource)
     key, leaves = sk
     plan = _PLANS.get(key)
+    if plan is None and source is not None:
+        plan = source.plan(key, len(leaves))
+        if plan is not None:
+            stats["stored"] += 1
+            _keep(key, plan)
     if plan is not None:
         if plan is not _NO_PLAN and plan.check(resource, leaves):
             stats["hits"] += 1
-            return
+            return True
         if plan is not _NO_PLAN:
             stats["fallbacks"] += 1
-        _full(cls, resource)
-        return
+        return _resolve_and_validate(resolve, resource)
+    cls = resolve()
+    if cls is None:
+        return False
     stats["misses"] += 1
     instance = _full(cls, resource)  # raises when invalid: no plan for this skeleton yet
     new_plan = _derive(cls, resource, instance, len(leaves))
+    _keep(key, new_plan)
+    if source is not None and new_plan is not _NO_PLAN:
+        source.remember(key, new_plan, len(leaves))
+    return True
+
+
+def _resolve_and_validate(resolve: Callable[[], Any], resource: dict[str, Any]) -> bool:
+    cls = resolve()
+    if cls is None:
+        return False
+    _full(cls, resource)
+    return True
+
+
+def _keep(key: tuple[Any, ...], plan: _Plan) -> None:
     if len(_PLANS) >= CACHE_SIZE:
         _PLANS.clear()
-    _PLANS[key] = new_plan
-    return
+    _PLANS[key] = plan
 
 
 def clear_cache() -> None:

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from mdtflag.errors import DataQualityNote, InputError
 from mdtflag.fhir.fastvalid import validate as fast_validate
+from mdtflag.fhir.fastvalid import validate_named
 from mdtflag.fhir.names import resource_name
 
 __all__ = [
@@ -359,12 +360,16 @@ def _validate(resource: JsonObject, url: str | None = None) -> DataQualityNote |
     kept), ``invalid-resource`` otherwise."""
     rt = resource["resourceType"]
     name = resource_name(resource, url)
-    cls = _model_class(rt)
-    if cls is None:
-        return DataQualityNote("invalid-resource", f"{name}: unknown FHIR resource type {rt!r}", name, "resourceType")
     try:
-        fast_validate(cls, resource)  # same verdict and errors as cls.model_validate(resource)
+        # same verdict and errors as model_validate with the type's class, which a resource shaped like
+        # one validated before does not need (nor its import)
+        if not validate_named(rt, lambda: _model_class(rt), resource):
+            return DataQualityNote(
+                "invalid-resource", f"{name}: unknown FHIR resource type {rt!r}", name, "resourceType"
+            )
     except ValidationError as exc:
+        cls = _model_class(rt)
+        assert cls is not None  # a validation error comes from the class
         errors = exc.errors(include_url=False, include_input=False)
         if not errors:
             return DataQualityNote("invalid-resource", f"{name} fails FHIR R4 validation", name)
