@@ -256,6 +256,13 @@ def test_a_stored_plan_is_not_used_for_another_leaf_count(fresh: None) -> None:
     bad = copy.deepcopy(raw)
     bad[1][0][1] = [99]
     assert plan_store._materialize(bad, len(leaves)) is None
+    unknown = copy.deepcopy(raw)
+    unknown[1][0][0] = "opt:NoSuchType"
+    with pytest.raises(KeyError):
+        plan_store._materialize(unknown, len(leaves))
+    for name in ("opt:NoSuchType", "nope:StringType", "opt:__name__"):
+        with pytest.raises(KeyError):
+            plan_store.annotation(name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ import orjson
 from mdtflag.compile.cache import CompiledCache, code_stamp
 from mdtflag.fhir import fastvalid
 
-__all__ = ["FORMAT", "MAX_PLANS", "PlanStore", "attach", "attached", "describe", "detach", "digest"]
+__all__ = ["FORMAT", "MAX_PLANS", "PlanStore", "annotation", "attach", "attached", "describe", "detach", "digest"]
 
 #: First line of the file; a new layout gets a new format.
 FORMAT: Final = b"mdtflag-validation-plans/1\n"
@@ -64,48 +64,79 @@ _MAC_BYTES: Final = 32
 
 _NAMED: dict[str, Any] = {}
 _NAME_OF: dict[Any, list[str]] = {}
+_KINDS: Final = ("opt", "optlist", "bare")
 
 
-def _table() -> tuple[dict[str, Any], dict[Any, list[str]]]:
-    """Name -> annotation for the primitive annotations of fhir.resources R4B models, and back."""
-    if not _NAMED:
-        from typing import List, Union  # noqa: UP035 - the models' own spelling, compared with ==
+def _fixed() -> dict[str, Any]:
+    from typing import List, Union  # noqa: UP035 - the models' own spelling, compared with ==
 
+    return {
+        "bool?": Optional[bool],
+        "bool|None": bool | None,
+        "comments": Union[str, List[str], None],  # noqa: UP006
+    }
+
+
+def _build(kind: str, value: Any) -> Any:
+    from typing import List  # noqa: UP035
+
+    optional: Any = Optional  # subscripted with run-time values
+    list_of: Any = List  # noqa: UP006
+    if kind == "opt":
+        return optional[value]
+    if kind == "optlist":
+        return optional[list_of[optional[value]]]
+    return value
+
+
+def annotation(name: str) -> Any:
+    """The annotation a name stands for (built on first use); ``KeyError`` for a name not in the table."""
+    got = _NAMED.get(name)
+    if got is None:
+        fixed = _fixed()
+        if name in fixed:
+            got = fixed[name]
+        else:
+            import fhir.resources.R4B.fhirtypes as ft
+
+            kind, _, attr = name.partition(":")
+            value = vars(ft).get(attr)
+            if kind not in _KINDS or typing.get_origin(value) is not typing.Annotated:
+                raise KeyError(name)
+            got = _build(kind, value)
+        _NAMED[name] = got
+    return got
+
+
+def _names() -> dict[Any, list[str]]:
+    """Annotation -> its names, for every primitive annotation of the table (built once)."""
+    if not _NAME_OF:
         import fhir.resources.R4B.fhirtypes as ft
 
-        named: dict[str, Any] = {
-            "bool?": Optional[bool],
-            "bool|None": bool | None,
-            "comments": Union[str, List[str], None],  # noqa: UP006
-        }
-        optional: Any = Optional  # subscripted with run-time values below
-        list_of: Any = List  # noqa: UP006
-        for attr in sorted(vars(ft)):
-            value = getattr(ft, attr)
-            if typing.get_origin(value) is typing.Annotated:
-                named[f"opt:{attr}"] = optional[value]
-                named[f"optlist:{attr}"] = optional[list_of[optional[value]]]
-                named[f"bare:{attr}"] = value
+        names = list(_fixed()) + [
+            f"{kind}:{attr}"
+            for attr in sorted(vars(ft))
+            if typing.get_origin(getattr(ft, attr)) is typing.Annotated
+            for kind in _KINDS
+        ]
         back: dict[Any, list[str]] = {}
-        for name, ann in named.items():
+        for name in names:
             try:
-                back.setdefault(ann, []).append(name)  # equal annotations of other types (X | None, Optional[X])
+                back.setdefault(annotation(name), []).append(name)  # equal ones of other types: X | None, Optional[X]
             except TypeError:  # unhashable: cannot be looked up, so never named
                 continue
         _NAME_OF.update(back)
-        _NAMED.update(named)
-    return _NAMED, _NAME_OF
+    return _NAME_OF
 
 
-def describe(annotation: Any) -> Optional[str]:
+def describe(ann: Any) -> Optional[str]:
     """The name the store writes for a primitive annotation, or None when it has none."""
-    named, name_of = _table()
     try:
-        names = name_of.get(annotation, ())
+        names = _names().get(ann, ())
     except TypeError:
         return None
     for name in names:
-        if type(named[name]) is type(annotation) and named[name] == annotation:
+        if type(annotation(name)) is type(ann) and annotation(name) == ann:
             return name
     return None
 
@@ -284,17 +315,16 @@ def _portable(plan: fastvalid._Plan, n_leaves: int) -> Optional[list[Any]]:
 
 def _materialize(raw: Any, n_leaves: int) -> Optional[fastvalid._Plan]:
     count, groups, paths = raw
-    named, _ = _table()
     taken = 0
     built_groups = []
     for name, idx in groups:
         if not idx or not all(i.__class__ is int and 0 <= i < n_leaves for i in idx):
             return None
         taken += len(idx)
-        built_groups.append((fastvalid._leaf_for(named[name]), tuple(idx)))
+        built_groups.append((fastvalid._leaf_for(annotation(name)), tuple(idx)))
     if count != n_leaves or taken > n_leaves:
         return None
-    built_paths = tuple((fastvalid._leaf_for(named[name]), tuple(path)) for name, path in paths)
+    built_paths = tuple((fastvalid._leaf_for(annotation(name)), tuple(path)) for name, path in paths)
     return fastvalid.plan_of(tuple(built_groups), built_paths)
 
 
