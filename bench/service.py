@@ -228,6 +228,19 @@ class Service:
                 counts.append(n)
         return sorted(counts, reverse=True)
 
+    def evaluations(self) -> tuple[float, float]:
+        """(seconds, count) of the workers' own evaluation histogram (``/metrics``, summed over workers)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        got = {"sum": 0.0, "count": 0.0}
+        for line in text.splitlines():
+            for k in got:
+                if line.startswith(f"mdtflag_evaluation_seconds_{k} "):
+                    got[k] = float(line.split()[1])
+        return got["sum"], got["count"]
+
     def rss_mb(self) -> dict[int, float]:
         out = {}
         for pid in self.pids():
@@ -306,10 +319,11 @@ async def load(svc: Service, data: list[bytes], clients: int, seconds: float, wa
     )
     lat: list[float] = []
     errors: dict[str, int] = {}
-    cpu0, gen0, load0 = svc.cpu_s(), time.process_time(), os.getloadavg()[0]
+    cpu0, gen0, load0, ev0 = svc.cpu_s(), time.process_time(), os.getloadavg()[0], svc.evaluations()
     t0 = time.perf_counter()
     await asyncio.gather(*(client(svc.port, data, k * 7, t0 + seconds, lat, errors) for k in range(clients)))
     elapsed = time.perf_counter() - t0
+    ev1 = svc.evaluations()
     return {
         "clients": clients,
         "seconds": round(elapsed, 2),
@@ -325,6 +339,7 @@ async def load(svc: Service, data: list[bytes], clients: int, seconds: float, wa
         "loadgen_cpu_s": round(time.process_time() - gen0, 2),
         "loadavg_1m_before": round(load0, 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        **_in_server(ev0, ev1),
     }
 
 
@@ -405,8 +420,9 @@ def load_wrk(
         return got, (g1.children_user - g0.children_user) + (g1.children_system - g0.children_system)
 
     run(warmup)
-    cpu0, load0 = svc.cpu_s(), os.getloadavg()[0]
+    cpu0, load0, ev0 = svc.cpu_s(), os.getloadavg()[0], svc.evaluations()
     got, gen_cpu = run(seconds)
+    ev1 = svc.evaluations()
     elapsed = got["duration_us"] / 1e6
     done = got["requests"]
     errors = {k: got[k] for k in ("non_2xx", "connect_errors", "read_errors", "timeouts") if got[k]}
@@ -429,6 +445,16 @@ def load_wrk(
         "loadgen_cpu_s": round(gen_cpu, 2),
         "loadavg_1m_before": round(load0, 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        **_in_server(ev0, ev1),
+    }
+
+
+def _in_server(before: tuple[float, float], after: tuple[float, float]) -> dict[str, float]:
+    """The mean time of one evaluation inside the workers during the run (their own histogram)."""
+    n = after[1] - before[1]
+    return {
+        "evaluations_in_server": n,
+        "evaluation_in_server_mean_ms": round((after[0] - before[0]) / n * 1000, 3) if n else 0.0,
     }
 
 
@@ -519,9 +545,16 @@ def main() -> None:
     tokens = (setup, args.max_rate) if setup else None
 
     def measure(svc: Service, n: int) -> dict[str, Any]:
+        # the machine's speed drifts over minutes: the in-process reference of a run is measured just before it
+        near = in_process(data, max(2, args.rounds // 2))
         if args.generator == "wrk":
-            return load_wrk(svc, n, args.seconds, args.warmup, tokens)
-        return asyncio.run(load(svc, data, n, args.seconds, args.warmup))
+            got = load_wrk(svc, n, args.seconds, args.warmup, tokens)
+        else:
+            got = asyncio.run(load(svc, data, n, args.seconds, args.warmup))
+        got["in_process_just_before"] = {
+            k: near[k] for k in ("wall_median_ms", "wall_mean_ms", "cpu_mean_ms", "rate_per_s")
+        }
+        return got
 
     report["runs"] = []
     if args.cap in ("none", "both"):
@@ -550,16 +583,34 @@ def main() -> None:
     checks = []
     for run in report["runs"]:
         n = run["clients"]
+        near = run["in_process_just_before"]
+        in_server = run["evaluation_in_server_mean_ms"]
         checks.append(
             {
                 "clients": n,
                 "max_connections": run.get("max_connections"),
                 "connections_per_worker": run.get("connections_per_worker"),
+                # against the slower of the in-process measurements before and after all runs
                 "throughput_vs_workers_x_in_process": round(run["req_per_s"] / (args.workers * base), 3),
+                # against the in-process measurement just before this run
+                "throughput_vs_workers_x_in_process_just_before": round(
+                    run["req_per_s"] / (args.workers * near["rate_per_s"]), 3
+                ),
+                # against the workers' own evaluation time during this run: what the server adds to evaluating
+                "throughput_vs_workers_x_evaluation_in_server": round(
+                    run["req_per_s"] * in_server / (args.workers * 1000), 3
+                )
+                if in_server
+                else 0.0,
                 "p99_over_p50": round(run["p99_ms"] / run["p50_ms"], 2),
                 "p99_over_in_process_median": round(run["p99_ms"] / median, 2),
+                "p99_over_in_process_median_just_before": round(run["p99_ms"] / near["wall_median_ms"], 2),
                 # CPU ratios do not depend on what else the machine runs
                 "server_cpu_per_req_over_in_process_cpu": round(run["server_cpu_ms_per_req"] / cpu, 3),
+                "server_cpu_per_req_over_in_process_cpu_just_before": round(
+                    run["server_cpu_ms_per_req"] / near["cpu_mean_ms"], 3
+                ),
+                "evaluation_in_server_over_in_process_just_before": round(in_server / near["wall_mean_ms"], 3),
                 "cpu_bound_capacity_req_per_s": round(args.workers * 1000 / run["server_cpu_ms_per_req"], 1),
             }
         )
