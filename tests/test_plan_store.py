@@ -313,3 +313,13 @@ def test_digests_tell_apart_what_the_skeleton_tells_apart() -> None:
     digests = {plan_store.digest(skeleton("Patient", c)[0]) for c in cases}  # type: ignore[index]
     assert len(digests) == len(cases)
     assert plan_store.digest(skeleton(object, cases[0])[0]) is None  # type: ignore[index] - a class token: not stored
+
+
+def test_what_waits_to_be_written_is_bounded(tmp_path: Path, fresh: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plan_store, "MAX_PLANS", 3)
+    store = _store(tmp_path)
+    before = fastvalid.stats["misses"]
+    for p in EXAMPLES[:4]:
+        _evaluate(p)
+    assert fastvalid.stats["misses"] - before > 3  # more new plans than the bound
+    assert len(store._new) == 3

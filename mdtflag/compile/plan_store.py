@@ -274,7 +274,8 @@ class PlanStore:
         raw = _portable(plan, n_leaves)
         if raw is not None:
             with self._lock:
-                self._new[d] = raw
+                if len(self._new) < MAX_PLANS:  # a long-running process meeting endless shapes stays bounded
+                    self._new[d] = raw
 
     def save(self) -> bool:
         """Add the plans derived in this process to the file; False when nothing was written."""
