@@ -28,20 +28,19 @@ import hashlib
 import hmac
 import json
 import re
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Union
 
 import jwt
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from service_support import ChildServer
 from typing_extensions import Self
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
@@ -257,7 +256,7 @@ def failing_authorizations(setup: TrustSetup, audience: str) -> list[FailingCase
 _SERVING = re.compile(r"port (\d+)")
 
 
-class JwksServer:
+class JwksServer(ChildServer):
     """``python -m http.server`` on 127.0.0.1 (a subprocess) serving ``directory``; counts GETs per path.
 
     Use as a context manager; ``url(name)`` is the URL of ``directory/name``, ``publish(name, doc)``
@@ -265,55 +264,30 @@ class JwksServer:
     """
 
     def __init__(self, directory: Path, start_timeout_s: float = 15.0) -> None:
+        super().__init__(start_timeout_s)
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._log_path = directory.parent / f"{directory.name}-http.log"
-        self._start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[str] | None = None
-        self.port = 0
 
     def __enter__(self) -> Self:
-        log = self._log_path.open("w", encoding="utf-8")
-        self._proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(self.directory)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        log.close()
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + self._start_timeout_s
-        line = ""
-        while time.monotonic() < deadline:
-            line = self._proc.stdout.readline()
-            found = _SERVING.search(line)
-            if found:
-                self.port = int(found.group(1))
-                return self
-            if self._proc.poll() is not None:
-                break
-        self._stop()
-        raise RuntimeError(f"http.server did not start: {line!r}")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-            self._proc = None
+        with self._log_path.open("w", encoding="utf-8") as log:
+            self._start(
+                [
+                    sys.executable,
+                    "-u",
+                    "-m",
+                    "http.server",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(self.directory),
+                ],
+                log,
+                lambda line: int(m.group(1)) if (m := _SERVING.search(line)) else None,
+                "http.server",
+            )
+        return self
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"

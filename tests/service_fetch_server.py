@@ -34,10 +34,10 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from service_support import ChildServer
 from typing_extensions import Self
 
 SEARCH_PARAMS = ("patient", "individual")
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         server.server_close()
 
 
-class FhirServer:
+class FhirServer(ChildServer):
     """Start the mock FHIR server in a subprocess (context manager); ``base`` is its FHIR base URL."""
 
     def __init__(
@@ -209,6 +209,7 @@ class FhirServer:
         slow_s: float = 20.0,
         start_timeout_s: float = 15.0,
     ) -> None:
+        super().__init__(start_timeout_s)
         self.token = token
         self._args = [
             "--token",
@@ -220,9 +221,6 @@ class FhirServer:
             "--slow-s",
             str(slow_s),
         ]
-        self._start_timeout_s = start_timeout_s
-        self._proc: subprocess.Popen[str] | None = None
-        self.port = 0
 
     @property
     def base(self) -> str:
@@ -232,43 +230,13 @@ class FhirServer:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
     def __enter__(self) -> Self:
-        self._proc = subprocess.Popen(
+        self._start(
             [sys.executable, "-u", str(Path(__file__).resolve()), *self._args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
+            subprocess.DEVNULL,
+            lambda line: int(line.split()[1]) if line.startswith("PORT ") else None,
+            "the mock FHIR server",
         )
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + self._start_timeout_s
-        while time.monotonic() < deadline:
-            line = self._proc.stdout.readline()
-            if line.startswith("PORT "):
-                self.port = int(line.split()[1])
-                return self
-            if self._proc.poll() is not None:
-                break
-        self._stop()
-        raise RuntimeError("the mock FHIR server did not start")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-            self._proc = None
+        return self
 
 
 if __name__ == "__main__":

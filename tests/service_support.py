@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, Callable, Optional, Union
 
 from typing_extensions import Self
 
@@ -37,6 +37,55 @@ PREFETCH_KEY = {
     "ResearchStudy": "researchSubjects",
     "FamilyMemberHistory": "familyMemberHistories",
 }
+
+
+class ChildServer:
+    """A helper server in a child process that prints the port it listens on; a context manager that
+    stops it (terminate, then kill) on exit."""
+
+    def __init__(self, start_timeout_s: float) -> None:
+        self._start_timeout_s = start_timeout_s
+        self._proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    def _start(
+        self, argv: list[str], stderr: Union[int, IO[str]], port_of: Callable[[str], Optional[int]], what: str
+    ) -> None:
+        """Start ``argv`` and read its output until ``port_of`` finds the port in a line."""
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        assert self._proc.stdout is not None
+        deadline = time.monotonic() + self._start_timeout_s
+        line = ""
+        while time.monotonic() < deadline:
+            line = self._proc.stdout.readline()
+            port = port_of(line)
+            if port is not None:
+                self.port = port
+                return
+            if self._proc.poll() is not None:
+                break
+        self._stop()
+        raise RuntimeError(f"{what} did not start: {line!r}")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+            self._proc = None
 
 
 def free_port() -> int:
