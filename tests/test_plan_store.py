@@ -323,3 +323,43 @@ def test_what_waits_to_be_written_is_bounded(tmp_path: Path, fresh: None, monkey
         _evaluate(p)
     assert fastvalid.stats["misses"] - before > 3  # more new plans than the bound
     assert len(store._new) == 3
+
+
+_WARM = r"""
+import json, sys
+from mdtflag.api import cached_evaluator
+ev = cached_evaluator(sys.argv[1])
+if sys.argv[2] == "warm-up":
+    from mdtflag.service.app import warm_up
+    warm_up(ev)
+else:
+    ev.evaluate(sys.argv[3], as_of="2026-11-01")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("fhir.resources.R4B."))))
+"""
+
+
+def test_a_service_worker_builds_every_model_facts_need_before_it_is_ready(tmp_path: Path) -> None:
+    pytest.importorskip("starlette")
+    from mdtflag.fhir.load import FACT_RESOURCE_TYPES
+
+    warmup = ROOT / "mdtflag" / "service" / "warmup.json"
+    env = {**os.environ, "MDTFLAG_CACHE_DIR": str(tmp_path)}
+    env.pop("MDTFLAG_NO_CACHE", None)
+
+    def child(mode: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", _WARM, str(ROOT / "rules"), mode, str(warmup)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+            check=True,
+        ).stdout
+        return set(json.loads(out.strip().splitlines()[-1]))
+
+    child("evaluate")  # the warm-up patient's shapes are now stored
+    assert "fhir.resources.R4B.observation" not in child("evaluate")  # so its models are not built again
+    built = child("warm-up")
+    want = {f"fhir.resources.R4B.{t.lower()}" for t in FACT_RESOURCE_TYPES}
+    assert want <= built, want - built

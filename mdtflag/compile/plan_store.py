@@ -51,7 +51,18 @@ import orjson
 from mdtflag.compile.cache import CompiledCache, code_stamp
 from mdtflag.fhir import fastvalid
 
-__all__ = ["FORMAT", "MAX_PLANS", "PlanStore", "annotation", "attach", "attached", "describe", "detach", "digest"]
+__all__ = [
+    "FORMAT",
+    "MAX_PLANS",
+    "PlanStore",
+    "annotation",
+    "attach",
+    "attached",
+    "describe",
+    "detach",
+    "digest",
+    "prepare_models",
+]
 
 #: First line of the file; a new layout gets a new format.
 FORMAT: Final = b"mdtflag-validation-plans/1\n"
@@ -351,6 +362,15 @@ def attach(cache: CompiledCache) -> PlanStore:
 
 def attached() -> Optional[PlanStore]:
     return _ATTACHED[0] if _ATTACHED else None
+
+
+def prepare_models() -> int:
+    """Build the R4B models of every resource type facts are read from, now; how many. With stored plans a
+    model is otherwise built at the first resource of a shape not met before: a server calls this before
+    it is ready, so that no request pays for it."""
+    from mdtflag.fhir.load import FACT_RESOURCE_TYPES, _model_class
+
+    return sum(_model_class(rt) is not None for rt in sorted(FACT_RESOURCE_TYPES))
 
 
 def detach() -> None:
