@@ -200,14 +200,9 @@ def test_an_authenticated_payload_still_cannot_call_functions(tmp_path: Path) ->
     secret = c.secret()
     assert secret is not None
     key = "2" * 64
-    head = cache_mod._header(key)
     payload = pickle.dumps((Evil(),), protocol=pickle.HIGHEST_PROTOCOL)
-    import hashlib
-    import hmac
-
-    mac = hmac.new(secret, head + payload, hashlib.sha256).digest()
     c.folder.mkdir(parents=True, exist_ok=True)
-    c._entry_path(key, secret).write_bytes(head + mac + payload)
+    c._entry_path(key, secret).write_bytes(cache_mod.seal(cache_mod.FORMAT, key, secret, payload))
     assert c.load(key) is None
     assert victim.exists()
     with pytest.raises(pickle.UnpicklingError):

@@ -61,6 +61,9 @@ __all__ = [
     "CompiledCache",
     "cache_from_environment",
     "code_stamp",
+    "package_stamp",
+    "seal",
+    "unseal",
 ]
 
 CACHE_DIR_ENV: Final = "MDTFLAG_CACHE_DIR"
@@ -89,15 +92,20 @@ def _versions() -> bytes:
     so another installed version is another key without the cost of reading distribution metadata.
     """
     parts = [f"mdtflag {__version__}", f"python {sys.version}", f"cache {FORMAT.decode().strip()}"]
-    for name in ("durable_rules_engine", "pydantic", "pydantic_core", "yaml"):
-        try:
-            spec = importlib.util.find_spec(name)
-            origin = spec.origin if spec is not None else None
-            st = os.stat(origin) if origin else None
-        except (ImportError, ValueError, OSError):
-            st, origin = None, None
-        parts.append(f"{name} {origin} {st.st_size if st else '-'} {st.st_mtime_ns if st else '-'}")
+    parts += [package_stamp(name) for name in ("durable_rules_engine", "pydantic", "pydantic_core", "yaml")]
     return "\n".join(parts).encode()
+
+
+def package_stamp(name: str) -> str:
+    """An installed package named by the place, size and modification time of its entry file (found without
+    importing it): another installed version gives another stamp."""
+    try:
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        st = os.stat(origin) if origin else None
+    except (ImportError, ValueError, OSError):
+        st, origin = None, None
+    return f"{name} {origin} {st.st_size if st else '-'} {st.st_mtime_ns if st else '-'}"
 
 
 _CODE_STAMP: list[bytes] = []
@@ -285,8 +293,21 @@ def _owned_by_me(st: os.stat_result) -> bool:
     return not hasattr(os, "getuid") or st.st_uid == os.getuid()
 
 
-def _header(key: str) -> bytes:
-    return FORMAT + key.encode() + b"\n"
+def seal(fmt: bytes, key: str, secret: bytes, payload: bytes) -> bytes:
+    """``payload`` behind a header (``fmt``, then ``key`` on a line) and an HMAC-SHA256 over both."""
+    head = fmt + key.encode() + b"\n"
+    return head + hmac.new(secret, head + payload, hashlib.sha256).digest() + payload
+
+
+def unseal(fmt: bytes, key: str, secret: bytes, blob: bytes) -> Optional[bytes]:
+    """The payload of a :func:`seal`ed blob with this format, key and secret; None when anything differs."""
+    head = fmt + key.encode() + b"\n"
+    if not blob.startswith(head) or len(blob) < len(head) + _MAC_BYTES:
+        return None
+    mac, payload = blob[len(head) : len(head) + _MAC_BYTES], blob[len(head) + _MAC_BYTES :]
+    if not hmac.compare_digest(mac, hmac.new(secret, head + payload, hashlib.sha256).digest()):
+        return None
+    return payload
 
 
 def _encode(crs: CompiledRuleSet, key: str, secret: bytes) -> bytes:
@@ -300,19 +321,12 @@ def _encode(crs: CompiledRuleSet, key: str, secret: bytes) -> bytes:
     )
     buf = io.BytesIO()
     _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
-    payload = buf.getvalue()
-    head = _header(key)
-    mac = hmac.new(secret, head + payload, hashlib.sha256).digest()
-    return head + mac + payload
+    return seal(FORMAT, key, secret, buf.getvalue())
 
 
 def _decode(blob: bytes, key: str, secret: bytes) -> Optional[CompiledRuleSet]:
-    head = _header(key)
-    if not blob.startswith(head) or len(blob) < len(head) + _MAC_BYTES:
-        return None
-    mac = blob[len(head) : len(head) + _MAC_BYTES]
-    payload = blob[len(head) + _MAC_BYTES :]
-    if not hmac.compare_digest(mac, hmac.new(secret, head + payload, hashlib.sha256).digest()):
+    payload = unseal(FORMAT, key, secret, blob)
+    if payload is None:
         return None
     was = gc.isenabled()
     gc.disable()  # tens of thousands of new objects, none of them garbage: no collection passes meanwhile

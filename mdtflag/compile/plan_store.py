@@ -38,17 +38,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import hmac
-import importlib.util
-import os
 import sys
 import threading
 import typing
+from pathlib import Path
 from typing import Any, Final, Optional
 
 import orjson
 
-from mdtflag.compile.cache import CompiledCache, code_stamp
+from mdtflag.compile.cache import CompiledCache, code_stamp, package_stamp, seal, unseal
 from mdtflag.fhir import fastvalid
 
 __all__ = [
@@ -68,7 +66,6 @@ __all__ = [
 FORMAT: Final = b"mdtflag-validation-plans/1\n"
 #: Most plans kept in the file (about 0.3 KB each).
 MAX_PLANS: Final = 8192
-_MAC_BYTES: Final = 32
 
 # ---------------------------------------------------------------------------------------------
 # names of annotations
@@ -204,22 +201,12 @@ def digest(key: tuple[Any, ...]) -> Optional[str]:
 # the store
 
 
-def _stamp(name: str) -> str:
-    try:
-        spec = importlib.util.find_spec(name)
-        origin = spec.origin if spec is not None else None
-        st = os.stat(origin) if origin else None
-    except (ImportError, ValueError, OSError):
-        return f"{name} -"
-    return f"{name} {origin} {st.st_size if st else '-'} {st.st_mtime_ns if st else '-'}"
-
-
 def _store_key() -> str:
     """What the plans depend on: mdtflag's code, the model and validation packages, fhir_core's constraints."""
     h = hashlib.sha256(FORMAT)
     h.update(code_stamp())
     for name in ("fhir.resources", "fhir_core", "pydantic", "pydantic_core"):
-        h.update(_stamp(name).encode() + b"\n")
+        h.update(package_stamp(name).encode() + b"\n")
     h.update(f"python {sys.version}\n".encode())
     h.update(repr(fastvalid._constraints_now()).encode())
     return h.hexdigest()
@@ -233,25 +220,21 @@ class PlanStore:
         self._lock = threading.Lock()
         self._plans: Optional[dict[str, Any]] = None  # digest -> [n_leaves, groups, paths], read on first use
         self._new: dict[str, Any] = {}
+        self._key: Optional[str] = None  # see _store_key, computed on first use
 
     # ---- reading
-    def _path_and_key(self) -> tuple[Optional[Any], str]:
-        key = _store_key()
-        return self.cache.path_for("plans-" + key[:40], ".plans"), key
+    def _where(self) -> tuple[Optional[Path], str, Optional[bytes]]:
+        """The file, its key and the user's secret (no file without a secret)."""
+        if self._key is None:
+            self._key = _store_key()
+        key = self._key
+        return self.cache.path_for("plans-" + key[:40], ".plans"), key, self.cache.secret()
 
     def _read(self) -> dict[str, Any]:
-        path, key = self._path_and_key()
-        secret = self.cache.secret()
-        if path is None or secret is None:
-            return {}
-        blob = self.cache.read_file(path)
-        if blob is None:
-            return {}
-        head = FORMAT + key.encode() + b"\n"
-        if not blob.startswith(head) or len(blob) < len(head) + _MAC_BYTES:
-            return {}
-        mac, payload = blob[len(head) : len(head) + _MAC_BYTES], blob[len(head) + _MAC_BYTES :]
-        if not hmac.compare_digest(mac, hmac.new(secret, head + payload, hashlib.sha256).digest()):
+        path, key, secret = self._where()
+        blob = self.cache.read_file(path) if path is not None and secret is not None else None
+        payload = unseal(FORMAT, key, secret, blob) if blob is not None and secret is not None else None
+        if payload is None:
             return {}
         try:
             plans = orjson.loads(payload)
@@ -294,18 +277,14 @@ class PlanStore:
             new, self._new = self._new, {}
         if not new:
             return False
-        path, key = self._path_and_key()
-        secret = self.cache.secret()
+        path, key, secret = self._where()
         if path is None or secret is None:
             return False
         merged = {k: v for k, v in self._read().items() if k not in new}
         merged.update(new)
         if len(merged) > MAX_PLANS:
             merged = dict(list(merged.items())[len(merged) - MAX_PLANS :])
-        head = FORMAT + key.encode() + b"\n"
-        payload = orjson.dumps(merged)
-        mac = hmac.new(secret, head + payload, hashlib.sha256).digest()
-        return self.cache.write_file(path, head + mac + payload)
+        return self.cache.write_file(path, seal(FORMAT, key, secret, orjson.dumps(merged)))
 
 
 def _portable(plan: fastvalid._Plan, n_leaves: int) -> Optional[list[Any]]:

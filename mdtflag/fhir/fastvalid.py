@@ -605,22 +605,22 @@ source: PlanSource | None = None
 def validate(cls: Any, resource: dict[str, Any]) -> None:
     """Validate ``resource`` with FHIR model ``cls``: ``None`` when valid, else raise what
     ``cls.model_validate(resource)`` raises (it is then the one that decided)."""
-    _validate(cls, lambda: cls, resource)
+    _validate(cls, _itself, resource)
 
 
-def validate_named(name: str, resolve: Callable[[], Any], resource: dict[str, Any]) -> bool:
-    """As :func:`validate` with the class ``resolve()`` returns, which ``name`` stands for (one name, one
-    class): a resource whose skeleton has a plan is checked without calling ``resolve`` (so without
-    importing the model). False when ``resolve()`` returns None (no such model), True when valid."""
+def validate_named(name: str, resolve: Callable[[str], Any], resource: dict[str, Any]) -> bool:
+    """As :func:`validate` with the class ``resolve(name)`` returns (one name, one class): a resource whose
+    skeleton has a plan is checked without calling ``resolve`` (so without importing the model). False
+    when ``resolve(name)`` returns None (no such model), True when valid."""
     return _validate(name, resolve, resource)
 
 
-def _validate(token: Any, resolve: Callable[[], Any], resource: dict[str, Any]) -> bool:
+def _validate(token: Any, resolve: Callable[[Any], Any], resource: dict[str, Any]) -> bool:
     if not _ENABLED and (_ENABLED is False or not _setup()):
-        return _resolve_and_validate(resolve, resource)
+        return _full_if_known(resolve(token), resource)
     sk = skeleton(token, resource)
     if sk is None:
-        return _resolve_and_validate(resolve, resource)
+        return _full_if_known(resolve(token), resource)
     key, leaves = sk
     plan = _PLANS.get(key)
     if plan is None and source is not None:
@@ -634,8 +634,8 @@ def _validate(token: Any, resolve: Callable[[], Any], resource: dict[str, Any]) 
             return True
         if plan is not _NO_PLAN:
             stats["fallbacks"] += 1
-        return _resolve_and_validate(resolve, resource)
-    cls = resolve()
+        return _full_if_known(resolve(token), resource)
+    cls = resolve(token)
     if cls is None:
         return False
     stats["misses"] += 1
@@ -647,8 +647,11 @@ def _validate(token: Any, resolve: Callable[[], Any], resource: dict[str, Any]) 
     return True
 
 
-def _resolve_and_validate(resolve: Callable[[], Any], resource: dict[str, Any]) -> bool:
-    cls = resolve()
+def _itself(cls: Any) -> Any:
+    return cls
+
+
+def _full_if_known(cls: Any, resource: dict[str, Any]) -> bool:
     if cls is None:
         return False
     _full(cls, resource)

@@ -363,7 +363,7 @@ def _validate(resource: JsonObject, url: str | None = None) -> DataQualityNote |
     try:
         # same verdict and errors as model_validate with the type's class, which a resource shaped like
         # one validated before does not need (nor its import)
-        if not validate_named(rt, lambda: _model_class(rt), resource):
+        if not validate_named(rt, _model_class, resource):
             return DataQualityNote(
                 "invalid-resource", f"{name}: unknown FHIR resource type {rt!r}", name, "resourceType"
             )
