@@ -7,7 +7,7 @@ patient, freezes the long-lived objects (``gc.freeze``) and only then returns th
 worker accepts no request before it is warm.
 
 Evaluation runs inline in the worker's event loop: it is CPU-bound, so a thread or process hop
-would only add latency. Every failure is answered with a JSON body ``{"error": code, "reason":
+would only add latency. Requests take their turns to evaluate in arrival order (:mod:`.line`). Every failure is answered with a JSON body ``{"error": code, "reason":
 text}``; input errors use mdtflag's ``InputError`` codes (``not-json``, ``too-large``, ``too-deep``,
 ``not-bundle``, ``no-patient``, ...). Logs are JSON lines with request id, hook instance, status
 and timing -- never patient data, request bodies or tokens.
@@ -46,6 +46,7 @@ from mdtflag.service.cards import build_cards, pick_language, system_actions
 from mdtflag.service.config import ServiceConfig
 from mdtflag.service.fhirfetch import fetch_missing
 from mdtflag.service.fhirout import guidance_response, match_bundle
+from mdtflag.service.line import Line
 from mdtflag.service.prefetch import (
     PREFETCH_TEMPLATES,
     PrefetchProblem,
@@ -64,6 +65,10 @@ SERVICES: Mapping[str, str] = {
     "mdtflag-order-select": "order-select",
     "mdtflag-order-sign": "order-sign",
 }
+_ORDER_TEXT = (
+    "When an antineoplastic medication (ATC L01/L02) is {}, shows where the patient should be "
+    "discussed first and any trial cohort to consider before starting."
+)
 _DESCRIPTIONS = {
     "patient-view": (
         "MDK routing and trial cohorts",
@@ -72,20 +77,8 @@ _DESCRIPTIONS = {
             "cohorts, hereditary cancer referral, paediatric whole-genome sequencing and data gaps, with reasons."
         ),
     ),
-    "order-select": (
-        "MDK before antineoplastic treatment",
-        (
-            "When an antineoplastic medication (ATC L01/L02) is selected, shows where the patient should be "
-            "discussed first and any trial cohort to consider before starting."
-        ),
-    ),
-    "order-sign": (
-        "MDK before antineoplastic treatment",
-        (
-            "When an antineoplastic medication (ATC L01/L02) is signed, shows where the patient should be "
-            "discussed first and any trial cohort to consider before starting."
-        ),
-    ),
+    "order-select": ("MDK before antineoplastic treatment", _ORDER_TEXT.format("selected")),
+    "order-sign": ("MDK before antineoplastic treatment", _ORDER_TEXT.format("signed")),
 }
 _ATC = "http://www.whocc.no/atc"
 _ANTINEOPLASTIC = ("L01", "L02")
@@ -183,6 +176,7 @@ class _Call:
     hook_instance: str | None = None
     claims: dict[str, object] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
+    ticket: int = 0
 
 
 @dataclass
@@ -192,6 +186,7 @@ class _State:
     config: ServiceConfig
     fetcher: Fetcher | None
     in_flight: int = 0
+    line: Line = field(default_factory=Line)
     ready: bool = True
     warmup_ms: float | None = None
 
@@ -216,12 +211,10 @@ class _Service:
             admitted = False
             try:
                 if gated:
-                    # Take a place in line, then let every request already delivered to this worker
-                    # take its place too: evaluation blocks the loop, so the line is only visible
-                    # between evaluations. Places beyond the queue are refused at once.
-                    place = self.s.in_flight
+                    # a ticket in arrival order (mdtflag.service.line); the requests already delivered
+                    # count first; places beyond the queue are refused at once
+                    place, call.ticket, admitted = self.s.in_flight, self.s.line.ticket(), True
                     self.s.in_flight += 1
-                    admitted = True
                     await asyncio.sleep(0)
                     if place >= self.s.config.queue:
                         raise HttpError(
@@ -313,13 +306,14 @@ class _Service:
             )
         return day, profile
 
-    def evaluate(self, source: object, day: dt.date, profile: str | None) -> Any:
-        t0 = time.perf_counter()
-        try:
-            result = self.s.evaluator.evaluate(source, as_of=day, profile=profile)  # type: ignore[arg-type]
-        except InputError as e:
-            raise _input_error(e) from None
-        metrics.EVALUATION.observe(time.perf_counter() - t0)
+    async def evaluate(self, call: _Call, source: object, day: dt.date, profile: str | None) -> Any:
+        async with self.s.line.turn(call.ticket):  # first come, first evaluated (see mdtflag.service.line)
+            t0 = time.perf_counter()
+            try:
+                result = self.s.evaluator.evaluate(source, as_of=day, profile=profile)  # type: ignore[arg-type]
+            except InputError as e:
+                raise _input_error(e) from None
+            metrics.EVALUATION.observe(time.perf_counter() - t0)
         for name, decision in result["decisions"].items():
             metrics.DECISIONS.labels(name, decision["level"]).inc()
         return result
@@ -377,7 +371,7 @@ class _Service:
         if pids and pids != {patient_id}:
             raise HttpError(400, "bad-request", "the prefetched Patient is not context.patientId")
         lang = pick_language(request.headers.get("accept-language"))
-        result = self.evaluate(bundle, _hook_date(req), None)
+        result = await self.evaluate(call, bundle, _hook_date(req), None)
         cards = build_cards(result, lang, instance, f"{self.public}/rules")
         if hook != "patient-view":
             cards = [c for c in cards if c["uuid"] in _kinds(instance, ("mdk", "trial"))]
@@ -476,7 +470,7 @@ class _Service:
     async def evaluate_rest(self, request: Request, call: _Call) -> Response:
         day, profile = self.options(request)
         body = await self.body(request)
-        result = self.evaluate(body, day, profile)
+        result = await self.evaluate(call, body, day, profile)
         document = to_json(result)
         if FHIR_JSON in request.headers.get("accept", ""):
             lang = pick_language(request.headers.get("accept-language"))
@@ -496,7 +490,7 @@ class _Service:
             if len(subject) != 1 or not isinstance(subject[0], dict):
                 raise HttpError(400, "not-bundle", "Parameters must hold exactly one 'subject' parameter with a Bundle")
             obj = subject[0]
-        result = self.evaluate(obj, day, profile)
+        result = await self.evaluate(call, obj, day, profile)
         lang = pick_language(request.headers.get("accept-language"))
         return _json(match_bundle(result, self.public, lang, call.request_id), media_type=FHIR_JSON)
 
