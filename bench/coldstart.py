@@ -14,6 +14,9 @@ and the compiled-rule-set cache in a folder of its own:
   (the first patient of a new source: fhir.resources' models are imported and built);
 * **command, no cache** -- the same with ``MDTFLAG_NO_CACHE=1`` (what every start cost before the cache);
 * the three are run in turn, round after round, so that a machine that slows down meanwhile affects all;
+* with ``--against DIR`` (another checkout, e.g. ``git worktree add DIR main``), the same command from
+  DIR with a cache of its own joins every round, and the CPU time here minus there is reported round
+  by round: a before/after comparison that the machine's drift does not decide;
 * **split** -- the steps of the command timed inside a child, with a warm cache (shapes met before, and
   new): imports (what ``mdtflag evaluate`` imports), the rule set from the cache (key, read, check,
   unpickle, engine), and the first evaluation with its JSON; and, with the cache off, reading the rule
@@ -39,6 +42,7 @@ from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-01"
+AGAINST = "warm cache, known shapes, other checkout"
 
 # runs in the child: every step timed in CPU and wall time, printed as one JSON line
 _SPLIT = r"""
@@ -71,21 +75,32 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def _interleaved(
-    cases: list[tuple[str, list[str], dict[str, str], Optional[Callable[[], None]]]], n: int
+    cases: list[tuple[str, list[str], dict[str, str], Optional[Callable[[], None]]]],
+    n: int,
+    cwd: Optional[dict[str, Path]] = None,
 ) -> dict[str, dict[str, Any]]:
     """Each case run ``n`` times, one case after the other in every round (a machine that slows down or
-    speeds up meanwhile affects all alike); the hook runs, untimed, before its case."""
+    speeds up meanwhile affects all alike); the hook runs, untimed, before its case. ``cwd``: the folder
+    a case runs in (default: this checkout)."""
     wall: dict[str, list[float]] = {label: [] for label, _, _, _ in cases}
     cpu: dict[str, list[float]] = {label: [] for label, _, _, _ in cases}
     for _ in range(n):
         for label, cmd, env, before in cases:
             if before is not None:
                 before()
+            folder = (cwd or {}).get(label, ROOT)
             c, t = _children_cpu(), time.perf_counter()
-            subprocess.run(cmd, check=True, cwd=ROOT, env=env, timeout=300, stdout=subprocess.DEVNULL)
+            subprocess.run(cmd, check=True, cwd=folder, env=env, timeout=300, stdout=subprocess.DEVNULL)
             wall[label].append((time.perf_counter() - t) * 1000)
             cpu[label].append((_children_cpu() - c) * 1000)
-    return {label: {"wall": _stats(wall[label]), "cpu": _stats(cpu[label])} for label in wall}
+    return {
+        label: {
+            "wall": _stats(wall[label]),
+            "cpu": _stats(cpu[label]),
+            "cpu_ms_each": [round(x, 1) for x in cpu[label]],
+        }
+        for label in wall
+    }
 
 
 def _split(
@@ -118,8 +133,16 @@ def main() -> None:
     ap.add_argument("--bundle", default=str(sorted((ROOT / "fhir_examples").glob("01-*.json"))[0]))
     ap.add_argument("--validate", default="facts", choices=["facts", "all", "none"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "coldstart.json"))
+    ap.add_argument(
+        "--against",
+        default=None,
+        help="another checkout (e.g. a git worktree of main): its command, shapes met before, joins every round",
+    )
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mdtflag-coldstart-") as cache:
+    with (
+        tempfile.TemporaryDirectory(prefix="mdtflag-coldstart-") as cache,
+        tempfile.TemporaryDirectory(prefix="mdtflag-coldstart-other-") as other_cache,
+    ):
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MDTFLAG_NO_CACHE")}
         env.update(PYTHONPATH=str(ROOT), MDTFLAG_CACHE_DIR=cache)
         off = {**env, "MDTFLAG_NO_CACHE": "1"}
@@ -136,15 +159,21 @@ def main() -> None:
             for path in Path(cache).glob("*.plans"):
                 path.unlink()
 
+        cases: list[tuple[str, list[str], dict[str, str], Optional[Callable[[], None]]]] = [
+            ("warm cache, known shapes", cmd, env, known_shapes),
+            ("warm cache, new shapes", cmd, env, new_shapes),
+            ("no cache", cmd, off, None),
+        ]
+        where: dict[str, Path] = {}
+        if args.against:
+            other = Path(args.against).resolve()
+            other_env = {**env, "PYTHONPATH": str(other), "MDTFLAG_CACHE_DIR": other_cache}
+            for _ in range(2):  # its bytecode, its compiled rule set and the patient's plans
+                subprocess.run(cmd, check=True, cwd=other, env=other_env, timeout=300)
+            cases.insert(1, (AGAINST, cmd, other_env, None))
+            where[AGAINST] = other
         load_before = [round(x, 2) for x in os.getloadavg()]
-        runs = _interleaved(
-            [
-                ("warm cache, known shapes", cmd, env, known_shapes),
-                ("warm cache, new shapes", cmd, env, new_shapes),
-                ("no cache", cmd, off, None),
-            ],
-            args.n,
-        )
+        runs = _interleaved(cases, args.n, where)
         split_warm = _split(args, env, "rule set from the cache", known_shapes)
         split_new = _split(args, env, "rule set from the cache", new_shapes)
         split_off = _split(args, off, "rule set: read, check (every profile), compile")
@@ -163,6 +192,19 @@ def main() -> None:
         "split_median_warm_cache_new_shapes": split_new,
         "split_median_no_cache": split_off,
     }
+    if args.against:
+        mine, theirs = runs["warm cache, known shapes"]["cpu_ms_each"], runs[AGAINST]["cpu_ms_each"]
+        diff = [a - b for a, b in zip(mine, theirs)]
+        report["against"] = {
+            "checkout": str(Path(args.against).resolve()),
+            "command_warm_cache": runs[AGAINST],
+            "cpu_ms_this_minus_against_same_round": {
+                "median": round(statistics.median(diff), 1),
+                "mean": round(statistics.fmean(diff), 1),
+                "rounds_this_faster": sum(d < 0 for d in diff),
+                "rounds": len(diff),
+            },
+        }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"load average {load_before} -> {load_after}; --validate {args.validate}; {args.n} processes each")
@@ -174,6 +216,13 @@ def main() -> None:
         print(
             f"mdtflag evaluate, one patient, {name}: wall median {got['wall']['median_ms']} ms "
             f"(min {got['wall']['min_ms']}), CPU median {got['cpu']['median_ms']} ms (min {got['cpu']['min_ms']})"
+        )
+    if args.against:
+        got, d = runs[AGAINST], report["against"]["cpu_ms_this_minus_against_same_round"]
+        print(
+            f"the same in {args.against}: wall median {got['wall']['median_ms']} ms, CPU median "
+            f"{got['cpu']['median_ms']} ms; CPU here minus there, round by round: median {d['median']} ms, "
+            f"mean {d['mean']} ms, here faster in {d['rounds_this_faster']} of {d['rounds']} rounds"
         )
     for title, split in (
         ("split, warm cache, shapes met before", split_warm),

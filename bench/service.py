@@ -46,13 +46,19 @@ def bodies() -> list[bytes]:
     return [p.read_bytes() for p in sorted((ROOT / "fhir_examples").glob("[0-9][0-9]-*.json"))]
 
 
-def ideal_server(per_body_ms: list[float], workers: int, clients: int, requests: int = 50_000) -> dict[str, float]:
+def ideal_server(
+    per_body_ms: list[float], workers: int, clients: int, requests: int = 50_000, spread: list[float] | None = None
+) -> dict[str, float]:
     """Latency percentiles of an ideal server: no cost beyond the in-process evaluation, connections in
     equal shares per worker, each worker first come first served, clients that send their next request
     the moment an answer arrives, bodies in turn as the load generator sends them. The floor the
-    measured percentiles can be held against."""
+    measured percentiles can be held against. With ``spread`` (in-process timings over their body's
+    median), each evaluation takes its body's median times a ratio drawn from it (seeded): the same
+    ideal server on a machine whose repeated evaluations of one body vary as they did here."""
     import heapq
+    import random
 
+    draw = random.Random(0).choice
     free = [0.0] * workers  # when each worker next becomes free
     ready = [(0.0, k) for k in range(clients)]  # (time the client sends, client)
     heapq.heapify(ready)
@@ -62,7 +68,7 @@ def ideal_server(per_body_ms: list[float], workers: int, clients: int, requests:
         t, k = heapq.heappop(ready)
         w = k % workers
         start = max(t, free[w])
-        free[w] = start + per_body_ms[n % len(per_body_ms)]
+        free[w] = start + per_body_ms[n % len(per_body_ms)] * (draw(spread) if spread else 1.0)
         n += 1
         lat.append(free[w] - t)
         heapq.heappush(ready, (free[w], k))
@@ -76,8 +82,9 @@ def ideal_server(per_body_ms: list[float], workers: int, clients: int, requests:
     }
 
 
-def in_process(data: list[bytes], rounds: int) -> dict[str, float]:
-    """Evaluation of the same bodies here, as a worker does it (bytes in, JSON bytes out)."""
+def in_process(data: list[bytes], rounds: int, spread: list[float] | None = None) -> dict[str, float]:
+    """Evaluation of the same bodies here, as a worker does it (bytes in, JSON bytes out). ``spread``, if
+    given, receives every timing divided by the median of its body's timings."""
     from mdtflag.api import Evaluator
     from mdtflag.output.render import to_json
 
@@ -96,6 +103,8 @@ def in_process(data: list[bytes], rounds: int) -> dict[str, float]:
             wall.append(time.perf_counter() - w0)
     gc.unfreeze()
     per_body = [statistics.median(wall[i :: len(data)]) for i in range(len(data))]
+    if spread is not None:
+        spread.extend(t / per_body[k % len(data)] for k, t in enumerate(wall))
     return {
         "per_body_median_ms": [round(x * 1000, 3) for x in per_body],
         "evaluations": len(wall),
@@ -520,6 +529,7 @@ def main() -> None:
         ap.error("--auth needs --generator wrk")
     clients = args.clients or [2 * args.workers, 32]
     data = bodies()
+    spread: list[float] = []
     report: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -532,7 +542,7 @@ def main() -> None:
         "bodies": len(data),
         "endpoint": "POST /evaluate",
         "generator": args.generator,
-        "in_process_before": in_process(data, args.rounds),
+        "in_process_before": in_process(data, args.rounds, spread),
     }
     setup = None
     if args.auth != "none":
@@ -617,6 +627,9 @@ def main() -> None:
     report["checks"] = checks
     per_body = report["in_process_before"]["per_body_median_ms"]
     report["ideal_server"] = [ideal_server(per_body, args.workers, n) for n in clients]
+    report["ideal_server_with_measured_spread"] = [
+        ideal_server(per_body, args.workers, n, spread=spread) for n in clients
+    ]
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -127,11 +128,34 @@ def test_help_examples_name_real_commands() -> None:
             if words and words[0] == "mdtflag":
                 group: click.Command = cli
                 for word in words[1:]:
-                    sub = group.commands.get(word) if isinstance(group, click.Group) else None
+                    ctx = click.Context(group)
+                    sub = group.get_command(ctx, word) if isinstance(group, click.Group) else None
                     if sub is None:
                         break
                     group = sub
                 assert group is not cli, f"help example uses an unknown command: {part.strip()}"
+
+
+def test_evaluate_imports_no_other_command_and_help_lists_them_all() -> None:
+    """The commands other than evaluate, schema and example are imported when used (a shorter start)."""
+    others = ("mdtflag.cli.authoring", "mdtflag.cli.batch", "mdtflag.cli.facts", "mdtflag.service.command")
+    code = (
+        "import sys\n"
+        "from mdtflag.cli.main import cli\n"
+        f"print(sorted(m for m in {others!r} if m in sys.modules))\n"
+        "import click, json\n"
+        "print(json.dumps(cli.list_commands(click.Context(cli))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    ).stdout.splitlines()
+    assert out[0] == "[]"
+    listed = set(json.loads(out[1]))
+    assert {"batch", "evaluate", "example", "explain", "facts", "rules", "schema", "serve"} <= listed
+    ctx = click.Context(cli)
+    for name in listed:
+        cmd = cli.get_command(ctx, name)
+        assert isinstance(cmd, click.Command) and cmd.name == name
 
 
 def test_python_m_mdtflag_runs_the_help_example_from_another_folder(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from mdtflag.errors import InputError, one_line
 from mdtflag.fhir.load import LoadedBundle, load_bundle
 from mdtflag.ruleset.diagnostics import Diagnostics
 
-__all__ = ["check_cmd", "diff_cmd", "explain_cmd", "register", "test_cmd"]
+__all__ = ["check_cmd", "diff_cmd", "explain_cmd", "rules_group", "test_cmd"]
 
 
 # ----------------------------------------------------------------------------- rules check
@@ -257,10 +257,9 @@ def diff_cmd(
 # ----------------------------------------------------------------------------- registration
 
 
-def register(group: click.Group) -> None:
-    """Add ``rules check|test|diff`` and ``explain`` to the ``mdtflag`` command group."""
-    rules = click.Group("rules", help="Rule authoring: check, test and diff rule directories (see docs/authoring.md).")
-    for cmd in (check_cmd, test_cmd, diff_cmd):
-        rules.add_command(cmd)
-    group.add_command(rules)
-    group.add_command(explain_cmd)
+#: ``mdtflag rules check|test|diff``
+rules_group = click.Group(
+    "rules",
+    help="Rule authoring: check, test and diff rule directories (see docs/authoring.md).",
+    commands=[check_cmd, test_cmd, diff_cmd],
+)

@@ -24,7 +24,7 @@ from mdtflag.cli.common import (
 from mdtflag.errors import InputError
 from mdtflag.fhir.load import load_bundle
 
-__all__ = ["facts_cmd", "register"]
+__all__ = ["facts_cmd"]
 
 
 @click.command("facts", epilog="Example: mdtflag example | mdtflag facts - --as-of 2026-11-01")
@@ -52,7 +52,3 @@ def facts_cmd(
         leave(EXIT_INPUT)
     doc = facts_document(ev.facts(loaded, day), day.isoformat(), ev.ruleset.terminology)
     write_output(json_text(doc) if fmt == "json" else facts_text(doc), output)
-
-
-def register(group: click.Group) -> None:
-    group.add_command(facts_cmd)

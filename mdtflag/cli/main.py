@@ -7,6 +7,7 @@ authoring commands (``rules check|test|diff``, ``explain``) in :mod:`mdtflag.cli
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, Optional, Union, cast
@@ -16,8 +17,6 @@ import orjson
 
 from mdtflag._version import __version__
 from mdtflag.api import Validate, error_result, example_bundle
-from mdtflag.cli.authoring import register as register_authoring
-from mdtflag.cli.batch import batch
 from mdtflag.cli.common import (
     EXIT_INPUT,
     as_of_date,
@@ -33,7 +32,6 @@ from mdtflag.cli.common import (
     validate_option,
     write_output,
 )
-from mdtflag.cli.facts import register as register_facts
 from mdtflag.errors import InputError, one_line
 from mdtflag.evaluation.result import result_json_schema
 from mdtflag.output.render import to_json, to_text
@@ -53,7 +51,44 @@ Exit codes: 0 ok, 1 internal error (rules test: failing cases), 2 bad input, 3 i
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
+#: commands whose modules are imported when the command is run or listed, not at every start
+_LAZY = {
+    "batch": "mdtflag.cli.batch:batch",
+    "explain": "mdtflag.cli.authoring:explain_cmd",
+    "facts": "mdtflag.cli.facts:facts_cmd",
+    "rules": "mdtflag.cli.authoring:rules_group",
+    "serve": "mdtflag.service.command:serve",
+}
+
+
+class _Commands(click.Group):
+    """The command group, with the commands of :data:`_LAZY` loaded on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in _LAZY:
+            cmd = _load(_LAZY[cmd_name])
+            self.add_command(cmd, cmd_name)
+        return cmd
+
+
+def _load(target: str) -> click.Command:
+    module, name = target.split(":")
+    try:
+        cmd = getattr(importlib.import_module(module), name)
+    except ImportError:
+        if module != "mdtflag.service.command":
+            raise
+        # the service extra is not installed: the command says how to install it
+        from mdtflag.service.unavailable import serve as cmd
+    assert isinstance(cmd, click.Command)
+    return cmd
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.version_option(__version__, prog_name="mdtflag")
 def cli() -> None:
     """Flag MDK level and precision-medicine trial cohorts from FHIR R4, with reasons."""
@@ -118,22 +153,6 @@ def example(show_path: bool) -> None:
     """
     path = example_bundle()
     write_output(f"{path}\n" if show_path else path.read_bytes())
-
-
-register_authoring(cli)
-cli.add_command(batch)
-register_facts(cli)
-
-
-def _register_serve() -> None:
-    try:
-        from mdtflag.service.command import serve
-    except ImportError:  # the service extra is not installed: the command says how to install it
-        from mdtflag.service.unavailable import serve
-    cli.add_command(serve)
-
-
-_register_serve()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
