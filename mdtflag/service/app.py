@@ -7,9 +7,10 @@ patient, freezes the long-lived objects (``gc.freeze``) and only then returns th
 worker accepts no request before it is warm.
 
 Evaluation runs inline in the worker's event loop: it is CPU-bound, so a thread or process hop
-would only add latency. Requests take their turns to evaluate in arrival order (:mod:`.line`). Every failure is answered with a JSON body ``{"error": code, "reason":
-text}``; input errors use mdtflag's ``InputError`` codes (``not-json``, ``too-large``, ``too-deep``,
-``not-bundle``, ``no-patient``, ...). Logs are JSON lines with request id, hook instance, status
+would only add latency; requests take their turns to evaluate in arrival order (:mod:`.line`).
+Every failure is answered with a JSON body ``{"error": code, "reason": text}``; input errors use
+mdtflag's ``InputError`` codes (``not-json``, ``too-large``, ``too-deep``, ``not-bundle``,
+``no-patient``, ...). Logs are JSON lines with request id, hook instance, status
 and timing -- never patient data, request bodies or tokens.
 """
 
@@ -211,8 +212,8 @@ class _Service:
             admitted = False
             try:
                 if gated:
-                    # a ticket in arrival order (mdtflag.service.line); the requests already delivered
-                    # count first; places beyond the queue are refused at once
+                    # a ticket for the evaluation line; then let the requests already delivered take
+                    # their places too, and refuse places beyond the queue at once
                     place, call.ticket, admitted = self.s.in_flight, self.s.line.ticket(), True
                     self.s.in_flight += 1
                     await asyncio.sleep(0)
