@@ -247,6 +247,20 @@ def floor_fn(ev: Evaluator, inputs: list[bytes]) -> tuple[Callable[[bytes], Any]
     return run, inputs
 
 
+def before_criteria_fn(ev: Evaluator) -> Callable[[bytes], Any]:
+    """The default pipeline up to and including the engine, nothing after it: load and validation, facts,
+    encoding and durable-rules. What any change confined to the criteria, reasons and JSON stages still
+    costs: its ratio to the floor bounds what such a change can reach."""
+    crs = ev.compiled()
+    day = datetime.date.fromisoformat(AS_OF)
+
+    def run(raw: bytes) -> None:
+        fs = ev.facts(load_bundle(raw, validate="facts"), day)
+        crs.engine.match(match_mod.engine_payload(crs, fs)[1])
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rules", default=str(ROOT / "rules"))
@@ -304,6 +318,7 @@ def main() -> None:
             ("floor (parse + engine)", floor, None),
             ("end-to-end, validate=none", e2e("none"), None),
             ("end-to-end, validate=facts", e2e("facts"), None),
+            ("default up to the engine: no criteria, reasons or JSON", before_criteria_fn(ev), None),
         ]
         interleaved(cases, inputs, min(n, 50))  # warm-up
         if not args.no_freeze:
