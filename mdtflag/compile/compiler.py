@@ -27,12 +27,11 @@ from mdtflag.compile.plan import (
     TBool,
     TField,
     TNode,
-    children,
-    criterion_ids,
 )
 from mdtflag.fhir.facts import FACT_MODELS, FACT_SCHEMA
 from mdtflag.fhir.facts.encoding import encode_constant
 from mdtflag.ruleset.diagnostics import Diagnostics, Pos, RuleSetError
+from mdtflag.ruleset.walk import children, criterion_ids
 
 CLOSED_STATE = "closed"
 

@@ -4,8 +4,8 @@ A rule's criteria become a tree of *plan nodes* (:data:`PNode`): fact leaves (:c
 their field tests (:data:`TNode`), ``all``/``any``/``not`` nodes (:class:`PBool`), references to other
 rules (:class:`PRuleRef`) and leaves decided by a profile parameter (:class:`PConst`). Plan nodes are
 immutable and interned: equal sub-plans of different table rows are one object, so evaluation keys
-its per-patient work by identity. Also here: the walks over a rule's criterion tree that compiling,
-evaluation and the authoring tools share.
+its per-patient work by identity. The walks over a rule's criterion tree are in
+:mod:`mdtflag.ruleset.walk`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ __all__ = [
     "TBool",
     "TField",
     "TNode",
-    "children",
-    "criterion_ids",
 ]
 
 
@@ -174,35 +172,3 @@ class CompiledRuleSet:
     @property
     def atoms(self) -> tuple[Atom, ...]:
         return self.engine.atoms
-
-
-# ----------------------------------------------------------------- walks over a rule's criteria
-
-
-def children(c: Any) -> tuple[Any, ...]:
-    """The child criteria of a criterion node of the rule model (none for a leaf)."""
-    if isinstance(c, rm.AllNode):
-        return c.all
-    if isinstance(c, rm.AnyNode):
-        return c.any
-    if isinstance(c, rm.NotNode):
-        return (c.not_,)
-    return ()
-
-
-def criterion_ids(rule: rm.Rule) -> list[str]:
-    """Ids of every criterion node in a rule, in tree order (applicability first)."""
-    out: list[str] = []
-
-    def walk(c: Any) -> None:
-        if c is None:
-            return
-        cid = getattr(c, "id", None)
-        if cid:
-            out.append(cid)
-        for child in children(c):
-            walk(child)
-
-    walk(rule.applies_when)
-    walk(rule.criteria)
-    return out
