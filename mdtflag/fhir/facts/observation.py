@@ -440,33 +440,20 @@ def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> Non
         )
         return
     if hit:
-        when, _ = x.effective(res, name)
-        x.add(
-            "extent",
-            (i, 0),
-            ExtentFact(
-                value="metastatic",
-                source="tnm-m",
-                date=when,
-                evidence=(Evidence(resource=name, element="Observation.valueCodeableConcept", value=hit),),
-            ),
-        )
+        _metastatic(x, res, name, i, "tnm-m", hit)
 
 
 def obs_stage_group(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
     hit = stage_iv_value(res.get("valueCodeableConcept"))
     if hit:
-        when, _ = x.effective(res, name)
-        x.add(
-            "extent",
-            (i, 0),
-            ExtentFact(
-                value="metastatic",
-                source="stage-group",
-                date=when,
-                evidence=(Evidence(resource=name, element="Observation.valueCodeableConcept", value=hit),),
-            ),
-        )
+        _metastatic(x, res, name, i, "stage-group", hit)
+
+
+def _metastatic(x: Extraction, res: Resource, name: str, i: int, source: str, hit: str) -> None:
+    """An extent fact "metastatic" read from the Observation's coded value ``hit``."""
+    when, _ = x.effective(res, name)
+    evidence = Evidence(resource=name, element="Observation.valueCodeableConcept", value=hit)
+    x.add("extent", (i, 0), ExtentFact(value="metastatic", source=source, date=when, evidence=(evidence,)))
 
 
 def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
