@@ -803,6 +803,34 @@ def test_variant_hgnc_id_not_in_the_table_is_note():
     assert any("HGNC:99999999" in n.message for n in fs.notes)
 
 
+@pytest.mark.parametrize(
+    "gene",
+    [
+        [comp("48018-6", valueCodeableConcept=cc("http://www.genenames.org/geneId", "HGNC:99999999"))],
+        [comp("48018-6", valueCodeableConcept={"text": "not a gene symbol"})],
+        [],  # no gene component at all (a copy-number change given by coordinates)
+    ],
+    ids=["hgnc-id-not-in-table", "gene-without-symbol-or-id", "no-gene-component"],
+)
+def test_a_present_variant_whose_gene_cannot_be_read_is_unreadable_with_what_is_known(gene):
+    v = variant(
+        *gene,
+        comp("48005-3", **vcc("http://varnomen.hgvs.org", "NP_004324.2:p.Val600Glu")),
+        comp("48002-0", **vcc(LOINC, "LA6684-0")),
+    )
+    fs = extract(v)
+    assert not kind(fs, "variant")
+    assert [(k, fields, element) for k, fields, _r, element in fs.unreadable] == [
+        ("variant", {"protein": "p.V600E", "origin": "somatic", "present": True}, "Observation.component")
+    ]
+    assert "missing-element" in codes(fs)
+
+
+def test_an_absent_variant_without_a_gene_is_not_read():
+    fs = extract(variant(comp("48005-3", **vcc("http://varnomen.hgvs.org", "p.Val600Glu")), value="LA9634-2"))
+    assert not kind(fs, "variant") and not fs.unreadable and "missing-element" in codes(fs)
+
+
 def test_variant_hgnc_id_and_symbol_disagreeing_keeps_the_symbol_with_a_note():
     v = variant(comp("48018-6", **hgnc("NRAS", "HGNC:6342")))  # HGNC:6342 is KIT
     fs = extract(v)

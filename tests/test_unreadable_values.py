@@ -129,6 +129,39 @@ def test_variant_vaf_in_an_unreadable_form_is_unreadable_not_missing(quantity: d
     assert miss and all(m["reason"] == "field" for m in miss)
 
 
+# ------------------------------------------------------------------ a variant whose gene cannot be read
+
+BRAF_V600E = "01-cholangio-braf-v600e-focuse-eligible.json"  # BRAF V600E, somatic, in p01-obs20
+
+
+@pytest.mark.parametrize(
+    "gene_coding",
+    [
+        {"system": "http://www.genenames.org", "code": "HGNC:99999999"},  # an HGNC id not in the table
+        None,  # the gene component left out
+    ],
+    ids=["hgnc-id-not-in-table", "no-gene-component"],
+)
+def test_a_variant_whose_gene_cannot_be_read_leaves_the_trial_indeterminate_not_unflagged(
+    gene_coding: dict[str, str] | None,
+) -> None:
+    b = example(BRAF_V600E)
+    before = status(run(b))
+    assert (before["TRIAL-FOCUSE"], before["HER-1"]) == ("flagged", "not_flagged")
+    components = resource(b, "p01-obs20")["component"]
+    if gene_coding is None:
+        del components[0]
+    else:
+        components[0]["valueCodeableConcept"]["coding"] = [gene_coding]
+    doc = run(b)
+    assert note(doc, "missing-element", "p01-obs20")["element"] == "Observation.component"
+    # the variant could be the BRAF V600E the cohort asks for: unknown, never "no such variant"
+    assert_unreadable(doc, "TRIAL-FOCUSE", "variant", "p01-obs20", "Observation.component")
+    assert doc["decisions"]["mdk"]["level"] != "national" and status(doc)["MDK-NAT-1"] == "indeterminate"
+    # what is known of it still decides: a somatic variant is no germline finding, whatever its gene
+    assert status(doc)["HER-1"] == "not_flagged"
+
+
 # ------------------------------------------------------------------ pregnancy and clinical assessments
 
 

@@ -292,15 +292,19 @@ class _Eval:
             got = self.cands[key] = tuple(sorted(pool)) if pool else ()
         return got
 
-    def unreadable(self, p: PFact, cid: str | None) -> NodeResult | None:
+    def unreadable(self, p: PFact, cid: str | None, without: Outcome) -> NodeResult | None:
         """An unknown result when no fact was found but a value that could have been one is present and
-        unreadable: one whose known fields do not rule out the criterion's ``where``."""
+        unreadable: one whose known fields do not rule out the criterion's ``where``. ``without`` is the
+        leaf's outcome without such values: a value whose known fields fail the leaf's test cannot change
+        a leaf that is not met either way."""
         for j, fields, res, element in self.unread.get(p.kind, ()):
             possible = True
             for w in p.where:
                 if isinstance(w, TField) and w.const is None and w.field in fields and (j in self.hits(w)) == w.negate:
                     possible = False
                     break
+            if possible and without == NOT_MET and p.test is not None and self.known(p.test, j, fields) == NOT_MET:
+                possible = False
             if possible:
                 miss = (
                     Missing(
@@ -315,6 +319,20 @@ class _Eval:
                 )
                 return NodeResult(p, UNKNOWN, (), miss, (), "unreadable")
         return None
+
+    def known(self, t: TNode, j: int, fields: Mapping[str, Any]) -> Outcome:
+        """The test's outcome on the unreadable value ``j`` from its known ``fields`` (unknown where a
+        field it needs is not known)."""
+        if isinstance(t, TField):
+            if t.const is not None:
+                return t.const
+            if t.field not in fields:
+                return UNKNOWN
+            return MET if (j in self.hits(t)) != t.negate else NOT_MET
+        parts = [self.known(x, j, fields) for x in t.items]
+        if t.op == "not":
+            return NEGATION[parts[0]]
+        return all_of(parts) if t.op == "all" else any_of(parts)
 
     def maybe(self, p: PFact, cands: tuple[int, ...]) -> tuple[int, ...]:
         """Facts of the leaf's kind for which no ``where`` test is not met but some is unknown because its field
@@ -406,7 +424,7 @@ class _Eval:
         """The leaf's result on the given candidate facts."""
         leaf = p.node
         if not cands and self.unread and p.kind in self.unread:
-            got_unread = self.unreadable(p, cid)
+            got_unread = self.unreadable(p, cid, leaf.missing)
             if got_unread is not None:
                 return got_unread
         if not cands:
@@ -456,7 +474,7 @@ class _Eval:
             if window is not None and len(cands) < need <= len(cands) + len(maybe):
                 return self.open_window(p, window, cid, tuple(sorted(maybe)))
             if len(cands) < need and self.unread and p.kind in self.unread:
-                got_unread = self.unreadable(p, cid)
+                got_unread = self.unreadable(p, cid, NOT_MET)
                 if got_unread is not None:
                     return got_unread
             return _nr((p, MET if len(cands) >= need else NOT_MET, cands, (), (), ""))
@@ -475,7 +493,7 @@ class _Eval:
                 )
                 return NodeResult(p, UNKNOWN, unk, miss, (), "field")
         if self.unread and p.kind in self.unread:  # an unreadable value of this kind could meet it
-            got_unread = self.unreadable(p, cid)
+            got_unread = self.unreadable(p, cid, NOT_MET)
             if got_unread is not None:
                 return got_unread
         return _nr((p, NOT_MET, cands, (), (), ""))

@@ -151,12 +151,26 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         fields.setdefault("cn_change", SO_CN[change_from_consequence])
         fields.setdefault("change_type", "cnv")
     if not genes:
+        if present is False:  # no variant found, in a gene not given: nothing to read
+            x.note(
+                "missing-element",
+                "absent variant without a readable gene (component 48018-6): not used",
+                name,
+                "Observation.component",
+            )
+            return
+        # a variant that may be present, in a gene that cannot be told: it could be the one a rule asks for, so
+        # a test on variants is unknown unless what is known of it (change type, protein, ...) rules it out
         x.note(
             "missing-element",
-            "variant without a readable gene (component 48018-6): not used",
+            "variant without a readable gene (component 48018-6): whether it is the variant a rule asks for is unknown",
             name,
             "Observation.component",
         )
+        known = {k: v for k, v in fields.items() if k[0] != "_" and type(v) in (str, bool)}
+        if present:
+            known["present"] = True
+        x.unread("variant", known, name, "Observation.component")
         return
     if unread_value:
         for gene, _ in genes[:1]:
