@@ -523,11 +523,13 @@ def test_bad_element_that_no_fact_reads_keeps_the_resource() -> None:
     assert status(doc) == status(run(example()))
     assert {n["resource"] for n in notes(doc, "invalid-element")} == {f"Observation/{ECOG}", "Condition/p01-cond1"}
     assert not notes(doc, "invalid-resource")
-    # an element the facts read still drops the resource, with the note saying so
+    # an element the facts read makes the resource's facts unreadable, with the note saying so:
+    # an ECOG is on file but cannot be trusted, so "ECOG missing" is unknown, not flagged
     resource(b, ECOG)["valueString"] = "1"  # two value[x]
     doc = run(b)
     assert notes(doc, "invalid-resource")[0]["resource"] == f"Observation/{ECOG}"
-    assert status(doc)["DQ-1"] == "flagged"
+    assert status(doc)["DQ-1"] == "indeterminate"
+    assert status(doc)["TRIAL-FOCUSE"] != "flagged"
 
 
 # ------------------------------------------------------------------ 9. present but unreadable is not missing

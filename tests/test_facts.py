@@ -1367,6 +1367,7 @@ def test_notes_include_loader_notes():
     assert fs.notes[: len(loaded.notes)] == loaded.notes
     assert [n.code for n in fs.notes] == ["invalid-resource"]
     assert not kind(fs, "ecog")  # the invalid resource's facts: unknown
+    assert [(k, r) for k, _f, r, _e in fs.unreadable] == [("ecog", f"Observation/{loaded.invalid[0]['id']}")]
 
 
 def test_wrong_type_element_without_validation():

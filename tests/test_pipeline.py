@@ -195,6 +195,14 @@ def test_invalid_resource_becomes_note_not_loss(ev: Evaluator) -> None:
     bad = obs("bad1", "89247-1", "2026-10-30", valueInteger="three")
     r = ev.evaluate(bundle(extra=(bad,)), as_of=AS_OF)
     assert any(n.resource == "Observation/bad1" for n in r.data_quality)
+    # the invalid ECOG is later than the valid one: the latest ECOG is on file but unreadable
+    fit = r.flag("T-FIT")
+    assert fit is not None and fit.status == "indeterminate"
+    assert any(m.fact == "ecog" and m.reason == "unreadable" for m in fit.missing)
+    # an invalid ECOG older than the valid one does not hide it
+    old = obs("bad1", "89247-1", "2026-10-01", valueInteger="three")
+    r = ev.evaluate(bundle(extra=(old,)), as_of=AS_OF)
+    assert any(n.resource == "Observation/bad1" for n in r.data_quality)
     assert r.flag("T-FIT").status == "flagged"  # type: ignore[union-attr]
 
 

@@ -162,6 +162,54 @@ def test_a_variant_whose_gene_cannot_be_read_leaves_the_trial_indeterminate_not_
     assert status(doc)["HER-1"] == "not_flagged"
 
 
+def test_a_variant_that_fails_validation_is_unreadable_not_dropped() -> None:
+    b = example(BRAF_V600E)
+    # an empty display is not valid FHIR: the resource fails validation, and its gene cannot be trusted
+    resource(b, "p01-obs20")["component"][0]["valueCodeableConcept"]["coding"][0]["display"] = ""
+    doc = run(b)
+    assert note(doc, "invalid-resource", "p01-obs20")
+    # the BRAF V600E is on file but not to be trusted: the cohort is unknown, not "no such variant"
+    assert_unreadable(doc, "TRIAL-FOCUSE", "variant", "p01-obs20", "")
+    assert doc["decisions"]["mdk"]["level"] != "national" and status(doc)["MDK-NAT-1"] == "indeterminate"
+    # what it says of itself still rules it out where it cannot count: a somatic variant is no germline finding
+    assert status(doc)["HER-1"] == "not_flagged"
+
+
+# ------------------------------------------------------------------ an IHC result not understood
+
+HER2_IHC = "26-bile-duct-her2-ihc3-bilirubin-without-uln.json"  # HER2 IHC 3+ in p26-obs19
+
+
+def test_an_ihc_result_not_understood_is_unreadable_not_missing() -> None:
+    b = example(HER2_IHC)
+    assert status(run(b))["F-ACT"] == "flagged"  # HER2 3+: an actionable target
+    resource(b, "p26-obs19")["valueCodeableConcept"] = {"coding": [{"system": "http://loinc.org", "code": "LA9633-4"}]}
+    doc = run(b)
+    assert note(doc, "unknown-code", "p26-obs19")["element"] == "Observation.value[x]"
+    assert_unreadable(doc, "F-ACT", "ihc", "p26-obs19", "Observation.value[x]")
+    assert status(doc)["MDK-NAT-1"] == "indeterminate"
+    # no result at all is missing data, not an unreadable one
+    del resource(b, "p26-obs19")["valueCodeableConcept"]
+    miss = [m for m in missing(run(b), "F-ACT") if m["fact"] == "ihc"]
+    assert all(m["reason"] != "unreadable" for m in miss)
+
+
+# ------------------------------------------------------------------ a TNM M category not understood
+
+NSCLC_M1 = "29-nsclc-phase3-trial-candidate.json"  # cM1 in p29-obs3, a metastasis condition p29-cond2
+
+
+def test_a_tnm_m_category_not_understood_is_unreadable_not_no_tnm_on_file() -> None:
+    b = example(NSCLC_M1)
+    b["entry"] = [e for e in b["entry"] if e["resource"].get("id") != "p29-cond2"]  # the TNM M alone decides
+    assert status(run(b))["DQ-5"] == "not_flagged"  # extent on file
+    resource(b, "p29-obs3")["valueCodeableConcept"] = {"coding": [{"system": "http://cancerstaging.org", "code": "Q9"}]}
+    doc = run(b)
+    assert note(doc, "unknown-code", "p29-obs3")["element"] == "Observation.valueCodeableConcept"
+    # "no TNM M on file" would be false: it is on file, and unreadable
+    assert_unreadable(doc, "DQ-5", "extent", "p29-obs3", "Observation.valueCodeableConcept")
+
+
 # ------------------------------------------------------------------ pregnancy and clinical assessments
 
 

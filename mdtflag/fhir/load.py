@@ -19,8 +19,9 @@ data) runs one resource at a time. It is the slow part (about 0.2 ms per resourc
 limited to the resource types facts are read from (``validate="facts"``, the default) or switched
 off (``"none"``), and :mod:`mdtflag.fastvalid` answers for resources shaped like one fhir.resources
 has already accepted (about 0.015 ms each), with the same verdicts and messages. A resource that fails becomes an
-``invalid-resource`` note and is removed -- its facts become unknown -- except the Patient, which is
-kept (with the note) so that the patient is never lost.
+``invalid-resource`` note and is removed from ``resources`` into ``invalid`` -- the facts it would give
+become unknown, never absent -- except the Patient, which is kept (with the note) so that the patient is
+never lost.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class LoadedBundle:
 
     ``resources`` holds every entry resource, the Patient included, in bundle order;
     ``full_urls`` holds each one's ``Bundle.entry.fullUrl`` (``None`` when absent) at the same
-    index, so that ``urn:uuid:`` references can be resolved.
+    index, so that ``urn:uuid:`` references can be resolved. ``invalid`` holds the resources removed
+    because they fail validation (each with an ``invalid-resource`` note): present, and not to be
+    trusted, so the facts they would give are unknown rather than absent.
     """
 
     source: str
@@ -104,6 +107,7 @@ class LoadedBundle:
     resources: tuple[JsonObject, ...]
     notes: tuple[DataQualityNote, ...] = ()
     full_urls: tuple[str | None, ...] = ()
+    invalid: tuple[JsonObject, ...] = ()
 
     @property
     def patient_id(self) -> str | None:
@@ -470,6 +474,7 @@ def _finish(
             f"the bundle holds {len(patients)} Patient resources ({ids}); exactly one is required",
         )
     patient = patients[0]
+    invalid: list[JsonObject] = []
     if validate != "none":
         kept_res: list[JsonObject] = []
         kept_urls: list[str | None] = []
@@ -479,13 +484,19 @@ def _finish(
                 if note is not None:
                     notes.append(note)
                     if res is not patient and note.code == "invalid-resource":
+                        invalid.append(res)
                         continue
             kept_res.append(res)
             kept_urls.append(url)
         resources, urls = kept_res, kept_urls
     notes.sort(key=lambda n: (n.resource or "", n.element or "", n.code, n.message))  # not in entry order
     return LoadedBundle(
-        source=source, patient=patient, resources=tuple(resources), notes=tuple(notes), full_urls=tuple(urls)
+        source=source,
+        patient=patient,
+        resources=tuple(resources),
+        notes=tuple(notes),
+        full_urls=tuple(urls),
+        invalid=tuple(invalid),
     )
 
 

@@ -71,6 +71,7 @@ class Extraction:
         self.as_of_ord = as_of.toordinal()
         self.regions = regions if regions is not None else RegionMap({})
         self.notes: list[DataQualityNote] = []
+        self.reading_untrusted: str | None = None  # the name of the resource being read if it fails validation
         self.out: dict[str, list[tuple[tuple[int, int], FactBase]]] = {k: [] for k in FACT_SCHEMA}
         # the other end of a fact read from a partial date: id(fact) -> the fact at the latest completion
         self.other_end: dict[int, FactBase] = {}
@@ -114,6 +115,17 @@ class Extraction:
                     self.observations.append((i, res, name))
                 elif rt == "DiagnosticReport":
                     self.reports.append((i, res, name))
+        # resources that fail validation: read by their handler only (never found by reference), and what
+        # they would give is recorded as present but unreadable (see :meth:`add`, :meth:`build_latest`)
+        self.untrusted: set[str] = set()
+        for k, res in enumerate(bundle.invalid):
+            rt, rid = res.get("resourceType"), res.get("id")
+            handler = handlers.get(rt) if type(rt) is str else None
+            if handler is None or type(rt) is not str:
+                continue
+            name = f"{rt}/{rid}" if type(rid) is str and rid else anonymous_name(rt, res, None)
+            self.untrusted.add(name)
+            self.work.append((len(bundle.resources) + k, res, name, handler))
         self.pathology_reports: set[int] = set()  # id() of pathology DiagnosticReports
         self.pathology_conditions: set[int] = set()  # id() of Conditions they refer to
         self.significance_cache: dict[int, tuple[str, Evidence]] | None = None
@@ -168,9 +180,16 @@ class Extraction:
         return out
 
     def note(self, code: str, message: str, resource: str | None = None, element: str | None = None) -> None:
-        self.notes.append(DataQualityNote(code, message, resource, element))
+        if self.reading_untrusted is None:  # a resource that fails validation has its note from the loader
+            self.notes.append(DataQualityNote(code, message, resource, element))
 
     def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
+        if self.reading_untrusted is not None:
+            # read from a resource that fails validation: what it says of its identity (code, gene, ...) may
+            # rule it out for a criterion, but it never meets one
+            known = {k: v for k, v in fact.__dict__.items() if k != "kind" and type(v) in (str, bool)}
+            self.unread(kind, known, self.reading_untrusted, "")
+            return
         self.out[kind].append((order, fact))
         if self.partial and id(fact) not in self.other_end:
             self.latest_end(fact)
@@ -267,6 +286,8 @@ class Extraction:
                 f"given twice with different content; the value is unknown",
                 name,
             )
+            self.unread_key(key, name, "")
+        elif name in self.untrusted:  # the latest value comes from a resource that fails validation
             self.unread_key(key, name, "")
         else:
             entry[2]()

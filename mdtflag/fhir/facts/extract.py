@@ -66,7 +66,9 @@ def _run(x: Extraction) -> FactSet:
                     f"{res['resourceType']}.{other[1]}",
                 )
             continue
+        x.reading_untrusted = name if name in x.untrusted else None
         x.safely(handler, x, res, name, i)
+    x.reading_untrusted = None
     # the builders refer back to the extraction: take them out, so that no reference cycle keeps
     # the patient's data alive after the run
     latest, x.latest = x.latest, {}

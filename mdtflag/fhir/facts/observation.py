@@ -438,6 +438,7 @@ def obs_tnm_m(x: Extraction, res: Resource, name: str, i: int, code: str) -> Non
             name,
             "Observation.valueCodeableConcept",
         )
+        x.unread("extent", {"source": "tnm-m"}, name, "Observation.valueCodeableConcept")
         return
     if hit:
         _metastatic(x, res, name, i, "tnm-m", hit)
@@ -461,6 +462,7 @@ def obs_history_metastatic(x: Extraction, res: Resource, name: str, i: int, code
         flag = res["valueBoolean"]
         if type(flag) is not bool:
             x.note("wrong-type", "Observation.valueBoolean is not a boolean", name, "Observation.valueBoolean")
+            x.unread("extent", {"source": "history-of-metastatic"}, name, "Observation.valueBoolean")
             return
         if not flag:
             return
@@ -510,6 +512,8 @@ def obs_ihc(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
             name,
             "Observation.value[x]",
         )
+        if any(k.startswith("value") for k in res):  # a result present but not understood: unknown, not absent
+            x.unread("ihc", {"marker": marker}, name, "Observation.value[x]")
         return
     when, _ = x.effective(res, name)
     x.add("ihc", (i, 0), IhcFact(marker=marker, result=result, score=score, value=value, date=when, evidence=tuple(ev)))
