@@ -255,3 +255,46 @@ def test_assertion_with_an_unknown_value_is_unreadable_not_missing(
     doc = run(b)
     assert [n for n in doc["data_quality"] if n["resource"] == f"Observation/{rid}" and n["element"] == element]
     assert_unreadable(doc, "TRIAL-FOCUSE", "assertion", rid, element)
+
+
+# ------------------------------------------------------------------ whether the patient is alive
+
+
+@pytest.mark.parametrize("value", ["true", 1, {"value": True}])
+def test_a_deceased_flag_not_understood_is_unknown_not_alive(value: Any) -> None:
+    b = example()
+    assert status(run(b))["TRIAL-FOCUSE"] == "flagged"
+    patient = next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["deceasedBoolean"] = value  # "true" may well mean the patient has died
+    doc = run(b)
+    assert any(n["code"] == "wrong-type" and n["element"] == "Patient.deceasedBoolean" for n in doc["data_quality"])
+    for rule in ("TRIAL-FOCUSE", "MDK-NAT-1"):
+        assert status(doc)[rule] == "indeterminate", rule
+        miss = [m for m in missing(doc, rule) if m["fact"] == "patient"]
+        assert miss and all((m["field"], m["reason"]) == ("deceased", "unreadable") for m in miss), miss
+        assert all("Patient.deceasedBoolean" in m["text"]["en"] for m in miss)
+
+
+# ------------------------------------------------------------------ whether a diagnosis is active
+
+
+def test_a_clinical_status_not_understood_is_unknown_not_active() -> None:
+    b = example()
+    before = status(run(b))
+    assert (before["TRIAL-FOCUSE"], before["MDK-NAT-1"]) == ("flagged", "flagged")
+    system = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+    resource(b, "p01-cond1")["clinicalStatus"] = {"coding": [{"system": system, "code": "provisional"}]}
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Condition/p01-cond1" and n["code"] == "unknown-code"]
+    assert found and found[0]["element"] == "Condition.clinicalStatus"
+    # the primary diagnosis may or may not be active: the rules that need it are open, pointing at the status
+    for rule in ("TRIAL-FOCUSE", "MDK-NAT-1"):
+        assert status(doc)[rule] == "indeterminate", rule
+        miss = [m for m in missing(doc, rule) if m["fact"] == "diagnosis"]
+        assert miss and all((m["field"], m["reason"]) == ("active", "unreadable") for m in miss), miss
+        assert all(
+            m["resource"] == "Condition/p01-cond1" and "Condition.clinicalStatus" in m["text"]["en"] for m in miss
+        )
+    # a status understood decides: a recurrence is active
+    resource(b, "p01-cond1")["clinicalStatus"]["coding"][0]["code"] = "recurrence"
+    assert status(run(b)) == before

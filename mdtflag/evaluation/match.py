@@ -381,8 +381,10 @@ class _Eval:
                 )
                 return NodeResult(p, UNKNOWN, open_, miss, (), "field")
         maybe = self.maybe(p, cands) if p.where and p.kind in self.unsure_kinds else ()
-        if not maybe or base.outcome == UNKNOWN:
+        if not maybe or (base.outcome == UNKNOWN and base.detail != "absent"):
             return base
+        if base.outcome == UNKNOWN:  # unknown either way: what decides is the field on file, not absent data
+            return NodeResult(p, UNKNOWN, maybe, self.where_missing(p, cid, maybe), (), "where")
         # open world: the outcome with each undecided fact taken as a candidate (for 'latest', the candidate
         # it would be; for a count, all of them) must agree with the outcome without them
         need = p.node.min_count or 1

@@ -194,3 +194,4 @@ DEGREE.update(
 
 IGNORED_STATUS = frozenset({"entered-in-error", "cancelled"})
 INACTIVE_CLINICAL = frozenset({"resolved", "remission", "inactive"})
+CLINICAL_STATUS = INACTIVE_CLINICAL | {"active", "recurrence", "relapse"}  # condition-clinical (R4)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Optional
 
 from mdtflag.fhir.facts.codes import (
+    CLINICAL_STATUS,
     ICD10,
     ICD10_OIDS,
     ICDO3,
@@ -73,9 +74,23 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         x.note("ignored-status", f"{name} has verificationStatus {vs}; ignored", name, "Condition.verificationStatus")
         return
     cs_raw = res.get("clinicalStatus")
-    if cs_raw is not None and type(cs_raw) is not dict:
-        x.note("wrong-type", "Condition.clinicalStatus is not a CodeableConcept", name, "Condition.clinicalStatus")
     cs = status_code(cs_raw)
+    cs_unread = cs_raw is not None and cs not in CLINICAL_STATUS  # present, not understood: active unknown
+    if cs_raw is not None and type(cs_raw) is not dict:
+        x.note(
+            "wrong-type",
+            "Condition.clinicalStatus is not a CodeableConcept: whether the diagnosis is active is unknown",
+            name,
+            "Condition.clinicalStatus",
+        )
+    elif cs_unread:
+        x.note(
+            "unknown-code",
+            f"Condition.clinicalStatus {str(cs)[:40]!r} is not a condition-clinical code: "
+            "whether the diagnosis is active is unknown",
+            name,
+            "Condition.clinicalStatus",
+        )
     code = read_condition_code(x, res.get("code"), name, "Condition.code")
     icd10, snomed, topo, morph, ev = code
     known_benign = icd10 is None and snomed is not None and x.terms.has(NON_MALIGNANT_VS, SNOMED, snomed)
@@ -122,12 +137,13 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         secondary = True
     if secondary and site is None:
         site = "other"
+    active: bool | None
     if cs is None and (
         "abatementDateTime" in res or "abatementPeriod" in res or "abatementAge" in res or "abatementString" in res
     ):
         active = False
     else:
-        active = cs not in INACTIVE_CLINICAL
+        active = None if cs_unread else cs not in INACTIVE_CLINICAL
     confirmed = vs == "confirmed"
     pathology = id(res) in x.pathology_conditions or condition_has_pathology_evidence(x, res)
     histology = confirmed and (has_histology_ext or behaviour == "3" or pathology)
@@ -172,6 +188,8 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         evidence=evidence,
     )
     x.add("diagnosis", (i, 0), fact)
+    if active is None:
+        x.unread_field("diagnosis", "active", name, "Condition.clinicalStatus")
     # a code that is present but not understood leaves what it would have said unknown (not absent): a rule
     # asking "a cancer?" / "which tumour group?" of this diagnosis cannot pass over it
     if res.get("code") is not None:

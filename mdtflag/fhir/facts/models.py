@@ -122,7 +122,7 @@ class DiagnosisFact(FactBase):
     cancer: Optional[bool] = None
     secondary: Optional[bool] = None  # unknown when the code is not understood
     metastasis_site: Optional[str] = None
-    active: bool
+    active: Optional[bool]  # unknown when the clinical status is present but not understood
     confirmed: bool
     histology_confirmed: bool
     onset: Optional[Date] = None

@@ -54,8 +54,15 @@ def read_patient(x: Extraction, p: Resource, name: str) -> PatientFact:
         if type(flag) is bool:
             deceased = flag
             ev.append(Evidence(resource=name, element="Patient.deceasedBoolean", value=str(flag).lower()))
-        else:
-            x.note("wrong-type", "Patient.deceasedBoolean is not a boolean", name, "Patient.deceasedBoolean")
+        else:  # present, not understood: whether the patient is alive is unknown, not "alive"
+            x.note(
+                "wrong-type",
+                "Patient.deceasedBoolean is not a boolean: whether the patient is alive is unknown",
+                name,
+                "Patient.deceasedBoolean",
+            )
+            deceased = None
+            x.unread_field("patient", "deceased", name, "Patient.deceasedBoolean")
     elif "deceasedDateTime" in p:
         raw = p["deceasedDateTime"]
         when = x.date_of(raw, name, "Patient.deceasedDateTime")
