@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mdtflag.fhir.fastvalid as fastvalid
-from mdtflag.fhir.load import _model_class
+from mdtflag.fhir.validation import model_class
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "fhir_examples"
@@ -89,7 +89,7 @@ def real_resources() -> tuple[dict, ...]:
 
 
 def with_class(resources: tuple[dict, ...]) -> list[tuple[Any, dict]]:
-    return [(cls, r) for r in resources if (cls := _model_class(r["resourceType"])) is not None]
+    return [(cls, r) for r in resources if (cls := model_class(r["resourceType"])) is not None]
 
 
 def copy(resource: dict) -> dict:
@@ -323,7 +323,7 @@ def test_same_shape_is_fully_validated_once(monkeypatch):
 
     monkeypatch.setattr(fastvalid, "_full", counting)
     fastvalid.clear_cache()
-    cls = _model_class("Observation")
+    cls = model_class("Observation")
     a = copy(RICH[1])
     b = copy(RICH[1])
     b["id"] = "other"
@@ -457,7 +457,7 @@ def _same(cls: Any, r: dict) -> None:
     ],
 )
 def test_value_dependent_cases(twins):
-    cls = _model_class("Observation")
+    cls = model_class("Observation")
     base = {"resourceType": "Observation", "id": "t", "status": "final", "code": {"text": "t"}}
     fastvalid.clear_cache()
     for extra in twins:
@@ -471,7 +471,7 @@ def test_value_dependent_cases(twins):
 
 
 def test_non_json_values_are_left_to_the_full_validation():
-    cls = _model_class("Observation")
+    cls = model_class("Observation")
     fastvalid.clear_cache()
     base = {
         "resourceType": "Observation",

@@ -22,8 +22,8 @@ import mdtflag.fhir.fastvalid as fastvalid
 from mdtflag.api import Evaluator
 from mdtflag.compile import plan_store
 from mdtflag.compile.cache import CompiledCache
-from mdtflag.fhir.load import _model_class
 from mdtflag.fhir.skeleton import skeleton
+from mdtflag.fhir.validation import model_class
 from mdtflag.output.render import to_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,7 +208,7 @@ def _resources(paths: list[Path]) -> list[tuple[Any, dict[str, Any]]]:
             for entry in doc.get("entry", []) if isinstance(doc, dict) else []:
                 r = entry.get("resource") if isinstance(entry, dict) else None
                 if isinstance(r, dict) and isinstance(r.get("resourceType"), str):
-                    cls = _model_class(r["resourceType"])
+                    cls = model_class(r["resourceType"])
                     if cls is not None:
                         out.append((cls, r))
     return out
@@ -223,7 +223,7 @@ def test_every_plan_of_the_examples_and_real_data_is_written_and_read_back_the_s
     assert len(pairs) > 500
     for _cls, r in pairs:
         try:
-            fastvalid.validate_named(r["resourceType"], _model_class, r)
+            fastvalid.validate_named(r["resourceType"], model_class, r)
         except Exception:
             continue
     plans = [(k, p) for k, p in fastvalid._PLANS.items() if p is not fastvalid._NO_PLAN]
@@ -246,7 +246,7 @@ def skeleton_leaves(key: tuple[Any, ...]) -> list[Any]:
 
 def test_a_stored_plan_is_not_used_for_another_leaf_count(fresh: None) -> None:
     r = {"resourceType": "Patient", "id": "a", "birthDate": "1970-01-01"}
-    fastvalid.validate_named("Patient", _model_class, r)
+    fastvalid.validate_named("Patient", model_class, r)
     key, leaves = skeleton("Patient", r)  # type: ignore[misc]
     raw = plan_store._portable(fastvalid._PLANS[key], len(leaves))
     assert plan_store._materialize(raw, len(leaves)) is not None

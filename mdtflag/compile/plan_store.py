@@ -347,9 +347,10 @@ def prepare_models() -> int:
     """Build the R4B models of every resource type facts are read from, now; how many. With stored plans a
     model is otherwise built at the first resource of a shape not met before: a server calls this before
     it is ready, so that no request pays for it."""
-    from mdtflag.fhir.load import FACT_RESOURCE_TYPES, _model_class
+    from mdtflag.fhir.load import FACT_RESOURCE_TYPES
+    from mdtflag.fhir.validation import model_class
 
-    return sum(_model_class(rt) is not None for rt in sorted(FACT_RESOURCE_TYPES))
+    return sum(model_class(rt) is not None for rt in sorted(FACT_RESOURCE_TYPES))
 
 
 def detach() -> None:
