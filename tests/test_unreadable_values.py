@@ -298,3 +298,49 @@ def test_a_clinical_status_not_understood_is_unknown_not_active() -> None:
     # a status understood decides: a recurrence is active
     resource(b, "p01-cond1")["clinicalStatus"]["coding"][0]["code"] = "recurrence"
     assert status(run(b)) == before
+
+
+def test_a_verification_status_not_understood_is_unknown_not_unconfirmed() -> None:
+    b = example()
+    before = status(run(b))
+    assert before["TRIAL-FOCUSE"] == "flagged"
+    system = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+    resource(b, "p01-cond1")["verificationStatus"] = {"coding": [{"system": system, "code": "CONFIRMED"}]}
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Condition/p01-cond1" and n["code"] == "unknown-code"]
+    assert found and found[0]["element"] == "Condition.verificationStatus"
+    # the cohort asks for a histologically confirmed diagnosis: it may be confirmed, so the cohort is open
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+    miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "diagnosis"]
+    assert {m["field"] for m in miss} == {"confirmed", "histology_confirmed"}, miss
+    assert all(m["reason"] == "unreadable" and m["resource"] == "Condition/p01-cond1" for m in miss)
+    assert all("Condition.verificationStatus" in m["text"]["en"] for m in miss)
+    # a status understood decides either way
+    resource(b, "p01-cond1")["verificationStatus"]["coding"][0]["code"] = "confirmed"
+    assert status(run(b)) == before
+    resource(b, "p01-cond1")["verificationStatus"]["coding"][0]["code"] = "provisional"
+    assert status(run(b))["TRIAL-FOCUSE"] == "not_flagged"
+
+
+# ------------------------------------------------------------------ whether a drug was given
+
+PRIOR_TRASTUZUMAB = "04-rectal-erbb2-amp-prior-trastuzumab.json"  # trastuzumab given before: p04-med7
+
+
+@pytest.mark.parametrize("value", ["given", 7])
+def test_a_medication_status_not_understood_is_unknown_not_never_given(value: Any) -> None:
+    b = example(PRIOR_TRASTUZUMAB)
+    assert status(run(b))["TRIAL-FOCUSE"] == "not_flagged"  # the cohort's drug was given before
+    resource(b, "p04-med7")["status"] = value
+    doc = run(b)
+    assert any(n["resource"] == "MedicationStatement/p04-med7" for n in doc["data_quality"])
+    # it may have been given: the cohort is open, pointing at the medication, never "not given"
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+    miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "medication"]
+    assert miss and all(m["reason"] == "unreadable" for m in miss), miss
+    assert all(m["resource"] == "MedicationStatement/p04-med7" for m in miss)
+    # a status understood decides: not taken is not given
+    resource(b, "p04-med7")["status"] = "not-taken"
+    assert status(run(b))["TRIAL-FOCUSE"] != "indeterminate" or not [
+        m for m in missing(run(b), "TRIAL-FOCUSE") if m["fact"] == "medication"
+    ]

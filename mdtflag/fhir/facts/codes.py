@@ -142,6 +142,9 @@ PATHOLOGY_LOINC = frozenset({"11526-1", "60568-3", "22637-3", "11529-5", "60567-
 ATC_CODE = re.compile(r"^[A-Z]\d\d(?:[A-Z](?:[A-Z](?:\d\d)?)?)?$")
 MED_GIVEN = frozenset({"active", "completed", "stopped", "on-hold", "in-progress", "unknown"})
 MED_CURRENT = frozenset({"active", "in-progress"})
+#: Every status of MedicationStatement, MedicationAdministration and MedicationRequest (R4): any other value
+#: is present but not understood, and whether the drug was given is unknown.
+MED_STATUSES = MED_GIVEN | {"entered-in-error", "intended", "not-taken", "not-done", "cancelled", "draft"}
 
 #: mdtflag assertion code -> ("coded", allowed values) | ("bool", None)
 ASSERTIONS: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType(
@@ -195,3 +198,6 @@ DEGREE.update(
 IGNORED_STATUS = frozenset({"entered-in-error", "cancelled"})
 INACTIVE_CLINICAL = frozenset({"resolved", "remission", "inactive"})
 CLINICAL_STATUS = INACTIVE_CLINICAL | {"active", "recurrence", "relapse"}  # condition-clinical (R4)
+VERIFICATION_STATUS = frozenset(
+    {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
+)  # condition-ver-status (R4)

@@ -20,6 +20,7 @@ from mdtflag.fhir.facts.codes import (
     PATHOLOGY_SECTIONS,
     SNOMED,
     V2_0074,
+    VERIFICATION_STATUS,
 )
 from mdtflag.fhir.facts.context import MAX_AGE_YEARS, Extraction, Resource
 from mdtflag.fhir.facts.mcode import histology_index
@@ -67,9 +68,21 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     vs_raw = res.get("verificationStatus")
     if vs_raw is not None and type(vs_raw) is not dict:
         x.note(
-            "wrong-type", "Condition.verificationStatus is not a CodeableConcept", name, "Condition.verificationStatus"
+            "wrong-type",
+            "Condition.verificationStatus is not a CodeableConcept: whether the diagnosis is confirmed is unknown",
+            name,
+            "Condition.verificationStatus",
         )
     vs = status_code(vs_raw)
+    vs_unread = vs_raw is not None and vs not in VERIFICATION_STATUS  # present, not understood: confirmed unknown
+    if vs_unread and type(vs_raw) is dict:
+        x.note(
+            "unknown-code",
+            f"Condition.verificationStatus {str(vs)[:40]!r} is not a condition-ver-status code: "
+            "whether the diagnosis is confirmed is unknown",
+            name,
+            "Condition.verificationStatus",
+        )
     if vs in ("refuted", "entered-in-error"):
         x.note("ignored-status", f"{name} has verificationStatus {vs}; ignored", name, "Condition.verificationStatus")
         return
@@ -144,9 +157,9 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
         active = False
     else:
         active = None if cs_unread else cs not in INACTIVE_CLINICAL
-    confirmed = vs == "confirmed"
+    confirmed = None if vs_unread else vs == "confirmed"
     pathology = id(res) in x.pathology_conditions or condition_has_pathology_evidence(x, res)
-    histology = confirmed and (has_histology_ext or behaviour == "3" or pathology)
+    histology = (has_histology_ext or behaviour == "3" or pathology) and confirmed
     if "recordedDate" in res and type(res["recordedDate"]) is str:
         recorded, _ = parse_date(res["recordedDate"])
         if x.after_as_of(recorded, name, "Condition.recordedDate"):
@@ -190,6 +203,10 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     x.add("diagnosis", (i, 0), fact)
     if active is None:
         x.unread_field("diagnosis", "active", name, "Condition.clinicalStatus")
+    if confirmed is None:
+        x.unread_field("diagnosis", "confirmed", name, "Condition.verificationStatus")
+    if histology is None:
+        x.unread_field("diagnosis", "histology_confirmed", name, "Condition.verificationStatus")
     # a code that is present but not understood leaves what it would have said unknown (not absent): a rule
     # asking "a cancer?" / "which tumour group?" of this diagnosis cannot pass over it
     if res.get("code") is not None:

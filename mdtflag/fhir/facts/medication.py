@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date as Date
 
-from mdtflag.fhir.facts.codes import ATC, ATC_CODE, ATC_SYSTEMS, MED_CURRENT, MED_GIVEN
+from mdtflag.fhir.facts.codes import ATC, ATC_CODE, ATC_SYSTEMS, MED_CURRENT, MED_GIVEN, MED_STATUSES
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, MedicationFact
 from mdtflag.fhir.facts.parse import codings, status_of
@@ -46,8 +46,18 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
     start, start_el, end, end_hi = med_dates(x, res, name)
     if x.after_as_of(start, name, start_el):  # not started at as_of: not known then
         return
+    # a status present but not understood (another code, not a string): given or not is unknown
+    unread = "status" in res and status not in MED_STATUSES
+    if unread:
+        shown = repr(res["status"])[:40]
+        x.note(
+            "unknown-code",
+            f"{rt}.status {shown} is not a {rt} status: whether the drug was given is unknown",
+            name,
+            f"{rt}.status",
+        )
     given = status in MED_GIVEN if status else True
-    prior = given and (start is None or start <= x.as_of)
+    prior: bool | None = given and (start is None or start <= x.as_of)
 
     def current_at(last: Date | None, later: bool) -> bool:
         """Whether the drug was current at as_of for an end ``last`` (``later``: ends after as_of,
@@ -55,12 +65,14 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
         ongoing = status in MED_CURRENT or (later and status in MED_ENDED)
         return ongoing and (start is None or start <= x.as_of) and (last is None or last >= x.as_of)
 
-    current = current_at(end, end is None and end_hi is not None)
+    current: bool | None = current_at(end, end is None and end_hi is not None)
     ev = [Evidence(resource=name, element=element, value=shown)]
     if status:
         ev.append(Evidence(resource=name, element=f"{rt}.status", value=status))
     if start is not None:
         ev.append(Evidence(resource=name, element=start_el, value=start.isoformat()))
+    if unread:
+        prior = current = None
     fact = MedicationFact(
         atc=atc,
         atc_class=atc[:5] if atc else None,
@@ -74,6 +86,10 @@ def read_medication(x: Extraction, res: Resource, name: str, i: int) -> None:
         evidence=tuple(ev),
     )
     x.add("medication", (i, 0), fact)
+    if unread:
+        for field in ("prior", "current"):
+            x.unread_field("medication", field, name, f"{rt}.status")
+        return
     if end_hi is not None and end is not None:  # a partial end: the same fact at its last day too
         base = x.other_end.get(id(fact), fact)
         later = end_hi > x.as_of

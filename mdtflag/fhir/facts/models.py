@@ -123,8 +123,8 @@ class DiagnosisFact(FactBase):
     secondary: Optional[bool] = None  # unknown when the code is not understood
     metastasis_site: Optional[str] = None
     active: Optional[bool]  # unknown when the clinical status is present but not understood
-    confirmed: bool
-    histology_confirmed: bool
+    confirmed: Optional[bool]  # unknown when the verification status is present but not understood
+    histology_confirmed: Optional[bool]
     onset: Optional[Date] = None
     onset_days_ago: Optional[int] = None
     age_at_onset: Optional[int] = None
@@ -261,8 +261,8 @@ class MedicationFact(FactBase):
     atc_class: Optional[str] = None
     atc_group: Optional[str] = None
     status: Optional[str] = None
-    current: bool
-    prior: bool
+    current: Optional[bool]  # unknown when the status is present but not understood
+    prior: Optional[bool]
     start: Optional[Date] = None
     start_days_ago: Optional[int] = None
     end_days_ago: Optional[int] = None
