@@ -344,3 +344,64 @@ def test_a_medication_status_not_understood_is_unknown_not_never_given(value: An
     assert status(run(b))["TRIAL-FOCUSE"] != "indeterminate" or not [
         m for m in missing(run(b), "TRIAL-FOCUSE") if m["fact"] == "medication"
     ]
+
+
+# ------------------------------------------------------------------ whether a molecular report is final
+
+OVARIAN_PANEL = "20-ovarian-tumour-only-brca2-possible-germline.json"  # GMS560 panel report: p20-dr9
+
+
+@pytest.mark.parametrize("value", ["qqq", "FINAL"])
+def test_a_report_status_not_understood_is_unknown_not_preliminary(value: str) -> None:
+    b = example(OVARIAN_PANEL)
+    before = status(run(b))
+    assert before["MDK-REG-1"] == "flagged"  # a broad panel, final, read at the regional MDK
+    resource(b, "p20-dr9")["status"] = value
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "DiagnosticReport/p20-dr9"]
+    assert [(n["code"], n["element"]) for n in found] == [("unknown-code", "DiagnosticReport.status")]
+    # the report may be final: the regional MDK is open, pointing at the report's status, never "no final report"
+    assert status(doc)["MDK-REG-1"] == "indeterminate"
+    miss = [m for m in missing(doc, "MDK-REG-1") if m["fact"] == "genomic_report"]
+    assert miss and all(m["reason"] == "unreadable" and m["resource"] == "DiagnosticReport/p20-dr9" for m in miss)
+    assert all("DiagnosticReport.status" in m["text"]["en"] for m in miss)
+    # a status understood decides: amended is final, preliminary is not
+    resource(b, "p20-dr9")["status"] = "amended"
+    assert status(run(b)) == before
+    resource(b, "p20-dr9")["status"] = "preliminary"
+    assert status(run(b))["MDK-REG-1"] == "not_flagged"
+
+
+# ------------------------------------------------------------------ a trial candidacy's phase and status
+
+PHASE3_CANDIDATE = "29-nsclc-phase3-trial-candidate.json"  # candidate (p29-rs8) in a phase-3 study (p29-study7)
+PHASE = "http://terminology.hl7.org/CodeSystem/research-study-phase"
+
+
+@pytest.mark.parametrize(
+    ("rid", "change", "field", "element"),
+    [
+        ("p29-study7", {"phase": {"coding": [{"system": PHASE, "code": "phase-3X9"}]}}, "phase", "p29-study7.phase"),
+        ("p29-study7", {"phase": {"text": "fas III"}}, "phase", "p29-study7.phase"),
+        ("p29-rs8", {"status": "kandidat"}, "status", "ResearchSubject.status"),
+    ],
+)
+def test_a_trial_phase_or_candidacy_not_understood_is_unknown_not_missing(
+    rid: str, change: dict[str, Any], field: str, element: str
+) -> None:
+    b = example(PHASE3_CANDIDATE)
+    before = status(run(b))
+    assert before["MDK-NAT-2"] == "flagged"
+    resource(b, rid).update(change)
+    doc = run(b)
+    assert any(n["code"] == "unknown-code" and n["resource"].endswith(rid) for n in doc["data_quality"])
+    # it may be a phase-3 candidacy: the national MDK is open, pointing at the value on file
+    assert status(doc)["MDK-NAT-2"] == "indeterminate"
+    miss = [m for m in missing(doc, "MDK-NAT-2") if m["fact"] == "trial_candidacy"]
+    assert miss and all((m["field"], m["reason"]) == (field, "unreadable") for m in miss), miss
+    assert all(m["resource"] == "ResearchSubject/p29-rs8" and element in m["text"]["en"] for m in miss)
+    # a value understood decides: phase 2 and an ineligible candidacy do not count
+    resource(b, rid).update(
+        {"phase": {"coding": [{"system": PHASE, "code": "phase-2"}]}} if field == "phase" else {"status": "ineligible"}
+    )
+    assert status(run(b))["MDK-NAT-2"] == "not_flagged"

@@ -24,6 +24,27 @@ SO_SYSTEMS = frozenset({"http://www.sequenceontology.org", "http://purl.obolibra
 UCUM = "http://unitsofmeasure.org"
 V2_0074 = "http://terminology.hl7.org/codesystem/v2-0074"
 PHASE_SYSTEM = "http://terminology.hl7.org/codesystem/research-study-phase"
+#: research-study-phase (R4) and ResearchSubject.status (R4): any other value is present but not understood
+PHASES = frozenset(
+    {"n-a", "early-phase-1", "phase-1", "phase-1-phase-2", "phase-2", "phase-2-phase-3", "phase-3", "phase-4"}
+)
+SUBJECT_STATUSES = frozenset(
+    {
+        "candidate",
+        "eligible",
+        "follow-up",
+        "ineligible",
+        "not-registered",
+        "off-study",
+        "on-study",
+        "on-study-intervention",
+        "on-study-observation",
+        "pending-on-study",
+        "potential-candidate",
+        "screening",
+        "withdrawn",
+    }
+)
 ROLE_SYSTEMS = frozenset({"http://terminology.hl7.org/codesystem/v3-rolecode", "http://hl7.org/fhir/v3/rolecode"})
 AJCC = "http://cancerstaging.org"
 TBD = "http://hl7.org/fhir/uv/genomics-reporting/codesystem/tbd-codes-cs"
@@ -136,6 +157,8 @@ GENE_SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-\.@_]{0,29}$")
 ASSAYS = frozenset({"GMS560", "WGS", "WES", "TSO500", "broad-panel", "targeted-panel", "ihc", "ish"})
 BROAD_ASSAYS = frozenset({"GMS560", "WGS", "WES", "TSO500", "broad-panel"})
 FINAL_REPORT = frozenset({"final", "amended", "corrected", "appended"})
+#: Every DiagnosticReport.status (R4): any other value is present but not understood (final or not unknown).
+REPORT_STATUSES = FINAL_REPORT | {"registered", "partial", "preliminary", "cancelled", "entered-in-error", "unknown"}
 PATHOLOGY_SECTIONS = frozenset({"PAT", "SP", "CP"})
 PATHOLOGY_LOINC = frozenset({"11526-1", "60568-3", "22637-3", "11529-5", "60567-5"})
 

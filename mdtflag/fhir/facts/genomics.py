@@ -22,6 +22,7 @@ from mdtflag.fhir.facts.codes import (
     LOINC_CHANGE,
     MSI,
     ORIGIN,
+    REPORT_STATUSES,
     SIGNIFICANCE,
     SO_CHANGE,
     SO_CN,
@@ -545,7 +546,16 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
     breadth: bool | None = None if assay is None else assay in BROAD_ASSAYS
     if assay is None:
         breadth = report_breadth(x, res, name, ev)
-    final = status in FINAL_REPORT
+    final: bool | None = status in FINAL_REPORT
+    if "status" in res and status not in REPORT_STATUSES:  # present, not understood: final or not unknown
+        x.note(
+            "unknown-code",
+            f"DiagnosticReport.status {repr(res['status'])[:40]} is not a DiagnosticReport status: "
+            "whether the report is final is unknown",
+            name,
+            "DiagnosticReport.status",
+        )
+        final = None
     if status:
         ev.append(Evidence(resource=name, element="DiagnosticReport.status", value=status))
     performer = res.get("performer")
@@ -558,7 +568,7 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
         (i, 0),
         GenomicReportFact(
             assay=assay,
-            broad=(breadth if final else False),
+            broad=(breadth if final else False) if final is not None else (False if breadth is False else None),
             final=final,
             has_performer=has_performer,
             date=when,
@@ -566,6 +576,10 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
             evidence=tuple(ev),
         ),
     )
+    if final is None:
+        x.unread_field("genomic_report", "final", name, "DiagnosticReport.status")
+        if breadth is not False:
+            x.unread_field("genomic_report", "broad", name, "DiagnosticReport.status")
 
 
 GENE_COUNT = re.compile(r"\b(\d{1,5})[ -]?genes?\b", re.IGNORECASE)

@@ -246,7 +246,7 @@ class GenomicReportFact(FactBase):
     kind: Literal["genomic_report"] = "genomic_report"
     assay: Optional[str] = None
     broad: Optional[bool] = None
-    final: bool
+    final: Optional[bool]  # unknown when the status is present but not understood
     has_performer: bool
     date: Optional[Date] = None
     age_days: Optional[int] = None
@@ -273,7 +273,7 @@ class TrialCandidacyFact(FactBase):
     date_field: ClassVar[Optional[str]] = None
     age_field: ClassVar[Optional[str]] = None
     kind: Literal["trial_candidacy"] = "trial_candidacy"
-    status: str
+    status: Optional[str]  # unknown when present but not a ResearchSubject status
     phase: Optional[str] = None
     study: Optional[str] = None
 
