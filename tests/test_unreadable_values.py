@@ -405,3 +405,35 @@ def test_a_trial_phase_or_candidacy_not_understood_is_unknown_not_missing(
         {"phase": {"coding": [{"system": PHASE, "code": "phase-2"}]}} if field == "phase" else {"status": "ineligible"}
     )
     assert status(run(b))["MDK-NAT-2"] == "not_flagged"
+
+
+# ------------------------------------------------------------------ a gene under a component code not understood
+
+NTRK_FUSION = "03-colon-ntrk1-fusion-tumour-agnostic-label.json"  # TPM3-NTRK1 fusion: p03-obs18
+
+
+@pytest.mark.parametrize("code", [{"system": "http://loinc.org", "code": "48018-6X9"}, {"code": "gene"}])
+def test_a_fusion_gene_under_a_code_not_understood_is_unknown_not_dropped(code: dict[str, str]) -> None:
+    b = example(NTRK_FUSION)
+    assert status(run(b))["F-ACT"] == "flagged"  # an actionable NTRK1 fusion
+    ntrk1 = resource(b, "p03-obs18")["component"][1]
+    assert ntrk1["valueCodeableConcept"]["coding"][0]["display"] == "NTRK1"
+    ntrk1["code"] = {"coding": [code]}
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Observation/p03-obs18"]
+    assert [(n["code"], n["element"]) for n in found] == [("unknown-code", "Observation.component[1].code")]
+    # the fusion's second gene is on file but not read: an NTRK fusion is unknown, never "no actionable variant"
+    for rule in ("F-ACT", "F-ONLABEL-ANY", "MDK-REG-1"):
+        assert status(doc)[rule] == "indeterminate", rule
+    miss = [m for m in missing(doc, "F-ACT") if m["fact"] == "variant"]
+    assert miss and all(m["reason"] == "unreadable" and m["resource"] == "Observation/p03-obs18" for m in miss)
+    assert all("Observation.component[1].code" in m["text"]["en"] for m in miss)
+
+
+def test_an_absent_variant_with_a_gene_under_a_code_not_understood_changes_nothing() -> None:
+    b = example(NTRK_FUSION)
+    obs = resource(b, "p03-obs18")
+    obs["valueCodeableConcept"]["coding"][0]["code"] = "LA9634-2"  # tested and absent
+    before = status(run(b))
+    obs["component"][1]["code"] = {"coding": [{"code": "gene"}]}
+    assert status(run(b)) == before

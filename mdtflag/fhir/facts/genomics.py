@@ -120,10 +120,22 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
     genes: list[tuple[str, Evidence]] = []
     fields: dict[str, Any] = {}
     change_from_consequence = None
+    odd_genes: list[str] = []  # components valued with a gene whose code is not 48018-6: a gene not understood
     for j, comp in enumerate(as_list(res.get("component"))):
         if type(comp) is not dict:
             continue
         element = f"Observation.component[{j}]"
+        if not any(s == LOINC and c == "48018-6" for s, c in component_codes(comp)) and any(
+            s in HGNC_SYSTEMS for s, _, _ in codings(comp.get("valueCodeableConcept"))
+        ):
+            x.note(
+                "unknown-code",
+                f"{element} is valued with an HGNC gene but its code is not 48018-6 (gene studied): "
+                "a gene of the variant is unknown",
+                name,
+                f"{element}.code",
+            )
+            odd_genes.append(f"{element}.code")
         for s, c in component_codes(comp):
             if s == LOINC:
                 if c == "48018-6":
@@ -177,6 +189,11 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         for gene, _ in genes[:1]:
             x.unread("variant", {"gene": gene}, name, "Observation.valueCodeableConcept")
         return
+    if odd_genes and present is not False:
+        # a gene on file that is not read as one (e.g. a fusion's second gene under a code not understood):
+        # this may be a variant of that gene, so a test on variants is unknown unless what is known rules it out
+        known = {k: v for k, v in fields.items() if k[0] != "_" and type(v) in (str, bool)}
+        x.unread("variant", {**known, "present": True}, name, odd_genes[0])
     if present is None:
         present = True
         x.note(
