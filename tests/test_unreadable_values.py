@@ -437,3 +437,41 @@ def test_an_absent_variant_with_a_gene_under_a_code_not_understood_changes_nothi
     before = status(run(b))
     obs["component"][1]["code"] = {"coding": [{"code": "gene"}]}
     assert status(run(b)) == before
+
+
+# ------------------------------------------------------------------ which assay a molecular report is from
+
+MELANOMA_PANEL = "02-melanoma-braf-v600e-on-label.json"  # GMS560 panel report: p02-dr17
+
+
+@pytest.mark.parametrize(
+    ("coding", "code"),
+    [
+        ({"system": "urn:mdtflag:assay", "code": "gms560"}, "unknown-code"),  # the assay system, a code not known
+        ({"system": "http://lab.example.org/test-codes", "code": "NGS-SOLID-2"}, "unmapped-code"),  # a lab's own
+    ],
+)
+def test_an_assay_code_not_understood_leaves_breadth_unknown_not_narrow(coding: dict[str, str], code: str) -> None:
+    b = example(MELANOMA_PANEL)
+    before = status(run(b))
+    assert (before["MDK-REG-1"], before["DQ-3"]) == ("flagged", "not_flagged")
+    resource(b, "p02-dr17")["code"]["coding"][1] = coding
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "DiagnosticReport/p02-dr17"]
+    assert [(n["code"], n["element"]) for n in found] == [(code, "DiagnosticReport.code.coding[1]")]
+    # the report may be a broad profile: "no broad profile" is unknown, never met; the regional MDK is open
+    assert (status(doc)["MDK-REG-1"], status(doc)["DQ-3"]) == ("indeterminate", "indeterminate")
+    miss = [m for m in missing(doc, "DQ-3") if m["fact"] == "genomic_report"]
+    assert miss and all((m["field"], m["reason"]) == ("broad", "unreadable") for m in miss), miss
+    assert all("DiagnosticReport.code.coding[1]" in m["text"]["en"] for m in miss)
+    # a code the terminology maps decides
+    resource(b, "p02-dr17")["code"]["coding"][1] = {"system": "https://www.gensop.com", "code": "XT.V4"}
+    assert status(run(b)) == before
+
+
+def test_a_report_coded_with_the_gene_it_studies_is_not_an_unknown_test() -> None:
+    b = example(MELANOMA_PANEL)
+    resource(b, "p02-dr17")["code"]["coding"][1] = {"system": "http://www.genenames.org", "code": "HGNC:1097"}
+    doc = run(b)
+    assert not [n for n in doc["data_quality"] if n["resource"] == "DiagnosticReport/p02-dr17"]
+    assert status(doc)["DQ-3"] == "flagged"  # a single-gene test is no broad profile

@@ -548,6 +548,7 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
         return
     ev: list[Evidence] = []
     assay = None
+    unread_assay = None  # the element of a test code on file that says which assay, but is not understood
     for j, (s, c, _) in enumerate(codes):
         if s == ASSAY_SYSTEM:
             if c in ASSAYS:
@@ -556,13 +557,33 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
             else:
                 x.note(
                     "unknown-code",
-                    f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}",
+                    f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}: whether the profile is broad is unknown",
                     name,
                     f"DiagnosticReport.code.coding[{j}]",
                 )
+                unread_assay = unread_assay or f"DiagnosticReport.code.coding[{j}]"
     breadth: bool | None = None if assay is None else assay in BROAD_ASSAYS
     if assay is None:
         breadth = report_breadth(x, res, name, ev)
+        # a laboratory's own test code that no map holds names a test whose breadth is unknown, not "narrow" (a
+        # report coded with the gene it studies is a single-gene test: not a test code)
+        local = next(
+            (
+                (j, s, c)
+                for j, (s, c, _) in enumerate(codes)
+                if s not in (LOINC, ASSAY_SYSTEM) and s not in HGNC_SYSTEMS
+            ),
+            None,
+        )
+        if breadth is None and unread_assay is None and local is not None:
+            j, s, c = local
+            unread_assay = f"DiagnosticReport.code.coding[{j}]"
+            x.note(
+                "unmapped-code",
+                f"test code {s[:60]}|{c[:30]} is not in genomic-assays.json: whether the profile is broad is unknown",
+                name,
+                unread_assay,
+            )
     final: bool | None = status in FINAL_REPORT
     if "status" in res and status not in REPORT_STATUSES:  # present, not understood: final or not unknown
         x.note(
@@ -597,6 +618,8 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
         x.unread_field("genomic_report", "final", name, "DiagnosticReport.status")
         if breadth is not False:
             x.unread_field("genomic_report", "broad", name, "DiagnosticReport.status")
+    elif final and breadth is None and unread_assay is not None:
+        x.unread_field("genomic_report", "broad", name, unread_assay)
 
 
 GENE_COUNT = re.compile(r"\b(\d{1,5})[ -]?genes?\b", re.IGNORECASE)
