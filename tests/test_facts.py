@@ -202,6 +202,44 @@ def test_normalisers():
     assert normalise_protein_hgvs("NP_004647.1:p.(Gln590Ter)") == "p.Q590*"
     assert normalise_protein_hgvs("p.Arg97ProfsTer23") == "p.R97Pfs*23"
     assert normalise_protein_hgvs("c.1799T>A") is None
+    assert normalise_protein_hgvs("BRAF p.V600E (c.1799T>A)") == "p.V600E"
+    for text, one in [
+        ("p.Glu746_Ala750del", "p.E746_A750del"),
+        ("p.Glu746_Ser752delinsVal", "p.E746_S752delinsV"),
+        ("p.Ala767_Val769dup", "p.A767_V769dup"),
+        ("p.Ala11_Gly12insAlaAla", "p.A11_G12insAA"),
+        ("p.Val611fs", "p.V611fs"),
+        ("p.Ter110GlnextTer17", "p.*110Qext*17"),
+        ("p.Met1?", "p.M1?"),
+        ("p.(=)", "p.="),
+    ]:
+        assert normalise_protein_hgvs(text) == one, text
+    # present but not a protein change: unreadable (None), never a different variant
+    for text in ("p.V600EX9", "p.R132", "p.v600e", "p.V600E9", "p.Val600Gl", "p.", "p.heuvel@example.org"):
+        assert normalise_protein_hgvs(text) is None, text
+
+
+AMINO = {"Ala": "A", "Arg": "R", "Gly": "G", "Val": "V", "Glu": "E", "Leu": "L", "Thr": "T", "Ter": "*", "His": "H"}
+
+
+@given(
+    st.sampled_from(sorted(AMINO)),
+    st.integers(min_value=1, max_value=40000),
+    st.sampled_from(sorted(AMINO)),
+    st.sampled_from(["", "X9", "9", "Q", "fsX", "del7", "?x"]),
+)
+def test_a_substitution_reads_the_same_in_either_letter_form_and_junk_after_it_is_unreadable(
+    ref: str, pos: int, alt: str, junk: str
+) -> None:
+    one = f"p.{AMINO[ref]}{pos}{AMINO[alt]}"
+    three = f"p.{ref}{pos}{alt}"
+    if not junk:
+        assert normalise_protein_hgvs(three) == normalise_protein_hgvs(one) == one
+        assert normalise_protein_hgvs(f"NP_000001.1:p.({ref}{pos}{alt})") == one
+    else:
+        # appended text makes it another description or none: never the bare substitution
+        assert normalise_protein_hgvs(one + junk) != one
+        assert normalise_protein_hgvs(three + junk) != one
 
 
 # ---------------------------------------------------------------------------------------------

@@ -475,3 +475,24 @@ def test_a_report_coded_with_the_gene_it_studies_is_not_an_unknown_test() -> Non
     doc = run(b)
     assert not [n for n in doc["data_quality"] if n["resource"] == "DiagnosticReport/p02-dr17"]
     assert status(doc)["DQ-3"] == "flagged"  # a single-gene test is no broad profile
+
+
+# ------------------------------------------------------------------ a protein change that is not HGVS
+
+BRAF_AFTER_TREATMENT = "27-colon-braf-v600e-after-encorafenib-cetuximab.json"  # BRAF V600E: p27-obs21
+
+
+@pytest.mark.parametrize("text", ["p.V600EX9", "p.V600", "p.v600e"])
+def test_a_protein_change_that_is_not_hgvs_is_unreadable_not_another_variant(text: str) -> None:
+    b = example(BRAF_AFTER_TREATMENT)
+    assert status(run(b))["TRIAL-FOCUSE"] == "flagged"
+    comp = next(c for c in resource(b, "p27-obs21")["component"] if c["code"]["coding"][0]["code"] == "48005-3")
+    comp["valueCodeableConcept"]["coding"][0]["code"] = text
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Observation/p27-obs21"]
+    assert [n["code"] for n in found] == ["invalid-code"]
+    # it may be V600E: the BRAF V600 cohort is open, pointing at the protein change, never "another BRAF variant"
+    for rule in ("TRIAL-FOCUSE", "F-ACT"):
+        assert status(doc)[rule] == "indeterminate", rule
+    miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "variant"]
+    assert miss and all((m["field"], m["reason"]) == ("protein", "unreadable") for m in miss), miss

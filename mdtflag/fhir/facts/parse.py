@@ -185,20 +185,38 @@ _THREE_TO_ONE = {
 _THREE_LETTER = re.compile("|".join(_THREE_TO_ONE))
 
 
+_AA = "[ACDEFGHIKLMNPQRSTVWYUOXBZ*]"
+_POS = rf"{_AA}\d+"
+_RANGE = rf"{_POS}(?:_{_POS})?"
+#: the protein changes of the HGVS nomenclature (one-letter form): substitution, synonymous and unknown change at a
+#: position, deletion, duplication, insertion, deletion-insertion, frameshift, extension, and the whole-protein
+#: forms (= no change, ? unknown, 0 no protein)
+_PROTEIN_CHANGE = re.compile(
+    rf"{_POS}(?:{_AA}|=|\?)"
+    rf"|{_RANGE}(?:del|dup)"
+    rf"|{_RANGE}(?:delins|ins)(?:{_AA}+|\d+)"
+    rf"|{_POS}{_AA}?fs(?:\*|X)?(?:\d+|\?)?"
+    rf"|{_POS}{_AA}?ext(?:-|\*)?(?:\d+|\?)"
+    r"|=|\?|0\??"
+)
+
+
 def normalise_protein_hgvs(text: str) -> str | None:
     """One-letter protein HGVS: "NP_004324.2:p.Val600Glu", "p.(Val600Glu)", "p.V600E" -> "p.V600E".
 
-    Returns ``None`` when ``text`` holds no ``p.`` description.
+    Returns ``None`` when ``text`` holds no ``p.`` description, or one that is not an HGVS protein change
+    ("p.V600EX9", "p.R132"): present but not understood, never another variant.
     """
     s = text.strip()
     i = s.find("p.")
     if i < 0:
         return None
-    body = s[i + 2 :].strip()
+    words = s[i + 2 :].strip().replace(",", " ").replace(";", " ").split()
+    body = words[0] if words else ""
     if body.startswith("(") and body.endswith(")"):
         body = body[1:-1]
     body = _THREE_LETTER.sub(lambda m: _THREE_TO_ONE[m.group(0)], body)
-    return f"p.{body}" if body else None
+    return f"p.{body}" if _PROTEIN_CHANGE.fullmatch(body) else None
 
 
 _ICD10_FORM = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
