@@ -496,3 +496,47 @@ def test_a_protein_change_that_is_not_hgvs_is_unreadable_not_another_variant(tex
         assert status(doc)[rule] == "indeterminate", rule
     miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "variant"]
     assert miss and all((m["field"], m["reason"]) == ("protein", "unreadable") for m in miss), miss
+
+
+# ------------------------------------------------------------------ a resource status not understood
+
+
+@pytest.mark.parametrize(
+    ("file", "rid", "rt", "bad", "good", "rule", "fact"),
+    [
+        (FOCUSE, "p01-obs11", "Observation", "FINAL", "amended", "TRIAL-FOCUSE", "ecog"),
+        (
+            "19-breast-germline-brca1-already-referred.json",
+            "p19-sr5",
+            "ServiceRequest",
+            "aktiv",
+            "completed",
+            "HER-1",
+            "assertion",
+        ),
+        (
+            "31-breast-family-history-breast-and-ovarian.json",
+            "p31-fmh3",
+            "FamilyMemberHistory",
+            "qqq",
+            "partial",
+            "HER-3",
+            "family_history",
+        ),
+    ],
+)
+def test_a_resource_status_not_understood_makes_what_it_says_unreadable(
+    file: str, rid: str, rt: str, bad: str, good: str, rule: str, fact: str
+) -> None:
+    b = example(file)
+    before = status(run(b))
+    assert before[rule] in ("flagged", "not_flagged")
+    resource(b, rid)["status"] = bad  # it may be entered-in-error or cancelled: what it says cannot be relied on
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == f"{rt}/{rid}"]
+    assert [(n["code"], n["element"]) for n in found] == [("unknown-code", f"{rt}.status")]
+    assert status(doc)[rule] == "indeterminate"
+    miss = [m for m in missing(doc, rule) if m["fact"] == fact]
+    assert miss and all(m["reason"] == "unreadable" and m["resource"] == f"{rt}/{rid}" for m in miss), miss
+    resource(b, rid)["status"] = good  # a status understood reads as before
+    assert status(run(b)) == before

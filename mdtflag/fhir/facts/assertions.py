@@ -113,6 +113,7 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
     if status in ("entered-in-error", "revoked", "cancelled"):
         x.note("ignored-status", f"{name} has status {status}; ignored", name, f"{rt}.status")
         return
+    x.status_not_understood(res, name)
     if rt == "ServiceRequest":
         raw = res.get("occurrenceDateTime", res.get("authoredOn"))
         key = "occurrenceDateTime" if "occurrenceDateTime" in res else "authoredOn"

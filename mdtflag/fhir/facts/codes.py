@@ -224,3 +224,29 @@ CLINICAL_STATUS = INACTIVE_CLINICAL | {"active", "recurrence", "relapse"}  # con
 VERIFICATION_STATUS = frozenset(
     {"unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"}
 )  # condition-ver-status (R4)
+#: The status codes of R4 for resources read as wholes: a status on file outside its set is present but not
+#: understood, and what the resource says is then read as present but unreadable (it may be in error).
+RESOURCE_STATUSES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "Observation": frozenset(
+            {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
+        ),
+        "FamilyMemberHistory": frozenset({"partial", "completed", "entered-in-error", "health-unknown"}),
+        "ServiceRequest": frozenset(
+            {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
+        ),
+        "Encounter": frozenset(
+            {
+                "planned",
+                "arrived",
+                "triaged",
+                "in-progress",
+                "onleave",
+                "finished",
+                "cancelled",
+                "entered-in-error",
+                "unknown",
+            }
+        ),
+    }
+)

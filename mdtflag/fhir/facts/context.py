@@ -15,8 +15,9 @@ from typing import Any, Callable, TypeVar
 import orjson
 
 from mdtflag.errors import DataQualityNote
+from mdtflag.fhir.facts.codes import RESOURCE_STATUSES
 from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
-from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key
+from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key, status_of
 from mdtflag.fhir.facts.terminology import Terminology, default_terminology
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.names import anonymous_name
@@ -182,6 +183,22 @@ class Extraction:
     def note(self, code: str, message: str, resource: str | None = None, element: str | None = None) -> None:
         if self.reading_untrusted is None:  # a resource that fails validation has its note from the loader
             self.notes.append(DataQualityNote(code, message, resource, element))
+
+    def status_not_understood(self, res: Resource, name: str) -> None:
+        """A ``status`` on file that is not one of its resource type's R4 codes: noted, and what the resource
+        says is read as present but unreadable, as for a resource that fails validation (it may be in error)."""
+        rt = res.get("resourceType")
+        allowed = RESOURCE_STATUSES.get(rt) if type(rt) is str else None
+        if allowed is None or "status" not in res or status_of(res) in allowed:
+            return
+        self.note(
+            "unknown-code",
+            f"{rt}.status {repr(res['status'])[:40]} is not one of its R4 codes: what it says is present but unreadable",
+            name,
+            f"{rt}.status",
+        )
+        self.untrusted.add(name)
+        self.reading_untrusted = name
 
     def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
         if self.reading_untrusted is not None:

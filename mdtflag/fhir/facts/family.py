@@ -14,6 +14,7 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
     if status == "entered-in-error":
         x.note("ignored-status", f"{name} has status {status}; ignored", name, "FamilyMemberHistory.status")
         return
+    x.status_not_understood(res, name)
     relationship = None
     for s, c, _ in codings(res.get("relationship")):
         if s in ROLE_SYSTEMS:

@@ -79,6 +79,7 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
         if status in IGNORED_STATUS:
             x.note("ignored-status", f"{name} has status {status}; ignored", name, "Observation.status")
         elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
+            x.status_not_understood(res, name)
             handler(x, res, name, i, code)
         return
 
