@@ -540,3 +540,78 @@ def test_a_resource_status_not_understood_makes_what_it_says_unreadable(
     assert miss and all(m["reason"] == "unreadable" and m["resource"] == f"{rt}/{rid}" for m in miss), miss
     resource(b, rid)["status"] = good  # a status understood reads as before
     assert status(run(b)) == before
+
+
+# ------------------------------------------------------------------ a result's code mistyped, or in another system
+
+HCG_POSITIVE = "37-cholangio-braf-positive-hcg.json"  # a positive hCG (p37-obs20, LOINC 21198-7) excludes the cohort
+MET_AMPLIFIED = "07-nsclc-met-amp-brain-mets-stable-treated.json"  # MET copy number 82155-3 in p07-obs9 component[2]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("code", "21198-7X9", "invalid-code"),  # not a LOINC code, but a LOINC code mdtflag reads at its start
+        ("code", "21198-8", "invalid-code"),  # the check digit is wrong
+        ("system", "http://loinc.orgX9", "unknown-code-system"),  # the LOINC code under another system
+        ("system", None, "unknown-code-system"),  # ... or none
+    ],
+)
+def test_a_result_whose_code_is_mistyped_is_unreadable_not_dropped(field: str, value: str | None, code: str) -> None:
+    b = example(HCG_POSITIVE)
+    before = status(run(b))
+    assert before["TRIAL-FOCUSE"] == "not_flagged"  # excluded: positive pregnancy test
+    coding = resource(b, "p37-obs20")["code"]["coding"][0]
+    if value is None:
+        del coding[field]
+    else:
+        coding[field] = value
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Observation/p37-obs20"]
+    assert [(n["code"], n["element"]) for n in found] == [(code, "Observation.code.coding[0]")]
+    # it may be the positive hCG: the exclusion is unknown, never "no known pregnancy"
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+    miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "pregnancy"]
+    assert miss and all(m["reason"] == "unreadable" and m["resource"] == "Observation/p37-obs20" for m in miss)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [("code", "82155-3X9", "invalid-code"), ("system", "urn:other:x", "unknown-code-system")],
+)
+def test_a_variant_component_whose_code_is_mistyped_is_unreadable_not_dropped(
+    field: str, value: str, code: str
+) -> None:
+    b = example(MET_AMPLIFIED)
+    assert status(run(b))["F-ACT"] == "flagged"  # MET amplification, copy number on file
+    comp = resource(b, "p07-obs9")["component"][2]
+    assert comp["code"]["coding"][0]["code"] == "82155-3"
+    comp["code"]["coding"][0][field] = value
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Observation/p07-obs9"]
+    assert [(n["code"], n["element"]) for n in found] == [(code, "Observation.component[2].code")]
+    assert status(doc)["F-ACT"] == "indeterminate"
+    miss = [m for m in missing(doc, "F-ACT") if m["fact"] == "variant"]
+    assert miss and all((m["field"], m["reason"]) == ("copy_number", "unreadable") for m in miss), miss
+
+
+def test_a_code_that_is_not_loinc_and_names_nothing_read_is_only_noted() -> None:
+    b = example()
+    resource(b, "p01-obs11")["code"]["coding"] = [{"system": "http://loinc.org", "code": "ECOG"}]
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Observation/p01-obs11"]
+    assert [n["code"] for n in found] == ["invalid-code"]
+    # nothing says which result it is: it is not read, and the ECOG is missing (absent), not unreadable
+    miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "ecog"]
+    assert miss and all(m["reason"] != "unreadable" for m in miss), miss
+
+
+@pytest.mark.parametrize("code", ["69548-6", "2160-0", "718-7", "48018-6", "94076-7", "21198-7", "51969-4"])
+def test_loinc_check_digits(code: str) -> None:
+    from mdtflag.fhir.facts.parse import loinc_prefix, loinc_valid
+
+    assert loinc_valid(code)
+    stem, digit = code.split("-")
+    assert not any(loinc_valid(f"{stem}-{d}") for d in "0123456789" if d != digit)
+    assert loinc_prefix(code + "X9") == code and loinc_prefix("X" + code) is None
+    assert loinc_prefix(f"{stem}-{(int(digit) + 1) % 10}") == code  # the number with its right check digit

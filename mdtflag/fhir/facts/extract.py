@@ -12,12 +12,12 @@ from mdtflag.fhir.facts.assertions import read_referral
 from mdtflag.fhir.facts.condition import prepare_report, read_condition
 from mdtflag.fhir.facts.context import Extraction, Handler
 from mdtflag.fhir.facts.family import read_family
-from mdtflag.fhir.facts.genomics import read_report
 from mdtflag.fhir.facts.mcode import derived_status_counts
 from mdtflag.fhir.facts.medication import read_medication
 from mdtflag.fhir.facts.models import FACT_SCHEMA, FactSet, PatientFact
 from mdtflag.fhir.facts.observation import read_observation
 from mdtflag.fhir.facts.patient import read_patient
+from mdtflag.fhir.facts.reports import read_report
 from mdtflag.fhir.facts.research import read_research_subject
 from mdtflag.fhir.facts.terminology import Terminology
 from mdtflag.fhir.load import LoadedBundle

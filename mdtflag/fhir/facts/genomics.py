@@ -5,15 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from datetime import date as Date
+from types import MappingProxyType
 from typing import Any
 
 from mdtflag.fhir.facts.codes import (
-    ASSAY_SYSTEM,
-    ASSAYS,
-    BREADTH,
-    BROAD_ASSAYS,
     CN_CHANGE,
-    FINAL_REPORT,
     GENE_SYMBOL,
     HGNC_ID,
     HGNC_SYSTEMS,
@@ -22,7 +18,6 @@ from mdtflag.fhir.facts.codes import (
     LOINC_CHANGE,
     MSI,
     ORIGIN,
-    REPORT_STATUSES,
     SIGNIFICANCE,
     SO_CHANGE,
     SO_CN,
@@ -30,13 +25,12 @@ from mdtflag.fhir.facts.codes import (
     SO_REARRANGEMENT,
     SO_SYSTEMS,
     TBD,
-    V2_0074,
     VARIANT_NO_CALL,
     VARIANT_VALUE,
 )
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.mcode import add_tmb_call
-from mdtflag.fhir.facts.models import Evidence, GenomicReportFact, MsiFact, TmbFact, VariantFact
+from mdtflag.fhir.facts.models import Evidence, MsiFact, TmbFact, VariantFact
 from mdtflag.fhir.facts.parse import (
     as_dict,
     as_list,
@@ -44,6 +38,8 @@ from mdtflag.fhir.facts.parse import (
     component_codes,
     component_text,
     is_tmb_unit,
+    loinc_prefix,
+    loinc_valid,
     norm_system,
     normalise_protein_hgvs,
     number,
@@ -136,6 +132,7 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                 f"{element}.code",
             )
             odd_genes.append(f"{element}.code")
+        near_miss_component(x, comp, name, element)
         for s, c in component_codes(comp):
             if s == LOINC:
                 if c == "48018-6":
@@ -248,6 +245,52 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
         x.add("variant", (i, k), VariantFact(gene=gene, present=present, date=when, evidence=(gene_ev, *ev), **fields))
     if vaf_unreadable is not None:  # present but unreadable: a test on the VAF is unknown, not "missing"
         x.unread_field("variant", "vaf", name, vaf_unreadable)
+
+
+#: LOINC code of a variant component -> the variant field it gives
+COMPONENT_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "48005-3": "protein",
+        "48004-6": "cdna",
+        "48019-4": "change_type",
+        "82155-3": "copy_number",
+        "62378-5": "cn_change",
+        "48002-0": "origin",
+        "53037-8": "significance",
+        "81258-6": "vaf",
+    }
+)
+
+
+def near_miss_component(x: Extraction, comp: Resource, name: str, element: str) -> None:
+    """A variant component coded so that mdtflag cannot be sure what it is: a LOINC coding whose code is not
+    a LOINC code ("48005-3X9"), or the LOINC code of a component it reads under another system or none. The
+    field it may give is present but unreadable (a gene is left to the HGNC-value check of the caller)."""
+    codes = list(component_codes(comp))
+    if any(s == LOINC and loinc_valid(c) for s, c in codes):
+        return
+    for s, c in codes:
+        guess = loinc_prefix(c) if s == LOINC else c
+        field = COMPONENT_FIELDS.get(guess) if guess else None
+        if s == LOINC:
+            x.note(
+                "invalid-code",
+                f"{element}.code {c[:30]!r} is not a LOINC code"
+                + (f": it may be {guess}, the variant's {field} (present but unreadable)" if field else ""),
+                name,
+                f"{element}.code",
+            )
+        elif field is not None:
+            x.note(
+                "unknown-code-system",
+                f"{element}.code: {c} is the LOINC code of the variant's {field}, under the system "
+                f"{s[:60] or '(none)'}: present but unreadable",
+                name,
+                f"{element}.code",
+            )
+        if field is not None:
+            x.unread_field("variant", field, name, f"{element}.code")
+            return
 
 
 def gene_symbol(x: Extraction, cc: object, name: str, element: str) -> tuple[str, Evidence] | None:
@@ -531,143 +574,3 @@ def obs_msi(
         f"{element}.valueCodeableConcept",
     )
     x.unread("msi", {}, name, f"{element}.valueCodeableConcept")
-
-
-def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
-    codes = codings(res.get("code"))
-    genomic = any(s == LOINC and c == "51969-4" for s, c, _ in codes) or any(
-        s == V2_0074 and c == "GE" for cat in as_list(res.get("category")) for s, c, _ in codings(cat)
-    )
-    if not genomic:
-        return
-    status = status_of(res)
-    if status in IGNORED_STATUS:
-        x.note("ignored-status", f"{name} has status {status}; ignored", name, "DiagnosticReport.status")
-        return
-    if x.known_later(res, name):
-        return
-    ev: list[Evidence] = []
-    assay = None
-    unread_assay = None  # the element of a test code on file that says which assay, but is not understood
-    for j, (s, c, _) in enumerate(codes):
-        if s == ASSAY_SYSTEM:
-            if c in ASSAYS:
-                assay = c
-                ev.append(Evidence(resource=name, element=f"DiagnosticReport.code.coding[{j}]", value=c))
-            else:
-                x.note(
-                    "unknown-code",
-                    f"assay {c!r} is not one of {', '.join(sorted(ASSAYS))}: whether the profile is broad is unknown",
-                    name,
-                    f"DiagnosticReport.code.coding[{j}]",
-                )
-                unread_assay = unread_assay or f"DiagnosticReport.code.coding[{j}]"
-    breadth: bool | None = None if assay is None else assay in BROAD_ASSAYS
-    if assay is None:
-        breadth = report_breadth(x, res, name, ev)
-        # a laboratory's own test code that no map holds names a test whose breadth is unknown, not "narrow" (a
-        # report coded with the gene it studies is a single-gene test: not a test code)
-        local = next(
-            (
-                (j, s, c)
-                for j, (s, c, _) in enumerate(codes)
-                if s not in (LOINC, ASSAY_SYSTEM) and s not in HGNC_SYSTEMS
-            ),
-            None,
-        )
-        if breadth is None and unread_assay is None and local is not None:
-            j, s, c = local
-            unread_assay = f"DiagnosticReport.code.coding[{j}]"
-            x.note(
-                "unmapped-code",
-                f"test code {s[:60]}|{c[:30]} is not in genomic-assays.json: whether the profile is broad is unknown",
-                name,
-                unread_assay,
-            )
-    final: bool | None = status in FINAL_REPORT
-    if "status" in res and status not in REPORT_STATUSES:  # present, not understood: final or not unknown
-        x.note(
-            "unknown-code",
-            f"DiagnosticReport.status {repr(res['status'])[:40]} is not a DiagnosticReport status: "
-            "whether the report is final is unknown",
-            name,
-            "DiagnosticReport.status",
-        )
-        final = None
-    if status:
-        ev.append(Evidence(resource=name, element="DiagnosticReport.status", value=status))
-    performer = res.get("performer")
-    has_performer = type(performer) is list and any(type(p) is dict for p in performer)
-    when, el = x.effective(res, name)
-    if when is not None:
-        ev.append(Evidence(resource=name, element=el, value=when.isoformat()))
-    x.add(
-        "genomic_report",
-        (i, 0),
-        GenomicReportFact(
-            assay=assay,
-            broad=(breadth if final else False) if final is not None else (False if breadth is False else None),
-            final=final,
-            has_performer=has_performer,
-            date=when,
-            age_days=x.days_ago(when),
-            evidence=tuple(ev),
-        ),
-    )
-    if final is None:
-        x.unread_field("genomic_report", "final", name, "DiagnosticReport.status")
-        if breadth is not False:
-            x.unread_field("genomic_report", "broad", name, "DiagnosticReport.status")
-    elif final and breadth is None and unread_assay is not None:
-        x.unread_field("genomic_report", "broad", name, unread_assay)
-
-
-GENE_COUNT = re.compile(r"\b(\d{1,5})[ -]?genes?\b", re.IGNORECASE)
-REGION_STUDIED = "53041-0"
-
-
-def report_breadth(x: Extraction, res: Resource, name: str, ev: list[Evidence]) -> bool | None:
-    """Whether a genomic report without a project assay code is a broad profile: from a test code the
-    terminology maps to an assay class (the report's code, the ServiceRequest it is based on, the
-    PlanDefinition that request instantiates), else from the number of genes studied (region-studied
-    results, or an "N gene" count in a test display) against ``broad-panel-min-genes``; else unknown."""
-    threshold = x.terms.prop(BREADTH, "broad-panel-min-genes", "value")
-    minimum = int(threshold) if threshold and threshold.isdigit() else None
-    tests: list[tuple[str, object]] = [("DiagnosticReport.code", res.get("code"))]
-    for k, ref in enumerate(as_list(res.get("basedOn"))):
-        order, _ = x.resolve(ref)
-        if order is None:
-            continue
-        tests.append((f"DiagnosticReport.basedOn[{k}] -> {x.name_of(order)}.code", order.get("code")))
-        for url in as_list(order.get("instantiatesCanonical")):
-            plan = x.by_url.get(url) if type(url) is str else None
-            if plan is not None:
-                tests.append((f"{x.name_of(order)}.instantiatesCanonical -> PlanDefinition", plan.get("type")))
-    genes: int | None = None
-    for element, cc in tests:
-        for s, c, display in codings(cc):
-            assay = x.terms.map_one(s, c, ASSAY_SYSTEM)
-            if assay in ASSAYS:
-                ev.append(Evidence(resource=name, element=element, value=f"{s}|{c} -> assay {assay} (terminology map)"))
-                return assay in BROAD_ASSAYS
-            hit = GENE_COUNT.search(display or "")
-            if hit and genes is None:
-                genes = int(hit.group(1))
-                ev.append(Evidence(resource=name, element=element, value=str(display)))
-    studied: set[str] = set()
-    for ref in as_list(res.get("result")):
-        obs, _ = x.resolve(ref)
-        if obs is None or not any(s == LOINC and c == REGION_STUDIED for s, c, _ in codings(obs.get("code"))):
-            continue
-        for comp in as_list(obs.get("component")):
-            if any(s == LOINC and c == "48018-6" for s, c in component_codes(as_dict(comp))):
-                for _, c, d in codings(as_dict(comp).get("valueCodeableConcept")):
-                    studied.add((d or c).upper())
-    if studied and (genes is None or len(studied) > genes):
-        genes = len(studied)
-        ev.append(
-            Evidence(resource=name, element="DiagnosticReport.result (region studied)", value=f"{genes} genes studied")
-        )
-    if genes is not None and minimum is not None:
-        return genes >= minimum
-    return None

@@ -42,6 +42,8 @@ from mdtflag.fhir.facts.parse import (
     as_dict,
     as_list,
     codings,
+    loinc_prefix,
+    loinc_valid,
     m1_value,
     norm_system,
     number,
@@ -75,13 +77,63 @@ def read_observation(x: Extraction, res: Resource, name: str, i: int) -> None:
             handler = dispatch.get((system, code)) or terminology_dispatch(x.terms).get((system, code))
             if handler is None:
                 continue
-        status = status_of(res)
-        if status in IGNORED_STATUS:
-            x.note("ignored-status", f"{name} has status {status}; ignored", name, "Observation.status")
-        elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
-            x.status_not_understood(res, name)
-            handler(x, res, name, i, code)
+        read_with(x, res, name, i, handler, code, sure=True)
         return
+    guess = near_miss(x, cc, name)
+    if guess is not None:
+        read_with(x, res, name, i, *guess, sure=False)
+
+
+def read_with(
+    x: Extraction, res: Resource, name: str, i: int, handler: ObservationReader, code: str, *, sure: bool
+) -> None:
+    """Read ``res`` with ``handler`` unless its status says not to; ``sure``: its code was understood (else
+    what the reader finds is present but unreadable, see :func:`near_miss`)."""
+    status = status_of(res)
+    if status in IGNORED_STATUS:
+        x.note("ignored-status", f"{name} has status {status}; ignored", name, "Observation.status")
+    elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
+        x.status_not_understood(res, name)
+        if not sure:
+            x.untrusted.add(name)
+            x.reading_untrusted = name
+        handler(x, res, name, i, code)
+
+
+def near_miss(x: Extraction, cc: Resource, name: str) -> tuple[ObservationReader, str] | None:
+    """A result mdtflag reads, coded so that it cannot be sure what it is: a LOINC coding whose code is not a
+    LOINC code (a LOINC code at its start names the reader: "69548-6X9"), or the LOINC code of a result it
+    reads under another system or none. Noted; what the reader then finds is present but unreadable, never
+    absent (a positive pregnancy test is not dropped for a typing error in its code)."""
+    readers = (OBS_DISPATCH, terminology_dispatch(x.terms))
+    for j, c in enumerate(as_list(cc.get("coding"))):
+        code = as_dict(c).get("code")
+        if type(code) is not str:
+            continue
+        system, code, element = norm_system(as_dict(c).get("system")), code.strip(), f"Observation.code.coding[{j}]"
+        if system == ASSERTION_SYSTEM or (system == LOINC and loinc_valid(code)):
+            continue
+        guess = loinc_prefix(code) if system == LOINC else code
+        reader = next((r[(LOINC, guess)] for r in readers if (LOINC, guess) in r), None) if guess else None
+        if system == LOINC:
+            x.note(
+                "invalid-code",
+                f"{element} {code[:30]!r} is not a LOINC code"
+                + (f": it may be {guess}, a result mdtflag reads (present but unreadable)" if reader else ""),
+                name,
+                element,
+            )
+        elif reader is not None:
+            x.note(
+                "unknown-code-system",
+                f"{element}: {code} is the LOINC code of a result mdtflag reads, under the system "
+                f"{system[:60] or '(none)'}: present but unreadable",
+                name,
+                element,
+            )
+        if reader is not None and guess is not None:
+            return reader, guess
+    return None
 
 
 def obs_ecog(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:

@@ -305,6 +305,33 @@ def stage_iv_value(cc: object) -> str | None:
     return None
 
 
+_LOINC_FORM = re.compile(r"(\d{1,7})-(\d)")
+
+
+def loinc_valid(code: str) -> bool:
+    """Whether ``code`` is a LOINC code: digits, a dash and the mod-10 check digit LOINC computes (answer and
+    part codes, LA… / LP…, are not observation codes and are not valid here)."""
+    m = _LOINC_FORM.fullmatch(code)
+    if m is None:
+        return False
+    total = 0
+    for k, ch in enumerate(reversed(m.group(1))):
+        d = int(ch) * (2 if k % 2 == 0 else 1)
+        total += d // 10 + d % 10
+    return (10 - total % 10) % 10 == int(m.group(2))
+
+
+def loinc_prefix(code: str) -> str | None:
+    """The LOINC code that ``code`` may have meant: the one it starts with ("69548-6X9" -> "69548-6"), or its
+    number with the right check digit ("21198-8" -> "21198-7"); None when it does not start with digit-dash-digit."""
+    m = _LOINC_FORM.match(code.strip())
+    if m is None:
+        return None
+    if loinc_valid(m.group(0)):
+        return m.group(0)
+    return next(f"{m.group(1)}-{d}" for d in "0123456789" if loinc_valid(f"{m.group(1)}-{d}"))
+
+
 def component_codes(comp: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(normalised system, code) of each coding of ``component.code`` (a generator: the caller
     usually stops at the first)."""
