@@ -615,3 +615,39 @@ def test_loinc_check_digits(code: str) -> None:
     assert not any(loinc_valid(f"{stem}-{d}") for d in "0123456789" if d != digit)
     assert loinc_prefix(code + "X9") == code and loinc_prefix("X" + code) is None
     assert loinc_prefix(f"{stem}-{(int(digit) + 1) % 10}") == code  # the number with its right check digit
+
+
+# ------------------------------------------------------------------ a relative's relationship not understood
+
+FAMILY_BREAST_OVARIAN = "31-breast-family-history-breast-and-ovarian.json"  # mother with ovarian cancer: p31-fmh3
+ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+
+
+@pytest.mark.parametrize(
+    ("coding", "code"),
+    [
+        ({"system": ROLE, "code": "MTHX9"}, "unknown-code"),  # not a RoleCode family-member code
+        ({"system": ROLE, "code": "FAMMEMB"}, "unknown-code"),  # a family member, degree not stated
+        ({"system": "urn:example:relatives", "code": "mor"}, "unknown-code-system"),  # another code system
+    ],
+)
+def test_a_relationship_not_understood_leaves_the_degree_unknown_not_distant(coding: dict[str, str], code: str) -> None:
+    b = example(FAMILY_BREAST_OVARIAN)
+    assert status(run(b))["HER-3"] == "flagged"
+    resource(b, "p31-fmh3")["relationship"]["coding"] = [coding]
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "FamilyMemberHistory/p31-fmh3"]
+    assert [(n["code"], n["element"]) for n in found] == [(code, "FamilyMemberHistory.relationship")]
+    # the relative may be a close one: the hereditary referral is open, pointing at the relationship
+    assert status(doc)["HER-3"] == "indeterminate"
+    miss = [m for m in missing(doc, "HER-3") if m["fact"] == "family_history"]
+    assert miss and all((m["field"], m["reason"]) == ("degree", "unreadable") for m in miss), miss
+
+
+@pytest.mark.parametrize(("code", "flagged"), [("TWINSIS", True), ("HSIS", True), ("STPMTH", False), ("COUSN", False)])
+def test_a_known_relationship_decides_the_degree(code: str, flagged: bool) -> None:
+    b = example(FAMILY_BREAST_OVARIAN)
+    resource(b, "p31-fmh3")["relationship"]["coding"][0]["code"] = code
+    doc = run(b)
+    assert not [n for n in doc["data_quality"] if n["resource"] == "FamilyMemberHistory/p31-fmh3"]
+    assert status(doc)["HER-3"] == ("flagged" if flagged else "not_flagged")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mdtflag.fhir.facts.codes import DEGREE, ROLE_SYSTEMS
+from mdtflag.fhir.facts.codes import DEGREE, FAMILY_ROLES_NOT_CLOSE, ROLE_SYSTEMS
 from mdtflag.fhir.facts.condition import read_condition_code
 from mdtflag.fhir.facts.context import Extraction, Resource
 from mdtflag.fhir.facts.models import Evidence, FamilyHistoryFact
@@ -20,17 +20,29 @@ def read_family(x: Extraction, res: Resource, name: str, i: int) -> None:
         if s in ROLE_SYSTEMS:
             relationship = c.upper()
             break
+    # a relative whose relationship cannot be read is still a relative: the degree is unknown, not "not close"
+    degree = DEGREE.get(relationship) if relationship else None
+    degree_unread = relationship is None or (degree is None and relationship not in FAMILY_ROLES_NOT_CLOSE)
     if relationship is None:
         x.note(
             "unknown-code-system" if codings(res.get("relationship")) else "missing-element",
-            "FamilyMemberHistory.relationship has no v3-RoleCode",
+            "FamilyMemberHistory.relationship has no v3-RoleCode: the degree of relationship is unknown",
             name,
             "FamilyMemberHistory.relationship",
         )
-        return
-    degree = DEGREE.get(relationship)
+    elif degree_unread:
+        x.note(
+            "unknown-code",
+            f"FamilyMemberHistory.relationship {relationship[:30]} is not a v3 family-member code of a known "
+            "degree: the degree of relationship is unknown",
+            name,
+            "FamilyMemberHistory.relationship",
+        )
+    relationship = relationship or "unknown"
     rel_ev = Evidence(resource=name, element="FamilyMemberHistory.relationship", value=relationship)
     conditions = [c for c in as_list(res.get("condition")) if type(c) is dict]
+    if degree_unread:
+        x.unread_field("family_history", "degree", name, "FamilyMemberHistory.relationship")
     if not conditions:
         x.add("family_history", (i, 0), FamilyHistoryFact(relationship=relationship, degree=degree, evidence=(rel_ev,)))
         return
