@@ -651,3 +651,31 @@ def test_a_known_relationship_decides_the_degree(code: str, flagged: bool) -> No
     doc = run(b)
     assert not [n for n in doc["data_quality"] if n["resource"] == "FamilyMemberHistory/p31-fmh3"]
     assert status(doc)["HER-3"] == ("flagged" if flagged else "not_flagged")
+
+
+# ------------------------------------------------------------------ a referral coded almost as mdtflag reads it
+
+ALREADY_REFERRED = "19-breast-germline-brca1-already-referred.json"  # referral on file: p19-sr5
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("system", "urn:example:orders"), ("code", "CANCER-GENETICS-REFERRAL"), ("system", None)]
+)
+def test_a_referral_coded_in_another_case_or_system_is_unknown_not_absent(field: str, value: str | None) -> None:
+    b = example(ALREADY_REFERRED)
+    before = status(run(b))
+    assert before["HER-1"] == "not_flagged"  # already referred: no new referral flag
+    coding = resource(b, "p19-sr5")["code"]["coding"][0]
+    if value is None:
+        del coding[field]
+    else:
+        coding[field] = value
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "ServiceRequest/p19-sr5"]
+    assert [(n["code"], n["element"]) for n in found] == [("unknown-code", "ServiceRequest.code")]
+    assert status(doc)["HER-1"] == "indeterminate"
+    miss = [m for m in missing(doc, "HER-1") if m["fact"] == "assertion"]
+    assert miss and all(m["reason"] == "unreadable" and m["resource"] == "ServiceRequest/p19-sr5" for m in miss)
+    # another order altogether is not a referral
+    coding.update({"system": "urn:example:orders", "code": "ct-thorax"})
+    assert status(run(b))["HER-1"] == "flagged"

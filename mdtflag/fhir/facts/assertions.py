@@ -107,13 +107,26 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
         ccs, element = [res.get("code")], "ServiceRequest.code"
     else:
         ccs, element = as_list(res.get("type")), "Encounter.type"
-    if not any(s == ASSERTION_SYSTEM and c == REFERRAL for cc in ccs for s, c, _ in codings(cc)):
+    codes = [(s, c) for cc in ccs for s, c, _ in codings(cc)]
+    # the referral code in another case or under another system (or none): a referral that may have been made
+    near = not any(s == ASSERTION_SYSTEM and c == REFERRAL for s, c in codes)
+    if near and not any(c.lower() == REFERRAL for _, c in codes):
         return
     status = status_of(res)
     if status in ("entered-in-error", "revoked", "cancelled"):
         x.note("ignored-status", f"{name} has status {status}; ignored", name, f"{rt}.status")
         return
     x.status_not_understood(res, name)
+    if near:
+        x.note(
+            "unknown-code",
+            f"{element} is like {ASSERTION_SYSTEM}|{REFERRAL} but not it (another case or system): "
+            "whether this is a cancer-genetics referral is unknown",
+            name,
+            element,
+        )
+        x.untrusted.add(name)
+        x.reading_untrusted = name
     if rt == "ServiceRequest":
         raw = res.get("occurrenceDateTime", res.get("authoredOn"))
         key = "occurrenceDateTime" if "occurrenceDateTime" in res else "authoredOn"
