@@ -679,3 +679,13 @@ def test_a_referral_coded_in_another_case_or_system_is_unknown_not_absent(field:
     # another order altogether is not a referral
     coding.update({"system": "urn:example:orders", "code": "ct-thorax"})
     assert status(run(b))["HER-1"] == "flagged"
+
+
+def test_an_assay_code_not_understood_leaves_which_assay_unknown() -> None:
+    b = example("16-child-medulloblastoma-wgs-done.json")
+    assert status(run(b))["PED-WGS-1"] == "not_flagged"  # WGS done
+    resource(b, "p16-dr2")["code"]["coding"][1]["code"] = "wgs"
+    doc = run(b)
+    assert status(doc)["PED-WGS-1"] == "indeterminate"  # it may be the WGS: never "no WGS reported"
+    miss = [m for m in missing(doc, "PED-WGS-1") if m["fact"] == "genomic_report"]
+    assert miss and all((m["field"], m["reason"]) == ("assay", "unreadable") for m in miss), miss

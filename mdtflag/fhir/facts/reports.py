@@ -108,6 +108,8 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
             x.unread_field("genomic_report", "broad", name, "DiagnosticReport.status")
     elif final and breadth is None and unread_assay is not None:
         x.unread_field("genomic_report", "broad", name, unread_assay)
+    if assay is None and unread_assay is not None:  # which assay it was is unknown too (e.g. "was it WGS?")
+        x.unread_field("genomic_report", "assay", name, unread_assay)
 
 
 GENE_COUNT = re.compile(r"\b(\d{1,5})[ -]?genes?\b", re.IGNORECASE)
