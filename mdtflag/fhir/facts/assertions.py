@@ -110,8 +110,8 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
     codes = [(s, c) for cc in ccs for s, c, _ in codings(cc)]
     # the referral code in another case or under another system (or none): a referral that may have been made
     near = not any(s == ASSERTION_SYSTEM and c == REFERRAL for s, c in codes)
-    if near and not any(c.lower() == REFERRAL for _, c in codes):
-        return
+    if near and not any(c.lower() == REFERRAL or (s == ASSERTION_SYSTEM and c not in ASSERTIONS) for s, c in codes):
+        return  # another order or visit (an assertion code mdtflag does not know may be a mistyped referral)
     status = status_of(res)
     if status in ("entered-in-error", "revoked", "cancelled"):
         x.note("ignored-status", f"{name} has status {status}; ignored", name, f"{rt}.status")
@@ -120,7 +120,7 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
     if near:
         x.note(
             "unknown-code",
-            f"{element} is like {ASSERTION_SYSTEM}|{REFERRAL} but not it (another case or system): "
+            f"{element} is like {ASSERTION_SYSTEM}|{REFERRAL} but not it (another case, code or system): "
             "whether this is a cancer-genetics referral is unknown",
             name,
             element,

@@ -13,6 +13,7 @@ from typing import Callable
 from mdtflag.fhir.facts.assertions import obs_assertion
 from mdtflag.fhir.facts.codes import (
     ASSERTION_SYSTEM,
+    ASSERTIONS,
     DISEASE_STATUS_LOINC,
     ECOG_LA,
     ECOG_SNOMED,
@@ -113,6 +114,15 @@ def near_miss(x: Extraction, cc: Resource, name: str) -> tuple[ObservationReader
         system, code, element = norm_system(as_dict(c).get("system")), code.strip(), f"Observation.code.coding[{j}]"
         if system == ASSERTION_SYSTEM or (system == LOINC and loinc_valid(code)):
             continue
+        if code.lower() in ASSERTIONS:  # a clinical assessment's code under another system or none
+            x.note(
+                "unknown-code-system",
+                f"{element}: {code[:40]} is a code of {ASSERTION_SYSTEM} under the system "
+                f"{system[:60] or '(none)'}: present but unreadable",
+                name,
+                element,
+            )
+            return obs_assertion, code.lower()
         guess = loinc_prefix(code) if system == LOINC else code
         reader = next((r[(LOINC, guess)] for r in readers if (LOINC, guess) in r), None) if guess else None
         if system == LOINC:
