@@ -132,7 +132,8 @@ def obs_variant(x: Extraction, res: Resource, name: str, i: int, code: str) -> N
                 f"{element}.code",
             )
             odd_genes.append(f"{element}.code")
-        near_miss_component(x, comp, name, element)
+        else:
+            near_miss_component(x, comp, name, element)
         for s, c in component_codes(comp):
             if s == LOINC:
                 if c == "48018-6":
