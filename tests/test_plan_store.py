@@ -227,7 +227,7 @@ def test_every_plan_of_the_examples_and_real_data_is_written_and_read_back_the_s
         except Exception:
             continue
     plans = [(k, p) for k, p in fastvalid._PLANS.items() if p is not fastvalid._NO_PLAN]
-    assert len(plans) > 100
+    assert len(plans) > (100 if REAL.is_dir() else 30)  # the examples alone have some 40 shapes
     for key, plan in plans:
         n = len(skeleton_leaves(key))
         raw = plan_store._portable(plan, n)
