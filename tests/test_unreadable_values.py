@@ -695,3 +695,31 @@ def test_an_assay_code_not_understood_leaves_which_assay_unknown() -> None:
     assert status(doc)["PED-WGS-1"] == "indeterminate"  # it may be the WGS: never "no WGS reported"
     miss = [m for m in missing(doc, "PED-WGS-1") if m["fact"] == "genomic_report"]
     assert miss and all((m["field"], m["reason"]) == ("assay", "unreadable") for m in miss), miss
+
+
+def test_a_histology_observation_whose_status_is_not_understood_does_not_confirm_histology() -> None:
+    def with_histology_observation(obs_status: str) -> Bundle:
+        b = example()
+        del resource(b, "p01-cond1")["extension"]  # the morphology now comes only from the Observation
+        obs = {
+            "resourceType": "Observation",
+            "id": "p01-histo",
+            "status": obs_status,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "31206-6"}]},
+            "subject": {"reference": "Patient/p01"},
+            "focus": [{"reference": "Condition/p01-cond1"}],
+            "effectiveDateTime": "2025-02-19",
+            "valueCodeableConcept": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/icd-o-3", "code": "8160/3"}]
+            },
+        }
+        b["entry"].append({"fullUrl": "urn:uuid:5f0c7e4e-histology", "resource": obs})
+        return b
+
+    assert status(run(with_histology_observation("final")))["TRIAL-FOCUSE"] == "flagged"
+    doc = run(with_histology_observation("FINAL"))
+    assert [n["code"] for n in doc["data_quality"] if n["resource"] == "Observation/p01-histo"] == ["unknown-code"]
+    assert status(doc)["TRIAL-FOCUSE"] == "indeterminate"
+    miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "diagnosis"]
+    assert miss and all((m["field"], m["reason"]) == ("histology_confirmed", "unreadable") for m in miss), miss
+    assert all("Observation/p01-histo.status" in m["text"]["en"] for m in miss)

@@ -129,7 +129,11 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
                         _, morph = icdo3(target)
                         c = f"{c} -> ICD-O-3 {target}"
                 ev.append(Evidence(resource=name, element=element, value=f"{s}|{c}"))
-    for hist_morph, hist_ev in histology_index(x).get(id(res), ()):  # histology Observations (LOINC 31206-6)
+    unread_histology = None  # a histology Observation whose status is not understood (noted by its reader)
+    for hist_morph, hist_ev, readable in histology_index(x).get(id(res), ()):  # LOINC 31206-6 Observations
+        if not readable:
+            unread_histology = unread_histology or f"{hist_ev.resource}.status"
+            continue
         has_histology_ext = True
         morph = morph or hist_morph
         ev.append(hist_ev)
@@ -160,6 +164,8 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     confirmed = None if vs_unread else vs == "confirmed"
     pathology = id(res) in x.pathology_conditions or condition_has_pathology_evidence(x, res)
     histology = (has_histology_ext or behaviour == "3" or pathology) and confirmed
+    if histology is False and confirmed and unread_histology:  # the only histology on file cannot be relied on
+        histology = None
     if "recordedDate" in res and type(res["recordedDate"]) is str:
         recorded, _ = parse_date(res["recordedDate"])
         if x.after_as_of(recorded, name, "Condition.recordedDate"):
@@ -206,7 +212,8 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     if confirmed is None:
         x.unread_field("diagnosis", "confirmed", name, "Condition.verificationStatus")
     if histology is None:
-        x.unread_field("diagnosis", "histology_confirmed", name, "Condition.verificationStatus")
+        where = "Condition.verificationStatus" if confirmed is None else str(unread_histology)
+        x.unread_field("diagnosis", "histology_confirmed", name, where)
     # a code that is present but not understood leaves what it would have said unknown (not absent): a rule
     # asking "a cancer?" / "which tumour group?" of this diagnosis cannot pass over it
     if res.get("code") is not None:

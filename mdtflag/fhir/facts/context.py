@@ -131,7 +131,7 @@ class Extraction:
         self.pathology_conditions: set[int] = set()  # id() of Conditions they refer to
         self.significance_cache: dict[int, tuple[str, Evidence]] | None = None
         # id(Condition) -> histology Observations about it (see mdtflag.fhir.facts.mcode.histology_index)
-        self.histology_cache: dict[int, list[tuple[str | None, Evidence]]] | None = None
+        self.histology_cache: dict[int, list[tuple[str | None, Evidence, bool]]] | None = None
         self.explicit_assertions: set[str] = set()  # codes of the project's own assessments read
 
     def _canonical_order(

@@ -32,6 +32,7 @@ from mdtflag.fhir.facts.codes import (
     LOINC,
     NCIT,
     RELATED_CONDITION_EXT,
+    RESOURCE_STATUSES,
     SNOMED,
     TMB_CALL,
 )
@@ -257,8 +258,9 @@ def add_tmb_call(
     )
 
 
-#: id(Condition) -> [(ICD-O-3 morphology or None, evidence)] of the histology Observations about it.
-HistologyIndex = dict[int, list[tuple[str | None, Evidence]]]
+#: id(Condition) -> [(ICD-O-3 morphology or None, evidence, readable)] of the histology Observations about it
+#: (readable: its status is one of the R4 codes; else what it says is present but unreadable).
+HistologyIndex = dict[int, list[tuple[str | None, Evidence, bool]]]
 
 
 def obs_histology(x: Extraction, res: Resource, name: str, i: int, code: str) -> None:
@@ -298,7 +300,10 @@ def histology_index(x: Extraction) -> HistologyIndex:
             x.note("missing-element", "histologic behaviour and type without a coded value", name, _VALUE)
             continue
         morph, shown = histology_morphology(x, cc, name)
-        index.setdefault(id(condition), []).append((morph, Evidence(resource=name, element=_VALUE, value=shown)))
+        readable = "status" not in res or status in RESOURCE_STATUSES["Observation"]
+        index.setdefault(id(condition), []).append(
+            (morph, Evidence(resource=name, element=_VALUE, value=shown), readable)
+        )
     return index
 
 
