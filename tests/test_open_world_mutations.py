@@ -107,3 +107,46 @@ def test_a_corrupted_code_never_flips_a_definite_decision(name: str, pick: int, 
         assert any(n["resource"] == where for n in doc["data_quality"]), (
             f"{name}: {where} {'.'.join(map(str, path))} ({how}) changed decisions without a note on {where}"
         )
+
+
+@cache
+def status_sites(name: str) -> tuple[int, ...]:
+    text, _, _ = baseline(name)
+    return tuple(k for k, e in enumerate(json.loads(text)["entry"]) if isinstance(e["resource"].get("status"), str))
+
+
+#: a status that withdraws what the resource says, per resource type (entered-in-error where R4 has it)
+WITHDRAWN = {"ResearchSubject": "ineligible"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(example_files()), st.integers(min_value=0, max_value=10_000), st.sampled_from(["X9", "upper"]))
+def test_a_corrupted_status_is_open_wherever_the_status_would_decide(name: str, pick: int, how: str) -> None:
+    """A status outside its R4 codes may be the one on file or one that withdraws the resource (entered in
+    error): wherever those two give opposite definite answers, the corrupted status gives neither; and any
+    change comes with a note on the resource."""
+    text, _, before_items = baseline(name)
+    sites = status_sites(name)
+    if not sites:
+        return
+    k = sites[pick % len(sites)]
+    bundle: Bundle = json.loads(text)
+    resource = bundle["entry"][k]["resource"]
+    original = resource["status"]
+    withdrawn = WITHDRAWN.get(resource["resourceType"], "entered-in-error")
+    resource["status"] = withdrawn
+    other = status(run(bundle))
+    resource["status"] = original + "X9" if how == "X9" else original.upper()
+    if resource["status"] == original:
+        return
+    doc = run(bundle)
+    before, after = dict(before_items), status(doc)
+    where = f"{resource['resourceType']}/{resource.get('id')}"
+    for rule, was in before.items():
+        if rule.startswith(BY_DESIGN) or was not in DEFINITE:
+            continue
+        assert after[rule] == was or after[rule] not in DEFINITE, f"{name}: {where} status {original!r}: {rule}"
+        if other[rule] in DEFINITE and other[rule] != was:  # the status decides this rule: it must stay open
+            assert after[rule] not in DEFINITE, f"{name}: {where} status {original!r} -> {resource['status']!r}: {rule}"
+    if after != before:
+        assert any(n["resource"] == where for n in doc["data_quality"]), f"{name}: {where} status without a note"

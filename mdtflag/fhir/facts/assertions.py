@@ -125,8 +125,7 @@ def read_referral(x: Extraction, res: Resource, name: str, i: int) -> None:
             name,
             element,
         )
-        x.untrusted.add(name)
-        x.reading_untrusted = name
+        x.distrust(name, element)
     if rt == "ServiceRequest":
         raw = res.get("occurrenceDateTime", res.get("authoredOn"))
         key = "occurrenceDateTime" if "occurrenceDateTime" in res else "authoredOn"

@@ -318,6 +318,7 @@ RESOURCE_STATUSES: Mapping[str, frozenset[str]] = MappingProxyType(
             {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
         ),
         "FamilyMemberHistory": frozenset({"partial", "completed", "entered-in-error", "health-unknown"}),
+        "DiagnosticReport": REPORT_STATUSES,
         "ServiceRequest": frozenset(
             {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
         ),

@@ -118,14 +118,14 @@ class Extraction:
                     self.reports.append((i, res, name))
         # resources that fail validation: read by their handler only (never found by reference), and what
         # they would give is recorded as present but unreadable (see :meth:`add`, :meth:`build_latest`)
-        self.untrusted: set[str] = set()
+        self.untrusted: dict[str, str] = {}  # name -> the element that makes it unreadable ("": all of it)
         for k, res in enumerate(bundle.invalid):
             rt, rid = res.get("resourceType"), res.get("id")
             handler = handlers.get(rt) if type(rt) is str else None
             if handler is None or type(rt) is not str:
                 continue
             name = f"{rt}/{rid}" if type(rid) is str and rid else anonymous_name(rt, res, None)
-            self.untrusted.add(name)
+            self.untrusted[name] = ""
             self.work.append((len(bundle.resources) + k, res, name, handler))
         self.pathology_reports: set[int] = set()  # id() of pathology DiagnosticReports
         self.pathology_conditions: set[int] = set()  # id() of Conditions they refer to
@@ -197,7 +197,12 @@ class Extraction:
             name,
             f"{rt}.status",
         )
-        self.untrusted.add(name)
+        self.distrust(name, f"{rt}.status")
+
+    def distrust(self, name: str, element: str) -> None:
+        """Read the rest of resource ``name`` as present but unreadable because of ``element`` (noted by the
+        caller), as a resource that fails validation is."""
+        self.untrusted[name] = element
         self.reading_untrusted = name
 
     def add(self, kind: str, order: tuple[int, int], fact: FactBase) -> None:
@@ -205,7 +210,7 @@ class Extraction:
             # read from a resource that fails validation: what it says of its identity (code, gene, ...) may
             # rule it out for a criterion, but it never meets one
             known = {k: v for k, v in fact.__dict__.items() if k != "kind" and type(v) in (str, bool)}
-            self.unread(kind, known, self.reading_untrusted, "")
+            self.unread(kind, known, self.reading_untrusted, self.untrusted.get(self.reading_untrusted, ""))
             return
         self.out[kind].append((order, fact))
         if self.partial and id(fact) not in self.other_end:
@@ -305,7 +310,7 @@ class Extraction:
             )
             self.unread_key(key, name, "")
         elif name in self.untrusted:  # the latest value comes from a resource that fails validation
-            self.unread_key(key, name, "")
+            self.unread_key(key, name, self.untrusted[name])
         else:
             entry[2]()
 

@@ -96,8 +96,7 @@ def read_with(
     elif status != "registered" and not x.known_later(res, name):  # registered: no result yet
         x.status_not_understood(res, name)
         if not sure:
-            x.untrusted.add(name)
-            x.reading_untrusted = name
+            x.distrust(name, "Observation.code")
         handler(x, res, name, i, code)
 
 

@@ -73,15 +73,11 @@ def read_report(x: Extraction, res: Resource, name: str, i: int) -> None:
                 unread_assay,
             )
     final: bool | None = status in FINAL_REPORT
-    if "status" in res and status not in REPORT_STATUSES:  # present, not understood: final or not unknown
-        x.note(
-            "unknown-code",
-            f"DiagnosticReport.status {repr(res['status'])[:40]} is not a DiagnosticReport status: "
-            "whether the report is final is unknown",
-            name,
-            "DiagnosticReport.status",
-        )
+    if "status" in res and status not in REPORT_STATUSES:
+        # present, not understood: whether it is final is unknown, and it may be in error, so what it says is
+        # present but unreadable ("was there a WGS?" as well as "is it final?")
         final = None
+        x.status_not_understood(res, name)
     if status:
         ev.append(Evidence(resource=name, element="DiagnosticReport.status", value=status))
     performer = res.get("performer")
