@@ -78,11 +78,12 @@ def read_condition(x: Extraction, res: Resource, name: str, i: int) -> None:
     if vs_unread and type(vs_raw) is dict:
         x.note(
             "unknown-code",
-            f"Condition.verificationStatus {str(vs)[:40]!r} is not a condition-ver-status code: "
-            "whether the diagnosis is confirmed is unknown",
+            f"Condition.verificationStatus {str(vs)[:40]!r} is not a condition-ver-status code: it may be "
+            "refuted or entered in error, so what the diagnosis says is present but unreadable",
             name,
             "Condition.verificationStatus",
         )
+        x.distrust(name, "Condition.verificationStatus")
     if vs in ("refuted", "entered-in-error"):
         x.note("ignored-status", f"{name} has verificationStatus {vs}; ignored", name, "Condition.verificationStatus")
         return
