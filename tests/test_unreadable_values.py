@@ -724,3 +724,17 @@ def test_a_histology_observation_whose_status_is_not_understood_does_not_confirm
     miss = [m for m in missing(doc, "TRIAL-FOCUSE") if m["fact"] == "diagnosis"]
     assert miss and all((m["field"], m["reason"]) == ("histology_confirmed", "unreadable") for m in miss), miss
     assert all("Observation/p01-histo.status" in m["text"]["en"] for m in miss)
+
+
+def test_a_negative_copy_number_is_unreadable_not_below_the_threshold() -> None:
+    b = example(PRIOR_TRASTUZUMAB)  # ERBB2 amplification, copy number 14 in p04-obs19 component[2]
+    assert status(run(b))["F-ACT"] == "flagged"
+    quantity = resource(b, "p04-obs19")["component"][2]["valueQuantity"]
+    assert quantity["value"] == 14
+    quantity["value"] = -14
+    doc = run(b)
+    found = [n for n in doc["data_quality"] if n["resource"] == "Observation/p04-obs19"]
+    assert [(n["code"], n["element"]) for n in found] == [("out-of-range", "Observation.component[2].valueQuantity")]
+    assert status(doc)["F-ACT"] == "indeterminate"
+    miss = [m for m in missing(doc, "F-ACT") if m["fact"] == "variant"]
+    assert miss and all((m["field"], m["reason"]) == ("copy_number", "unreadable") for m in miss), miss

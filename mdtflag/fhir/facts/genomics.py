@@ -462,6 +462,9 @@ def variant_component(
         if value is None:
             x.note("wrong-type", f"{element} copy number is not a Quantity with a number", name, element)
             x.unread_field("variant", "copy_number", name, element)
+        elif value < 0:  # impossible: present but unreadable, never "below the amplification threshold"
+            x.note("out-of-range", f"{element}: copy number {value} is negative", name, f"{element}.valueQuantity")
+            x.unread_field("variant", "copy_number", name, f"{element}.valueQuantity.value")
         else:
             fields["copy_number"] = value
             ev.append(Evidence(resource=name, element=f"{element}.valueQuantity", value=str(value)))
