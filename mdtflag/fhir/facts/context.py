@@ -15,9 +15,9 @@ from typing import Any, Callable, TypeVar
 import orjson
 
 from mdtflag.errors import DataQualityNote
-from mdtflag.fhir.facts.codes import RESOURCE_STATUSES
+from mdtflag.fhir.facts.codes import LOINC, RESOURCE_STATUSES
 from mdtflag.fhir.facts.models import FACT_SCHEMA, Evidence, FactBase
-from mdtflag.fhir.facts.parse import instant_key, last_day, parse_date, ref_key, status_of
+from mdtflag.fhir.facts.parse import instant_key, last_day, loinc_prefix, parse_date, ref_key, status_of
 from mdtflag.fhir.facts.terminology import Terminology, default_terminology
 from mdtflag.fhir.load import LoadedBundle
 from mdtflag.fhir.names import anonymous_name
@@ -183,6 +183,34 @@ class Extraction:
     def note(self, code: str, message: str, resource: str | None = None, element: str | None = None) -> None:
         if self.reading_untrusted is None:  # a resource that fails validation has its note from the loader
             self.notes.append(DataQualityNote(code, message, resource, element))
+
+    def loinc_near_miss(
+        self,
+        system: str,
+        code: str,
+        known: Callable[[str], _T | None],
+        what: Callable[[_T], str],
+        name: str,
+        element: str,
+    ) -> tuple[str, _T] | None:
+        """A coding that is not a valid LOINC coding but may mean one mdtflag reads: under LOINC, a code that
+        is not a LOINC code (the LOINC code at its start, or its number with the right check digit, may be
+        meant: "69548-6X9"); under another system or none, a LOINC code itself. Noted; returns the LOINC code
+        it may mean and what ``known`` gives for it (``what`` names that in the note), or None."""
+        guess = loinc_prefix(code) if system == LOINC else code
+        target = known(guess) if guess else None
+        if system == LOINC:
+            maybe = f": it may be {guess}, {what(target)} (present but unreadable)" if target is not None else ""
+            self.note("invalid-code", f"{element} {code[:30]!r} is not a LOINC code{maybe}", name, element)
+        elif target is not None:
+            self.note(
+                "unknown-code-system",
+                f"{element}: {code[:40]} is the LOINC code of {what(target)}, under the system "
+                f"{system[:60] or '(none)'}: present but unreadable",
+                name,
+                element,
+            )
+        return (guess, target) if guess is not None and target is not None else None
 
     def status_not_understood(self, res: Resource, name: str) -> None:
         """A ``status`` on file that is not one of its resource type's R4 codes: noted, and what the resource

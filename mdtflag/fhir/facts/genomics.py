@@ -38,7 +38,6 @@ from mdtflag.fhir.facts.parse import (
     component_codes,
     component_text,
     is_tmb_unit,
-    loinc_prefix,
     loinc_valid,
     norm_system,
     normalise_protein_hgvs,
@@ -271,26 +270,11 @@ def near_miss_component(x: Extraction, comp: Resource, name: str, element: str) 
     if any(s == LOINC and loinc_valid(c) for s, c in codes):
         return
     for s, c in codes:
-        guess = loinc_prefix(c) if s == LOINC else c
-        field = COMPONENT_FIELDS.get(guess) if guess else None
-        if s == LOINC:
-            x.note(
-                "invalid-code",
-                f"{element}.code {c[:30]!r} is not a LOINC code"
-                + (f": it may be {guess}, the variant's {field} (present but unreadable)" if field else ""),
-                name,
-                f"{element}.code",
-            )
-        elif field is not None:
-            x.note(
-                "unknown-code-system",
-                f"{element}.code: {c} is the LOINC code of the variant's {field}, under the system "
-                f"{s[:60] or '(none)'}: present but unreadable",
-                name,
-                f"{element}.code",
-            )
-        if field is not None:
-            x.unread_field("variant", field, name, f"{element}.code")
+        hit = x.loinc_near_miss(
+            s, c, COMPONENT_FIELDS.get, lambda field: f"the variant's {field}", name, f"{element}.code"
+        )
+        if hit is not None:
+            x.unread_field("variant", hit[1], name, f"{element}.code")
             return
 
 

@@ -43,7 +43,6 @@ from mdtflag.fhir.facts.parse import (
     as_dict,
     as_list,
     codings,
-    loinc_prefix,
     loinc_valid,
     m1_value,
     norm_system,
@@ -100,12 +99,16 @@ def read_with(
         handler(x, res, name, i, code)
 
 
+def reader_of(x: Extraction, loinc: str) -> ObservationReader | None:
+    """The reader of an Observation with this LOINC code, if mdtflag reads it."""
+    return OBS_DISPATCH.get((LOINC, loinc)) or terminology_dispatch(x.terms).get((LOINC, loinc))
+
+
 def near_miss(x: Extraction, cc: Resource, name: str) -> tuple[ObservationReader, str] | None:
     """A result mdtflag reads, coded so that it cannot be sure what it is: a LOINC coding whose code is not a
     LOINC code (a LOINC code at its start names the reader: "69548-6X9"), or the LOINC code of a result it
     reads under another system or none. Noted; what the reader then finds is present but unreadable, never
     absent (a positive pregnancy test is not dropped for a typing error in its code)."""
-    readers = (OBS_DISPATCH, terminology_dispatch(x.terms))
     for j, c in enumerate(as_list(cc.get("coding"))):
         code = as_dict(c).get("code")
         if type(code) is not str:
@@ -122,26 +125,11 @@ def near_miss(x: Extraction, cc: Resource, name: str) -> tuple[ObservationReader
                 element,
             )
             return obs_assertion, code.lower()
-        guess = loinc_prefix(code) if system == LOINC else code
-        reader = next((r[(LOINC, guess)] for r in readers if (LOINC, guess) in r), None) if guess else None
-        if system == LOINC:
-            x.note(
-                "invalid-code",
-                f"{element} {code[:30]!r} is not a LOINC code"
-                + (f": it may be {guess}, a result mdtflag reads (present but unreadable)" if reader else ""),
-                name,
-                element,
-            )
-        elif reader is not None:
-            x.note(
-                "unknown-code-system",
-                f"{element}: {code} is the LOINC code of a result mdtflag reads, under the system "
-                f"{system[:60] or '(none)'}: present but unreadable",
-                name,
-                element,
-            )
-        if reader is not None and guess is not None:
-            return reader, guess
+        hit = x.loinc_near_miss(
+            system, code, lambda loinc: reader_of(x, loinc), lambda _: "a result mdtflag reads", name, element
+        )
+        if hit is not None:
+            return hit[1], hit[0]
     return None
 
 
