@@ -308,6 +308,7 @@ def stage_iv_value(cc: object) -> str | None:
 _LOINC_FORM = re.compile(r"(\d{1,7})-(\d)")
 
 
+@lru_cache(maxsize=4096)
 def loinc_valid(code: str) -> bool:
     """Whether ``code`` is a LOINC code: digits, a dash and the mod-10 check digit LOINC computes (answer and
     part codes, LA… / LP…, are not observation codes and are not valid here)."""
